@@ -1,0 +1,34 @@
+"""layerlab: build, train, evaluate, predict with and look inside CNNs and RNNs.
+
+The public API is small::
+
+    from layerlab import load_dataset, build_model, train, fit, evaluate, evaluate_run, predict_files
+
+Names are imported on first use, so ``import layerlab.reference`` (NumPy only) never loads torch.
+"""
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "build_model": "api", "count_parameters": "api", "evaluate_run": "api", "load_run": "api",
+    "predict_files": "api", "prepare_data": "api", "resume": "api", "train": "api",
+    "DataConfig": "config", "ModelConfig": "config", "RunConfig": "config", "TrainConfig": "config",
+    "Dataset": "data", "Split": "data", "load_dataset": "data",
+    "evaluate": "engine", "fit": "engine",
+    "LayerlabError": "errors",
+    "create_model": "models", "list_models": "models", "register_model": "models",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'layerlab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

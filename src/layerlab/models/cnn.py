@@ -1,0 +1,80 @@
+"""Convolutional models, the article's first among them (section 4).
+
+Architectures are data (timm's ``vgg.py`` style): an int is a 3x3 ReLU conv with that many
+filters (no padding, like Keras's default ``padding='valid'``), ``'M'`` a 2x2 max pool.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+from . import register_model
+
+ARTICLE_CNN = [32, "M", 64, "M"]
+
+
+def keras_init_(module: nn.Module) -> nn.Module:
+    """Keras's defaults for Conv2D/Dense: glorot-uniform kernels, zero biases (in place)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
+class ConvNet(nn.Module):
+    """Conv/pool feature extractor from a layer list, then Flatten > Dense(num_outputs).
+
+    The Dense head fixes the input size (the article's 6.1.2 drawback): the model is built for one
+    ``(C, H, W)``. Outputs are logits; softmax lives in the loss, as in every numerically careful
+    port of Keras's ``Dense(10, activation='softmax')`` + sparse categorical cross-entropy.
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], num_outputs: int, layers=ARTICLE_CNN,
+                 kernel_size: int = 3):
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ConfigError(f"a CNN needs image samples of shape (channels, height, width), got {tuple(input_shape)}")
+        c, h, w = input_shape
+        feats: list[nn.Module] = []
+        for spec in layers:
+            if spec == "M":
+                feats.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+            else:
+                feats += [nn.Conv2d(c, int(spec), kernel_size), nn.ReLU(inplace=True)]
+                c, h, w = int(spec), h - kernel_size + 1, w - kernel_size + 1
+            if h < 1 or w < 1:
+                raise ConfigError(f"input {tuple(input_shape)} is too small for layers {layers}")
+        self.input_shape = tuple(input_shape)
+        self.features = nn.Sequential(*feats)
+        self.flatten = nn.Flatten()
+        self.classifier = nn.Linear(c * h * w, num_outputs)
+        keras_init_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, K)
+        return self.classifier(self.flatten(self.features(x)))
+
+
+@register_model("article-cnn", "The article's CNN: Conv(32,3x3) > Pool > Conv(64,3x3) > Pool > Dense")
+def article_cnn(input_shape, num_outputs):
+    """The article's CNN: Conv2D(32,3x3,relu) > MaxPool(2) > Conv2D(64,3x3,relu) > MaxPool(2) > Flatten > Dense."""
+    return ConvNet(input_shape, num_outputs, ARTICLE_CNN)
+
+
+@register_model("cnn", "A configurable VGG-style CNN: --channels 32,M,64,M (3x3 convs, 2x2 pools)")
+def cnn(input_shape, num_outputs, channels: str | list | None = None):
+    """A configurable CNN; ``channels`` like ``"32,M,64,M"``."""
+    if channels is None:
+        layers = ARTICLE_CNN
+    elif isinstance(channels, str):
+        try:
+            layers = [s.strip() if s.strip().upper() == "M" else int(s) for s in channels.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--channels must be a comma list of integers and M, got {channels!r}") from None
+        layers = ["M" if s == "m" else s for s in layers]
+    else:
+        layers = list(channels)
+    return ConvNet(input_shape, num_outputs, layers)
