@@ -1,0 +1,120 @@
+"""One helper compares a reference layer with PyTorch and with finite differences (tinygrad's
+``helper_test_op`` style), so that each reference test is a few lines.
+
+The comparison runs through a scalar ``L = sum_k <out_k, dout_k>`` with a fixed random ``dout``: its
+gradient with respect to any input is exactly what ``ref_backward(dout, cache)`` must return, autograd
+computes it for torch, and central differences estimate it from ``ref_forward`` alone.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+TORCH_TOL = 1e-10   # reference vs torch, outputs and gradients, float64
+FD_TOL = 1e-6       # relative error of the analytic gradient against central differences
+FD_EPS = 1e-6
+FD_MAX_ENTRIES = 60  # per array; larger arrays are checked on a random sample of entries
+
+
+def rand(*shape, seed: int = 0, scale: float = 1.0) -> np.ndarray:
+    """A float64 standard-normal array; a distinct ``seed`` per argument keeps tests independent."""
+    return scale * np.random.default_rng(seed).standard_normal(shape)
+
+
+def _as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _like(structure, arrays):
+    return arrays if isinstance(structure, tuple) else arrays[0]
+
+
+def _differentiable(values: dict, no_grad) -> list[str]:
+    return [k for k, v in values.items()
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f" and k not in no_grad]
+
+
+def _assert_close(name: str, ref: np.ndarray, other: np.ndarray, tol: float, what: str) -> None:
+    ref, other = np.asarray(ref, dtype=np.float64), np.asarray(other, dtype=np.float64)
+    assert ref.shape == other.shape, f"{name}: reference shape {ref.shape}, {what} shape {other.shape}"
+    # Absolute for values of order one, relative for large ones (a 50-step sum can reach 100s).
+    err = float(np.max(np.abs(ref - other), initial=0.0))
+    scale = max(1.0, float(np.max(np.abs(other), initial=0.0)))
+    assert err <= tol * scale, f"{name}: reference and {what} differ by {err:.3e} (scale {scale:.3g})"
+
+
+def check_against_torch(ref_forward, ref_backward, torch_fn, inputs: dict, params: dict | None = None,
+                        *, no_grad=(), fd: bool = True, seed: int = 1234) -> dict:
+    """Check a reference layer's forward and backward against torch (1e-10) and finite differences (1e-6).
+
+    Args:
+        ref_forward: ``ref_forward(*inputs.values(), *params.values()) -> (out, cache)``: positional,
+            in order, so that reference and torch signatures need not share argument names;
+            ``out`` is an array, a float or a tuple of arrays.
+        ref_backward: ``ref_backward(dout, cache) -> grads``, ``dout`` shaped like ``out``; ``grads``
+            must hold a gradient for every float array in ``inputs`` and ``params`` not in ``no_grad``.
+        torch_fn: called like ``ref_forward`` with float64 tensors, returning a tensor or a tuple of
+            tensors shaped like ``out``.
+        inputs, params: named arrays (data, then weights; the split is only for reading). The names
+            are the keys ``ref_backward`` must use in ``grads``.
+        no_grad: names that are not differentiated (integer labels, fixed masks).
+        fd: also check every gradient against central differences.
+    Returns:
+        The reference gradients, for extra assertions.
+    """
+    values = {**inputs, **(params or {})}
+    wrt = _differentiable(values, no_grad)
+    rng = np.random.default_rng(seed)
+
+    out, cache = ref_forward(*values.values())
+    outs = tuple(np.asarray(o, dtype=np.float64) for o in _as_tuple(out))
+    douts = tuple(rng.standard_normal(o.shape) for o in outs)
+    # A scalar output (a loss) takes a float upstream gradient, as its backward expects.
+    grads = ref_backward(_like(out, tuple(float(d) if d.ndim == 0 else d for d in douts)), cache)
+    missing = [k for k in wrt if k not in grads]
+    assert not missing, f"ref_backward returned no gradient for {missing}"
+
+    tensors = {k: torch.tensor(v, requires_grad=k in wrt) if isinstance(v, np.ndarray) else v
+               for k, v in values.items()}
+    touts = _as_tuple(torch_fn(*tensors.values()))
+    assert len(touts) == len(outs), f"reference returns {len(outs)} outputs, torch {len(touts)}"
+    for n, (o, to) in enumerate(zip(outs, touts)):
+        _assert_close(f"output {n}", o, to.detach().numpy(), TORCH_TOL, "torch")
+    loss = sum((to * torch.from_numpy(d)).sum() for to, d in zip(touts, douts))
+    loss.backward()
+    for k in wrt:
+        tgrad = tensors[k].grad
+        tgrad = np.zeros_like(values[k]) if tgrad is None else tgrad.numpy()
+        _assert_close(f"d{k}", grads[k], tgrad, TORCH_TOL, "torch")
+
+    if fd:
+        def scalar_loss() -> float:
+            o, _ = ref_forward(*values.values())
+            return float(sum(np.sum(np.asarray(a) * d) for a, d in zip(_as_tuple(o), douts)))
+
+        for k in wrt:
+            check_finite_differences(scalar_loss, values[k], grads[k], k, rng)
+    return grads
+
+
+def check_finite_differences(scalar_loss, x: np.ndarray, grad: np.ndarray, name: str,
+                             rng: np.random.Generator) -> None:
+    """Central differences of ``scalar_loss()`` while ``x`` is perturbed in place, entry by entry."""
+    flat = x.reshape(-1)  # a view: perturbing it perturbs what scalar_loss reads
+    assert np.shares_memory(flat, x)
+    idx = np.arange(flat.size)
+    if flat.size > FD_MAX_ENTRIES:
+        idx = rng.choice(flat.size, FD_MAX_ENTRIES, replace=False)
+    numeric = np.empty(len(idx))
+    for n, i in enumerate(idx):
+        old = flat[i]
+        flat[i] = old + FD_EPS
+        plus = scalar_loss()
+        flat[i] = old - FD_EPS
+        minus = scalar_loss()
+        flat[i] = old
+        numeric[n] = (plus - minus) / (2 * FD_EPS)
+    analytic = np.asarray(grad).reshape(-1)[idx]
+    denom = max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-12)
+    rel = np.linalg.norm(analytic - numeric) / denom
+    assert rel < FD_TOL, f"d{name}: relative error {rel:.2e} against finite differences"
