@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 import time
+from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 
 from .errors import LayerlabError
@@ -262,13 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    for module in _EXTRA_COMMAND_MODULES:
+        import_module(f"layerlab.{module}").register(sub)
     return p
 
 
-#: Other modules add sub-commands here (``fn(subparsers)``), keeping this file a parser only.
-_EXTRA_COMMANDS: list = []
+#: Modules that add sub-commands through ``register(subparsers)``, keeping this file short:
+#: recurrent-model commands (generate) and the inspection commands (inspect, report, compare-cells).
+_EXTRA_COMMAND_MODULES = [m for m in ("cli_recurrent", "cli_inspect")
+                          if find_spec(f"layerlab.{m}") is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
