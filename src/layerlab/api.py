@@ -61,12 +61,14 @@ def _setup_threads(cfg: RunConfig) -> None:
 def train(cfg: RunConfig, out: str | Path | None = None, *, progress: engine.Progress | None = None,
           dataset: Dataset | None = None, overwrite: bool = False) -> tuple[RunDir, engine.FitResult]:
     """Build the model and data a config names, train it, and keep everything in a run directory."""
+    out = Path(out) if out else default_run_path(cfg.model.name, cfg.data.name)
+    if not overwrite:
+        RunDir.check_new(out)
     _setup_threads(cfg)
     device = engine.resolve_device(cfg.train.device)
     engine.seed_everything(cfg.train.seed)
     ds = dataset if dataset is not None else prepare_data(cfg)
     model = build_model(cfg.model.name, ds.input_shape, ds.num_outputs, **_model_options(cfg)).to(device)
-    out = Path(out) if out else default_run_path(cfg.model.name, cfg.data.name)
     info = {"model": {"name": cfg.model.name, "options": {k: v for k, v in _model_options(cfg).items() if v is not None},
                       "parameters": count_parameters(model)},
             "dataset": dataset_info(ds), "seed": cfg.train.seed, "device": str(device)}

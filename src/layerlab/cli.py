@@ -99,7 +99,11 @@ def cmd_train(args) -> int:
     if args.resume:
         run, result = api.resume(args.resume, epochs=args.epochs, progress=progress.callbacks)
     else:
+        from .rundir import RunDir
+
         cfg = _config_from_args(args)
+        if args.out:
+            RunDir.check_new(Path(args.out))  # before minutes of data loading, not after
         ds = api.prepare_data(cfg)
         if not args.quiet:
             progress.out.print(f"data: {ds.describe()}")

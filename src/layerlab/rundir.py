@@ -65,14 +65,20 @@ class RunDir:
     @classmethod
     def create(cls, path: str | Path, cfg: RunConfig, info: dict, *, overwrite: bool = False) -> "RunDir":
         path = Path(path)
-        if path.exists() and any(path.iterdir()) and not overwrite:
-            raise LayerlabError(f"{path} already exists and is not empty; choose another --out, "
-                                f"or --resume it to continue training")
+        if not overwrite:
+            cls.check_new(path)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         atomic_write_text(path / "config.toml", cfg.to_toml())
         run.write_info({**info, "status": "running", "started": _now(), "environment": environment()})
         return run
+
+    @staticmethod
+    def check_new(path: Path) -> None:
+        """Refuse to train into a run directory that already holds something."""
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise LayerlabError(f"{path} already exists and is not empty; choose another --out, "
+                                f"or --resume it to continue training")
 
     def write_info(self, info: dict) -> None:
         atomic_write_json(self.path / "run.json", info)

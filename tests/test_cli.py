@@ -1,0 +1,144 @@
+"""Every command's happy path and its bad-input path, through ``layerlab.cli.main`` as a user
+would call it: exit code 0, or 2 with one sentence on stderr and no traceback."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from datagen import make_idx_dir, save_png
+from layerlab.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_bad_input(code, err, *fragments):
+    assert code == 2
+    assert err.startswith("layerlab: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    for f in fragments:
+        assert f in err, err
+
+
+def test_train_evaluate_predict_happy_path(capsys, tmp_path):
+    data = make_idx_dir(tmp_path / "bars", n_train=200, n_test=60)
+    run = tmp_path / "run"
+    code, out, _ = run_cli(capsys, "train", "--data", data, "--epochs", 2, "--batch-size", 16, "--lr", 0.002,
+                           "--seed", 3, "--device", "cpu", "--out", run)
+    assert code == 0 and "test accuracy" in out and str(run) in out
+    assert "epoch 2" in out
+    code, out, _ = run_cli(capsys, "evaluate", run, "--json")
+    r = json.loads(out)
+    assert code == 0 and {"accuracy", "loss", "n"} <= set(r) and r["n"] == 60 and r["accuracy"] > 0.8
+    code, out, _ = run_cli(capsys, "evaluate", run)
+    assert code == 0 and "accuracy" in out and "per" not in out.splitlines()[0]
+    img = np.zeros((28, 28), dtype=np.uint8)
+    img[5:7, 4:24] = 255  # class 1
+    png = save_png(tmp_path / "one.png", img)
+    code, out, _ = run_cli(capsys, "predict", run, png, "--top-k", 2, "--json")
+    (p,) = json.loads(out)
+    assert code == 0 and p["file"] == str(png) and p["label"] == "1" and p["index"] == 1 and len(p["top_k"]) == 2
+    code, out, _ = run_cli(capsys, "predict", run, png)
+    assert code == 0 and "one.png: 1 (" in out
+
+
+def test_train_with_config_file_and_json_summary(capsys, tmp_path):
+    data = make_idx_dir(tmp_path / "bars", n_train=64, n_test=32)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[data]\nname = "{data}"\n[model]\nname = "cnn"\nchannels = "8,M"\n[train]\nepochs = 1\n')
+    code, out, _ = run_cli(capsys, "train", "--config", cfg, "--out", tmp_path / "r", "--json", "--quiet")
+    summary = json.loads(out)
+    assert code == 0 and summary["epochs"] == 1 and summary["model"] == "cnn"
+    assert 'channels = "8,M"' in (tmp_path / "r" / "config.toml").read_text()
+
+
+def test_models_and_data_list(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "models")
+    assert code == 0 and "article-cnn" in out
+    make_idx_dir(tmp_path / "fashion-mnist", n_train=10, n_test=10)
+    code, out, _ = run_cli(capsys, "data", "list", "--json", "--data-dir", tmp_path)
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and rows["fashion-mnist"]["available"] and not rows["cifar10"]["available"]
+    code, out, _ = run_cli(capsys, "data", "list")
+    assert code == 0 and "kmnist" in out
+
+
+def test_missing_data_is_one_sentence(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--data", "mnist", "--data-dir", tmp_path, "--out", tmp_path / "r")
+    assert_bad_input(code, err, "dataset 'mnist' not found", str(tmp_path))
+    assert not (tmp_path / "r").exists()
+
+
+def test_corrupt_data_file(capsys, tmp_path):
+    data = make_idx_dir(tmp_path / "bars", n_train=20, n_test=10, gz=False)
+    (data / "train-images-idx3-ubyte").write_bytes((data / "train-images-idx3-ubyte").read_bytes()[:5000])
+    code, _, err = run_cli(capsys, "train", "--data", data, "--out", tmp_path / "r")
+    assert_bad_input(code, err, "train-images-idx3-ubyte: truncated")
+
+
+def test_unknown_model(capsys, tmp_path):
+    data = make_idx_dir(tmp_path / "bars", n_train=20, n_test=10)
+    code, _, err = run_cli(capsys, "train", "--data", data, "--model", "transformer", "--out", tmp_path / "r")
+    assert_bad_input(code, err, "unknown model 'transformer'", "article-cnn")
+
+
+def test_bad_config_key(capsys, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[train]\nepoch = 3\n")
+    code, _, err = run_cli(capsys, "train", "--config", cfg)
+    assert_bad_input(code, err, "unknown key 'epoch'", "epochs")
+
+
+def test_predict_on_a_file_that_is_not_an_image(capsys, trained_run, tmp_path):
+    bad = tmp_path / "data.png"
+    bad.write_bytes(b"%PDF-1.4 definitely not a png")
+    code, _, err = run_cli(capsys, "predict", trained_run, bad)
+    assert_bad_input(code, err, "data.png: not an image")
+    code, _, err = run_cli(capsys, "predict", trained_run, tmp_path / "missing.png")
+    assert_bad_input(code, err, "missing.png: no such file")
+
+
+def test_evaluate_something_that_is_not_a_run(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "evaluate", tmp_path)
+    assert_bad_input(code, err, "not a run directory")
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "nope")
+    assert_bad_input(code, err, "no such run directory")
+
+
+def test_corrupt_checkpoint(capsys, trained_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    (copy / "checkpoints" / "best.safetensors").write_bytes(b"garbage")
+    code, _, err = run_cli(capsys, "evaluate", copy)
+    assert_bad_input(code, err, "best.safetensors: not a readable safetensors checkpoint")
+
+
+def test_cuda_requested_without_gpu(capsys, tmp_path):
+    data = make_idx_dir(tmp_path / "bars", n_train=20, n_test=10)
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    code, _, err = run_cli(capsys, "train", "--data", data, "--device", "cuda", "--out", tmp_path / "r")
+    assert_bad_input(code, err, "no CUDA GPU")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"], ["predict", "--help"],
+                                  ["data", "list", "--help"], ["models", "--help"]])
+def test_every_command_has_help(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0 and "usage: layerlab" in capsys.readouterr().out
+
+
+def test_console_script_and_module_entry_points(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "layerlab", "models"], capture_output=True, text=True)
+    assert r.returncode == 0 and "article-cnn" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "layerlab", "evaluate", str(tmp_path / "x")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().startswith("layerlab: error:")
