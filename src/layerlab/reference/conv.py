@@ -81,8 +81,10 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None,
     kh, kw = W.shape[2:]
     x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))                 # (B, C_in, H_in+2ph, W_in+2pw)
     win = windows(x_pad, kh, kw, sh, sw)                                      # (B, C_in, H_out, W_out, kh, kw)
-    # The equation's triple sum over (c, m, n), for every (b, o, i, j) at once.
-    y = np.einsum("bcijmn,ocmn->boij", win, W, optimize=True)                 # (B, C_out, H_out, W_out)
+    # The equation's triple sum over (c, m, n), for every (b, i, j, o) at once: one matrix product
+    # (tensordot; np.einsum("bcijmn,ocmn->boij") says the same but runs ~3x slower for C_in = 1).
+    y = np.tensordot(win, W, axes=([1, 4, 5], [1, 2, 3]))                     # (B, H_out, W_out, C_out)
+    y = y.transpose(0, 3, 1, 2)                                               # (B, C_out, H_out, W_out)
     if b is not None:
         y = y + b[None, :, None, None]
     cache = {"win": win, "x_pad_shape": x_pad.shape, "W": W, "has_b": b is not None,
@@ -107,8 +109,9 @@ def conv2d_backward(dy: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
     win, W = cache["win"], cache["W"]
     sh, sw = cache["stride"]
     ph, pw = cache["padding"]
-    dW = np.einsum("boij,bcijmn->ocmn", dy, win, optimize=True)               # (C_out, C_in, kh, kw)
-    dwin = np.einsum("boij,ocmn->bcijmn", dy, W, optimize=True)               # (B, C_in, H_out, W_out, kh, kw)
+    dW = np.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))                   # (C_out, C_in, kh, kw) sum over b, i, j
+    dwin = np.tensordot(dy, W, axes=([1], [0]))                               # (B, H_out, W_out, C_in, kh, kw) sum over o
+    dwin = dwin.transpose(0, 3, 1, 2, 4, 5)                                   # (B, C_in, H_out, W_out, kh, kw)
     dx_pad = add_windows_back(dwin, cache["x_pad_shape"], sh, sw)             # (B, C_in, H_in+2ph, W_in+2pw)
     Hp, Wp = dx_pad.shape[2:]
     grads = {"x": dx_pad[:, :, ph:Hp - ph, pw:Wp - pw], "W": dW}              # x: (B, C_in, H_in, W_in)
