@@ -13,7 +13,8 @@ import torch
 TORCH_TOL = 1e-10   # reference vs torch, outputs and gradients, float64
 FD_TOL = 1e-6       # relative error of the analytic gradient against central differences
 FD_EPS = 1e-6
-FD_MAX_ENTRIES = 60  # per array; larger arrays are checked on a random sample of entries
+FD_MAX_ENTRIES = 24  # per array, entry by entry; larger arrays are sampled...
+FD_DIRECTIONS = 4    # ...and every array is also checked along random directions through all entries
 
 
 def rand(*shape, seed: int = 0, scale: float = 1.0) -> np.ndarray:
@@ -99,22 +100,39 @@ def check_against_torch(ref_forward, ref_backward, torch_fn, inputs: dict, param
 
 def check_finite_differences(scalar_loss, x: np.ndarray, grad: np.ndarray, name: str,
                              rng: np.random.Generator) -> None:
-    """Central differences of ``scalar_loss()`` while ``x`` is perturbed in place, entry by entry."""
+    """Central differences of ``scalar_loss()`` while ``x`` is perturbed in place.
+
+    Entry by entry for up to ``FD_MAX_ENTRIES`` entries (a random sample beyond that, always with the
+    first and the last: for a sequence, the steps farthest from and nearest to the end), then along
+    ``FD_DIRECTIONS`` random directions through the whole array, which a wrong entry anywhere spoils.
+    """
     flat = x.reshape(-1)  # a view: perturbing it perturbs what scalar_loss reads
     assert np.shares_memory(flat, x)
+    g = np.asarray(grad).reshape(-1)
+
+    def derivative(direction: np.ndarray) -> float:
+        old = flat.copy()
+        flat[:] = old + FD_EPS * direction
+        plus = scalar_loss()
+        flat[:] = old - FD_EPS * direction
+        minus = scalar_loss()
+        flat[:] = old
+        return (plus - minus) / (2 * FD_EPS)
+
     idx = np.arange(flat.size)
     if flat.size > FD_MAX_ENTRIES:
-        idx = rng.choice(flat.size, FD_MAX_ENTRIES, replace=False)
-    numeric = np.empty(len(idx))
-    for n, i in enumerate(idx):
-        old = flat[i]
-        flat[i] = old + FD_EPS
-        plus = scalar_loss()
-        flat[i] = old - FD_EPS
-        minus = scalar_loss()
-        flat[i] = old
-        numeric[n] = (plus - minus) / (2 * FD_EPS)
-    analytic = np.asarray(grad).reshape(-1)[idx]
-    denom = max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-12)
-    rel = np.linalg.norm(analytic - numeric) / denom
+        idx = np.unique(np.r_[0, flat.size - 1, rng.choice(flat.size, FD_MAX_ENTRIES - 2, replace=False)])
+    unit = np.zeros(flat.size)
+    numeric, analytic = [], []
+    for i in idx:
+        unit[i] = 1.0
+        numeric.append(derivative(unit))
+        analytic.append(g[i])
+        unit[i] = 0.0
+    for _ in range(FD_DIRECTIONS):
+        v = rng.standard_normal(flat.size)
+        numeric.append(derivative(v) / np.sqrt(flat.size))
+        analytic.append(g @ v / np.sqrt(flat.size))
+    numeric, analytic = np.array(numeric), np.array(analytic)
+    rel = np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-12)
     assert rel < FD_TOL, f"d{name}: relative error {rel:.2e} against finite differences"
