@@ -1,0 +1,97 @@
+"""Training and error views: learning curves from ``metrics.csv``, the confusion matrix and
+per-class precision/recall on the test set, and the most confidently wrong test samples."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import LayerlabError
+
+
+def curve_rows(run) -> list[dict]:
+    """The per-epoch metrics of a run (``metrics.csv``); an error when it has none yet."""
+    rows = run.metrics()
+    if not rows:
+        raise LayerlabError(f"{run.path}: no metrics.csv yet (no epoch has finished)")
+    return rows
+
+
+@dataclass
+class TestPredictions:
+    """Model outputs on a test split: ``logits`` (N, K), ``y`` (N,), ``x`` the inputs."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    logits: torch.Tensor
+    classes: list[str]
+    task: str
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return torch.softmax(self.logits.float(), -1)
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        return self.logits.argmax(-1)
+
+
+def predict_test(model, ds) -> TestPredictions:
+    """Outputs of ``model`` on ``ds.test`` (via :func:`layerlab.engine.predict_logits`)."""
+    from ..engine import predict_logits
+
+    logits = predict_logits(model, ds.test, device=next(model.parameters()).device)
+    classes = ds.classes or [str(i) for i in range(ds.num_outputs or logits.shape[-1])]
+    return TestPredictions(ds.test.x, ds.test.y, logits, classes, ds.task)
+
+
+def confusion_matrix(y: torch.Tensor, pred: torch.Tensor, num_classes: int) -> np.ndarray:
+    """``cm[i, j]`` = number of samples of true class i predicted as j; per-step targets are
+    flattened and ``-100`` (padding) is left out."""
+    y, pred = y.reshape(-1), pred.reshape(-1)
+    keep = y != -100
+    idx = y[keep].long() * num_classes + pred[keep].long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes).numpy()
+
+
+def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
+    tp = np.diag(cm).astype(np.float64)
+    predicted = cm.sum(0).astype(np.float64)
+    support = cm.sum(1).astype(np.float64)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
+
+
+def confident_mistakes(pred: TestPredictions, k: int = 16) -> list[dict]:
+    """The ``k`` wrong test samples the model was surest of, most confident first.
+
+    Each: ``index`` into the test split, ``true``/``predicted`` class indices, ``confidence`` (the
+    softmax probability of the predicted class) and ``p_true`` (that of the true class).
+    """
+    if pred.logits.dim() != 2:
+        return []
+    probs = pred.probabilities
+    conf, guess = probs.max(-1)
+    wrong = (guess != pred.y).nonzero().flatten()
+    if len(wrong) == 0:
+        return []
+    order = wrong[conf[wrong].argsort(descending=True)][:k]
+    return [{"index": int(i), "true": int(pred.y[i]), "predicted": int(guess[i]), "confidence": float(conf[i]),
+             "p_true": float(probs[i, pred.y[i]])} for i in order]
+
+
+def classification_views(pred: TestPredictions) -> dict:
+    """Everything the error views show, as plain numbers."""
+    if pred.task == "regression":
+        raise LayerlabError("confusion matrices apply to classification runs; this run is a regression")
+    K = pred.logits.shape[-1]
+    cm = confusion_matrix(pred.y, pred.predicted, K)
+    scores = per_class_scores(cm)
+    n = int(cm.sum())
+    return {"confusion": cm, "scores": scores, "accuracy": float(np.trace(cm) / max(n, 1)), "n": n,
+            "mistakes": confident_mistakes(pred)}

@@ -1,0 +1,352 @@
+"""Matplotlib figures, one function per figure; each returns a :class:`matplotlib.figure.Figure`
+(no pyplot, no global state: the Agg canvas renders it) and :func:`save` writes it as a PNG.
+
+Every axis is labelled; curves that decay geometrically are drawn on a log scale.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 110
+
+
+def new_figure(width: float, height: float, **kw) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained", **kw)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (creating the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def _image(x) -> tuple[np.ndarray, str | None]:
+    """A sample as something imshow draws: (C,H,W) grey or RGB, or (T,F) a sequence as rows."""
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim == 3 and a.shape[0] == 1:
+        return a[0], "gray"
+    if a.ndim == 3 and a.shape[0] == 3:
+        return np.clip(a.transpose(1, 2, 0), 0, 1), None
+    if a.ndim == 3:
+        return a.mean(0), "gray"
+    if a.ndim == 1:
+        return a[None], "viridis"
+    return a, "viridis"
+
+
+# ----------------------------------------------------------------------------------------------
+# Training and errors
+# ----------------------------------------------------------------------------------------------
+def training_curves(rows: list[dict], title: str = "") -> Figure:
+    """Loss (and accuracy when present) per epoch, train and test."""
+    has_acc = any(r.get("train_accuracy") is not None or r.get("test_accuracy") is not None for r in rows)
+    fig = new_figure(10 if has_acc else 5.5, 3.8)
+    axes = fig.subplots(1, 2 if has_acc else 1, squeeze=False)[0]
+    epochs = [r["epoch"] for r in rows]
+    panels = [("loss", "loss")] + ([("accuracy", "accuracy")] if has_acc else [])
+    for ax, (key, label) in zip(axes, panels):
+        for split, style in (("train", "o-"), ("test", "s--")):
+            vals = [r.get(f"{split}_{key}") for r in rows]
+            pts = [(e, v) for e, v in zip(epochs, vals) if v is not None]
+            if pts:
+                ax.plot(*zip(*pts), style, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def confusion(cm: np.ndarray, classes: list[str], title: str = "confusion matrix (test set)") -> Figure:
+    """Counts of true class (rows) against predicted class (columns), shaded by row fraction."""
+    K = len(classes)
+    size = max(5.0, 0.55 * K + 2.5)
+    fig = new_figure(size + 1, size)
+    ax = fig.subplots()
+    frac = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    if K <= 30:
+        for i in range(K):
+            for j in range(K):
+                if cm[i, j]:
+                    ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7 if K > 12 else 8,
+                            color="white" if frac[i, j] > 0.5 else "black")
+    ax.set_xticks(range(K), classes, rotation=45, ha="right")
+    ax.set_yticks(range(K), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="fraction of the true class", shrink=0.8)
+    return fig
+
+
+def class_scores(scores: dict, classes: list[str]) -> Figure:
+    """Precision and recall per class as grouped bars."""
+    K = len(classes)
+    fig = new_figure(max(6.0, 0.6 * K + 2), 3.8)
+    ax = fig.subplots()
+    x = np.arange(K)
+    ax.bar(x - 0.2, scores["precision"], 0.4, label="precision")
+    ax.bar(x + 0.2, scores["recall"], 0.4, label="recall")
+    ax.set_xticks(x, classes, rotation=45, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("class")
+    ax.set_ylabel("score")
+    ax.set_title("precision and recall per class (test set)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def mistakes(samples: list, mistakes: list[dict], classes: list[str], cols: int = 8) -> Figure:
+    """A grid of the most confidently wrong samples, titled true / predicted (confidence)."""
+    n = max(len(mistakes), 1)
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    fig = new_figure(1.6 * cols, 1.9 * rows + 0.5)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, x, m in zip(axes, samples, mistakes):
+        img, cmap = _image(x)
+        ax.imshow(img, cmap=cmap)
+        ax.set_title(f"true {classes[m['true']]}\npred {classes[m['predicted']]} ({m['confidence']:.2f})", fontsize=7)
+    fig.suptitle("most confidently wrong test samples: true class, predicted class (probability)")
+    return fig
+
+
+def regression_fit(pred: np.ndarray, target: np.ndarray) -> Figure:
+    """Predicted against true values on the test set."""
+    fig = new_figure(4.8, 4.4)
+    ax = fig.subplots()
+    ax.scatter(target, pred, s=4, alpha=0.4)
+    lo, hi = float(min(target.min(), pred.min())), float(max(target.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="perfect")
+    ax.set_xlabel("true value")
+    ax.set_ylabel("predicted value")
+    ax.set_title("test predictions")
+    ax.legend()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolutional views
+# ----------------------------------------------------------------------------------------------
+def conv_filters(weight, title: str = "") -> Figure:
+    """The kernels of a conv layer, weight ``(C_out, C_in, kH, kW)``.
+
+    RGB input: one colour tile per filter. One input channel: one tile per filter on a diverging
+    scale (red positive, blue negative). Otherwise a mosaic, a row per filter and a column per
+    input channel.
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    c_out, c_in, kh, kw = w.shape
+    if c_in == 3:
+        cols = min(8, c_out)
+        rows = math.ceil(c_out / cols)
+        fig = new_figure(1.1 * cols + 0.5, 1.2 * rows + 0.6)
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for i, ax in enumerate(axes):
+            ax.axis("off")
+            if i < c_out:
+                f = w[i].transpose(1, 2, 0)
+                f = (f - f.min()) / max(float(f.max() - f.min()), 1e-12)
+                ax.imshow(f, interpolation="nearest")
+                ax.set_title(str(i), fontsize=7)
+        fig.suptitle(title or f"{c_out} filters {kh}x{kw}x3 (each scaled to its own range)")
+        return fig
+    lim = float(np.abs(w).max()) or 1.0
+    if c_in == 1:
+        cols = min(8, c_out)
+        rows = math.ceil(c_out / cols)
+        fig = new_figure(1.1 * cols + 1.2, 1.15 * rows + 0.6)
+        axes = fig.subplots(rows, cols, squeeze=False)
+        im = None
+        for i, ax in enumerate(axes.ravel()):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < c_out:
+                im = ax.imshow(w[i, 0], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+                ax.set_title(f"filter {i}", fontsize=7)
+            else:
+                ax.axis("off")
+        fig.colorbar(im, ax=axes, label="weight", shrink=0.8)
+        fig.suptitle(title or f"{c_out} filters {kh}x{kw} (one input channel)")
+        return fig
+    pad = 1
+    mosaic = np.full((c_out * (kh + pad) - pad, c_in * (kw + pad) - pad), np.nan, dtype=np.float32)
+    for o in range(c_out):
+        for i in range(c_in):
+            mosaic[o * (kh + pad):o * (kh + pad) + kh, i * (kw + pad):i * (kw + pad) + kw] = w[o, i]
+    fig = new_figure(min(16.0, 2.0 + 0.16 * c_in * (kw + pad)), min(20.0, 1.5 + 0.16 * c_out * (kh + pad)))
+    ax = fig.subplots()
+    im = ax.imshow(mosaic, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    step = max(1, c_in // 8)
+    ax.set_xticks([i * (kw + pad) + kw / 2 - 0.5 for i in range(0, c_in, step)], list(range(0, c_in, step)))
+    step = max(1, c_out // 16)
+    ax.set_yticks([o * (kh + pad) + kh / 2 - 0.5 for o in range(0, c_out, step)], list(range(0, c_out, step)))
+    ax.set_xlabel("input channel")
+    ax.set_ylabel("filter (output channel)")
+    fig.colorbar(im, ax=ax, label="weight", shrink=0.6)
+    ax.set_title(title or f"{c_out} filters of {c_in} kernels {kh}x{kw}")
+    return fig
+
+
+def feature_maps(maps, title: str, image=None, max_channels: int = 64) -> Figure:
+    """The channels of one layer's output ``(C, H, W)`` for one input (shown first when given)."""
+    m = np.asarray(maps, dtype=np.float32)
+    c = min(m.shape[0], max_channels)
+    tiles = c + (1 if image is not None else 0)
+    cols = min(8, tiles)
+    rows = math.ceil(tiles / cols)
+    fig = new_figure(1.35 * cols + 0.3, 1.4 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.axis("off")
+    k = 0
+    if image is not None:
+        img, cmap = _image(image)
+        axes[0].imshow(img, cmap=cmap)
+        axes[0].set_title("input", fontsize=7)
+        k = 1
+    for ch in range(c):
+        ax = axes[k + ch]
+        ax.imshow(m[ch], cmap="viridis", interpolation="nearest")
+        ax.set_title(f"ch {ch} (max {m[ch].max():.2g})", fontsize=6)
+    more = f", first {c} of {m.shape[0]} channels" if c < m.shape[0] else ""
+    fig.suptitle(f"{title}: {m.shape[0]} maps of {m.shape[1]}x{m.shape[2]}{more} (each on its own colour scale)")
+    return fig
+
+
+def layer_elements(summary) -> Figure:
+    """Elements each layer passes on (log scale) and parameters per layer: pooling shrinks what follows."""
+    rows = [r for r in summary.rows if r.output_shape]
+    fig = new_figure(max(6.0, 0.75 * (len(rows) + 1) + 2), 4.2)
+    ax = fig.subplots()
+    labels = ["input"] + [r.alias for r in rows]
+    elems = [summary.input_elements] + [r.elements for r in rows]
+    colors = ["tab:gray"] + ["tab:orange" if r.kind.lower().endswith(("pool1d", "pool2d", "pool3d")) else "tab:blue"
+                             for r in rows]
+    x = np.arange(len(labels))
+    ax.bar(x, elems, color=colors)
+    for xi, e in zip(x, elems):
+        ax.text(xi, e, f"{e:,}", ha="center", va="bottom", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_xlabel("layer (orange: pooling)")
+    ax.set_ylabel("elements passed on per sample (log scale)")
+    title = f"{summary.model}: {summary.total_parameters:,} parameters, {summary.total_flops:,} FLOPs per sample"
+    if summary.without_pools:
+        w = summary.without_pools
+        title += (f"\nwithout pooling the Dense layer would need {w['parameters_without_pools']:,} parameters "
+                  f"instead of {w['parameters_with_pools']:,}")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradient flow through time
+# ----------------------------------------------------------------------------------------------
+def _flow_panel(ax, flows, measure: str, styles=None, label_of=None) -> None:
+    for k, flow in enumerate(flows):
+        for lf in flow.layers:
+            y = getattr(lf, measure)
+            t = np.arange(1, len(y) + 1)
+            ok = y > 0
+            fit = lf.grad_fit if measure == "grad_norm" else lf.jacobian_fit
+            name = label_of(flow, lf) if label_of else (f"{flow.label} layer {lf.layer}" if len(flow.layers) > 1
+                                                         else flow.label)
+            if fit is not None:
+                name += f" (x{fit.factor:.3f}/step)"
+            style = styles[k] if styles else "-"
+            ax.plot(t[ok], y[ok], style, label=name, lw=1.4)
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+
+
+def gradient_flow(flows: list, title: str = "") -> Figure:
+    """``||dL/dh_t||`` and ``||dh_T/dh_t||`` against t on log scales, one line per weights and layer."""
+    fig = new_figure(11, 4.2)
+    a1, a2 = fig.subplots(1, 2)
+    styles = ["-", "--", ":", "-."]
+    _flow_panel(a1, flows, "grad_norm", styles[:len(flows)] if len(flows) <= 4 else None)
+    a1.set_ylabel("||dL/dh_t|| (mean over samples, log scale)")
+    a1.set_title("gradient of the loss at each step")
+    _flow_panel(a2, flows, "jacobian_norm", styles[:len(flows)] if len(flows) <= 4 else None)
+    a2.set_ylabel("||dh_T/dh_t||_F / sqrt(H) (log scale)")
+    a2.set_title("how much of step t reaches the last state")
+    fig.suptitle(title or "gradient flow through time (legend: fitted decay factor per step back)")
+    return fig
+
+
+def compare_cells(results: list[dict], title: str = "") -> Figure:
+    """The article's section 6.2 in one figure: the gradient flow of each cell at initialisation
+    and after training (log scale), with a table of final metric, parameters, seconds and decay."""
+    fig = new_figure(13, 9.5)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3, 1.1])
+    axes = top.subplots(2, 2, sharex=True)
+    names = {}
+
+    def label(flow, lf):
+        return names[id(flow)] if len(flow.layers) == 1 else f"{names[id(flow)]} L{lf.layer}"
+
+    for col, key in enumerate(("init", "trained")):
+        flows = []
+        for r in results:
+            f = r["flows"].get(key)
+            if f is not None:
+                names[id(f)] = r["cell"]
+                flows.append(f)
+        _flow_panel(axes[0, col], flows, "grad_norm", label_of=label)
+        _flow_panel(axes[1, col], flows, "jacobian_norm", label_of=label)
+        when = "at initialisation" if key == "init" else "after training"
+        axes[0, col].set_title(f"||dL/dh_t|| {when}")
+        axes[1, col].set_title(f"||dh_T/dh_t||_F / sqrt(H) {when}")
+        axes[0, col].set_ylabel("||dL/dh_t|| (log scale)")
+        axes[1, col].set_ylabel("||dh_T/dh_t|| (log scale)")
+    ax = bottom.subplots()
+    ax.axis("off")
+    cols = ["cell", "parameters", "train seconds", "final test MSE" if results and results[0].get("metric") == "mse"
+            else "final test metric", "decay/step at init", "decay/step trained", "steps per 10x at init"]
+    cells = []
+    for r in results:
+        cells.append([r["cell"], f"{r['parameters']:,}", f"{r['seconds']:.1f}", f"{r['final']:.4g}",
+                      _fmt(r.get("decay_init")), _fmt(r.get("decay_trained")), _fmt(r.get("steps_per_10x_init"), 1)])
+    table = ax.table(cellText=cells, colLabels=cols, loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.scale(1, 1.4)
+    fig.suptitle(title or "gradient flow through time by cell (decay factor per step back, from ||dh_T/dh_t||)")
+    return fig
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return f"{v:.{digits}f}" if digits == 1 else f"{v:.{digits}g}"
