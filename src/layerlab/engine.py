@@ -124,7 +124,7 @@ class Progress:
 
 def train_one_epoch(model: nn.Module, split: Split, optimizer: torch.optim.Optimizer, cfg: TrainConfig, *,
                     task: str, device: torch.device, generator: torch.Generator,
-                    progress: Progress | None = None, log_every: int = 50) -> dict:
+                    progress: Progress | None = None, log_every: int = 20) -> dict:
     """One pass over ``split`` in shuffled batches of ``cfg.batch_size``; returns train metrics."""
     model.train()
     stats = torch.zeros(3, device=device)
