@@ -45,9 +45,10 @@ def softmax_cross_entropy_backward(dloss: float, cache: dict) -> dict[str, np.nd
         ``{"logits": (..., K)}``.
     """
     logp, targets = cache["logp"], cache["targets"]
-    dz = np.exp(logp)                                                         # (..., K) softmax(z)
-    np.put_along_axis(dz, targets[..., None], np.take_along_axis(dz, targets[..., None], -1) - 1, -1)
-    return {"logits": dz * (dloss / targets.size)}
+    probs = np.exp(logp)                                                      # (..., K) softmax(z)
+    onehot = np.zeros_like(probs)                                             # (..., K)
+    np.put_along_axis(onehot, targets[..., None], 1.0, axis=-1)
+    return {"logits": (probs - onehot) * (dloss / targets.size)}
 
 
 def mse_forward(pred: np.ndarray, target: np.ndarray) -> tuple[float, dict]:
