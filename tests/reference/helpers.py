@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
 
 TORCH_TOL = 1e-10   # reference vs torch, outputs and gradients, float64
 FD_TOL = 1e-6       # relative error of the analytic gradient against central differences
@@ -136,3 +139,33 @@ def check_finite_differences(scalar_loss, x: np.ndarray, grad: np.ndarray, name:
     numeric, analytic = np.array(numeric), np.array(analytic)
     rel = np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-12)
     assert rel < FD_TOL, f"d{name}: relative error {rel:.2e} against finite differences"
+
+
+# ---------------------------------------------------------------------------------------------
+# The torch side of the recurrent comparisons: the reference's arrays loaded into nn.RNN / nn.LSTM /
+# nn.GRU as their parameters (functional_call), so autograd differentiates with respect to them.
+
+
+def torch_rnn(x, h0, W, U, b, V=None, c=None):
+    """nn.RNN has no output layer and two biases: b goes in bias_ih, bias_hh is 0, y_t = F.linear(h_t, V, c)."""
+    rnn = nn.RNN(W.shape[1], W.shape[0], batch_first=True, dtype=torch.float64)
+    weights = {"weight_ih_l0": W, "weight_hh_l0": U, "bias_ih_l0": b, "bias_hh_l0": torch.zeros_like(b)}
+    h, _ = functional_call(rnn, weights, (x, None if h0 is None else h0[None]))
+    return h if V is None else F.linear(h, V, c)
+
+
+def torch_lstm(x, h0, c0, W, U, b):
+    """Returns (h_1..h_T, c_T), the reference's outputs when it also returns its last cell state."""
+    lstm = nn.LSTM(W.shape[1], W.shape[0] // 4, batch_first=True, dtype=torch.float64)
+    weights = {"weight_ih_l0": W, "weight_hh_l0": U, "bias_ih_l0": b, "bias_hh_l0": torch.zeros_like(b)}
+    state = None if h0 is None else (h0[None], c0[None])
+    out, (_, c_n) = functional_call(lstm, weights, (x, state))
+    return out, c_n[0]
+
+
+def torch_gru(x, h0, W, U, b, b_U):
+    """Same two biases in the same places as the reference: b is bias_ih, b_U is bias_hh."""
+    gru = nn.GRU(W.shape[1], W.shape[0] // 3, batch_first=True, dtype=torch.float64)
+    weights = {"weight_ih_l0": W, "weight_hh_l0": U, "bias_ih_l0": b, "bias_hh_l0": b_U}
+    out, _ = functional_call(gru, weights, (x, None if h0 is None else h0[None]))
+    return out

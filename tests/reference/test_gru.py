@@ -1,21 +1,11 @@
 """GRU (article 6.2.2) against nn.GRU with the same weights (torch gate order r, z, n, two biases)."""
 import pytest
-import torch
-from torch import nn
-from torch.func import functional_call
 
 from layerlab.reference.gru import gru_backward, gru_forward
 
-from .helpers import check_against_torch, rand
+from .helpers import check_against_torch, rand, torch_gru
 
 D, H = 3, 4
-
-
-def torch_gru(x, h0, W, U, b, b_U):
-    gru = nn.GRU(W.shape[1], W.shape[0] // 3, batch_first=True, dtype=torch.float64)
-    weights = {"weight_ih_l0": W, "weight_hh_l0": U, "bias_ih_l0": b, "bias_hh_l0": b_U}
-    out, _ = functional_call(gru, weights, (x, None if h0 is None else h0[None]))
-    return out
 
 
 def gru_params():

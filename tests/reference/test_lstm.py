@@ -1,12 +1,9 @@
 """LSTM (article 6.2.2) against nn.LSTM with the same weights (torch gate order i, f, g, o)."""
 import pytest
-import torch
-from torch import nn
-from torch.func import functional_call
 
 from layerlab.reference.lstm import lstm_backward, lstm_forward
 
-from .helpers import check_against_torch, rand
+from .helpers import check_against_torch, rand, torch_lstm
 
 D, H = 3, 4
 
@@ -20,14 +17,6 @@ def lstm_with_last_cell(x, h0, c0, W, U, b):
 def lstm_with_last_cell_backward(douts, cache):
     dh, dc_last = douts
     return lstm_backward(dh, cache, dc_last=dc_last)
-
-
-def torch_lstm(x, h0, c0, W, U, b):
-    lstm = nn.LSTM(W.shape[1], W.shape[0] // 4, batch_first=True, dtype=torch.float64)
-    weights = {"weight_ih_l0": W, "weight_hh_l0": U, "bias_ih_l0": b, "bias_hh_l0": torch.zeros_like(b)}
-    state = None if h0 is None else (h0[None], c0[None])
-    out, (_, c_n) = functional_call(lstm, weights, (x, state))
-    return out, c_n[0]
 
 
 def lstm_params():

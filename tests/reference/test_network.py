@@ -7,10 +7,7 @@ import torch.nn.functional as F
 from layerlab.reference.network import (GRU, LSTM, RNN, SGD, Adam, Dense, LastStep, Sequential,
                                         article_cnn, clip_grad_norm, orthogonal)
 
-from .helpers import check_against_torch, rand
-from .test_gru import torch_gru
-from .test_lstm import torch_lstm
-from .test_rnn import torch_rnn
+from .helpers import check_against_torch, rand, torch_gru, torch_lstm, torch_rnn
 
 
 def check_model(model, torch_fn, x):

@@ -8,21 +8,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call
 
 from layerlab.reference.rnn import rnn_backward, rnn_forward, rnn_jacobians
 
-from .helpers import check_against_torch, rand
+from .helpers import check_against_torch, rand, torch_rnn
 
 D, H, O = 3, 4, 2
-
-
-def torch_rnn(x, h0, W, U, b, V=None, c=None):
-    rnn = nn.RNN(W.shape[1], W.shape[0], batch_first=True, dtype=torch.float64)
-    weights = {"weight_ih_l0": W, "weight_hh_l0": U, "bias_ih_l0": b, "bias_hh_l0": torch.zeros_like(b)}
-    h, _ = functional_call(rnn, weights, (x, None if h0 is None else h0[None]))
-    return h if V is None else F.linear(h, V, c)
 
 
 def rnn_inputs(B, T, h0=True):
