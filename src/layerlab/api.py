@@ -47,6 +47,13 @@ def _model_options(cfg: RunConfig) -> dict:
             "channels": m.channels}
 
 
+def _data_model_options(meta: dict | None) -> dict:
+    """Model options the data decides: recurrent models output one prediction per step when the
+    targets are per step (the data loader sets ``meta["head"] = "step"``: copy task, text)."""
+    head = (meta or {}).get("head")
+    return {"head": head} if head else {}
+
+
 def dataset_info(ds: Dataset) -> dict:
     return {"name": ds.name, "task": ds.task, "classes": ds.classes, "num_outputs": ds.num_outputs,
             "input_shape": list(ds.input_shape), "n_train": len(ds.train), "n_test": len(ds.test),
@@ -68,7 +75,8 @@ def train(cfg: RunConfig, out: str | Path | None = None, *, progress: engine.Pro
     device = engine.resolve_device(cfg.train.device)
     engine.seed_everything(cfg.train.seed)
     ds = dataset if dataset is not None else prepare_data(cfg)
-    model = build_model(cfg.model.name, ds.input_shape, ds.num_outputs, **_model_options(cfg)).to(device)
+    model = build_model(cfg.model.name, ds.input_shape, ds.num_outputs, **_model_options(cfg),
+                        **_data_model_options(ds.meta)).to(device)
     info = {"model": {"name": cfg.model.name, "options": {k: v for k, v in _model_options(cfg).items() if v is not None},
                       "parameters": count_parameters(model)},
             "dataset": dataset_info(ds), "seed": cfg.train.seed, "device": str(device)}
@@ -88,7 +96,8 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: engine.P
     _setup_threads(cfg)
     device = engine.resolve_device(cfg.train.device)
     ds = dataset if dataset is not None else prepare_data(cfg)
-    model = build_model(cfg.model.name, ds.input_shape, ds.num_outputs, **_model_options(cfg)).to(device)
+    model = build_model(cfg.model.name, ds.input_shape, ds.num_outputs, **_model_options(cfg),
+                        **_data_model_options(ds.meta)).to(device)
     run.load_model_weights(model, "last")
     state = run.training_state()
     if state["epoch"] >= cfg.train.epochs:
@@ -135,7 +144,8 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> t
     info = run.info()
     cfg = run.config()
     ds = info["dataset"]
-    model = build_model(info["model"]["name"], tuple(ds["input_shape"]), ds["num_outputs"], **_model_options(cfg))
+    model = build_model(info["model"]["name"], tuple(ds["input_shape"]), ds["num_outputs"], **_model_options(cfg),
+                        **_data_model_options(ds.get("meta")))
     used = run.load_model_weights(model, which)
     info["weights_used"] = used
     model.to(engine.resolve_device(device)).eval()
@@ -185,8 +195,10 @@ def predict_files(run_dir: str | Path, files: list[str | Path], *, top_k: int = 
     model, run, info = load_run(run_dir, which, device)
     ds = info["dataset"]
     shape = tuple(ds["input_shape"])
-    if len(shape) != 3:
-        raise LayerlabError(f"the model of {run.path} takes sequences of shape {shape}, not image files")
+    if len(shape) != 3:  # a recurrent model's run: sequence files (and images read as sequences)
+        from .sequence_predict import predict_sequence_files
+
+        return predict_sequence_files(run_dir, files, top_k=top_k, which=which, device=device)
     classes = ds["classes"] or [str(i) for i in range(ds["num_outputs"])]
     top_k = max(1, min(top_k, len(classes)))
     results = []

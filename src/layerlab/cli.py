@@ -149,6 +149,9 @@ def cmd_predict(args) -> int:
     for r in results:
         for note in r["notes"]:
             print(f"note: {r['file']}: {note}", file=sys.stderr)
+        if "text" in r:  # sequence predictions format their own line (value, per-step classes, ...)
+            print(r["text"])
+            continue
         tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
         print(f"{r['file']}: {r['label']} ({r['probability']:.3f})   top-{len(r['top_k'])}: {tops}")
     return 0

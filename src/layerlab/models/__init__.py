@@ -63,3 +63,4 @@ def create_model(name: str, input_shape: tuple[int, ...], num_outputs: int, **op
 
 # Populate the registry on import.
 from . import cnn  # noqa: E402,F401
+from . import rnn  # noqa: E402,F401

@@ -1,0 +1,132 @@
+"""Recurrent cells: one time step each, apart from the loop over time (Keras's ``SimpleRNNCell`` /
+``RNN`` split). The loop (:func:`layerlab.models.rnn.run_layer`) handles stacking, directions and
+masks; a cell only knows how to go from ``state_{t-1}`` to ``state_t``.
+
+A cell here holds no weights: it is given them at every step, so the same cell computes with the
+parameters of torch's fused ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (for the step-by-step path that
+keeps every ``h_t``) or with our own parameters (for cells torch lacks). Layouts are torch's:
+``W`` ``(G*H, D)``, ``U`` ``(G*H, H)``, biases ``(G*H,)``, with ``G`` gate blocks.
+
+The input projection ``xw_t = W x_t + b`` does not depend on the state, so the loop computes it for
+all steps in one matrix product and hands each cell its row; the cell adds ``U h_{t-1} (+ b_U)``.
+
+Every state is a tuple whose first entry is ``h_t`` (the LSTM adds its cell state ``c_t``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+State = tuple[torch.Tensor, ...]
+
+
+class Cell:
+    """One step of a recurrence. Subclasses set ``name``, ``gates`` (blocks of ``H`` rows in ``W``
+    and ``U``), ``torch_module`` (the fused torch class, or None) and ``two_biases`` (whether the
+    recurrent product has its own bias, as in torch's modules)."""
+
+    name = "cell"
+    gates = 1
+    torch_module: type[nn.Module] | None = None
+    two_biases = True
+    state_size = 1
+
+    def init_state(self, batch: int, hidden: int, like: torch.Tensor) -> State:
+        z = like.new_zeros(batch, hidden)
+        return tuple(z for _ in range(self.state_size))
+
+    def step(self, xw_t: torch.Tensor, state: State, U: torch.Tensor, b_U: torch.Tensor | None) -> State:
+        """``xw_t = W x_t + b`` ``(B, G*H)``; ``state`` at ``t-1``; returns the state at ``t``."""
+        raise NotImplementedError
+
+
+def _recurrent(h_prev: torch.Tensor, U: torch.Tensor, b_U: torch.Tensor | None) -> torch.Tensor:
+    return torch.addmm(b_U, h_prev, U.t()) if b_U is not None else h_prev @ U.t()   # (B, G*H)
+
+
+class TanhCell(Cell):
+    """The article's recurrence (3.2.1): ``h_t = tanh(W x_t + U h_{t-1} + b)``.
+
+    torch's ``nn.RNN`` splits ``b`` into ``b_ih + b_hh``; only the sum matters."""
+
+    name = "rnn"
+    gates = 1
+    torch_module = nn.RNN
+
+    def step(self, xw_t, state, U, b_U):
+        (h_prev,) = state
+        return (torch.tanh(xw_t + _recurrent(h_prev, U, b_U)),)                    # (B, H)
+
+
+class LSTMCell(Cell):
+    """LSTM, gate blocks i, f, g, o (torch's order, Keras's i, f, c, o)::
+
+        [a_i, a_f, a_g, a_o] = W x_t + U h_{t-1} + b
+        c_t = sigmoid(a_f) * c_{t-1} + sigmoid(a_i) * tanh(a_g)
+        h_t = sigmoid(a_o) * tanh(c_t)
+    """
+
+    name = "lstm"
+    gates = 4
+    torch_module = nn.LSTM
+    state_size = 2
+
+    def step(self, xw_t, state, U, b_U):
+        h_prev, c_prev = state
+        a_i, a_f, a_g, a_o = (xw_t + _recurrent(h_prev, U, b_U)).chunk(4, dim=1)   # 4 x (B, H)
+        c_t = torch.sigmoid(a_f) * c_prev + torch.sigmoid(a_i) * torch.tanh(a_g)    # (B, H)
+        h_t = torch.sigmoid(a_o) * torch.tanh(c_t)                                  # (B, H)
+        return h_t, c_t
+
+
+class GRUCell(Cell):
+    """GRU, gate blocks r, z, n (torch's ``nn.GRU``, Keras's ``reset_after=True``)::
+
+        r = sigmoid(W_r x_t + b_r + U_r h_{t-1} + b_Ur)
+        z = sigmoid(W_z x_t + b_z + U_z h_{t-1} + b_Uz)
+        n = tanh(W_n x_t + b_n + r * (U_n h_{t-1} + b_Un))
+        h_t = (1 - z) * n + z * h_{t-1}
+    """
+
+    name = "gru"
+    gates = 3
+    torch_module = nn.GRU
+
+    def step(self, xw_t, state, U, b_U):
+        (h_prev,) = state
+        x_r, x_z, x_n = xw_t.chunk(3, dim=1)                                        # 3 x (B, H)
+        u_r, u_z, u_n = _recurrent(h_prev, U, b_U).chunk(3, dim=1)                  # 3 x (B, H)
+        r = torch.sigmoid(x_r + u_r)
+        z = torch.sigmoid(x_z + u_z)
+        n = torch.tanh(x_n + r * u_n)
+        return ((1 - z) * n + z * h_prev,)                                          # (B, H)
+
+
+class ResidualCell(Cell):
+    """The article's tanh cell with a residual recurrent connection (6.2.2)::
+
+        h_t = h_{t-1} + alpha * tanh(W x_t + U h_{t-1} + b)
+
+    The identity path makes ``dh_t/dh_{t-1} = I + alpha * diag(1 - a_t^2) U`` (``a_t`` the tanh's
+    output): the product of these Jacobians over many steps does not shrink to zero as the plain
+    tanh cell's ``diag(1 - h_t^2) U`` does, so gradients reach early steps. ``alpha`` scales each
+    step's update (the step size of Chang et al.'s AntisymmetricRNN, which reads the same cell as a
+    discretised ODE); with ``alpha = 1`` it is the plain residual form. torch has no such cell,
+    so it runs in our loop, with the input projection for all steps in one matrix product.
+    """
+
+    name = "residual"
+    gates = 1
+    torch_module = None
+    two_biases = False
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = float(alpha)
+
+    def step(self, xw_t, state, U, b_U):
+        (h_prev,) = state
+        return (h_prev + self.alpha * torch.tanh(xw_t + _recurrent(h_prev, U, b_U)),)  # (B, H)
+
+
+#: Cells by name; ``rnn`` is the article's tanh cell.
+CELLS: dict[str, type[Cell]] = {c.name: c for c in (TanhCell, LSTMCell, GRUCell, ResidualCell)}
