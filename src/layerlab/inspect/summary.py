@@ -33,6 +33,8 @@ def _alias_kind(m: nn.Module) -> str:
         return "pool"
     if isinstance(m, nn.Linear):
         return "dense"
+    if isinstance(m, nn.RNNBase) or "recurrent" in type(m).__name__.lower():
+        return "rnn"
     if isinstance(m, ACTIVATIONS):
         return type(m).__name__.lower()
     return type(m).__name__.lower()
@@ -100,15 +102,15 @@ class ModelSummary:
                 f"{w['total_parameters_without_pools']:,} in the whole model instead of {self.total_parameters:,}).")
 
     def to_text(self) -> str:
-        head = f"{'layer':<22} {'type':<12} {'output shape':<16} {'elements':>10} {'parameters':>11} {'FLOPs':>13}"
+        head = f"{'layer':<22} {'type':<20} {'output shape':<16} {'elements':>10} {'parameters':>11} {'FLOPs':>13}"
         lines = [f"{self.model}: input {tuple(self.input_shape)} ({self.input_elements:,} elements)", head,
                  "-" * len(head)]
         for r in self.rows:
             shape = "x".join(map(str, r.output_shape)) + (f" (x{r.calls})" if r.calls > 1 else "")
-            lines.append(f"{r.alias + ' ' + r.name:<22.22} {r.kind:<12.12} {shape:<16} {r.elements:>10,} "
+            lines.append(f"{r.alias + ' ' + r.name:<22.22} {r.kind:<20.20} {shape:<16} {r.elements:>10,} "
                          f"{r.parameters:>11,} {r.flops:>13,}")
         lines.append("-" * len(head))
-        lines.append(f"{'total':<22} {'':<12} {'':<16} {'':>10} {self.total_parameters:>11,} {self.total_flops:>13,}")
+        lines.append(f"{'total':<22} {'':<20} {'':<16} {'':>10} {self.total_parameters:>11,} {self.total_flops:>13,}")
         if self.without_pools:
             lines.append(self.pooling_line())
         return "\n".join(lines)
@@ -154,31 +156,53 @@ def summarize(model: nn.Module, input_shape: tuple, name: str | None = None) -> 
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
+    x = _example_input(model, input_shape)
     try:
+        with torch.no_grad():
+            model(x)                                  # output shapes through the hooks
+        for h in handles:
+            h.remove()
+        # torch's fused RNN kernels are opaque to the counter; the explicit step loop of a recurrent
+        # model (same weights, same function) shows its matrix products
+        loop = getattr(model, "forward_with_states", None)
+        if loop is not None:
+            model.forward = loop                      # through __call__, so modules are tracked
         with torch.no_grad(), counter:
-            model(_example_input(model, input_shape))
-    except RuntimeError as e:
+            model(x)
+    except (RuntimeError, ValueError) as e:
         raise LayerlabError(f"{name or type(model).__name__} does not take samples of shape {input_shape} "
                             f"({str(e).splitlines()[0]})") from None
     finally:
         for h in handles:
             h.remove()
+        model.__dict__.pop("forward", None)
         model.train(was_training)
-    counts = counter.get_flop_counts()
+    counts = {k: int(sum(v.values())) for k, v in counter.get_flop_counts().items()}
     root = type(model).__name__
     summary = ModelSummary(model=name or root, input_shape=input_shape)
     for n, m in layers:
-        flops = counts.get(f"{root}.{n}")
         shape = shapes.get(n, ())
         elements = 1
-        for s in shape:
-            elements *= int(s)
+        for d in shape:
+            elements *= int(d)
         summary.rows.append(LayerRow(name=n, alias=aliases[n], kind=type(m).__name__, output_shape=shape,
                                      parameters=sum(p.numel() for p in m.parameters(recurse=False)),
-                                     flops=int(sum(flops.values())) if flops else 0,
-                                     elements=elements if shape else 0, calls=calls.get(n, 0)))
-    summary.total_parameters = sum(p.numel() for p in model.parameters())
+                                     flops=counts.get(f"{root}.{n}", 0), elements=elements if shape else 0,
+                                     calls=calls.get(n, 0)))
     summary.total_flops = int(counter.get_total_flops())
+    leftover = summary.total_flops - sum(r.flops for r in summary.rows)
+    if leftover > 0:
+        # work the counter saw outside any listed layer: a recurrent step loop run by the model
+        # itself with the weights of its recurrent layer; give it to that layer when it is the only
+        # one with weights and no counted work, else list it on its own
+        idle = [r for r in summary.rows if r.parameters and not r.flops]
+        if len(idle) == 1:
+            idle[0].flops = leftover
+            idle[0].kind += " (step loop)"
+        else:
+            summary.rows.append(LayerRow(name="(other)", alias="other", kind="ops outside layers",
+                                         output_shape=(), parameters=0, flops=leftover, elements=0, calls=0))
+    summary.total_parameters = sum(p.numel() for p in model.parameters())
     summary.without_pools = _without_pools(model, input_shape, summary.total_parameters)
     return summary
 
