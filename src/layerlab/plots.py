@@ -179,27 +179,19 @@ def conv_filters(weight, title: str = "") -> Figure:
     lim = float(np.abs(w).max()) or 1.0
     if c_in == 1:
         cols = min(8, c_out)
-        rows = math.ceil(c_out / cols)
-        fig = new_figure(1.1 * cols + 1.2, 1.15 * rows + 0.6)
-        axes = fig.subplots(rows, cols, squeeze=False)
-        im = None
-        for i, ax in enumerate(axes.ravel()):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i < c_out:
-                im = ax.imshow(w[i, 0], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-                ax.set_title(f"filter {i}", fontsize=7)
-            else:
-                ax.axis("off")
-        fig.colorbar(im, ax=axes, label="weight", shrink=0.8)
-        fig.suptitle(title or f"{c_out} filters {kh}x{kw} (one input channel)")
+        fig = new_figure(1.0 * cols + 2.0, 1.0 * math.ceil(c_out / cols) + 1.2)
+        ax = fig.subplots()
+        im = ax.imshow(_mosaic(w[:, 0], cols), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        _mosaic_ticks(ax, c_out, cols, kh, kw, "filter")
+        fig.colorbar(im, ax=ax, label="weight", shrink=0.8)
+        ax.set_title(title or f"{c_out} filters {kh}x{kw} (one input channel)")
         return fig
     pad = 1
     mosaic = np.full((c_out * (kh + pad) - pad, c_in * (kw + pad) - pad), np.nan, dtype=np.float32)
     for o in range(c_out):
         for i in range(c_in):
             mosaic[o * (kh + pad):o * (kh + pad) + kh, i * (kw + pad):i * (kw + pad) + kw] = w[o, i]
-    fig = new_figure(min(16.0, 2.0 + 0.16 * c_in * (kw + pad)), min(20.0, 1.5 + 0.16 * c_out * (kh + pad)))
+    fig = new_figure(min(14.0, 2.5 + 0.07 * c_in * (kw + pad)), min(14.0, 1.5 + 0.07 * c_out * (kh + pad)))
     ax = fig.subplots()
     im = ax.imshow(mosaic, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     step = max(1, c_in // 8)
@@ -213,29 +205,52 @@ def conv_filters(weight, title: str = "") -> Figure:
     return fig
 
 
+def _mosaic(tiles: np.ndarray, cols: int, pad: int = 1) -> np.ndarray:
+    """Tiles ``(N, h, w)`` laid out in rows of ``cols``, separated by NaN (drawn blank)."""
+    n, h, w = tiles.shape
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = tiles[i]
+    return out
+
+
+def _mosaic_ticks(ax, n: int, cols: int, h: int, w: int, what: str, pad: int = 1) -> None:
+    """Tick labels that name each tile of a mosaic: tile = row label + column label."""
+    rows = math.ceil(n / cols)
+    ax.set_xticks([c * (w + pad) + (w - 1) / 2 for c in range(min(cols, n))], [f"+{c}" for c in range(min(cols, n))])
+    ax.set_yticks([r * (h + pad) + (h - 1) / 2 for r in range(rows)], [str(r * cols) for r in range(rows)])
+    ax.tick_params(length=0, labelsize=7)
+    ax.set_xlabel(f"{what} = row label + column label")
+    ax.set_ylabel(f"{what} (row start)")
+
+
 def feature_maps(maps, title: str, image=None, max_channels: int = 64) -> Figure:
-    """The channels of one layer's output ``(C, H, W)`` for one input (shown first when given)."""
+    """The channels of one layer's output ``(C, H, W)`` for one input (shown on the left when given),
+    as one mosaic; each channel is scaled to its own range (the CSV holds the raw values)."""
     m = np.asarray(maps, dtype=np.float32)
     c = min(m.shape[0], max_channels)
-    tiles = c + (1 if image is not None else 0)
-    cols = min(8, tiles)
-    rows = math.ceil(tiles / cols)
-    fig = new_figure(1.35 * cols + 0.3, 1.4 * rows + 0.6)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes:
-        ax.axis("off")
-    k = 0
+    cols = min(8, c)
+    lo = m[:c].min(axis=(1, 2), keepdims=True)
+    span = np.maximum(m[:c].max(axis=(1, 2), keepdims=True) - lo, 1e-12)
+    mosaic = _mosaic((m[:c] - lo) / span, cols)
+    rows = math.ceil(c / cols)
+    width = 1.0 * cols + 1.6 + (2.2 if image is not None else 0)
+    fig = new_figure(width, 1.0 * rows + 1.3)
     if image is not None:
+        a0, ax = fig.subplots(1, 2, width_ratios=[2.2, 1.0 * cols])
         img, cmap = _image(image)
-        axes[0].imshow(img, cmap=cmap)
-        axes[0].set_title("input", fontsize=7)
-        k = 1
-    for ch in range(c):
-        ax = axes[k + ch]
-        ax.imshow(m[ch], cmap="viridis", interpolation="nearest")
-        ax.set_title(f"ch {ch} (max {m[ch].max():.2g})", fontsize=6)
+        a0.imshow(img, cmap=cmap)
+        a0.set_title("input", fontsize=9)
+        a0.axis("off")
+    else:
+        ax = fig.subplots()
+    im = ax.imshow(mosaic, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    _mosaic_ticks(ax, c, cols, m.shape[1], m.shape[2], "channel")
+    fig.colorbar(im, ax=ax, label="activation, scaled per channel", shrink=0.8)
     more = f", first {c} of {m.shape[0]} channels" if c < m.shape[0] else ""
-    fig.suptitle(f"{title}: {m.shape[0]} maps of {m.shape[1]}x{m.shape[2]}{more} (each on its own colour scale)")
+    ax.set_title(f"{title}: {m.shape[0]} maps of {m.shape[1]}x{m.shape[2]}{more}", fontsize=9)
     return fig
 
 
@@ -330,18 +345,28 @@ def compare_cells(results: list[dict], title: str = "") -> Figure:
         axes[1, col].set_ylabel("||dh_T/dh_t|| (log scale)")
     ax = bottom.subplots()
     ax.axis("off")
-    cols = ["cell", "parameters", "train seconds", "final test MSE" if results and results[0].get("metric") == "mse"
-            else "final test metric", "decay/step at init", "decay/step trained", "steps per 10x at init"]
+    metric = "final test MSE" if results and results[0].get("metric") == "mse" else "final test accuracy"
+    cols = ["cell", "parameters", "train seconds", metric, "decay/step at init", "decay/step trained",
+            "steps per 10x at init", "steps per 10x trained"]
     cells = []
     for r in results:
         cells.append([r["cell"], f"{r['parameters']:,}", f"{r['seconds']:.1f}", f"{r['final']:.4g}",
-                      _fmt(r.get("decay_init")), _fmt(r.get("decay_trained")), _fmt(r.get("steps_per_10x_init"), 1)])
+                      _fmt(r.get("decay_init")), _fmt(r.get("decay_trained")),
+                      _steps(r.get("steps_per_10x_init")), _steps(r.get("steps_per_10x_trained"))])
     table = ax.table(cellText=cells, colLabels=cols, loc="center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     table.scale(1, 1.4)
-    fig.suptitle(title or "gradient flow through time by cell (decay factor per step back, from ||dh_T/dh_t||)")
+    bottom.suptitle("decay = fitted factor per step back in time of ||dh_T/dh_t|| (< 1: the gradient vanishes)",
+                    fontsize=9)
+    fig.suptitle(title or "gradient flow through time by cell")
     return fig
+
+
+def _steps(v) -> str:
+    if v is None:
+        return "-"
+    return "never (grows)" if v < 0 or math.isinf(v) else f"{v:.1f}"
 
 
 def _fmt(v, digits: int = 4) -> str:

@@ -53,10 +53,11 @@ class _Doc:
     def pre(self, s: str) -> None:
         self.parts.append(f"<pre>{html.escape(s)}</pre>")
 
-    def table(self, header: list[str], rows: list[list]) -> None:
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    def table(self, header: list[str] | None, rows: list[list]) -> None:
+        head = ("<thead><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr></thead>"
+                if header else "")
         body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
-        self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        self.parts.append(f"<table>{head}<tbody>{body}</tbody></table>")
 
     def figure(self, files: dict, caption: str) -> None:
         png = Path(files["png"])
@@ -118,14 +119,14 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
     last = metrics[-1] if metrics else {}
     rows = [["run directory", str(run.path)], ["status", info.get("status")], ["model", name],
             ["parameters", info["model"].get("parameters")], ["dataset", data],
-            ["samples (train / test)", f"{info['dataset'].get('n_train')} / {info['dataset'].get('n_test')}"],
+            ["samples (train / test)", f"{info['dataset'].get('n_train', 0):,} / {info['dataset'].get('n_test', 0):,}"],
             ["input shape", "x".join(map(str, info["dataset"]["input_shape"]))], ["task", info["dataset"].get("task")],
             ["epochs", len(metrics)], ["training wall seconds", info.get("train_wall_seconds")],
             ["device", info.get("device")], ["seed", info.get("seed")], ["weights shown", info.get("weights_used")],
             ["started", info.get("started")], ["finished", info.get("finished")]]
     env = info.get("environment") or {}
     rows += [[f"{k} version", env[k]] for k in ("layerlab", "torch") if env.get(k)]
-    doc.table(["", ""], rows)
+    doc.table(None, rows)
     doc.section("config", "Configuration")
     doc.pre((run.path / "config.toml").read_text() if (run.path / "config.toml").is_file() else "(no config.toml)")
 
@@ -224,4 +225,5 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
 
     path = run.path / "report.html"
     atomic_write_text(path, doc.render())
+    path.chmod(0o644)  # a page to share, not a secret (the atomic writer's temp file is 0600)
     return path

@@ -19,7 +19,7 @@ def curve_rows(run) -> list[dict]:
 
 
 @dataclass
-class TestPredictions:
+class Predictions:
     """Model outputs on a test split: ``logits`` (N, K), ``y`` (N,), ``x`` the inputs."""
 
     x: torch.Tensor
@@ -37,13 +37,13 @@ class TestPredictions:
         return self.logits.argmax(-1)
 
 
-def predict_test(model, ds) -> TestPredictions:
+def predict_test(model, ds) -> Predictions:
     """Outputs of ``model`` on ``ds.test`` (via :func:`layerlab.engine.predict_logits`)."""
     from ..engine import predict_logits
 
     logits = predict_logits(model, ds.test, device=next(model.parameters()).device)
     classes = ds.classes or [str(i) for i in range(ds.num_outputs or logits.shape[-1])]
-    return TestPredictions(ds.test.x, ds.test.y, logits, classes, ds.task)
+    return Predictions(ds.test.x, ds.test.y, logits, classes, ds.task)
 
 
 def confusion_matrix(y: torch.Tensor, pred: torch.Tensor, num_classes: int) -> np.ndarray:
@@ -67,7 +67,7 @@ def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
     return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
 
 
-def confident_mistakes(pred: TestPredictions, k: int = 16) -> list[dict]:
+def confident_mistakes(pred: Predictions, k: int = 16) -> list[dict]:
     """The ``k`` wrong test samples the model was surest of, most confident first.
 
     Each: ``index`` into the test split, ``true``/``predicted`` class indices, ``confidence`` (the
@@ -85,7 +85,7 @@ def confident_mistakes(pred: TestPredictions, k: int = 16) -> list[dict]:
              "p_true": float(probs[i, pred.y[i]])} for i in order]
 
 
-def classification_views(pred: TestPredictions) -> dict:
+def classification_views(pred: Predictions) -> dict:
     """Everything the error views show, as plain numbers."""
     if pred.task == "regression":
         raise LayerlabError("confusion matrices apply to classification runs; this run is a regression")

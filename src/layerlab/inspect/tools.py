@@ -367,9 +367,10 @@ def compare_cells(task: str, length: int, cells: list[str], *, hidden: int = 64,
         if on_cell:
             on_cell(r)
     out = Path(out)
-    title = (f"{task} problem, T={length}: {', '.join(cells)} (hidden {hidden}, {epochs} epochs of {n_train} "
-             f"samples, batch {batch_size}, Adam lr {lr}, clip {clip}, seed {seed}); decay = factor per step back "
-             f"of ||dh_T/dh_t||")
+    title = (f"{task} task, T={length}: {', '.join(cells)} trained under one budget (hidden {hidden}, {epochs} "
+             f"epochs of {n_train:,} samples, batch {batch_size}, Adam lr {lr}, clip {clip}, seed {seed})\n"
+             f"curves averaged over {samples} test sequences; legend: fitted factor per step back in time "
+             f"(< 1 vanishing, > 1 growing)")
     files = save_figure(plots.compare_cells(results, title), out, "compare_cells", table_rows(results))
     curves = []
     fits = []
