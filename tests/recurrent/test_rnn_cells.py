@@ -60,11 +60,19 @@ def test_gru_cell_by_hand():
     np.testing.assert_allclose(h.numpy(), expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("alpha", [1.0, 0.3])
-def test_residual_cell_by_hand(alpha):
+def test_residual_cell_by_hand():
+    W, U, b = _w(2 * H, D, 15), _w(2 * H, H, 16), _w(1, 2 * H, 17)[0]
+    a = x @ W.T + h_prev @ U.T + b
+    z = sig(a[:, :H])
+    expected = h_prev + z * np.tanh(a[:, H:])                  # h_t = h_{t-1} + z_t * tanh(...)
+    (h,) = ResidualCell().step(_t(x @ W.T + b), (_t(h_prev),), _t(U), None)
+    np.testing.assert_allclose(h.numpy(), expected, atol=1e-12)
+
+
+def test_plain_residual_cell_by_hand():
     W, U, b = _w(H, D, 15), _w(H, H, 16), _w(1, H, 17)[0]
-    expected = h_prev + alpha * np.tanh(x @ W.T + h_prev @ U.T + b)   # h_t = h_{t-1} + a tanh(...)
-    (h,) = ResidualCell(alpha).step(_t(x @ W.T + b), (_t(h_prev),), _t(U), None)
+    expected = h_prev + np.tanh(x @ W.T + h_prev @ U.T + b)   # h_t = h_{t-1} + tanh(W x_t + U h_{t-1} + b)
+    (h,) = ResidualCell(gated=False).step(_t(x @ W.T + b), (_t(h_prev),), _t(U), None)
     np.testing.assert_allclose(h.numpy(), expected, atol=1e-12)
 
 

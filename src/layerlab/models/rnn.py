@@ -6,7 +6,7 @@ One family, configured by cell, hidden size, layers, directions, dropout between
     rnn        h_t = tanh(W x_t + U h_{t-1} + b)                    the article's cell (3.2.1)
     lstm       gated cell state c_t, torch's nn.LSTM                 (6.2.2)
     gru        gated interpolation, torch's nn.GRU                   (6.2.2)
-    residual   h_t = h_{t-1} + alpha * tanh(W x_t + U h_{t-1} + b)   (6.2.2, see cells.ResidualCell)
+    residual   h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b)     (6.2.2, z_t a gate; cells.ResidualCell)
 
     head "last"  one output per sequence from the last valid step:   y = V h_T + c
     head "step"  one output per step (3.2.2):                         y_t = V h_t + c
@@ -127,6 +127,8 @@ class RecurrentStack(nn.Module):
                         b_U.zero_()
                     if self.cell_impl.name == "lstm":
                         b[H:2 * H] = 1.0
+                    if getattr(self.cell_impl, "gated", False):       # residual: small first steps
+                        b[:H] = self.cell_impl.gate_bias
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(B, T, D)`` -> outputs of the last layer ``(B, T, dirs*H)`` and the final state of
@@ -198,7 +200,7 @@ class RecurrentNet(nn.Module):
 
     def __init__(self, input_shape: tuple[int, ...], num_outputs: int, cell: str = "lstm", hidden: int = 128,
                  layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, head: str = "last",
-                 alpha: float = 1.0):
+                 gated: bool = True):
         super().__init__()
         shape = tuple(int(s) for s in input_shape)
         if cell not in CELLS:
@@ -225,7 +227,7 @@ class RecurrentNet(nn.Module):
         self.num_layers = int(layers)
         self.bidirectional = bool(bidirectional)
         self.head = head
-        cell_impl = ResidualCell(alpha) if cell == "residual" else CELLS[cell]()
+        cell_impl = ResidualCell(gated) if cell == "residual" else CELLS[cell]()
         self.rnn = RecurrentStack(cell_impl, features, self.hidden_size, self.num_layers, self.bidirectional, dropout)
         self.out = nn.Linear(self.hidden_size * self.rnn.directions, self.num_outputs)
         self.rnn.keras_init_()
@@ -316,5 +318,5 @@ for _name, _desc in (
         ("rnn", "The article's tanh RNN h_t = tanh(W x_t + U h_{t-1} + b): --hidden --layers --bidirectional"),
         ("lstm", "LSTM (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
         ("gru", "GRU (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
-        ("residual", "Residual tanh RNN h_t = h_{t-1} + tanh(W x_t + U h_{t-1} + b): --hidden --layers")):
+        ("residual", "Residual tanh RNN h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b), z_t a gate: --hidden --layers")):
     register_model(_name, _desc)(_family(_name))
