@@ -109,6 +109,19 @@ def test_article_lstm_is_keras_lstm_128():
     assert m(torch.zeros(2, 28, 28)).shape == (2, 10)
 
 
+def test_recurrent_family_init():
+    res = create_model("residual", (5, 3), 2, hidden=4)
+    W, U, b, b_U = res.rnn.weights(0)
+    assert W.shape == (8, 3) and U.shape == (8, 4) and b_U is None          # gate blocks z, h
+    assert torch.all(b[:4] == -3) and torch.all(b[4:] == 0)                 # small first steps
+    gru = create_model("gru", (5, 3), 2, hidden=4, layers=2, bidirectional=True)
+    for k in range(2):
+        for d in range(2):
+            W, U, b, b_U = gru.rnn.weights(k, d)
+            assert W.shape[1] == (3 if k == 0 else 8) and torch.all(b == 0) and torch.all(b_U == 0)
+            torch.testing.assert_close(U.T @ U, torch.eye(4), atol=1e-5, rtol=0)
+
+
 def test_images_are_read_as_rows_without_sequence_flag():
     m = create_model("article-lstm", (1, 28, 28), 10).eval()
     img = torch.rand(2, 1, 28, 28)
