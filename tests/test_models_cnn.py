@@ -75,3 +75,30 @@ def test_configurable_cnn():
 
 def test_registry_lists_article_cnn():
     assert "article-cnn" in list_models()
+
+
+def test_pool_first_fast_path_equals_the_articles_order():
+    torch.manual_seed(0)
+    m = create_model("article-cnn", (1, 28, 28), 10)
+    x = torch.randn(8, 1, 28, 28)
+    y = torch.randint(0, 10, (8,))
+    fast = m(x)
+    torch.nn.functional.cross_entropy(fast, y).backward()
+    fast_grads = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    literal = m.classifier(m.flatten(m.features(x)))  # conv > ReLU > pool, as the article writes it
+    torch.nn.functional.cross_entropy(literal, y).backward()
+    assert torch.equal(fast, literal)
+    for g, p in zip(fast_grads, m.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_hooks_see_the_articles_layer_order():
+    m = create_model("article-cnn", (1, 28, 28), 10)
+    seen = []
+    hooks = [layer.register_forward_hook(lambda mod, i, o: seen.append((type(mod).__name__, tuple(o.shape[1:]))))
+             for layer in m.features]
+    m(torch.zeros(1, 1, 28, 28))
+    for h in hooks:
+        h.remove()
+    assert seen[:3] == [("Conv2d", (32, 26, 26)), ("ReLU", (32, 26, 26)), ("MaxPool2d", (32, 13, 13))]
