@@ -18,7 +18,7 @@ HEADER = "@problemName Toy\n@timeStamps false\n@univariate {uni}\n{dims}@equalLe
 def write_ts(path: Path, rows: list[str], uni=True, eq=True, dims=None, header=None) -> Path:
     h = header if header is not None else HEADER.format(uni=str(uni).lower(), eq=str(eq).lower(),
                                                         dims=f"@dimensions {dims}\n" if dims else "")
-    path.write_text("# a comment\n" + h + "\n".join(rows) + "\n")
+    path.write_text("# a comment\n% an ARFF-style comment\n" + h + "\n".join(rows) + "\n")
     return path
 
 
@@ -45,8 +45,8 @@ def test_ts_regression_targets(tmp_path):
 
 @pytest.mark.parametrize("rows,header,message", [
     ([], "@problemName X\n@classLabel true a b\n", "no @data line"),
-    (["1,2,3:a"], "@problemName X\n@classLabel true a b\n", "line 4: expected an @-header line or @data"),
-    (["1,x,3:a"], None, "line 8: dimension 1 holds 'x', which is not a number"),
+    (["1,2,3:a"], "@problemName X\n@classLabel true a b\n", "line 5: expected an @-header line or @data"),
+    (["1,x,3:a"], None, "line 9: dimension 1 holds 'x', which is not a number"),
     (["1,2,3:c"], None, "class label 'c' is not among the declared labels a b"),
     (["1,2:3,4:a", "1,2:b"], None, "this case has 1 dimensions, the first case has 2"),
     (["1,2,3"], None, "expected the values and then a class label"),
@@ -103,14 +103,17 @@ aeon_root = sequences.bundled_ts_root()
 
 
 @pytest.mark.skipif(aeon_root is None, reason="aeon (the test extra) is not installed")
-@pytest.mark.parametrize("name", ["BasicMotions", "JapaneseVowels", "ArrowHead"])
+@pytest.mark.parametrize("name", ["BasicMotions", "JapaneseVowels", "ArrowHead", "UnitTest", "Covid3Month"])
 def test_ts_reader_agrees_with_aeon(name):
     from aeon.datasets import load_from_ts_file
 
     path = aeon_root / name / f"{name}_TRAIN.ts"
     X, y = load_from_ts_file(str(path))
     ours = read_ts(path)
-    assert [v.lower() for v in ours.labels] == [str(v).lower() for v in y]   # aeon lower-cases labels
+    if ours.regression:
+        np.testing.assert_allclose(ours.labels, np.asarray(y, dtype=float))
+    else:
+        assert [v.lower() for v in ours.labels] == [str(v).lower() for v in y]   # aeon lower-cases labels
     for a, s in zip(X, ours.series):
         np.testing.assert_allclose(s.T, np.asarray(a, dtype=np.float64))     # aeon: (F, T_i)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import os
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -199,7 +200,7 @@ def read_ts(path: str | Path) -> TsData:
     n_dims = None
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith(("#", "%")):                 # comments (% as in ARFF)
             continue
         if not in_data:
             if not line.startswith("@"):
@@ -395,7 +396,7 @@ def load_ts_pair(train_path: str | Path) -> Dataset:
     train_path = Path(train_path)
     test_path = _test_beside(train_path)
     tr, te = read_ts(train_path), read_ts(test_path)
-    name = tr.problem or train_path.stem[:-6]
+    name = re.sub(r"(_TRAIN|_TEST)?(\.ts)?$", "", tr.problem or "", flags=re.I) or train_path.stem[:-6]
     if not (tr.labels and te.labels):
         raise DataError(f"{train_path if not tr.labels else test_path}: the cases carry no class label or target "
                         f"(@classLabel false); layerlab trains on labelled cases")
@@ -525,7 +526,7 @@ def bundled_ts_names() -> list[str]:
 
 
 DESCRIPTIONS = {**synthetic.DESCRIPTIONS,
-                **{n: "UCR/UEA time-series classification set bundled with aeon" for n in bundled_ts_names()}}
+                **{n: "UCR/UEA time-series set bundled with the aeon package" for n in bundled_ts_names()}}
 
 
 # ----------------------------------------------------------------------------------------------
