@@ -314,7 +314,8 @@ def gradient_flow(flows: list, title: str = "") -> Figure:
     _flow_panel(a2, flows, "jacobian_norm", styles[:len(flows)] if len(flows) <= 4 else None)
     a2.set_ylabel("||dh_T/dh_t||_F / sqrt(H) (log scale)")
     a2.set_title("how much of step t reaches the last state")
-    fig.suptitle(title or "gradient flow through time (legend: fitted decay factor per step back)")
+    fig.suptitle((title + "\n" if title else "gradient flow through time\n")
+                 + "legend: fitted factor per step back in time (< 1: the gradient vanishes)", fontsize=10)
     return fig
 
 

@@ -122,3 +122,22 @@ def test_report_of_a_recurrent_run_has_gradient_flow(tmp_path):
     assert len(rows) == 2 * 8
     assert (run.path / "report" / "gradflow_fit.csv").is_file()
     assert (run.path / "report" / "predictions.csv").is_file()
+
+
+def test_initial_model_is_the_runs_own_initialisation(tmp_path):
+    """``gradflow`` compares a run's trained weights with its initial ones, rebuilt from its seed:
+    with a zero learning rate the 'trained' weights are the initial ones, so the two must agree."""
+    from datagen import make_idx_dir
+    from layerlab import api
+    from layerlab.config import RunConfig
+    from layerlab.inspect.tools import initial_model
+
+    cfg = RunConfig()
+    cfg.data.name = str(make_idx_dir(tmp_path / "bars", n_train=32, n_test=8))
+    cfg.model.name, cfg.model.channels = "cnn", "4,M"
+    cfg.train.epochs, cfg.train.optimizer, cfg.train.lr, cfg.train.seed, cfg.train.device = 1, "sgd", 0.0, 7, "cpu"
+    run, _ = api.train(cfg, tmp_path / "run")
+    trained, _, _ = api.load_run(run.path)
+    init = initial_model(run)
+    for (k, a), (_, b) in zip(sorted(trained.state_dict().items()), sorted(init.state_dict().items())):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)

@@ -226,7 +226,11 @@ def _without_pools(model: nn.Module, input_shape: tuple, total: int) -> dict | N
     for pname in pools:
         parent_name, _, child = pname.rpartition(".")
         parent = clone.get_submodule(parent_name) if parent_name else clone
-        setattr(parent, child, nn.Identity())
+        ident = nn.Identity()
+        # a hook marks the layers as watched: a model that reorders its layers for speed when
+        # nobody looks (ConvNet runs pool before ReLU) then runs them literally, identities included
+        ident.register_forward_hook(lambda mod, inp, out: None)
+        setattr(parent, child, ident)
     seen = {}
 
     def pre(mod, args):

@@ -133,6 +133,9 @@ def gradflow(target: str, *, data: str | None = None, length: int | None = None,
             raise LayerlabError(f"{run.path}: the model {info['model']['name']} is not recurrent; gradient flow "
                                 f"through time applies to rnn, lstm, gru, residual and article-lstm runs")
         ds = _run_dataset(run, data)
+        if tuple(ds.input_shape) != tuple(info["dataset"]["input_shape"]):
+            raise LayerlabError(f"{ds.name} has samples of shape {tuple(ds.input_shape)}, the model of {run.path} "
+                                f"was trained on {tuple(info['dataset']['input_shape'])}")
         x, y = ds.test.x[:samples], ds.test.y[:samples]
         lengths = None if ds.test.lengths is None else ds.test.lengths[:samples]
         flows.append(gradient_flow(initial_model(run), x, y, task=ds.task, lengths=lengths, probes=probes,
