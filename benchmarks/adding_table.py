@@ -62,6 +62,8 @@ def read_run(path: Path) -> dict | None:
 def verdict(r: dict) -> str:
     if r["best"] < SOLVED:
         return f"solved (epoch {r['solved_epoch']})"
+    if r["best"] > 1.5 * BASELINE:
+        return "unstable, above the baseline"
     if r["best"] > 0.9 * BASELINE:
         return "stays at the baseline"
     return "partly"
@@ -114,6 +116,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "adding.md"))
     p.add_argument("--notes", default="", help="a paragraph to put under the table")
     p.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
+    p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these rows (rnn, rnn-L2, residual, lstm, gru)")
     args = p.parse_args(argv)
     out = Path(args.runs)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,6 +124,8 @@ def main(argv=None) -> int:
         for T in args.lengths:
             for label, model, extra in MODELS:
                 path = run_dir(out, model, extra, T)
+                if args.only and path.name.split(f"T{T}-", 1)[1] not in args.only:
+                    continue
                 if read_run(path) is not None:
                     print(f"T={T} {label}: done already ({path})", flush=True)
                     continue
