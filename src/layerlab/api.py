@@ -24,7 +24,8 @@ def build_model(name: str, input_shape: tuple[int, ...], num_outputs: int, **opt
 
 
 def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Trainable parameters (a frozen bias, like the LSTM's second one, is not counted: Keras has none)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def prepare_data(cfg: RunConfig) -> Dataset:

@@ -125,6 +125,10 @@ class RecurrentStack(nn.Module):
                     b.zero_()
                     if b_U is not None:
                         b_U.zero_()
+                        if self.cell_impl.name in ("lstm", "rnn"):
+                            # Keras's LSTM and SimpleRNN have one bias; torch adds b_hh to b_ih. Frozen
+                            # at zero it leaves Keras's function, parameter count and bias updates.
+                            b_U.requires_grad_(False)
                     if self.cell_impl.name == "lstm":
                         b[H:2 * H] = 1.0
                     if getattr(self.cell_impl, "gated", False):       # residual: small first steps
