@@ -231,7 +231,7 @@ def _vjps(h_T: torch.Tensor, layer: list[torch.Tensor], vectors: torch.Tensor):
             if g is not None:
                 yield g, t
         return
-    except RuntimeError:
+    except (RuntimeError, NotImplementedError):  # an op without a batching rule
         pass
     for v in vectors:
         grads = torch.autograd.grad(h_T, layer, grad_outputs=v, retain_graph=True, allow_unused=True)
