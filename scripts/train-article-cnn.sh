@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/install-fashion-mnist.sh
+bash scripts/apt-install.sh dataset-fashion-mnist
 run="runs/article-cnn-$(date +%Y%m%d-%H%M%S)"
 .venv/bin/layerlab train --config configs/article_cnn.toml --out "$run" "$@"
 .venv/bin/layerlab evaluate "$run"
