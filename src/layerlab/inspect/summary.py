@@ -77,6 +77,7 @@ class ModelSummary:
     rows: list[LayerRow] = field(default_factory=list)
     total_parameters: int = 0
     total_flops: int = 0
+    frozen_parameters: int = 0
     without_pools: dict | None = None
 
     @property
@@ -111,6 +112,9 @@ class ModelSummary:
                          f"{r.parameters:>11,} {r.flops:>13,}")
         lines.append("-" * len(head))
         lines.append(f"{'total':<22} {'':<20} {'':<16} {'':>10} {self.total_parameters:>11,} {self.total_flops:>13,}")
+        if self.frozen_parameters:
+            lines.append(f"(parameters are trainable ones; {self.frozen_parameters:,} more are frozen, "
+                         f"e.g. torch's second recurrent bias held at zero)")
         if self.without_pools:
             lines.append(self.pooling_line())
         return "\n".join(lines)
@@ -186,7 +190,7 @@ def summarize(model: nn.Module, input_shape: tuple, name: str | None = None) -> 
         for d in shape:
             elements *= int(d)
         summary.rows.append(LayerRow(name=n, alias=aliases[n], kind=type(m).__name__, output_shape=shape,
-                                     parameters=sum(p.numel() for p in m.parameters(recurse=False)),
+                                     parameters=_trainable(m.parameters(recurse=False)),
                                      flops=counts.get(f"{root}.{n}", 0), elements=elements if shape else 0,
                                      calls=calls.get(n, 0)))
     summary.total_flops = int(counter.get_total_flops())
@@ -202,9 +206,16 @@ def summarize(model: nn.Module, input_shape: tuple, name: str | None = None) -> 
         else:
             summary.rows.append(LayerRow(name="(other)", alias="other", kind="ops outside layers",
                                          output_shape=(), parameters=0, flops=leftover, elements=0, calls=0))
-    summary.total_parameters = sum(p.numel() for p in model.parameters())
+    summary.total_parameters = _trainable(model.parameters())
+    summary.frozen_parameters = sum(p.numel() for p in model.parameters()) - summary.total_parameters
     summary.without_pools = _without_pools(model, input_shape, summary.total_parameters)
     return summary
+
+
+def _trainable(params) -> int:
+    """Trainable parameters, as ``layerlab.api.count_parameters`` counts them (a bias frozen at zero,
+    like torch's second LSTM bias that Keras does not have, is not a parameter of the model)."""
+    return sum(p.numel() for p in params if p.requires_grad)
 
 
 class _Stop(Exception):

@@ -356,7 +356,8 @@ def compare_cells(task: str, length: int, cells: list[str], *, hidden: int = 64,
         last = hist[-1]
         final = last["test_loss"] if metric == "mse" else last["test_accuracy"]
         jf_i, jf_t = init.layers[0].jacobian_fit, trained.layers[0].jacobian_fit
-        r = {"cell": cell, "parameters": sum(p.numel() for p in model.parameters()), "seconds": seconds,
+        r = {"cell": cell, "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+             "seconds": seconds,
              "metric": metric, "final": final, "final_test_loss": last["test_loss"],
              "decay_init": jf_i.factor if jf_i else None, "decay_trained": jf_t.factor if jf_t else None,
              "steps_per_10x_init": jf_i.steps_per_10x if jf_i else None,
