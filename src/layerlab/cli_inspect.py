@@ -51,9 +51,11 @@ def cmd_gradflow(args) -> int:
     for f in flows:
         for lf in f.layers:
             print(f"{f.label}, layer {lf.layer} (H={lf.hidden}), loss {f.loss:.4g}:")
-            print(f"  ||dL/dh_t||     {lf.grad_norm[0]:.3e} at t=1 .. {lf.grad_norm[-1]:.3e} at t={len(lf.grad_norm)}; "
+            print(f"  ||dL/dh_t||             {lf.grad_norm[0]:.3e} at t=1 .. {lf.grad_norm[-1]:.3e} at t={len(lf.grad_norm)}; "
                   f"{_fit_text(lf.grad_fit)}")
-            print(f"  ||dh_T/dh_t||   {lf.jacobian_norm[0]:.3e} at t=1; {_fit_text(lf.jacobian_fit)}")
+            print(f"  ||dh_T/dh_t||_F/sqrt(H) {lf.jacobian_norm[0]:.3e} at t=1; {_fit_text(lf.jacobian_fit)}")
+            if lf.jacobian_spectral is not None:
+                print(f"  ||dh_T/dh_t||_2         {lf.jacobian_spectral[0]:.3e} at t=1; {_fit_text(lf.spectral_fit)}")
     print(f"wrote {_files(r['files'])}")
     return 0
 
@@ -145,12 +147,14 @@ def cmd_compare_cells(args) -> int:
         return 0
     key = f"final_test_{r['metric']}"
     print()
-    print(f"{'cell':<9} {'params':>8} {'seconds':>8} {key:>16} {'decay init':>11} {'decay trained':>14} "
-          f"{'10x steps init':>15}")
+    print("decay = fitted factor per step back of ||dh_T/dh_t|| (RMS: Frobenius/sqrt(H); spectral: largest "
+          "singular value)")
+    print(f"{'cell':<9} {'params':>8} {'seconds':>8} {key:>16} {'RMS init':>9} {'RMS trained':>12} "
+          f"{'spectral init':>14} {'spectral trained':>17}")
     for row in rows:
         print(f"{row['cell']:<9} {row['parameters']:>8,} {row['seconds']:>8.1f} {row[key]:>16.5f} "
-              f"{_num(row['decay_per_step_init']):>11} {_num(row['decay_per_step_trained']):>14} "
-              f"{_num(row['steps_per_10x_init'], 1):>15}")
+              f"{_num(row['decay_per_step_init']):>9} {_num(row['decay_per_step_trained']):>12} "
+              f"{_num(row['spectral_decay_per_step_init']):>14} {_num(row['spectral_decay_per_step_trained']):>17}")
     if r.get("baseline"):
         print(f"(always answering the mean scores MSE {r['baseline']:.4f})")
     print(f"wrote {_files(r['files'])}")

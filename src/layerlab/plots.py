@@ -284,13 +284,22 @@ def layer_elements(summary) -> Figure:
 # ----------------------------------------------------------------------------------------------
 # Gradient flow through time
 # ----------------------------------------------------------------------------------------------
+_FITS = {"grad_norm": "grad_fit", "jacobian_norm": "jacobian_fit", "jacobian_spectral": "spectral_fit"}
+
+
+def _has_spectral(flows) -> bool:
+    return any(lf.jacobian_spectral is not None for f in flows for lf in f.layers)
+
+
 def _flow_panel(ax, flows, measure: str, styles=None, label_of=None) -> None:
     for k, flow in enumerate(flows):
         for lf in flow.layers:
             y = getattr(lf, measure)
+            if y is None:
+                continue
             t = np.arange(1, len(y) + 1)
             ok = y > 0
-            fit = lf.grad_fit if measure == "grad_norm" else lf.jacobian_fit
+            fit = getattr(lf, _FITS[measure])
             name = label_of(flow, lf) if label_of else (f"{flow.label} layer {lf.layer}" if len(flow.layers) > 1
                                                          else flow.label)
             if fit is not None:
@@ -305,15 +314,21 @@ def _flow_panel(ax, flows, measure: str, styles=None, label_of=None) -> None:
 
 def gradient_flow(flows: list, title: str = "") -> Figure:
     """``||dL/dh_t||`` and ``||dh_T/dh_t||`` against t on log scales, one line per weights and layer."""
-    fig = new_figure(11, 4.2)
-    a1, a2 = fig.subplots(1, 2)
+    spectral = _has_spectral(flows)
+    fig = new_figure(16 if spectral else 11, 4.4)
+    axes = fig.subplots(1, 3 if spectral else 2)
+    a1, a2 = axes[0], axes[1]
     styles = ["-", "--", ":", "-."]
     _flow_panel(a1, flows, "grad_norm", styles[:len(flows)] if len(flows) <= 4 else None)
     a1.set_ylabel("||dL/dh_t|| (mean over samples, log scale)")
     a1.set_title("gradient of the loss at each step")
     _flow_panel(a2, flows, "jacobian_norm", styles[:len(flows)] if len(flows) <= 4 else None)
     a2.set_ylabel("||dh_T/dh_t||_F / sqrt(H) (log scale)")
-    a2.set_title("how much of step t reaches the last state")
+    a2.set_title("how much of step t reaches the last state (RMS gain)")
+    if spectral:
+        _flow_panel(axes[2], flows, "jacobian_spectral", styles[:len(flows)] if len(flows) <= 4 else None)
+        axes[2].set_ylabel("||dh_T/dh_t||_2 (log scale)")
+        axes[2].set_title("gain of the best-kept direction (spectral norm)")
     fig.suptitle((title + "\n" if title else "gradient flow through time\n")
                  + "legend: fitted factor per step back in time (< 1: the gradient vanishes)", fontsize=10)
     return fig
@@ -322,9 +337,11 @@ def gradient_flow(flows: list, title: str = "") -> Figure:
 def compare_cells(results: list[dict], title: str = "") -> Figure:
     """The article's section 6.2 in one figure: the gradient flow of each cell at initialisation
     and after training (log scale), with a table of final metric, parameters, seconds and decay."""
-    fig = new_figure(13, 9.5)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[3, 1.1])
-    axes = top.subplots(2, 2, sharex=True)
+    spectral = _has_spectral([f for r in results for f in r["flows"].values()])
+    rows = 3 if spectral else 2
+    fig = new_figure(13, 4.0 + 3.0 * rows)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3 * rows / 2, 1.1])
+    axes = top.subplots(rows, 2, sharex=True)
     names = {}
 
     def label(flow, lf):
@@ -343,22 +360,28 @@ def compare_cells(results: list[dict], title: str = "") -> Figure:
         axes[0, col].set_title(f"||dL/dh_t|| {when}")
         axes[1, col].set_title(f"||dh_T/dh_t||_F / sqrt(H) {when}")
         axes[0, col].set_ylabel("||dL/dh_t|| (log scale)")
-        axes[1, col].set_ylabel("||dh_T/dh_t|| (log scale)")
+        axes[1, col].set_ylabel("||dh_T/dh_t||_F/sqrt(H) (log scale)")
+        if spectral:
+            _flow_panel(axes[2, col], flows, "jacobian_spectral", label_of=label)
+            axes[2, col].set_title(f"||dh_T/dh_t||_2 (best-kept direction) {when}")
+            axes[2, col].set_ylabel("||dh_T/dh_t||_2 (log scale)")
     ax = bottom.subplots()
     ax.axis("off")
     metric = "final test MSE" if results and results[0].get("metric") == "mse" else "final test accuracy"
-    cols = ["cell", "parameters", "train seconds", metric, "decay/step at init", "decay/step trained",
-            "steps per 10x at init", "steps per 10x trained"]
+    cols = ["cell", "parameters", "train seconds", metric, "decay/step init (RMS)", "decay/step trained (RMS)",
+            "steps per 10x init (RMS)", "decay/step init (spectral)", "decay/step trained (spectral)"]
     cells = []
     for r in results:
         cells.append([r["cell"], f"{r['parameters']:,}", f"{r['seconds']:.1f}", f"{r['final']:.4g}",
                       _fmt(r.get("decay_init")), _fmt(r.get("decay_trained")),
-                      _steps(r.get("steps_per_10x_init")), _steps(r.get("steps_per_10x_trained"))])
+                      _steps(r.get("steps_per_10x_init")), _fmt(r.get("spectral_decay_init")),
+                      _fmt(r.get("spectral_decay_trained"))])
     table = ax.table(cellText=cells, colLabels=cols, loc="center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     table.scale(1, 1.4)
-    bottom.suptitle("decay = fitted factor per step back in time of ||dh_T/dh_t|| (< 1: the gradient vanishes)",
+    bottom.suptitle("decay = fitted factor per step back in time of ||dh_T/dh_t|| (< 1: the gradient vanishes); "
+                    "RMS = Frobenius/sqrt(H), spectral = largest singular value; check R^2 in compare_cells_fit.csv",
                     fontsize=9)
     fig.suptitle(title or "gradient flow through time by cell")
     return fig

@@ -199,7 +199,7 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
         doc.section("features", "Feature maps")
         if image is None:
             x, what = ds.test.x[0], "the first test image" + (
-                f" (a {ds.classes[int(ds.test.y[0])]})" if ds.classes and ds.test.y.dim() == 1 else "")
+                f" (class {ds.classes[int(ds.test.y[0])]})" if ds.classes and ds.test.y.dim() == 1 else "")
         else:
             x, what = Path(image), str(image)
         fv = tools.features_view(str(run.path), x, model=model, info=info, out=out)

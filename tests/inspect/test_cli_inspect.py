@@ -81,7 +81,7 @@ def test_gradflow_of_a_fresh_model(tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "gradflow.csv")))
     assert [int(r["t"]) for r in rows] == list(range(1, 11))
     fits = list(csv.DictReader(open(out / "gradflow_fit.csv")))
-    assert {r["measure"] for r in fits} == {"grad_norm", "jacobian_norm"}
+    assert {r["measure"] for r in fits} == {"grad_norm", "jacobian_norm", "jacobian_spectral"}
     assert (out / "gradflow.png").stat().st_size > 1000
 
 

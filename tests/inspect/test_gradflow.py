@@ -90,6 +90,8 @@ def test_linear_rnn_matches_closed_form():
         expected_grad.append(np.linalg.norm(g_T @ P.T, axis=1).mean())
         expected_jac.append(np.linalg.norm(np.linalg.matrix_power(U, T - t)) / math.sqrt(H))
     lf = flow.layers[0]
+    expected_spectral = [np.linalg.norm(np.linalg.matrix_power(U, T - t), 2) for t in range(1, T + 1)]
+    np.testing.assert_allclose(lf.jacobian_spectral, expected_spectral, rtol=1e-10)
     # the engine's loss runs in float32 (for AMP), so dL/dh_T carries float32 rounding
     np.testing.assert_allclose(lf.grad_norm, expected_grad, rtol=1e-6)
     np.testing.assert_allclose(lf.jacobian_norm, expected_jac, rtol=1e-10)
@@ -103,6 +105,7 @@ def test_scaled_orthogonal_gives_exact_decay_factor(a):
     # ||(aQ)^k||_F / sqrt(H) = a^k and ||(aQ^T)^k g|| = a^k ||g||: both exactly geometric
     np.testing.assert_allclose(lf.jacobian_norm, a ** np.arange(T - 1, -1, -1), rtol=1e-10)
     assert lf.jacobian_fit.factor == pytest.approx(a, rel=1e-9)
+    np.testing.assert_allclose(lf.jacobian_spectral, a ** np.arange(T - 1, -1, -1), rtol=1e-10)
     assert lf.grad_fit.factor == pytest.approx(a, rel=1e-9)
     assert lf.jacobian_fit.r2 == pytest.approx(1.0)
     assert lf.jacobian_fit.steps_per_10x == pytest.approx(math.log(10) / -math.log(a))
@@ -114,7 +117,7 @@ def test_random_probes_estimate_the_frobenius_norm():
     model, xt, yt, *_ = _linear_case(U)
     exact = gradient_flow(model, xt, yt, task="regression", probes=0).layers[0].jacobian_norm
     est = gradient_flow(model, xt, yt, task="regression", probes=200, seed=1)
-    assert "200 random unit probes" in est.method
+    assert "200 random unit probes" in est.method and est.layers[0].jacobian_spectral is None
     np.testing.assert_allclose(est.layers[0].jacobian_norm, exact, rtol=0.1)
 
 
@@ -137,13 +140,14 @@ def test_tanh_rnn_matches_reference_bptt_and_decays_geometrically():
     np.testing.assert_allclose(flow.layers[0].grad_norm, np.linalg.norm(g["h"], axis=-1).mean(0), rtol=1e-6)
     # dh_T/dh_t from the reference Jacobians: J_{t+1} ... J_T, row-vector convention
     J = g["jacobians"]                                                        # (B, T, H, H)
-    fro = np.zeros((B, T_long))
+    fro, spec = np.zeros((B, T_long)), np.zeros((B, T_long))
     for bi in range(B):
         P = np.eye(H)
         for t in range(T_long - 1, -1, -1):
-            fro[bi, t] = np.linalg.norm(P) / math.sqrt(H)
+            fro[bi, t], spec[bi, t] = np.linalg.norm(P) / math.sqrt(H), np.linalg.norm(P, 2)
             P = P @ J[bi, t]                                                  # dh_T/dh_{t-1}
     np.testing.assert_allclose(flow.layers[0].jacobian_norm, fro.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(flow.layers[0].jacobian_spectral, spec.mean(0), rtol=1e-9)
     # geometric: a straight line on the log scale, shrinking by at most ||U||_2 = 0.9 per step
     fit = flow.layers[0].jacobian_fit
     assert fit.r2 > 0.95

@@ -22,6 +22,11 @@ averaged over a batch of samples:
     ``E ||v^T J||^2 = ||J||_F^2 / H``. For an LSTM the derivative is taken with respect to
     ``h_t`` alone (the cell state ``c_t`` held fixed), which is what flows through ``h_t``.
 
+``jacobian_spectral[t]``
+    ``||dh_T/dh_t||_2``, the largest singular value: the gain of the direction of ``h_t`` that
+    reaches ``h_T`` best (a memory can live in a few such directions while the rest decays, which
+    the Frobenius mean hides). Only in exact mode, from the full Jacobians the H products build.
+
 A geometric decay ``norm(t) ~ A rho^(T-t)`` is fitted by least squares on ``log norm``; ``rho``
 (the *decay factor per step*, < 1 vanishing, > 1 exploding) and ``steps_per_10x`` (how many
 steps back the norm takes to shrink tenfold) are reported.
@@ -77,8 +82,10 @@ class LayerFlow:
     hidden: int
     grad_norm: np.ndarray                 # (T,) mean over the batch of ||dL/dh_t||
     jacobian_norm: np.ndarray             # (T,) mean over the batch of ||dh_T/dh_t||_F / sqrt(H)
+    jacobian_spectral: np.ndarray | None = None  # (T,) mean of ||dh_T/dh_t||_2 (exact mode only)
     grad_fit: DecayFit | None = None
     jacobian_fit: DecayFit | None = None
+    spectral_fit: DecayFit | None = None
 
 
 @dataclass
@@ -101,13 +108,16 @@ class GradFlow:
         for lf in self.layers:
             for t in range(len(lf.grad_norm)):
                 out.append({"weights": self.label, "layer": lf.layer, "t": t + 1,
-                            "grad_norm": float(lf.grad_norm[t]), "jacobian_norm": float(lf.jacobian_norm[t])})
+                            "grad_norm": float(lf.grad_norm[t]), "jacobian_norm": float(lf.jacobian_norm[t]),
+                            "jacobian_spectral": None if lf.jacobian_spectral is None
+                            else float(lf.jacobian_spectral[t])})
         return out
 
     def fit_rows(self) -> list[dict]:
         out = []
         for lf in self.layers:
-            for measure, fit in (("grad_norm", lf.grad_fit), ("jacobian_norm", lf.jacobian_fit)):
+            for measure, fit in (("grad_norm", lf.grad_fit), ("jacobian_norm", lf.jacobian_fit),
+                                 ("jacobian_spectral", lf.spectral_fit)):
                 if fit is None:
                     continue
                 out.append({"weights": self.label, "layer": lf.layer, "measure": measure,
@@ -184,12 +194,13 @@ def gradient_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: s
                 g_layer = [next(g_iter) for _ in layer]
                 gnorm = torch.stack([(g if g is not None else torch.zeros_like(h)).detach().double()
                                      .flatten(1).norm(dim=1).mean() for g, h in zip(g_layer, layer)])
-                jnorm, method = _jacobian_norms(layer, probes, gen)
+                jnorm, spectral, method = _jacobian_norms(layer, probes, gen)
                 methods.add(method)
                 lf = LayerFlow(layer=li + 1, hidden=int(layer[-1].shape[-1]), grad_norm=gnorm.cpu().numpy(),
-                               jacobian_norm=jnorm)
+                               jacobian_norm=jnorm, jacobian_spectral=spectral)
                 lf.grad_fit = fit_decay(lf.grad_norm)
                 lf.jacobian_fit = fit_decay(lf.jacobian_norm)
+                lf.spectral_fit = fit_decay(spectral) if spectral is not None else None
                 result.layers.append(lf)
             result.method = "; ".join(sorted(methods))
     finally:
@@ -197,14 +208,18 @@ def gradient_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: s
     return result
 
 
-def _jacobian_norms(layer: list[torch.Tensor], probes: int | None, gen: torch.Generator) -> tuple[np.ndarray, str]:
-    """Mean over the batch of ``||dh_T/dh_t||_F / sqrt(H)`` for every t of one layer."""
+def _jacobian_norms(layer: list[torch.Tensor], probes: int | None, gen: torch.Generator
+                    ) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Mean over the batch of ``||dh_T/dh_t||_F / sqrt(H)`` for every t of one layer, and (exact
+    mode only) of the spectral norm ``||dh_T/dh_t||_2``, the gain of the best-kept direction."""
     h_T = layer[-1]                                                           # (B, H)
     B, H = h_T.shape[0], h_T[0].numel()
     if probes is None:
         probes = 0 if H <= EXACT_MAX_HIDDEN else DEFAULT_PROBES
     sq = torch.zeros(B, len(layer), dtype=torch.float64, device=h_T.device)   # (B, T) sum of ||v^T J_t||^2
+    J = None
     if probes == 0:
+        J = torch.zeros(B, len(layer), H, H, dtype=torch.float64, device=h_T.device)  # (B, T, H, H) dh_T/dh_t
         vectors = torch.eye(H, dtype=h_T.dtype, device=h_T.device).reshape(H, 1, *h_T.shape[1:])
         vectors = vectors.expand(H, *h_T.shape)                               # (H, B, H): e_i for every sample
         scale, method = 1.0, "exact Frobenius norm (one vector-Jacobian product per hidden unit)"
@@ -216,9 +231,16 @@ def _jacobian_norms(layer: list[torch.Tensor], probes: int | None, gen: torch.Ge
     for start in range(0, vectors.shape[0], PROBE_CHUNK):
         chunk = vectors[start:start + PROBE_CHUNK]
         for rows, t in _vjps(h_T, layer, chunk):
-            sq[:, t] += rows.detach().double().flatten(2).pow(2).sum(2).sum(0)
+            rows = rows.detach().double().flatten(2)                          # (K, B, H)
+            sq[:, t] += rows.pow(2).sum(2).sum(0)
+            if J is not None:
+                J[:, t, start:start + rows.shape[0]] = rows.transpose(0, 1)    # rows i of dh_T/dh_t
     fro = (sq * scale).sqrt() / math.sqrt(H)                                   # (B, T)
-    return fro.mean(0).cpu().numpy(), method
+    spectral = None
+    if J is not None:
+        spectral = torch.linalg.matrix_norm(J, ord=2).mean(0).cpu().numpy()  # (T,) largest singular value
+        method += "; spectral norm from the full Jacobians"
+    return fro.mean(0).cpu().numpy(), spectral, method
 
 
 def _vjps(h_T: torch.Tensor, layer: list[torch.Tensor], vectors: torch.Tensor):

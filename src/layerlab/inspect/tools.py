@@ -116,7 +116,7 @@ def gradflow(target: str, *, data: str | None = None, length: int | None = None,
     """Gradient flow through time of a run (at its initialisation and with its trained weights) or
     of a registered recurrent model built fresh (at initialisation; needs ``data`` for the shapes).
 
-    Writes ``gradflow.csv`` (weights, layer, t, grad_norm, jacobian_norm), ``gradflow_fit.csv``
+    Writes ``gradflow.csv`` (weights, layer, t, grad_norm, jacobian_norm, jacobian_spectral), ``gradflow_fit.csv``
     (decay factor per step) and ``gradflow.png`` under ``out``.
     """
     from ..engine import seed_everything
@@ -362,6 +362,8 @@ def compare_cells(task: str, length: int, cells: list[str], *, hidden: int = 64,
              "decay_init": jf_i.factor if jf_i else None, "decay_trained": jf_t.factor if jf_t else None,
              "steps_per_10x_init": jf_i.steps_per_10x if jf_i else None,
              "steps_per_10x_trained": jf_t.steps_per_10x if jf_t else None,
+             "spectral_decay_init": _factor(init.layers[0].spectral_fit),
+             "spectral_decay_trained": _factor(trained.layers[0].spectral_fit),
              "grad_decay_init": init.layers[0].grad_fit.factor if init.layers[0].grad_fit else None,
              "grad_decay_trained": trained.layers[0].grad_fit.factor if trained.layers[0].grad_fit else None,
              "history": hist, "flows": {"init": init, "trained": trained}}
@@ -395,8 +397,14 @@ def table_rows(results: list[dict]) -> list[dict]:
              f"final_test_{r['metric']}": round(r["final"], 6),
              "decay_per_step_init": _r(r["decay_init"]), "decay_per_step_trained": _r(r["decay_trained"]),
              "steps_per_10x_init": _r(r["steps_per_10x_init"]), "steps_per_10x_trained": _r(r["steps_per_10x_trained"]),
+             "spectral_decay_per_step_init": _r(r["spectral_decay_init"]),
+             "spectral_decay_per_step_trained": _r(r["spectral_decay_trained"]),
              "grad_decay_per_step_init": _r(r["grad_decay_init"]),
              "grad_decay_per_step_trained": _r(r["grad_decay_trained"])} for r in results]
+
+
+def _factor(fit):
+    return fit.factor if fit is not None else None
 
 
 def _r(v, digits: int = 5):
