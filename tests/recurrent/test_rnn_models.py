@@ -35,9 +35,6 @@ def test_forward_backward_shapes_and_finite_gradients(cell, config):
         m.zero_grad()
         out.square().mean().backward()
         for name, p in m.named_parameters():
-            if not p.requires_grad:  # the frozen second bias of rnn/lstm (Keras has one)
-                assert "bias_hh" in name and not p.any(), name
-                continue
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
     assert m.cell == cell and m.hidden_size == 6 and m.num_layers == layers
 
@@ -163,3 +160,13 @@ def test_bad_options_are_config_errors():
         create_model("gru", (5, 2), 3, dropout=1.5)
     with pytest.raises(ValueError, match="lengths"):
         create_model("gru", (5, 2), 3)(torch.zeros(2, 5, 2), torch.tensor([0, 5]))
+
+
+def test_article_lstm_has_keras_single_bias_and_parameter_count():
+    from layerlab.api import count_parameters
+
+    m = create_model("article-lstm", (28, 28), 10)
+    frozen = [n for n, p in m.named_parameters() if not p.requires_grad]
+    assert frozen and all(".bias_hh_" in n for n in frozen)
+    assert all(not p.any() for n, p in m.named_parameters() if n in frozen)
+    assert count_parameters(m) == 81_674  # Keras's LSTM(128) + Dense(10) on 28 features
