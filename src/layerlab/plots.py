@@ -368,8 +368,9 @@ def compare_cells(results: list[dict], title: str = "") -> Figure:
     ax = bottom.subplots()
     ax.axis("off")
     metric = "final test MSE" if results and results[0].get("metric") == "mse" else "final test accuracy"
-    cols = ["cell", "parameters", "train seconds", metric, "decay/step init (RMS)", "decay/step trained (RMS)",
-            "steps per 10x init (RMS)", "decay/step init (spectral)", "decay/step trained (spectral)"]
+    metric = metric.replace("final ", "final\n")
+    cols = ["cell", "parameters", "train\nseconds", metric, "decay/step\ninit (RMS)", "decay/step\ntrained (RMS)",
+            "steps per 10x\ninit (RMS)", "decay/step\ninit (spectral)", "decay/step\ntrained (spectral)"]
     cells = []
     for r in results:
         cells.append([r["cell"], f"{r['parameters']:,}", f"{r['seconds']:.1f}", f"{r['final']:.4g}",
@@ -380,6 +381,9 @@ def compare_cells(results: list[dict], title: str = "") -> Figure:
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     table.scale(1, 1.4)
+    for (row, _), cell in table.get_celld().items():
+        if row == 0:
+            cell.set_height(cell.get_height() * 1.8)   # two-line headers
     bottom.suptitle("decay = fitted factor per step back in time of ||dh_T/dh_t|| (< 1: the gradient vanishes); "
                     "RMS = Frobenius/sqrt(H), spectral = largest singular value; check R^2 in compare_cells_fit.csv",
                     fontsize=9)

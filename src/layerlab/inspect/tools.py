@@ -362,6 +362,11 @@ def compare_cells(task: str, length: int, cells: list[str], *, hidden: int = 64,
              "decay_init": jf_i.factor if jf_i else None, "decay_trained": jf_t.factor if jf_t else None,
              "steps_per_10x_init": jf_i.steps_per_10x if jf_i else None,
              "steps_per_10x_trained": jf_t.steps_per_10x if jf_t else None,
+             # how much arrives at step 1 of what the last step gets, end to end (no fit involved)
+             "grad_reach_init": _reach(init.layers[0].grad_norm),
+             "grad_reach_trained": _reach(trained.layers[0].grad_norm),
+             "jacobian_reach_init": float(init.layers[0].jacobian_norm[0]),
+             "jacobian_reach_trained": float(trained.layers[0].jacobian_norm[0]),
              "spectral_decay_init": _factor(init.layers[0].spectral_fit),
              "spectral_decay_trained": _factor(trained.layers[0].spectral_fit),
              "grad_decay_init": init.layers[0].grad_fit.factor if init.layers[0].grad_fit else None,
@@ -400,7 +405,16 @@ def table_rows(results: list[dict]) -> list[dict]:
              "spectral_decay_per_step_init": _r(r["spectral_decay_init"]),
              "spectral_decay_per_step_trained": _r(r["spectral_decay_trained"]),
              "grad_decay_per_step_init": _r(r["grad_decay_init"]),
-             "grad_decay_per_step_trained": _r(r["grad_decay_trained"])} for r in results]
+             "grad_decay_per_step_trained": _r(r["grad_decay_trained"]),
+             "grad_ratio_t1_to_tT_init": _r(r["grad_reach_init"], 8),
+             "grad_ratio_t1_to_tT_trained": _r(r["grad_reach_trained"], 8),
+             "jacobian_rms_t1_init": _r(r["jacobian_reach_init"], 8),
+             "jacobian_rms_t1_trained": _r(r["jacobian_reach_trained"], 8)} for r in results]
+
+
+def _reach(norms) -> float | None:
+    """``norm(t=1) / norm(t=T)``."""
+    return float(norms[0] / norms[-1]) if norms[-1] > 0 else None
 
 
 def _factor(fit):
