@@ -406,10 +406,15 @@ def table_rows(results: list[dict]) -> list[dict]:
              "spectral_decay_per_step_trained": _r(r["spectral_decay_trained"]),
              "grad_decay_per_step_init": _r(r["grad_decay_init"]),
              "grad_decay_per_step_trained": _r(r["grad_decay_trained"]),
-             "grad_ratio_t1_to_tT_init": _r(r["grad_reach_init"], 8),
-             "grad_ratio_t1_to_tT_trained": _r(r["grad_reach_trained"], 8),
-             "jacobian_rms_t1_init": _r(r["jacobian_reach_init"], 8),
-             "jacobian_rms_t1_trained": _r(r["jacobian_reach_trained"], 8)} for r in results]
+             "grad_ratio_t1_to_tT_init": _g(r["grad_reach_init"]),
+             "grad_ratio_t1_to_tT_trained": _g(r["grad_reach_trained"]),
+             "jacobian_rms_t1_init": _g(r["jacobian_reach_init"]),
+             "jacobian_rms_t1_trained": _g(r["jacobian_reach_trained"])} for r in results]
+
+
+def _g(v, digits: int = 6):
+    """Significant digits (these ratios span 1e-10..10)."""
+    return None if v is None else float(f"{float(v):.{digits}g}")
 
 
 def _reach(norms) -> float | None:
