@@ -193,13 +193,14 @@ def predict_files(run_dir: str | Path, files: list[str | Path], *, top_k: int = 
     """Top-k classes with probabilities for image files, converted to the model's channels and size."""
     from .data.images import read_image
 
-    model, run, info = load_run(run_dir, which, device)
-    ds = info["dataset"]
-    shape = tuple(ds["input_shape"])
-    if len(shape) != 3:  # a recurrent model's run: sequence files (and images read as sequences)
+    if len(RunDir(run_dir).info()["dataset"]["input_shape"]) != 3:
+        # a recurrent model's run: sequence files (and images read as sequences); it loads the model
         from .sequence_predict import predict_sequence_files
 
         return predict_sequence_files(run_dir, files, top_k=top_k, which=which, device=device)
+    model, run, info = load_run(run_dir, which, device)
+    ds = info["dataset"]
+    shape = tuple(ds["input_shape"])
     classes = ds["classes"] or [str(i) for i in range(ds["num_outputs"])]
     top_k = max(1, min(top_k, len(classes)))
     results = []
