@@ -13,6 +13,7 @@ from typing import Iterator
 import torch
 
 from ..errors import DataError
+from .transforms import InputSpec
 
 #: What a dataset's targets mean, and so which loss and metric the engine uses.
 TASKS = ("classification", "regression", "sequence-classification")
@@ -39,6 +40,9 @@ class Dataset:
 
     ``input_shape`` is the shape of one sample: (C, H, W) for images, (T, F) for sequences.
     ``task`` is one of :data:`TASKS`; ``num_outputs`` the size of the model's last layer.
+    ``spec`` says how raw input becomes a sample (see :class:`~layerlab.data.transforms.InputSpec`);
+    the loaders set it, and for tensors of your own it is read off their shape and type.
+    ``meta`` holds descriptive facts only (source format, baselines), never what predict needs.
     """
 
     name: str
@@ -49,6 +53,11 @@ class Dataset:
     num_outputs: int = 0
     source: str = ""
     meta: dict = field(default_factory=dict)
+    spec: InputSpec | None = None
+
+    def __post_init__(self):
+        if self.spec is None:
+            self.spec = default_spec(self.train)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -58,6 +67,21 @@ class Dataset:
         return (f"{self.name}: {len(self.train)} train / {len(self.test)} test samples of shape "
                 f"{self.input_shape}, {self.task}" + (f", {len(self.classes)} classes" if self.classes else "")
                 + (f" (from {self.source})" if self.source else ""))
+
+
+def default_spec(split: Split) -> InputSpec:
+    """The input spec of tensors made by hand: images ``(N, C, H, W)``, float sequences
+    ``(N, T, F)`` or integer tokens ``(N, T)``; a per-step head when targets are ``(N, T)``."""
+    x = split.x
+    head = "step" if split.y.dim() == 2 and x.dim() in (2, 3) else "last"
+    if x.dim() == 4:
+        return InputSpec("image", tuple(x.shape[1:]))
+    if x.dim() == 3 and x.is_floating_point():
+        return InputSpec("sequence", tuple(x.shape[1:]), head=head, variable_length=split.lengths is not None)
+    if x.dim() == 2 and not x.is_floating_point():
+        return InputSpec("tokens", tuple(x.shape[1:]), head=head, variable_length=split.lengths is not None)
+    raise DataError(f"cannot tell what samples of shape {tuple(x.shape[1:])} ({x.dtype}) are: expected images "
+                    f"(N, C, H, W), float sequences (N, T, F) or integer tokens (N, T)")
 
 
 def iterate_batches(split: Split, batch_size: int, *, shuffle: bool = False,
