@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from layerlab.inspect.browser import check_report, find_chromium
+# the browser check is a test helper (tests/browser.py), not part of the package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser import check_report, find_chromium
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
 """Tiny datasets written as real files, for tests."""
+
 from __future__ import annotations
 
 import gzip
@@ -26,7 +27,7 @@ def bar_images(n: int, rng: np.random.Generator, size: int = 28, classes: int = 
     x = (rng.random((n, size, size)) * 60).astype(np.uint8)
     for i, k in enumerate(y):
         r = 2 * int(k) + 3
-        x[i, r:r + 2, 4:size - 4] = 255
+        x[i, r : r + 2, 4 : size - 4] = 255
     return x, y.astype(np.uint8)
 
 
@@ -48,3 +49,36 @@ def save_png(path: Path, arr: np.ndarray) -> Path:
 
     Image.fromarray(np.asarray(arr, dtype=np.uint8)).save(path)
     return path
+
+
+def ts_text(
+    series: list[np.ndarray],
+    labels: list,
+    *,
+    class_names: list[str] | None = None,
+    regression: bool = False,
+    problem: str = "Gen",
+) -> str:
+    """A UCR/UEA ``.ts`` file holding ``series`` (each ``(T_i, F)``, NaN written ``?``) with their
+    labels: class names (declared ``class_names``, else the sorted distinct labels) or, with
+    ``regression``, numbers. Floats are written with ``repr``, so they read back exactly."""
+    F = series[0].shape[1]
+    equal = len({len(s) for s in series}) == 1
+    missing = any(np.isnan(s).any() for s in series)
+    head = [
+        f"@problemName {problem}",
+        "@timeStamps false",
+        f"@missing {str(missing).lower()}",
+        f"@univariate {str(F == 1).lower()}",
+        f"@dimensions {F}",
+        f"@equalLength {str(equal).lower()}",
+    ]
+    if regression:
+        head += ["@classLabel false", "@targetLabel true"]
+    else:
+        head.append("@classLabel true " + " ".join(class_names or sorted(set(labels))))
+    lines = head + ["@data"]
+    for s, y in zip(series, labels, strict=True):
+        dims = [",".join("?" if np.isnan(v) else repr(float(v)) for v in s[:, d]) for d in range(F)]
+        lines.append(":".join(dims) + ":" + (repr(float(y)) if regression else str(y)))
+    return "\n".join(lines) + "\n"

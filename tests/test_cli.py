@@ -1,5 +1,6 @@
 """Every command's happy path and its bad-input path, through ``layerlab.cli.main`` as a user
 would call it: exit code 0, or 2 with one sentence on stderr and no traceback."""
+
 import json
 import subprocess
 import sys
@@ -27,8 +28,24 @@ def assert_bad_input(code, err, *fragments):
 def test_train_evaluate_predict_happy_path(capsys, tmp_path):
     data = make_idx_dir(tmp_path / "bars", n_train=200, n_test=60)
     run = tmp_path / "run"
-    code, out, _ = run_cli(capsys, "train", "--data", data, "--epochs", 2, "--batch-size", 16, "--lr", 0.002,
-                           "--seed", 3, "--device", "cpu", "--out", run)
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--data",
+        data,
+        "--epochs",
+        2,
+        "--batch-size",
+        16,
+        "--lr",
+        0.002,
+        "--seed",
+        3,
+        "--device",
+        "cpu",
+        "--out",
+        run,
+    )
     assert code == 0 and "test accuracy" in out and str(run) in out
     assert "epoch 2" in out
     code, out, _ = run_cli(capsys, "evaluate", run, "--json")
@@ -129,8 +146,21 @@ def test_cuda_requested_without_gpu(capsys, tmp_path):
     assert_bad_input(code, err, "no CUDA GPU")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"], ["predict", "--help"],
-                                  ["data", "list", "--help"], ["models", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["evaluate", "--help"],
+        ["predict", "--help"],
+        ["generate", "--help"],
+        ["data", "list", "--help"],
+        ["models", "--help"],
+        ["inspect", "summary", "--help"],
+        ["compare-cells", "--help"],
+        ["report", "--help"],
+    ],
+)
 def test_every_command_has_help(capsys, argv):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -140,5 +170,98 @@ def test_every_command_has_help(capsys, argv):
 def test_console_script_and_module_entry_points(tmp_path):
     r = subprocess.run([sys.executable, "-m", "layerlab", "models"], capture_output=True, text=True)
     assert r.returncode == 0 and "article-cnn" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "layerlab", "evaluate", str(tmp_path / "x")], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "layerlab", "evaluate", str(tmp_path / "x")], capture_output=True, text=True
+    )
     assert r.returncode == 2 and r.stderr.strip().startswith("layerlab: error:")
+
+
+def test_evaluate_per_sample(capsys, trained_run):
+    code, out, _ = run_cli(capsys, "evaluate", trained_run, "--per-sample", "--json")
+    r = json.loads(out)
+    assert code == 0 and len(r["predictions"]) == r["n"] == 100
+    p = r["predictions"][0]
+    assert set(p) == {"index", "true", "predicted", "probability"} and p["index"] == 0 and 0 < p["probability"] <= 1
+    code, out, _ = run_cli(capsys, "evaluate", trained_run, "--per-sample")
+    lines = out.splitlines()
+    header = lines.index("index,true,predicted,probability")
+    rows = lines[header + 1 :]
+    assert code == 0 and len(rows) == 100 and rows[0].startswith(f"0,{p['true']},{p['predicted']},")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["evaluate", "{run}"],
+        ["predict", "{run}", "x.png"],
+        ["generate", "{run}"],
+        ["inspect", "filters", "{run}"],
+        ["inspect", "features", "{run}", "x.png"],
+        ["inspect", "errors", "{run}"],
+        ["inspect", "gradflow", "{run}"],
+        ["report", "{run}"],
+    ],
+)
+def test_weights_choices_include_init(command):
+    from layerlab.cli import build_parser
+
+    args = build_parser().parse_args([*command, "--weights", "init"])
+    assert args.weights == "init"
+
+
+@pytest.mark.parametrize(
+    "result, line",
+    [
+        (
+            {
+                "kind": "class",
+                "label": "3",
+                "probability": 0.9,
+                "index": 3,
+                "top_k": [
+                    {"index": 3, "label": "3", "probability": 0.9},
+                    {"index": 1, "label": "1", "probability": 0.05},
+                ],
+            },
+            "f: 3 (0.900)   top-2: 3 0.900, 1 0.050",
+        ),
+        (
+            {
+                "kind": "next",
+                "label": "e",
+                "probability": 0.5,
+                "index": 2,
+                "top_k": [
+                    {"index": 2, "label": "e", "probability": 0.5},
+                    {"index": 0, "label": " ", "probability": 0.25},
+                ],
+            },
+            "f: next character 'e' 0.500, ' ' 0.250",
+        ),
+        ({"kind": "value", "value": 0.123456789}, "f: 0.123457"),
+        ({"kind": "values", "values": [0.5] * 21}, "f: " + " ".join(["0.5"] * 20) + " ..."),
+        ({"kind": "steps", "labels": ["a", "b"], "true_label": "up"}, "f: a b   (file says up)"),
+    ],
+)
+def test_prediction_lines_by_kind(result, line):
+    from layerlab.cli.run import prediction_line
+
+    assert prediction_line({"file": "f", "notes": [], **result}) == line
+
+
+def test_every_command_module_registers():
+    """The command groups are modules of one package, all always present (no optional imports)."""
+    from layerlab.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {
+        "train",
+        "evaluate",
+        "predict",
+        "generate",
+        "data",
+        "models",
+        "inspect",
+        "compare-cells",
+        "report",
+    }

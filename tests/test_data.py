@@ -6,7 +6,9 @@ import torch
 
 from datagen import make_idx_dir, save_png
 from layerlab.data import iterate_batches, load_dataset, split_validation
-from layerlab.data.images import availability, load_cifar10_dir, read_image
+from layerlab.data.catalog import availability
+from layerlab.data.formats.cifar import load_cifar10_dir
+from layerlab.data.formats.folder import read_image
 from layerlab.errors import DataError
 
 
@@ -108,16 +110,28 @@ def test_read_image_converts_and_notes(tmp_path):
 def test_read_image_rejects_non_images(tmp_path):
     p = tmp_path / "notes.png"
     p.write_text("not really a png")
-    with pytest.raises(DataError, match="notes.png: not an image"):
+    with pytest.raises(DataError, match=r"notes\.png: not an image"):
         read_image(p)
 
 
 def test_batches_are_index_slices_and_cover_everything(idx_dir):
+    from layerlab.data import Split
+
     ds = load_dataset(str(idx_dir))
-    seen = torch.cat([b.y for b in iterate_batches(ds.train, 32, shuffle=True, generator=torch.Generator().manual_seed(1))])
-    assert sorted(seen.tolist()) == sorted(ds.train.y.tolist())
-    sizes = [len(b) for b in iterate_batches(ds.train, 32)]
-    assert sizes[-1] == len(ds.train) % 32 or sizes[-1] == 32
+    n = len(ds.train)
+    assert n % 32 == 12  # 300 samples: 9 full batches and a last one of 12
+    # each sample's target is its own index, so the batches show which samples they hold
+    indexed = Split(ds.train.x, torch.arange(n))
+    for shuffle in (False, True):
+        batches = list(iterate_batches(indexed, 32, shuffle=shuffle, generator=torch.Generator().manual_seed(1)))
+        assert [len(b) for b in batches] == [32] * 9 + [12]
+        seen = torch.cat([b.y for b in batches])
+        assert sorted(seen.tolist()) == list(range(n))  # every index exactly once
+        assert all(torch.equal(b.x, ds.train.x[b.y]) for b in batches)  # inputs travel with their index
+        if not shuffle:
+            assert seen.tolist() == list(range(n))  # unshuffled: consecutive slices, in order
+        else:
+            assert seen.tolist() != list(range(n))
 
 
 def test_validation_split_keeps_test_unseen(idx_dir):
@@ -126,3 +140,40 @@ def test_validation_split_keeps_test_unseen(idx_dir):
     assert len(v.train) + len(v.test) == len(ds.train)
     with pytest.raises(DataError):
         split_validation(ds, 1.5, seed=0)
+
+
+def test_image_loaders_set_the_image_spec(tmp_path, idx_dir):
+    from layerlab.data.transforms import PIXEL_SCALE, InputSpec
+
+    idx = load_dataset(str(idx_dir))
+    assert idx.spec == InputSpec("image", (1, 28, 28), pixel_scale=PIXEL_SCALE, image_shape=(1, 28, 28))
+    assert idx.meta == {} and split_validation(idx, 0.2, seed=0).spec == idx.spec
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / "pets" / cls).mkdir(parents=True)
+        for i in range(3):
+            save_png(tmp_path / "pets" / cls / f"{i}.png", rng.integers(0, 256, (6, 5, 3)))
+    pets = load_dataset(str(tmp_path / "pets"))
+    assert pets.spec == InputSpec("image", (3, 6, 5), pixel_scale=PIXEL_SCALE, image_shape=(3, 6, 5))
+    d = tmp_path / "cifar"
+    d.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (d / name).write_bytes(pickle.dumps(_cifar_batch(2, rng)))
+    assert load_dataset(str(d)).spec == InputSpec(
+        "image", (3, 32, 32), pixel_scale=PIXEL_SCALE, image_shape=(3, 32, 32)
+    )
+
+
+def test_a_broken_loader_module_fails_loudly(monkeypatch):
+    """A module of the data package that cannot be imported is an ImportError, not a dataset that
+    silently disappears ("unknown dataset")."""
+    import sys
+
+    import layerlab.data as data
+
+    monkeypatch.delattr(data, "catalog", raising=False)
+    monkeypatch.setitem(sys.modules, "layerlab.data.catalog", None)
+    with pytest.raises(ImportError):
+        load_dataset("adding")
+    with pytest.raises(ImportError):
+        data.known_datasets()

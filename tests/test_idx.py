@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from datagen import idx_bytes, make_idx_dir, write_idx
-from layerlab.data.images import load_idx_dir, read_idx
+from layerlab.data.formats.idx import load_idx_dir, read_idx
 from layerlab.errors import DataError
 
 

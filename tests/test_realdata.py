@@ -1,12 +1,13 @@
 """Real Fashion-MNIST, when the machine has it (Debian: apt-get install dataset-fashion-mnist).
 Seconds, not minutes: the full recipe is the README's main command and benchmarks/."""
+
 import pytest
 import torch
 
 from layerlab import api
 from layerlab.config import RunConfig
-from layerlab.data import Dataset
-from layerlab.data.images import locate
+from layerlab.data import Dataset, load_dataset
+from layerlab.data.catalog import locate
 
 pytestmark = pytest.mark.realdata
 
@@ -17,7 +18,7 @@ HERE = locate("fashion-mnist")
 def fashion():
     if HERE is None:
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-    return api.load_dataset("fashion-mnist")
+    return load_dataset("fashion-mnist")
 
 
 def test_fashion_mnist_files_parse(fashion):
@@ -29,9 +30,16 @@ def test_fashion_mnist_files_parse(fashion):
 
 
 def test_article_cnn_learns_fashion_mnist_in_seconds(fashion, tmp_path):
-    small = Dataset("fashion-mnist", fashion.train.subset(torch.arange(4000)), fashion.test.subset(torch.arange(1000)),
-                    fashion.task, fashion.classes, fashion.num_outputs)
+    small = Dataset(
+        "fashion-mnist",
+        fashion.train.subset(torch.arange(4000)),
+        fashion.test.subset(torch.arange(1000)),
+        fashion.task,
+        fashion.classes,
+        fashion.num_outputs,
+        spec=fashion.spec,
+    )
     cfg = RunConfig()
     cfg.train.epochs = 1
-    run, result = api.train(cfg, tmp_path / "run", dataset=small)
+    _, result = api.train(cfg, tmp_path / "run", dataset=small)
     assert result.history[0]["test_accuracy"] > 0.70, result.history

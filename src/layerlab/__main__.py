@@ -1,3 +1,5 @@
+"""``python -m layerlab``: the same command line as the ``layerlab`` script."""
+
 import sys
 
 from .cli import main

@@ -1,4 +1,10 @@
-"""The public API. The CLI only parses arguments and calls these functions."""
+"""The public API: train, resume, evaluate, predict and generate, one function each. The CLI only
+parses arguments, calls these and renders what they return.
+
+Everything after training reads the run directory (:class:`~layerlab.rundir.RunDir`): its model,
+its input spec and its data, so no function here rebuilds them.
+"""
+
 from __future__ import annotations
 
 import logging
@@ -9,17 +15,22 @@ import torch
 import torch.nn as nn
 
 from . import engine
-from .config import RunConfig
-from .data import Dataset, Split, load_dataset, split_validation
+from .checkpoint import atomic_write_text
+from .config import RunConfig, check_model_options
+from .data import Dataset, Split
+from .data.inputs import read_inputs
+from .data.transforms import InputSpec
 from .errors import ConfigError, LayerlabError
-from .models import create_model
-from .rundir import RunDir, default_run_path
+from .models import create_model, sequence_model
+from .rundir import RunDir, build_model_for, default_run_path
 
 log = logging.getLogger(__name__)
 
 
-def build_model(name: str, input_shape: tuple[int, ...], num_outputs: int, **options) -> nn.Module:
-    """A registered model (see ``layerlab models``) for samples of ``input_shape``."""
+def build_model(name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None,
+                **options) -> nn.Module:
+    """A registered model (see ``layerlab models``) for samples of ``input_shape``; without shapes,
+    the article's models get the article's (28x28 grey images, 10 classes)."""
     return create_model(name, input_shape, num_outputs, **options)
 
 
@@ -29,30 +40,11 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def prepare_data(cfg: RunConfig) -> Dataset:
-    """Load the dataset a config names, and hold out a validation split if it asks for one."""
-    d = cfg.data
-    ds = load_dataset(d.name, data_dir=d.data_dir, seed=cfg.train.seed, sequence=d.sequence, length=d.length,
-                      n_train=d.n_train, n_test=d.n_test)
-    if d.sequence and ds.train.x.dim() == 4:
-        from .data.sequences import images_as_sequences
+    """Load the dataset a config names (read as sequences for a recurrent model), with the
+    validation split it asks for."""
+    from .data.inputs import prepare_data as _prepare
 
-        ds = images_as_sequences(ds, d.sequence, seed=cfg.train.seed)
-    if d.validation:
-        ds = split_validation(ds, d.validation, cfg.train.seed)
-    return ds
-
-
-def _model_options(cfg: RunConfig) -> dict:
-    m = cfg.model
-    return {"hidden": m.hidden, "layers": m.layers, "bidirectional": m.bidirectional, "dropout": m.dropout,
-            "channels": m.channels}
-
-
-def _data_model_options(meta: dict | None) -> dict:
-    """Model options the data decides: recurrent models output one prediction per step when the
-    targets are per step (the data loader sets ``meta["head"] = "step"``: copy task, text)."""
-    head = (meta or {}).get("head")
-    return {"head": head} if head else {}
+    return _prepare(cfg.data, seed=cfg.train.seed, sequence_model=sequence_model(cfg.model.name))
 
 
 def dataset_info(ds: Dataset) -> dict:
@@ -61,55 +53,58 @@ def dataset_info(ds: Dataset) -> dict:
             "source": ds.source, **({"meta": ds.meta} if ds.meta else {})}
 
 
-def _setup_threads(cfg: RunConfig) -> None:
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+def _setup_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def train(cfg: RunConfig, out: str | Path | None = None, *, progress: engine.Progress | None = None,
           dataset: Dataset | None = None, overwrite: bool = False) -> tuple[RunDir, engine.FitResult]:
     """Build the model and data a config names, train it, and keep everything in a run directory."""
+    check_model_options(cfg.model)  # before minutes of data loading, not after
     out = Path(out) if out else default_run_path(cfg.model.name, cfg.data.name)
     if not overwrite:
         RunDir.check_new(out)
-    _setup_threads(cfg)
+    _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
     engine.seed_everything(cfg.train.seed)
     ds = dataset if dataset is not None else prepare_data(cfg)
-    model = build_model(cfg.model.name, ds.input_shape, ds.num_outputs, **_model_options(cfg),
-                        **_data_model_options(ds.meta)).to(device)
-    info = {"model": {"name": cfg.model.name, "options": {k: v for k, v in _model_options(cfg).items() if v is not None},
-                      "parameters": count_parameters(model)},
-            "dataset": dataset_info(ds), "seed": cfg.train.seed, "device": str(device)}
+    model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
+    options = {k: v for k, v in vars(cfg.model).items() if k != "name" and v is not None}
+    info = {"model": {"name": cfg.model.name, "options": options, "parameters": count_parameters(model)},
+            "dataset": dataset_info(ds), "input_spec": ds.spec.to_dict(), "seed": cfg.train.seed,
+            "device": str(device)}
     run = RunDir.create(out, cfg, info, overwrite=overwrite)
     return run, _fit_and_record(run, model, ds, cfg, progress)
 
 
-def resume(run_dir: str | Path, *, epochs: int | None = None, progress: engine.Progress | None = None,
+def resume(run_dir: str | Path, *, epochs: int | None = None, threads: int | None = None,
+           data_dir: str | None = None, progress: engine.Progress | None = None,
            dataset: Dataset | None = None) -> tuple[RunDir, engine.FitResult]:
     """Continue a run from its last checkpoint, exactly: same weights, optimizer moments, RNG
-    streams and shuffle order as if it had never stopped."""
+    streams and shuffle order as if it had never stopped. Only what does not change the result may
+    differ: more ``epochs``, the CPU ``threads``, where the data is found (``data_dir``)."""
     run = RunDir(run_dir)
     info = run.info()
     cfg = run.config()
     if epochs is not None:
         cfg.train.epochs = epochs
-    _setup_threads(cfg)
+    if threads is not None:
+        cfg.train.threads = threads
+    if data_dir is not None:
+        cfg.data.data_dir = data_dir
+    _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
-    ds = dataset if dataset is not None else prepare_data(cfg)
-    model = build_model(cfg.model.name, ds.input_shape, ds.num_outputs, **_model_options(cfg),
-                        **_data_model_options(ds.meta)).to(device)
-    run.load_model_weights(model, "last")
     state = run.training_state()
     if state["epoch"] >= cfg.train.epochs:
         raise ConfigError(f"{run.path} already trained {state['epoch']} epochs; pass --epochs N with N > {state['epoch']}")
+    ds = dataset if dataset is not None else prepare_data(cfg)
+    model = run.model("last", device).train()
     if cfg.train.channels_last and any(p.dim() == 4 for p in model.parameters()):
         model = model.to(memory_format=torch.channels_last)
     optimizer = engine.make_optimizer(model, cfg.train, device)
     optimizer.load_state_dict(state["optimizer"])
     RunDir.restore_rng(state)
-    from .checkpoint import atomic_write_text
-
     atomic_write_text(run.path / "config.toml", cfg.to_toml())
     run.update_info(status="running", resumed_from_epoch=state["epoch"])
     return run, _fit_and_record(run, model, ds, cfg, progress, optimizer=optimizer, start_epoch=state["epoch"],
@@ -140,81 +135,147 @@ def _fit_and_record(run: RunDir, model, ds, cfg, progress, prior_seconds: float 
 # After training: everything reads a run directory
 # ----------------------------------------------------------------------------------------------
 def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[nn.Module, RunDir, dict]:
-    """The trained model of a run (``best`` or ``last`` weights), its RunDir and run.json."""
+    """The trained model of a run (``best``, ``last`` or ``init`` weights), its RunDir and run.json
+    (with ``weights_used``)."""
     run = RunDir(run_dir)
     info = run.info()
-    cfg = run.config()
-    ds = info["dataset"]
-    model = build_model(info["model"]["name"], tuple(ds["input_shape"]), ds["num_outputs"], **_model_options(cfg),
-                        **_data_model_options(ds.get("meta")))
-    used = run.load_model_weights(model, which)
-    info["weights_used"] = used
-    model.to(engine.resolve_device(device)).eval()
-    return model, run, info
+    info["weights_used"] = run.resolve_weights(which)
+    return run.model(which, device), run, info
 
 
 def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str | None = None,
-                 which: str = "best", device: str = "cpu") -> dict:
-    """Test-set loss, accuracy and per-class accuracy of a run's model (on ``data`` if given)."""
-    model, run, info = load_run(run_dir, which, device)
-    cfg = run.config()
-    if data:
-        cfg.data.name = data
-    if data_dir:
-        cfg.data.data_dir = data_dir
-    cfg.data.validation = 0.0
-    ds = prepare_data(cfg)
-    if tuple(ds.input_shape) != tuple(info["dataset"]["input_shape"]):
-        raise LayerlabError(f"{cfg.data.name} has samples of shape {ds.input_shape}, the model of {run.path} "
-                            f"was trained on {tuple(info['dataset']['input_shape'])}")
+                 which: str = "best", device: str = "cpu", per_sample: bool = False) -> dict:
+    """Test-set loss, accuracy, per-class accuracy and confusion matrix of a run's model (on
+    ``data`` if given), by :func:`layerlab.engine.compute_metrics`. With ``per_sample``, also
+    ``predictions``: per test sample its index, true and predicted class and the probability of
+    the predicted class."""
+    run = RunDir(run_dir)
+    used = run.resolve_weights(which)
+    model = run.model(which, device)
+    ds = run.dataset(data, data_dir)
     t0 = time.perf_counter()
     out = engine.predict_logits(model, ds.test, device=next(model.parameters()).device)
-    y = ds.test.y
-    result = {"run": str(run.path), "data": ds.name, "weights": info["weights_used"], "n": len(ds.test)}
-    loss = engine.compute_loss(ds.task, out, y)
-    result["loss"] = float(loss)
-    if ds.task != "regression":
-        pred = out.argmax(-1)
-        mask = y != -100
-        result["accuracy"] = float(((pred == y) & mask).sum() / mask.sum())
-        if out.dim() == 2 and ds.classes:
-            per = {}
-            for k, name in enumerate(ds.classes):
-                sel = y == k
-                if sel.any():
-                    per[name] = float((pred[sel] == k).float().mean())
-            result["per_class_accuracy"] = per
+    m = engine.compute_metrics(ds.task, out, ds.test.y, ds.num_outputs if ds.task != "regression" else None)
+    result = {"run": str(run.path), "data": ds.name, "weights": used, "n": len(ds.test), "loss": m["loss"]}
+    if "accuracy" in m:
+        classes = ds.classes or [str(i) for i in range(ds.num_outputs)]
+        result["accuracy"] = m["accuracy"]
+        result["per_class_accuracy"] = {c: a for c, a in zip(classes, m["per_class_accuracy"]) if a is not None}
+        result["confusion"] = m["confusion"].tolist()
+        if per_sample and out.dim() == 2:
+            probs = torch.softmax(out, -1)
+            p, pred = probs.max(-1)
+            result["predictions"] = [{"index": i, "true": classes[int(t)], "predicted": classes[int(k)],
+                                      "probability": float(q)} for i, (t, k, q) in enumerate(zip(ds.test.y, pred, p))]
+    elif per_sample:
+        result["predictions"] = [{"index": i, "true": float(t), "predicted": float(v)}
+                                 for i, (t, v) in enumerate(zip(ds.test.y.reshape(len(ds.test), -1)[:, 0],
+                                                                out.reshape(len(ds.test), -1)[:, 0]))]
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 
 
+def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
+    """The ``k`` likeliest classes of one probability vector ``(K,)``, likeliest first: the one
+    top-k builder (predict, evaluate's per-sample view and the CLI all show these)."""
+    k = max(1, min(k, len(classes)))
+    vals, idx = probs.topk(k)
+    return [{"index": int(j), "label": classes[int(j)], "probability": float(v)} for v, j in zip(vals, idx)]
+
+
+def decode(out: torch.Tensor, i: int, length: int, *, task: str, spec: InputSpec, classes: list[str],
+           k: int = 3) -> dict:
+    """The prediction for sample ``i`` of a batch of model outputs, by what the model predicts:
+    ``kind`` ``class`` (top-k classes), ``next`` (a text model: the character after the input),
+    ``steps`` (one class per step), ``value`` or ``values`` (regression)."""
+    if task == "regression":
+        o = out[i].reshape(-1)
+        if o.numel() == 1:
+            return {"kind": "value", "value": float(o[0])}
+        return {"kind": "values", "values": [float(v) for v in o[:length]]}
+    if out.dim() == 3 and spec.vocab is not None:  # a character model: what comes after the text
+        top = top_k(torch.softmax(out[i, length - 1], -1), classes, k)
+        return {"kind": "next", "index": top[0]["index"], "label": top[0]["label"],
+                "probability": top[0]["probability"], "top_k": top}
+    if out.dim() == 3:
+        return {"kind": "steps", "labels": [classes[int(j)] for j in out[i, :length].argmax(-1)]}
+    top = top_k(torch.softmax(out[i], -1), classes, k)
+    return {"kind": "class", "index": top[0]["index"], "label": top[0]["label"], "probability": top[0]["probability"],
+            "top_k": top}
+
+
 def predict_files(run_dir: str | Path, files: list[str | Path], *, top_k: int = 3, which: str = "best",
                   device: str = "cpu") -> list[dict]:
-    """Top-k classes with probabilities for image files, converted to the model's channels and size."""
-    from .data.images import read_image
+    """Predictions of a run's model for image files (converted to its channels and size), sequence
+    files (``.npy``, ``.csv``, ``.tsv``, ``.ts``, standardised as in training) or text files (a
+    character model: the next character). One flow for all: read, apply the run's input spec,
+    model, decode.
 
-    if len(RunDir(run_dir).info()["dataset"]["input_shape"]) != 3:
-        # a recurrent model's run: sequence files (and images read as sequences); it loads the model
-        from .sequence_predict import predict_sequence_files
-
-        return predict_sequence_files(run_dir, files, top_k=top_k, which=which, device=device)
-    model, run, info = load_run(run_dir, which, device)
-    ds = info["dataset"]
-    shape = tuple(ds["input_shape"])
-    classes = ds["classes"] or [str(i) for i in range(ds["num_outputs"])]
-    top_k = max(1, min(top_k, len(classes)))
-    results = []
-    xs, notes = [], []
-    for f in files:
-        x, n = read_image(Path(f), channels=shape[0], size=shape[1:])
-        xs.append(x)
-        notes.append(n)
-    if not xs:
+    Each result has ``file`` (``path[i]`` for the i-th sequence of a file), ``notes`` (what had to be
+    converted) and what :func:`decode` gives; ``true_label`` where the file carries labels.
+    """
+    run = RunDir(run_dir)
+    info, spec = run.info(), run.spec
+    inputs = read_inputs(files, spec)
+    if inputs is None:
         return []
-    probs = torch.softmax(engine.predict_logits(model, Split(torch.stack(xs), torch.zeros(len(xs)))), -1)
-    for f, p, n in zip(files, probs, notes):
-        vals, idx = p.topk(top_k)
-        top = [{"index": int(i), "label": classes[int(i)], "probability": float(v)} for v, i in zip(vals, idx)]
-        results.append({"file": str(f), "index": top[0]["index"], "label": top[0]["label"],
-                        "probability": top[0]["probability"], "top_k": top, "notes": n})
+    model = run.model(which, device)
+    out = engine.predict_logits(model, Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths),
+                                device=next(model.parameters()).device)
+    results = []
+    for i, name in enumerate(inputs.names):
+        r = {"file": name, "notes": inputs.notes[i],
+             **decode(out, i, inputs.length(i), task=info["dataset"]["task"], spec=spec, classes=run.classes,
+                      k=top_k)}
+        truth = inputs.truths[i]
+        if truth is not None:
+            r["true_label"] = truth if isinstance(truth, str) else float(truth)
+        results.append(r)
     return results
+
+
+@torch.no_grad()
+def generate(run_dir: str | Path, prompt: str = "", length: int = 200, *, temperature: float = 1.0,
+             seed: int = 0, which: str = "best", device: str = "cpu") -> dict:
+    """Sample ``length`` characters from a character-level language model run, after ``prompt``.
+
+    ``temperature`` divides the logits before the softmax: below 1 is more conservative, above 1
+    more varied, 0 picks the most likely character every time. Returns ``{"prompt", "text",
+    "sample", "seed", "temperature", "run"}`` where ``text = prompt + sample``.
+    """
+    from .data.formats.text import Vocabulary
+
+    if length < 0:
+        raise LayerlabError(f"--length must be 0 or more, got {length}")
+    if temperature < 0:
+        raise LayerlabError(f"--temperature must be 0 or more, got {temperature}")
+    run = RunDir(run_dir)
+    spec = run.spec
+    if spec.vocab is None:
+        raise LayerlabError(f"{run.path} is not a character-level language model (it was trained on "
+                            f"{run.info()['dataset']['name']}); generate needs a recurrent run trained on a text file")
+    model = run.model(which, device)
+    if getattr(model, "bidirectional", False):
+        raise LayerlabError(f"{run.path} holds a bidirectional model, which reads whole sequences; it cannot "
+                            f"generate one character at a time")
+    vocab = Vocabulary(spec.vocab)
+    dev = next(model.parameters()).device
+    if prompt:
+        ids = vocab.encode(prompt, "prompt")
+    else:  # start after a line break, or any character
+        ids = torch.tensor([vocab.index.get("\n", 0)])
+    g = torch.Generator().manual_seed(seed)
+    logits, state = model.step_logits(ids[None].to(dev))
+    last = logits[0, -1].float().cpu()
+    sample = []
+    for _ in range(length):
+        if temperature == 0:
+            nxt = int(last.argmax())
+        else:
+            nxt = int(torch.multinomial(torch.softmax(last / temperature, -1), 1, generator=g))
+        sample.append(nxt)
+        logits, state = model.step_logits(torch.tensor([[nxt]], device=dev), state)
+        last = logits[0, -1].float().cpu()
+    text = vocab.decode(sample)
+    return {"prompt": prompt, "sample": text, "text": prompt + text, "seed": seed, "temperature": temperature,
+            "run": str(run.path)}

@@ -1,9 +1,17 @@
 """Run configuration: dataclasses owned by the code they configure, defaults that reproduce the
 article (section 4: Adam lr 1e-3, eps 1e-7, batch 32, 10 epochs). Presets are TOML files with
 ``[data]``, ``[model]`` and ``[train]`` tables; every run writes its resolved config back as TOML.
+
+Each field is declared once, here, with its help text (and choices) in ``field(metadata=...)``;
+the command line's flags are generated from these declarations by :func:`add_config_flags`.
+That takes plain ``dataclasses.fields()`` and argparse: jsonargparse or tyro would do it too, but a
+dependency heavier than the ~60 lines it replaces.
 """
+
 from __future__ import annotations
 
+import argparse
+import copy
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -14,46 +22,95 @@ import tomli_w
 from .errors import ConfigError
 
 
+def _opt(default, help: str, **meta):
+    """A config field: its default, its help text and, in ``meta``, ``choices``, ``flag`` (when the
+    flag is not ``--field-name``), ``metavar`` and ``default_text`` (shown when the default is None)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
 @dataclass
 class DataConfig:
-    name: str = "fashion-mnist"          # a dataset name or a path
-    data_dir: str | None = None          # where to look first for named sets
-    validation: float = 0.0              # >0: hold out this fraction of train for evaluation
-    sequence: str | None = None          # images as sequences: rows | pixels | permuted
-    length: int | None = None            # synthetic tasks: sequence length T
-    n_train: int | None = None           # synthetic tasks / subsets: number of training samples
-    n_test: int | None = None
+    name: str = _opt(
+        "fashion-mnist",
+        "dataset name (see `layerlab data list`) or a file or folder path",
+        flag="--data",
+        metavar="NAME|PATH",
+    )
+    data_dir: str | None = _opt(None, "directory to look in first for named datasets", metavar="DIR")
+    validation: float = _opt(
+        0.0,
+        "hold out this fraction of the training set to evaluate on each epoch; 0 evaluates on the test set",
+        metavar="FRACTION",
+    )
+    sequence: str | None = _opt(
+        None,
+        "read images as sequences: rows (H steps of W*C), pixels (H*W steps of C), "
+        "permuted (pixels in a fixed random order)",
+        choices=("rows", "pixels", "permuted"),
+        default_text="images stay images; rows for a recurrent model",
+    )
+    length: int | None = _opt(
+        None,
+        "sequence length T of a synthetic task, or characters per training sequence of a text file",
+        default_text="the task's",
+    )
+    n_train: int | None = _opt(
+        None, "training samples of a synthetic task, or the first N of a sequence dataset", default_text="all"
+    )
+    n_test: int | None = _opt(
+        None, "test samples of a synthetic task, or the first N of a sequence dataset", default_text="all"
+    )
 
 
 @dataclass
 class ModelConfig:
-    name: str = "article-cnn"
-    hidden: int | None = None            # recurrent models: hidden size
-    layers: int | None = None            # recurrent models: stacked layers
-    bidirectional: bool | None = None
-    dropout: float | None = None         # between stacked layers
-    channels: str | None = None          # cnn: e.g. "32,M,64,M"
+    # Every field but name is a keyword option of the model factories, under the same name.
+    name: str = _opt("article-cnn", "model name (see `layerlab models`)", flag="--model", metavar="NAME")
+    hidden: int | None = _opt(None, "recurrent models: hidden units per layer", default_text="the model's")
+    layers: int | None = _opt(None, "recurrent models: stacked layers", default_text="the model's")
+    bidirectional: bool | None = _opt(
+        None, "recurrent models: read each sequence in both directions", default_text="the model's"
+    )
+    dropout: float | None = _opt(None, "recurrent models: dropout between stacked layers", default_text="the model's")
+    channels: str | None = _opt(
+        None,
+        "cnn: conv and pool layers such as 32,M,64,M (3x3 convs, 2x2 pools)",
+        metavar="LIST",
+        default_text="the model's",
+    )
+
+    def options(self) -> dict:
+        """The factory keyword options this config sets (a None field is not set)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "name" and getattr(self, f.name) is not None
+        }
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    optimizer: str = "adam"              # adam | sgd
-    eps: float = 1e-7                    # Adam's epsilon, Keras's default (torch's is 1e-8)
-    beta1: float = 0.9
-    beta2: float = 0.999
-    momentum: float = 0.0                # sgd only
-    weight_decay: float = 0.0
-    clip: float | None = None            # clip gradients to this global L2 norm
-    seed: int = 0
-    device: str = "auto"                 # cpu | cuda | auto
-    amp: bool = False                    # bf16 autocast (CUDA, or CPUs with bf16 support)
-    compile: bool = False                # torch.compile the model
-    channels_last: bool = True           # NHWC convolutions: faster with oneDNN and cuDNN
-    threads: int | None = None           # CPU threads (torch.set_num_threads); None: torch's default
-    eval_batch_size: int = 1000
+    epochs: int = _opt(10, "passes over the training set")
+    batch_size: int = _opt(32, "training samples per step")
+    lr: float = _opt(1e-3, "learning rate")
+    optimizer: str = _opt("adam", "optimizer", choices=("adam", "sgd"))
+    # Keras's epsilon, the article's; torch's default is 1e-8, which changes early Adam steps.
+    eps: float = _opt(1e-7, "Adam's epsilon (Keras's default; torch's is 1e-8)")
+    beta1: float = _opt(0.9, "Adam's decay rate of the first moment")
+    beta2: float = _opt(0.999, "Adam's decay rate of the second moment")
+    momentum: float = _opt(0.0, "SGD momentum")
+    weight_decay: float = _opt(0.0, "L2 penalty the optimizer adds to the gradient")
+    clip: float | None = _opt(None, "clip gradients to this global L2 norm", default_text="no clipping")
+    seed: int = _opt(0, "seed of the initialisation, the shuffling and dropout")
+    device: str = _opt("auto", "where to train (auto: cuda when there is a GPU)", choices=("cpu", "cuda", "auto"))
+    amp: bool = _opt(False, "bf16 autocast (CUDA, or CPUs with bf16 support)")
+    compile: bool = _opt(False, "torch.compile the model")
+    channels_last: bool = _opt(True, "NHWC memory layout for convolutions: faster with oneDNN and cuDNN")
+    threads: int | None = _opt(None, "CPU threads (torch.set_num_threads)", default_text="torch's")
+    eval_batch_size: int = _opt(1000, "samples per step when evaluating")
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
 @dataclass
@@ -66,24 +123,27 @@ class RunConfig:
         def clean(d):
             return {k: v for k, v in d.items() if v is not None}
 
-        return {"data": clean(dataclasses.asdict(self.data)), "model": clean(dataclasses.asdict(self.model)),
-                "train": clean(dataclasses.asdict(self.train))}
+        return {
+            "data": clean(dataclasses.asdict(self.data)),
+            "model": clean(dataclasses.asdict(self.model)),
+            "train": clean(dataclasses.asdict(self.train)),
+        }
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "config") -> "RunConfig":
+    def from_dict(cls, d: dict, source: str = "config") -> RunConfig:
         cfg = cls()
-        unknown = set(d) - {"data", "model", "train"}
+        unknown = set(d) - set(SECTIONS)
         if unknown:
             raise ConfigError(f"{source}: unknown table(s) {sorted(unknown)}; expected [data], [model], [train]")
-        for section in ("data", "model", "train"):
+        for section in SECTIONS:
             update(getattr(cfg, section), d.get(section, {}), f"{source} [{section}]")
         return cfg
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "RunConfig":
+    def from_toml(cls, path: str | Path) -> RunConfig:
         path = Path(path)
         try:
             d = tomllib.loads(path.read_text())
@@ -94,17 +154,27 @@ class RunConfig:
         return cls.from_dict(d, str(path))
 
 
-def _coerce(value, typ: str, where: str):
-    """Check a TOML/flag value against the field's annotation (a string, under PEP 563)."""
-    base = typ.replace(" | None", "")
+def _base_type(f: dataclasses.Field) -> str:
+    """``int``, ``float``, ``bool`` or ``str``: the field's annotation (a string, under PEP 563) less None."""
+    return f.type.replace(" | None", "")
+
+
+def _coerce(value, f: dataclasses.Field, where: str):
+    """Check a TOML/flag value against the field's annotation and choices."""
     if value is None:
         return None
-    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          "bool": lambda v: isinstance(v, bool),
-          "str": lambda v: isinstance(v, str)}[base]
+    base = _base_type(f)
+    ok = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+    }[base]
     if not ok(value):
         raise ConfigError(f"{where} must be {base}, got {value!r}")
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
     return float(value) if base == "float" else value
 
 
@@ -115,4 +185,107 @@ def update(obj, values: dict, where: str) -> None:
         key = k.replace("-", "_")
         if key not in names:
             raise ConfigError(f"{where}: unknown key {k!r}; known keys: {', '.join(sorted(names))}")
-        setattr(obj, key, _coerce(v, names[key].type, f"{where} {k}"))
+        setattr(obj, key, _coerce(v, names[key], f"{where} {k}"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Flags generated from the fields
+# ----------------------------------------------------------------------------------------------
+_TYPES = {"int": int, "float": float, "str": str}
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT"}
+
+#: What ``train --resume`` may change: none of them changes the numbers a run computes.
+RESUME_FLAGS = ("train.epochs", "train.threads", "data.data_dir")
+
+
+def _field(key: str) -> dataclasses.Field:
+    section, name = key.split(".")
+    return next(f for f in fields(SECTIONS[section]) if f.name == name)
+
+
+def flag(key: str) -> str:
+    """The command-line flag of a config field, from its ``"section.field"`` key: ``--batch-size``."""
+    f = _field(key)
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _help(f: dataclasses.Field) -> str:
+    default = f.default
+    if isinstance(default, bool):
+        shown = "on" if default else "off"
+    elif default is None:
+        shown = f.metadata.get("default_text")
+    else:
+        shown = default
+    text = f.metadata["help"] + (f" (default: {shown})" if shown is not None else "")
+    return text.replace("%", "%%")  # argparse %-formats help strings
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per config field, in a group per section: ``--batch-size N``, ``--amp/--no-amp``.
+
+    A flag the user does not type leaves no attribute on the parsed namespace (``SUPPRESS``), so
+    :func:`config_from_flags` can tell a typed value from a default, and a preset keeps its values.
+    """
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} ([{section}] in a --config preset)")
+        for f in fields(cls):
+            key = f"{section}.{f.name}"
+            kw = {"dest": key, "default": argparse.SUPPRESS, "help": _help(f)}
+            if _base_type(f) == "bool":
+                group.add_argument(flag(key), action=argparse.BooleanOptionalAction, **kw)
+                continue
+            choices = f.metadata.get("choices")
+            metavar = None if choices else f.metadata.get("metavar", _METAVARS[_base_type(f)])
+            group.add_argument(flag(key), type=_TYPES[_base_type(f)], choices=choices, metavar=metavar, **kw)
+
+
+def config_from_flags(args: argparse.Namespace, base: RunConfig) -> tuple[RunConfig, dict]:
+    """``base`` (a preset, or the defaults) with the flags the user typed applied, and those flags
+    as ``{"section.field": value}`` in the order they were typed."""
+    given = {k: v for k, v in vars(args).items() if "." in k and k.split(".")[0] in SECTIONS}
+    cfg = copy.deepcopy(base)
+    for key, value in given.items():
+        section, name = key.split(".")
+        setattr(getattr(cfg, section), name, _coerce(value, _field(key), flag(key)))
+    return cfg, given
+
+
+def resume_conflicts(cfg: RunConfig, given: dict) -> list[str]:
+    """The flags in ``given`` that would change the run whose config is ``cfg``, as the user wrote them.
+
+    Resuming continues a run exactly; only ``RESUME_FLAGS`` may differ from its config. A flag that
+    repeats the run's value is no conflict (re-running the original command with ``--resume`` works).
+    """
+    conflicts = []
+    for key, value in given.items():
+        section, name = key.split(".")
+        if key not in RESUME_FLAGS and getattr(getattr(cfg, section), name) != value:
+            conflicts.append(flag(key))
+    return conflicts
+
+
+def check_model_options(model_cfg: ModelConfig, where: str = "config", flags: dict | None = None) -> None:
+    """Raise ConfigError if ``model_cfg`` sets an option its model does not take, before any data loads.
+
+    Each such option is named as the user wrote it: ``--hidden`` when it is in ``flags`` (the
+    ``given`` of :func:`config_from_flags`), else ``[model] hidden`` of ``where`` (a preset's path).
+    """
+    from .models import model_options  # imports torch, which building the parser does not need
+
+    takes = model_options(model_cfg.name)
+    wrong = [name for name in model_cfg.options() if name not in takes]
+    if not wrong:
+        return
+    flags = flags or {}
+    typed = [f"model.{n}" in flags for n in wrong]
+    names = [flag(f"model.{n}") if t else f"[model] {n}" for n, t in zip(wrong, typed, strict=True)]
+    if any(typed) and not all(typed):  # say which file the keys come from
+        names = [n if t else f"{n} ({where})" for n, t in zip(names, typed, strict=True)]
+    prefix = "" if any(typed) else f"{where}: "
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    settable = [o for o in takes if o in {f.name for f in fields(ModelConfig)}]  # not head: the data decides it
+    raise ConfigError(
+        f"{prefix}model {model_cfg.name} does not take {listed}; it takes "
+        f"{', '.join(settable) if settable else 'no options'}"
+    )

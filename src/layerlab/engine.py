@@ -164,35 +164,67 @@ def train_one_epoch(model: nn.Module, split: Split, optimizer: torch.optim.Optim
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, split: Split, *, batch_size: int = 1000, device: torch.device | None = None,
-                   amp: bool = False, channels_last: bool = True) -> torch.Tensor:
-    """Model outputs for every sample of ``split``, concatenated on the CPU."""
+                   amp: bool = False, channels_last: bool = True, to_cpu: bool = True) -> torch.Tensor:
+    """Model outputs for every sample of ``split``, concatenated (on the CPU unless ``to_cpu=False``)."""
     model.eval()
     device = device or next(model.parameters()).device
     outs = []
     for batch in iterate_batches(split, batch_size):
         batch = Split(batch.x.to(device), batch.y, None if batch.lengths is None else batch.lengths.to(device))
         with _autocast(device, amp):
-            outs.append(_forward(model, batch, channels_last).float().cpu())
+            out = _forward(model, batch, channels_last).float()
+        outs.append(out.cpu() if to_cpu else out)
     return torch.cat(outs)
+
+
+@torch.no_grad()
+def compute_metrics(task: str, out: torch.Tensor, y: torch.Tensor, num_classes: int | None = None) -> dict:
+    """Every number an evaluation reports, from a model's outputs on a split: the one place they
+    are computed, so fit, ``evaluate``, the report and the inspection views cannot disagree.
+
+    Args:
+        out: logits ``(N, K)`` or ``(N, T, K)``; regression outputs ``(N, ...)``.
+        y: class targets ``(N,)`` or ``(N, T)`` (-100 = not counted); regression targets.
+    Returns:
+        ``loss`` (mean cross-entropy, or mean squared error), ``n`` (samples) and ``targets``
+        (targets counted); for classification also ``accuracy``, ``confusion`` (``(K, K)`` int64
+        tensor, row = true class, column = predicted) and ``per_class_accuracy`` (recall of each
+        class, None for a class with no target); for regression ``mse``.
+    """
+    m = {"loss": float(compute_loss(task, out, y)), "n": int(out.shape[0])}
+    if task == "regression":
+        m["targets"] = int(y.numel())
+        m["mse"] = m["loss"]
+        return m
+    K = int(num_classes or out.shape[-1])
+    pred = out.argmax(-1).reshape(-1)
+    yv = y.reshape(-1).to(pred.device)
+    keep = yv != -100
+    yv, pred = yv[keep].long(), pred[keep].long()
+    cm = torch.bincount(yv * K + pred, minlength=K * K).reshape(K, K).cpu()
+    support = cm.sum(1)
+    n = int(support.sum())
+    m["targets"] = n
+    m["accuracy"] = float(cm.diagonal().sum()) / max(n, 1)
+    m["confusion"] = cm
+    m["per_class_accuracy"] = [float(cm[k, k]) / int(support[k]) if support[k] else None for k in range(K)]
+    return m
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, *, task: str = "classification", batch_size: int = 1000,
              device: torch.device | None = None, amp: bool = False, channels_last: bool = True,
              prefix: str = "") -> dict:
-    """Loss and accuracy (classification) or loss (MSE, regression) over ``split``; plus ``n``."""
-    model.eval()
-    device = device or next(model.parameters()).device
-    stats = torch.zeros(3, device=device)
-    for batch in iterate_batches(split, batch_size):
-        batch = Split(batch.x.to(device), batch.y.to(device),
-                      None if batch.lengths is None else batch.lengths.to(device))
-        with _autocast(device, amp):
-            out = _forward(model, batch, channels_last)
-        stats += batch_stats(task, out, batch.y, compute_loss(task, out, batch.y))
-    m = metrics_from(task, stats, prefix)
-    m[f"{prefix}n"] = len(split)
-    return m
+    """Loss and accuracy (classification) or loss (MSE, regression) over ``split``, plus ``n``: the
+    per-epoch numbers of :func:`fit`, by :func:`compute_metrics`."""
+    out = predict_logits(model, split, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last,
+                         to_cpu=False)
+    m = compute_metrics(task, out, split.y.to(out.device))
+    row = {f"{prefix}loss": m["loss"]}
+    if "accuracy" in m:
+        row[f"{prefix}accuracy"] = m["accuracy"]
+    row[f"{prefix}n"] = len(split)
+    return row
 
 
 # ----------------------------------------------------------------------------------------------

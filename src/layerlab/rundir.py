@@ -1,4 +1,9 @@
-"""The run directory: the unit users keep. Everything after ``train`` reads one.
+"""The run directory: the unit users keep, and the single source of truth after ``train``.
+
+Evaluate, predict, generate, inspect and the report ask a :class:`RunDir` for its model
+(:meth:`RunDir.model`: ``best``, ``last`` or ``init`` weights), its input spec
+(:attr:`RunDir.spec`: how raw input becomes a sample) and its data (:meth:`RunDir.dataset`);
+none of them rebuilds these.
 
     RUN/config.toml            resolved configuration (data, model, train)
     RUN/run.json               status, versions, seed, device, dataset and model description, timings
@@ -28,9 +33,12 @@ import torch
 from . import __version__
 from .checkpoint import (atomic_write_json, atomic_write_text, load_training_state, load_weights,
                          save_training_state, save_weights)
-from .config import RunConfig
-from .errors import LayerlabError
+from .config import ModelConfig, RunConfig
+from .data import Dataset
+from .data.transforms import InputSpec
+from .errors import ConfigError, LayerlabError
 
+WEIGHTS = ("best", "last", "init")
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "train_seconds",
                   "eval_seconds", "samples_per_second", "lr", "grad_norm_mean", "grad_norm_max", "clipped_fraction"]
 
@@ -102,6 +110,64 @@ class RunDir:
     def config(self) -> RunConfig:
         return RunConfig.from_toml(self.path / "config.toml")
 
+    # --- what everything after training asks of a run
+    @property
+    def spec(self) -> InputSpec:
+        """How raw input becomes one of this run's samples, as recorded when it was trained."""
+        info = self.info()
+        if "input_spec" not in info:
+            raise LayerlabError(f"{self.path}: run.json has no input_spec (the run was made by an older "
+                                f"layerlab); train it again")
+        return InputSpec.from_dict(info["input_spec"])
+
+    @property
+    def classes(self) -> list[str]:
+        ds = self.info()["dataset"]
+        return ds.get("classes") or [str(i) for i in range(ds["num_outputs"])]
+
+    def resolve_weights(self, which: str = "best") -> str:
+        """The weights ``which`` names that exist: ``best`` falls back to ``last`` (a run stopped in its
+        first epoch has no best yet); ``init`` needs no file."""
+        self.info()  # a run directory at all, before what it holds
+        if which not in WEIGHTS:
+            raise LayerlabError(f"unknown weights {which!r}; expected one of {', '.join(WEIGHTS)}")
+        for w in ([which, "last"] if which == "best" else [which]):
+            if w == "init" or self.weights(w).is_file():
+                return w
+        raise LayerlabError(f"{self.path}: no checkpoint yet (checkpoints/{which}.safetensors is missing)")
+
+    def model(self, which: str = "best", device: str | torch.device = "cpu") -> torch.nn.Module:
+        """The run's model in eval mode on ``device``, with its ``best`` or ``last`` weights, or as it was
+        before training (``init``: rebuilt from the run's seed exactly as ``train`` built it)."""
+        from .engine import resolve_device, seed_everything
+
+        used = self.resolve_weights(which)
+        info, cfg = self.info(), self.config()
+        if used == "init":
+            seed_everything(cfg.train.seed)
+        model = build_model_for(cfg.model, self.spec, info["dataset"]["num_outputs"])
+        if used != "init":
+            load_weights(self.weights(used), model)
+        return model.to(resolve_device(str(device))).eval()
+
+    def dataset(self, data: str | None = None, data_dir: str | None = None) -> Dataset:
+        """The run's data with the whole test set (no validation hold-out), or the dataset ``data``
+        read the way the run read its own; an error if its samples do not fit the run's model."""
+        from .data.inputs import prepare_data
+
+        cfg = self.config()
+        cfg.data.validation = 0.0
+        if data:
+            cfg.data.name = data
+        if data_dir:
+            cfg.data.data_dir = data_dir
+        spec = self.spec
+        ds = prepare_data(cfg.data, seed=cfg.train.seed, sequence_model=spec.sequence is not None)
+        if tuple(ds.spec.shape) != tuple(spec.shape) or ds.spec.kind != spec.kind:
+            raise LayerlabError(f"{cfg.data.name} has samples of shape {tuple(ds.spec.shape)} ({ds.spec.kind}), "
+                                f"the model of {self.path} was trained on {tuple(spec.shape)} ({spec.kind})")
+        return ds
+
     # --- during training
     def end_epoch(self, model, optimizer, row: dict, history: list[dict], *, improved: bool, cfg) -> None:
         """Write the epoch's metrics and checkpoints (weights first, then state, then metrics, so a
@@ -156,19 +222,27 @@ class RunDir:
         py = json.loads(state["python_rng"])
         random.setstate((py[0], tuple(py[1]), py[2]))
 
-    def load_model_weights(self, model, which: str = "best") -> str:
-        """Load ``best`` weights (falling back to ``last``); returns which file was used."""
-        for w in ([which, "last"] if which == "best" else [which]):
-            if self.weights(w).is_file():
-                load_weights(self.weights(w), model)
-                return w
-        raise LayerlabError(f"{self.path}: no checkpoint yet (checkpoints/{which}.safetensors is missing)")
-
     def finish(self, status: str, **fields) -> None:
         self.update_info(status=status, finished=_now(), **fields)
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_json(self.path / "summary.json", summary)
+
+
+def build_model_for(model: ModelConfig, spec: InputSpec, num_outputs: int) -> torch.nn.Module:
+    """The model a config names, for the samples an input spec describes: the one place a run's model is
+    built (train, resume and everything after them). The data decides the head: a per-step target
+    needs a model that takes ``head``."""
+    from .models import create_model, model_options
+
+    options = {k: getattr(model, k) for k in ("hidden", "layers", "bidirectional", "dropout", "channels")
+               if getattr(model, k) is not None}
+    if spec.head != "last":
+        if "head" not in model_options(model.name):
+            raise ConfigError(f"the data has one target per step, and {model.name} gives one output per sample; "
+                              f"use a recurrent model that takes a per-step head (rnn, lstm, gru, residual)")
+        options["head"] = spec.head
+    return create_model(model.name, spec.shape, num_outputs, **options)
 
 
 def default_run_path(model: str, data: str) -> Path:

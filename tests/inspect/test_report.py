@@ -10,22 +10,37 @@ import numpy as np
 import pytest
 import torch
 
-from layerlab.inspect.evaluation import (Predictions, confident_mistakes, confusion_matrix,
-                                         per_class_scores)
+from layerlab.engine import compute_metrics
+from layerlab.inspect.evaluation import Predictions, confident_mistakes, per_class_scores
+
+
+def _logits(pred: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(pred, k).float() * 5.0
 
 
 def test_confusion_and_scores_by_hand():
     y = torch.tensor([0, 0, 1, 1, 2, 2, 2])
     pred = torch.tensor([0, 1, 1, 1, 2, 0, 2])
-    cm = confusion_matrix(y, pred, 3)
+    m = compute_metrics("classification", _logits(pred, 3), y)
+    cm = m["confusion"].numpy()
     np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 2, 0], [1, 0, 2]])
+    assert m["accuracy"] == pytest.approx(5 / 7) and m["n"] == m["targets"] == 7
+    assert m["per_class_accuracy"] == pytest.approx([1 / 2, 1.0, 2 / 3])
     s = per_class_scores(cm)
     np.testing.assert_allclose(s["precision"], [1 / 2, 2 / 3, 1.0])
     np.testing.assert_allclose(s["recall"], [1 / 2, 1.0, 2 / 3])
     np.testing.assert_array_equal(s["support"], [2, 2, 3])
-    # per-step targets: padding (-100) is left out
-    cm2 = confusion_matrix(torch.tensor([[0, -100], [1, 1]]), torch.tensor([[0, 1], [1, 0]]), 2)
-    np.testing.assert_array_equal(cm2, [[1, 0], [1, 1]])
+    # per-step targets: padding (-100) is left out; a class with no target has no accuracy
+    m2 = compute_metrics("sequence-classification", _logits(torch.tensor([[0, 1], [1, 0]]), 3),
+                         torch.tensor([[0, -100], [1, 1]]))
+    np.testing.assert_array_equal(m2["confusion"].numpy(), [[1, 0, 0], [1, 1, 0], [0, 0, 0]])
+    assert m2["targets"] == 3 and m2["n"] == 2 and m2["per_class_accuracy"] == [1.0, 0.5, None]
+
+
+def test_regression_metrics_are_the_mse():
+    out, y = torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 1.0])
+    m = compute_metrics("regression", out, y)
+    assert m["loss"] == m["mse"] == pytest.approx((1 + 4) / 2) and "accuracy" not in m
 
 
 def test_confident_mistakes_are_wrong_and_sorted():
@@ -40,7 +55,7 @@ def test_confident_mistakes_are_wrong_and_sorted():
 
 @pytest.fixture(scope="module")
 def report(trained_run):
-    from layerlab.report import write_report
+    from layerlab.inspect.report import write_report
 
     return write_report(trained_run)
 
@@ -84,7 +99,7 @@ def test_report_feature_maps_match_the_layer_shapes(report, trained_run):
 
 
 def test_report_renders_in_headless_chromium(report, tmp_path):
-    from layerlab.inspect.browser import check_report, find_chromium
+    from browser import check_report, find_chromium
 
     if find_chromium() is None:
         pytest.skip("Chromium is not installed: `apt-get install chromium` (or set LAYERLAB_CHROMIUM) to run "
@@ -99,17 +114,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 def test_report_of_a_recurrent_run_has_gradient_flow(tmp_path):
     from layerlab import api
     from layerlab.config import RunConfig
-    from layerlab.data import load_dataset
-    from layerlab.errors import LayerlabError
-    from layerlab.models import list_models
-    from layerlab.report import write_report
+    from layerlab.inspect.report import write_report
 
-    if "rnn" not in list_models():
-        pytest.skip("the recurrent models are not registered yet")
-    try:
-        load_dataset("adding", length=8, n_train=64, n_test=16)
-    except LayerlabError:
-        pytest.skip("the adding task is not loadable by name yet")
     cfg = RunConfig()
     cfg.data.name, cfg.data.length, cfg.data.n_train, cfg.data.n_test = "adding", 8, 64, 16
     cfg.model.name, cfg.model.hidden = "rnn", 6
@@ -130,14 +136,12 @@ def test_initial_model_is_the_runs_own_initialisation(tmp_path):
     from datagen import make_idx_dir
     from layerlab import api
     from layerlab.config import RunConfig
-    from layerlab.inspect.tools import initial_model
 
     cfg = RunConfig()
     cfg.data.name = str(make_idx_dir(tmp_path / "bars", n_train=32, n_test=8))
     cfg.model.name, cfg.model.channels = "cnn", "4,M"
     cfg.train.epochs, cfg.train.optimizer, cfg.train.lr, cfg.train.seed, cfg.train.device = 1, "sgd", 0.0, 7, "cpu"
     run, _ = api.train(cfg, tmp_path / "run")
-    trained, _, _ = api.load_run(run.path)
-    init = initial_model(run)
+    trained, init = run.model("last"), run.model("init")
     for (k, a), (_, b) in zip(sorted(trained.state_dict().items()), sorted(init.state_dict().items())):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)

@@ -81,10 +81,6 @@ def test_filters_by_alias_or_module_name(article_cnn):
 
 
 def test_summary_of_a_recurrent_model_counts_its_step_loop():
-    from layerlab.models import list_models
-
-    if "lstm" not in list_models():
-        pytest.skip("the recurrent models are not registered yet")
     T, F, Hd = 10, 3, 8
     from layerlab.api import count_parameters
 

@@ -49,9 +49,24 @@ def test_copy_task_per_step(tmp_path, capsys, model):
     assert main(["train", "--model", model, "--data", "copy", "--length", "3", "--n-train", "32", "--n-test", "8",
                  "--out", str(run), "--json", *TINY]) == 0
     s = _json_out(capsys)
-    assert 0 <= s["test_accuracy"] <= 1
+    # one epoch on 32 sequences learns nothing (measured: 0 to 0.23 over seeds, chance 1/8), so check the number
+    # against the run's record and against a forward pass of the saved model scored by hand: only the 8 x 10 recall
+    # steps count, not the 8 x 13 ignored (-100) ones
+    assert s["test_accuracy"] == float(_metrics(run)[-1]["test_accuracy"])
+    import torch
+
+    from layerlab.api import load_run
+    from layerlab.data import load_dataset
+
+    net, _, _ = load_run(run, "last")
+    test = load_dataset("copy", length=3, n_train=32, n_test=8).test
+    with torch.no_grad():
+        pred = net(test.x).argmax(-1)                                      # (8, 23)
+    scored = test.y != -100
+    assert int(scored.sum()) == 80
+    assert s["test_accuracy"] == pytest.approx((pred[scored] == test.y[scored]).float().mean().item())
     info = json.loads((run / "run.json").read_text())
-    assert info["dataset"]["meta"]["head"] == "step" and info["dataset"]["task"] == "sequence-classification"
+    assert info["input_spec"]["head"] == "step" and info["dataset"]["task"] == "sequence-classification"
     assert main(["evaluate", str(run), "--json"]) == 0
     assert _json_out(capsys)["accuracy"] == pytest.approx(s["test_accuracy"])
 
@@ -109,14 +124,21 @@ def test_generate_refuses_a_non_text_run(tmp_path, capsys):
 def test_images_default_to_rows_and_sequence_modes(tmp_path, idx_dir, capsys):
     run = tmp_path / "rows"
     assert main(["train", "--model", "article-lstm", "--data", str(idx_dir), "--out", str(run), "--json",
-                 "--epochs", "1", "--quiet", "--threads", "1"]) == 0
-    assert 0 <= _json_out(capsys)["test_accuracy"] <= 1
+                 "--epochs", "5", "--quiet", "--threads", "1"]) == 0
+    # reading rows, the LSTM finds the bar (measured after 5 epochs: 0.86-0.89 over seeds 0-2; 1 epoch: 0.07-0.17,
+    # chance 0.1), and the printed accuracy is the last epoch's in metrics.csv
+    accuracy = _json_out(capsys)["test_accuracy"]
+    assert accuracy > 0.5
+    assert [int(r["epoch"]) for r in _metrics(run)] == [1, 2, 3, 4, 5]
+    assert accuracy == float(_metrics(run)[-1]["test_accuracy"])
     info = json.loads((run / "run.json").read_text())
-    assert info["dataset"]["input_shape"] == [1, 28, 28]              # no --sequence: the model reads rows
+    # no --sequence: a recurrent model gets the images read as rows (28 steps of 28 pixels), by the data side
+    assert info["dataset"]["input_shape"] == [28, 28]
+    assert info["input_spec"]["sequence"] == "rows" and info["input_spec"]["image_shape"] == [1, 28, 28]
     from layerlab import api
     from layerlab.config import RunConfig
 
     cfg = RunConfig()
     cfg.data.name, cfg.data.sequence = str(idx_dir), "permuted"
     ds = api.prepare_data(cfg)
-    assert ds.input_shape == (784, 1) and ds.meta["sequence"] == "permuted"
+    assert ds.input_shape == (784, 1) and ds.spec.sequence == "permuted"

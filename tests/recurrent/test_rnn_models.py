@@ -122,13 +122,18 @@ def test_recurrent_family_init():
             torch.testing.assert_close(U.T @ U, torch.eye(4), atol=1e-5, rtol=0)
 
 
-def test_images_are_read_as_rows_without_sequence_flag():
-    m = create_model("article-lstm", (1, 28, 28), 10).eval()
+def test_images_reach_a_recurrent_model_as_rows_read_by_the_data_side():
+    """Reading images as rows exists once (the input spec's transform); the model takes sequences only."""
+    from layerlab.data.transforms import image_sequence
+
+    m = create_model("article-lstm", (28, 28), 10).eval()
     img = torch.rand(2, 1, 28, 28)
-    torch.testing.assert_close(m(img), m(img[:, 0]))                 # (B, 1, 28, 28) == rows (B, 28, 28)
-    rgb = create_model("gru", (3, 8, 5), 4, hidden=4).eval()
+    torch.testing.assert_close(image_sequence(img, "rows"), img[:, 0])        # (B, 1, 28, 28) -> rows (B, 28, 28)
+    assert m(image_sequence(img, "rows")).shape == (2, 10)
     x = torch.rand(2, 3, 8, 5)
-    torch.testing.assert_close(rgb(x), rgb(x.permute(0, 2, 3, 1).reshape(2, 8, 15)))
+    torch.testing.assert_close(image_sequence(x, "rows"), x.permute(0, 2, 3, 1).reshape(2, 8, 15))
+    with pytest.raises(ConfigError, match="--sequence rows"):
+        create_model("gru", (3, 8, 5), 4, hidden=4)
 
 
 def test_token_inputs_are_one_hot():

@@ -1,10 +1,9 @@
 """The reference alone trains the article's models: the CNN on real digits, the tanh RNN on sequences.
 
 One BLAS thread throughout: the matrices are small, and on a shared 2-core machine extra threads
-cost more than they save (measured: ~1 s per CNN epoch instead of 2.5-5 s).
+cost more than they save (measured: ~1 s per CNN epoch instead of 2.5-5 s). How long the training takes
+is measured by ``benchmarks/reference_training.py``, not asserted here.
 """
-import time
-
 import numpy as np
 import pytest
 
@@ -40,17 +39,14 @@ def delayed_echo(n, T, K, delay, rng):
     return np.eye(K)[symbols], targets
 
 
-def test_reference_cnn_learns_digits_to_90_percent_in_under_a_minute():
+def test_reference_cnn_learns_digits_to_90_percent():
     x_tr, x_te, y_tr, y_te = digits_split()
     rng = np.random.default_rng(0)
     model = article_cnn((1, 16, 16), 10, (8, "M", 16, "M"), rng=rng)         # the article's shape, narrower
-    start = time.perf_counter()
     history = fit(model, Adam(model.parameters(), lr=1e-2), x_tr, y_tr, epochs=5, rng=rng)
-    seconds = time.perf_counter() - start
     acc = accuracy(model, x_te, y_te)
     assert history[-1] < history[0]
-    assert acc >= 0.90, f"test accuracy {acc:.3f} after {seconds:.1f} s"
-    assert seconds < 60
+    assert acc >= 0.90, f"test accuracy {acc:.3f}"
 
 
 @pytest.mark.parametrize("cell,delay,steps,lr", [

@@ -1,19 +1,26 @@
 """Datasets as tensors in memory.
 
 Every loader returns a :class:`Dataset`: a train and a test :class:`Split` of tensors, the task
-(what loss and metric apply) and names for the classes. Small data is loaded once; batches are
-index slices (see :func:`iterate_batches`), which at MNIST scale beats a DataLoader with workers.
+(what loss and metric apply), names for the classes and the input spec
+(:class:`~.transforms.InputSpec`: how raw input becomes a sample, which the run records so that
+predict reads new input the same way). Small data is loaded once; batches are index slices (see
+:func:`iterate_batches`), which at MNIST scale beats a DataLoader with workers.
+
+The package: :mod:`.catalog` (what a name or path means, where named sets are, downloads),
+:mod:`.formats` (one module per file format), :mod:`.transforms` (the input spec and its
+transforms), :mod:`.synthetic` (the adding and copy tasks).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from ..errors import DataError
-from .transforms import InputSpec
+from .transforms import PERMUTATION_SEED, SEQUENCE_MODES, InputSpec, image_sequence, pixel_permutation
 
 #: What a dataset's targets mean, and so which loss and metric the engine uses.
 TASKS = ("classification", "regression", "sequence-classification")
@@ -30,7 +37,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def subset(self, index: torch.Tensor) -> "Split":
+    def subset(self, index: torch.Tensor) -> Split:
         return Split(self.x[index], self.y[index], None if self.lengths is None else self.lengths[index])
 
 
@@ -64,9 +71,12 @@ class Dataset:
         return tuple(self.train.x.shape[1:])
 
     def describe(self) -> str:
-        return (f"{self.name}: {len(self.train)} train / {len(self.test)} test samples of shape "
-                f"{self.input_shape}, {self.task}" + (f", {len(self.classes)} classes" if self.classes else "")
-                + (f" (from {self.source})" if self.source else ""))
+        return (
+            f"{self.name}: {len(self.train)} train / {len(self.test)} test samples of shape "
+            f"{self.input_shape}, {self.task}"
+            + (f", {len(self.classes)} classes" if self.classes else "")
+            + (f" (from {self.source})" if self.source else "")
+        )
 
 
 def default_spec(split: Split) -> InputSpec:
@@ -80,18 +90,21 @@ def default_spec(split: Split) -> InputSpec:
         return InputSpec("sequence", tuple(x.shape[1:]), head=head, variable_length=split.lengths is not None)
     if x.dim() == 2 and not x.is_floating_point():
         return InputSpec("tokens", tuple(x.shape[1:]), head=head, variable_length=split.lengths is not None)
-    raise DataError(f"cannot tell what samples of shape {tuple(x.shape[1:])} ({x.dtype}) are: expected images "
-                    f"(N, C, H, W), float sequences (N, T, F) or integer tokens (N, T)")
+    raise DataError(
+        f"cannot tell what samples of shape {tuple(x.shape[1:])} ({x.dtype}) are: expected images "
+        f"(N, C, H, W), float sequences (N, T, F) or integer tokens (N, T)"
+    )
 
 
-def iterate_batches(split: Split, batch_size: int, *, shuffle: bool = False,
-                    generator: torch.Generator | None = None) -> Iterator[Split]:
+def iterate_batches(
+    split: Split, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+) -> Iterator[Split]:
     """Yield batches of ``split`` as index slices; the last batch may be smaller (as in Keras)."""
     n = len(split)
     if shuffle:
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
-            yield split.subset(order[start:start + batch_size])
+            yield split.subset(order[start : start + batch_size])
     else:
         for start in range(0, n, batch_size):
             sl = slice(start, start + batch_size)
@@ -99,50 +112,73 @@ def iterate_batches(split: Split, batch_size: int, *, shuffle: bool = False,
 
 
 def split_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
-    """Hold out ``fraction`` of the training set as the evaluation split (the test set stays unseen)."""
+    """Hold out ``fraction`` of the training set as the evaluation split (the test set stays unseen).
+    The input spec and meta carry over (the spec's standardisation stays that of the full training set)."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"the validation fraction must be between 0 and 1, got {fraction}")
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(ds.train), generator=g)
-    n_val = max(1, int(round(fraction * len(ds.train))))
-    return Dataset(ds.name, ds.train.subset(order[n_val:]), ds.train.subset(order[:n_val]), ds.task,
-                   ds.classes, ds.num_outputs, ds.source, {**ds.meta, "validation_fraction": fraction})
+    n_val = max(1, round(fraction * len(ds.train)))
+    return Dataset(
+        ds.name,
+        ds.train.subset(order[n_val:]),
+        ds.train.subset(order[:n_val]),
+        ds.task,
+        ds.classes,
+        ds.num_outputs,
+        ds.source,
+        {**ds.meta, "validation_fraction": fraction},
+        ds.spec,
+    )
 
 
-def load_dataset(spec: str, *, data_dir: str | Path | None = None, download: bool = True,
-                 **options) -> Dataset:
-    """Load a dataset by name (``fashion-mnist``, ``mnist``, ``kmnist``, ``cifar10``) or path.
+def images_as_sequences(ds: Dataset, mode: str, seed: int = 0) -> Dataset:
+    """An image dataset ``(N, C, H, W)`` read as sequences: ``rows`` ``(N, H, W*C)``, ``pixels``
+    ``(N, H*W, C)`` or ``permuted`` (the pixel sequence in a fixed order).
 
-    A path may be a directory of IDX files, a CIFAR-10 ``cifar-10-batches-py`` directory or an
-    image folder (``root/<class>/*.png``; with ``train/`` and ``test/`` subfolders, or split 80/20).
-    Other keyword options go to the loader that handles the spec (e.g. ``sequence='rows'``).
+    ``permuted`` uses one fixed permutation (seed :data:`~.transforms.PERMUTATION_SEED`, recorded
+    in the spec) whatever the run's ``seed``, as in the literature's permuted MNIST, so runs compare.
     """
-    from . import images
+    if ds.train.x.dim() != 4:
+        raise DataError(
+            f"--sequence {mode} reads images as sequences, but {ds.name} holds samples of shape "
+            f"{ds.input_shape}, not images"
+        )
+    if mode not in SEQUENCE_MODES:
+        raise DataError(f"unknown --sequence {mode!r}; expected one of {', '.join(SEQUENCE_MODES)}")
+    C, H, W = ds.input_shape
+    permuted = mode == "permuted"
+    perm = pixel_permutation(H * W, PERMUTATION_SEED) if permuted else None
+    train = Split(image_sequence(ds.train.x, mode, perm), ds.train.y)
+    test = Split(image_sequence(ds.test.x, mode, perm), ds.test.y)
+    spec = InputSpec(
+        "sequence",
+        tuple(train.x.shape[1:]),
+        pixel_scale=ds.spec.pixel_scale,
+        image_shape=(C, H, W),
+        sequence=mode,
+        permutation_seed=PERMUTATION_SEED if permuted else None,
+    )
+    return Dataset(ds.name, train, test, ds.task, ds.classes, ds.num_outputs, ds.source, dict(ds.meta), spec)
 
-    loaders = [images]
-    try:
-        from . import sequences  # noqa: F401  (recurrent data; optional at this stage)
 
-        loaders.insert(0, sequences)
-    except ImportError:
-        pass
-    for mod in loaders:
-        ds = mod.try_load(spec, data_dir=data_dir, download=download, **options)
-        if ds is not None:
-            return ds
-    names = ", ".join(sorted(known_datasets()))
-    raise DataError(f"unknown dataset {spec!r}: not a known name ({names}) nor an existing file or directory")
+def load_dataset(spec: str, *, data_dir: str | Path | None = None, download: bool = True, **options) -> Dataset:
+    """Load a dataset by name or path: a named image set (``fashion-mnist``, ``mnist``, ``kmnist``,
+    ``cifar10``), a synthetic task (``adding``, ``copy``), a UCR/UEA set (``BasicMotions``), a
+    directory of IDX files, CIFAR-10 batches, ``.ts`` files or images (``root/<class>/*.png``), or a
+    ``.ts``, ``.csv``, ``.tsv``, ``.npz`` or text file. See :mod:`.catalog` for the order in which a
+    spec is tried; other keyword options (``seed``, ``length``, ``n_train``, ``n_test``,
+    ``sequence``) go to the loader that handles it.
+    """
+    # imported here, not at the top: catalog and the formats import Dataset from this module, and
+    # building a Dataset by hand needs none of them
+    from . import catalog
+
+    return catalog.load(spec, data_dir=data_dir, download=download, **options)
 
 
 def known_datasets() -> dict[str, str]:
     """Dataset names the loaders know, with a one-line description."""
-    from . import images
+    from . import catalog
 
-    out = dict(images.DESCRIPTIONS)
-    try:
-        from . import sequences
-
-        out.update(sequences.DESCRIPTIONS)
-    except ImportError:
-        pass
-    return out
+    return catalog.known_datasets()

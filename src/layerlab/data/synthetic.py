@@ -15,6 +15,7 @@ ln 8 ~ 2.08.
 Each split comes from its own random stream of ``(seed, split, T)``, so a run's data is
 reproducible from its config alone.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,15 +23,18 @@ import torch
 
 from ..errors import DataError
 from . import Dataset, Split
+from .transforms import InputSpec
 
-DEFAULTS = {"adding": {"length": 100, "n_train": 10_000, "n_test": 1_000},
-            "copy": {"length": 50, "n_train": 10_000, "n_test": 1_000}}
+DEFAULTS = {
+    "adding": {"length": 100, "n_train": 10_000, "n_test": 1_000},
+    "copy": {"length": 50, "n_train": 10_000, "n_test": 1_000},
+}
 DESCRIPTIONS = {
     "adding": "adding problem: T steps of (value, marker), target = sum of the 2 marked values (--length T)",
     "copy": "copy-memory task: recall 10 symbols after T blanks, per-step classes (--length T)",
 }
-COPY_SYMBOLS = 10      # symbols to remember
-COPY_ALPHABET = 8      # drawn from 1..8
+COPY_SYMBOLS = 10  # symbols to remember
+COPY_ALPHABET = 8  # drawn from 1..8
 COPY_BLANK, COPY_DELIM = 0, 9
 
 
@@ -42,15 +46,15 @@ def adding_problem(n: int, length: int, rng: np.random.Generator) -> tuple[torch
     """``x`` ``(n, T, 2)`` float32 (value, marker) and ``y`` ``(n,)`` float32, the sum of the marked values."""
     if length < 2:
         raise DataError(f"the adding problem needs --length of at least 2, got {length}")
-    u = rng.random((n, length), dtype=np.float32)                               # (n, T)
+    u = rng.random((n, length), dtype=np.float32)  # (n, T)
     half = length // 2
-    first = rng.integers(0, half, n)                                            # one marker in [0, T/2)
-    second = rng.integers(half, length, n)                                      # one in [T/2, T)
+    first = rng.integers(0, half, n)  # one marker in [0, T/2)
+    second = rng.integers(half, length, n)  # one in [T/2, T)
     m = np.zeros((n, length), dtype=np.float32)
     rows = np.arange(n)
     m[rows, first] = 1.0
     m[rows, second] = 1.0
-    y = u[rows, first] + u[rows, second]                                        # (n,)
+    y = u[rows, first] + u[rows, second]  # (n,)
     return torch.from_numpy(np.stack([u, m], axis=-1)), torch.from_numpy(y.astype(np.float32))
 
 
@@ -60,18 +64,20 @@ def copy_memory(n: int, length: int, rng: np.random.Generator) -> tuple[torch.Te
         raise DataError(f"the copy task needs --length of at least 1, got {length}")
     S = COPY_SYMBOLS
     total = length + 2 * S
-    symbols = rng.integers(1, COPY_ALPHABET + 1, (n, S))                        # (n, 10)
+    symbols = rng.integers(1, COPY_ALPHABET + 1, (n, S))  # (n, 10)
     x = np.full((n, total), COPY_BLANK, dtype=np.int64)
     x[:, :S] = symbols
-    x[:, S + length - 1] = COPY_DELIM                                           # after T-1 blanks
+    x[:, S + length - 1] = COPY_DELIM  # after T-1 blanks
     y = np.full((n, total), -100, dtype=np.int64)
-    y[:, -S:] = symbols                                                         # recall at the end
+    y[:, -S:] = symbols  # recall at the end
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def load(name: str, *, length: int | None = None, n_train: int | None = None, n_test: int | None = None,
-         seed: int = 0) -> Dataset:
-    """The synthetic task ``name`` (``adding`` or ``copy``) with T = ``length``."""
+def load(
+    name: str, *, length: int | None = None, n_train: int | None = None, n_test: int | None = None, seed: int = 0
+) -> Dataset:
+    """The synthetic task ``name`` (``adding`` or ``copy``) with T = ``length``: adding ``x``
+    ``(N, T, 2)`` with ``y`` ``(N,)``; copy tokens ``(N, T+20)`` with per-step targets ``(N, T+20)``."""
     d = DEFAULTS[name]
     T = int(length or d["length"])
     n_tr, n_te = int(n_train or d["n_train"]), int(n_test or d["n_test"])
@@ -82,8 +88,26 @@ def load(name: str, *, length: int | None = None, n_train: int | None = None, n_
     test = Split(*make(n_te, T, _rng(seed, 1, T)))
     meta = {"length": T, "seed": seed}
     if name == "adding":
-        return Dataset("adding", train, test, "regression", None, 1, source=f"generated, T={T}",
-                       meta={**meta, "baseline_mse": 1 / 6})
-    return Dataset("copy", train, test, "sequence-classification", [str(i) for i in range(COPY_DELIM + 1)],
-                   COPY_DELIM + 1, source=f"generated, T={T} (+20 steps)",
-                   meta={**meta, "head": "step", "chance_accuracy": 1 / COPY_ALPHABET})
+        # u_t is already in [0, 1] and the marker 0/1: no standardisation, as in the literature
+        return Dataset(
+            "adding",
+            train,
+            test,
+            "regression",
+            None,
+            1,
+            source=f"generated, T={T}",
+            meta={**meta, "baseline_mse": 1 / 6},
+            spec=InputSpec("sequence", (T, 2)),
+        )
+    return Dataset(
+        "copy",
+        train,
+        test,
+        "sequence-classification",
+        [str(i) for i in range(COPY_DELIM + 1)],
+        COPY_DELIM + 1,
+        source=f"generated, T={T} (+20 steps)",
+        meta={**meta, "chance_accuracy": 1 / COPY_ALPHABET},
+        spec=InputSpec("tokens", (T + 2 * COPY_SYMBOLS,), head="step"),
+    )

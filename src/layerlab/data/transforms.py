@@ -136,9 +136,34 @@ class InputSpec:
         """Token ids ``(T,)`` of ``text`` in the run's vocabulary."""
         if self.vocab is None:
             raise DataError("this model's input spec has no vocabulary; it does not read text")
-        from .formats.text import Vocabulary
-
         return Vocabulary(self.vocab).encode(text, what)
+
+
+# ----------------------------------------------------------------------------------------------
+# Characters as token ids (here, not in formats/text.py, so the spec needs no reader: the readers
+# depend on the spec, never the other way round)
+# ----------------------------------------------------------------------------------------------
+class Vocabulary:
+    """Characters <-> token ids: ``chars[i]`` is token ``i``."""
+
+    def __init__(self, chars: str):
+        self.chars = chars
+        self.index = {c: i for i, c in enumerate(chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, s: str, what: str = "text") -> torch.Tensor:
+        unknown = sorted({c for c in s if c not in self.index})
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown[:8])
+            raise DataError(
+                f"the {what} holds character(s) {shown} that the model's vocabulary of {len(self)} characters lacks"
+            )
+        return torch.tensor([self.index[c] for c in s], dtype=torch.int64)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
 
 
 # ----------------------------------------------------------------------------------------------

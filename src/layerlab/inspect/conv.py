@@ -105,7 +105,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
 
 def load_image_for(input_shape: tuple, path: str | Path) -> tuple[torch.Tensor, list[str]]:
     """Read an image file the way ``layerlab predict`` does: converted to the model's channels and size."""
-    from ..data.images import read_image
+    from ..data.formats.folder import read_image
 
     if len(input_shape) != 3:
         raise LayerlabError(f"the model takes sequences of shape {tuple(input_shape)}, not images; "

@@ -46,15 +46,6 @@ def predict_test(model, ds) -> Predictions:
     return Predictions(ds.test.x, ds.test.y, logits, classes, ds.task)
 
 
-def confusion_matrix(y: torch.Tensor, pred: torch.Tensor, num_classes: int) -> np.ndarray:
-    """``cm[i, j]`` = number of samples of true class i predicted as j; per-step targets are
-    flattened and ``-100`` (padding) is left out."""
-    y, pred = y.reshape(-1), pred.reshape(-1)
-    keep = y != -100
-    idx = y[keep].long() * num_classes + pred[keep].long()
-    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes).numpy()
-
-
 def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
     """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
     tp = np.diag(cm).astype(np.float64)
@@ -86,12 +77,13 @@ def confident_mistakes(pred: Predictions, k: int = 16) -> list[dict]:
 
 
 def classification_views(pred: Predictions) -> dict:
-    """Everything the error views show, as plain numbers."""
+    """Everything the error views show, as plain numbers (accuracy and confusion matrix from
+    :func:`layerlab.engine.compute_metrics`, as every evaluation computes them)."""
+    from ..engine import compute_metrics
+
     if pred.task == "regression":
         raise LayerlabError("confusion matrices apply to classification runs; this run is a regression")
-    K = pred.logits.shape[-1]
-    cm = confusion_matrix(pred.y, pred.predicted, K)
-    scores = per_class_scores(cm)
-    n = int(cm.sum())
-    return {"confusion": cm, "scores": scores, "accuracy": float(np.trace(cm) / max(n, 1)), "n": n,
+    m = compute_metrics(pred.task, pred.logits, pred.y, pred.logits.shape[-1])
+    cm = m["confusion"].numpy()
+    return {"confusion": cm, "scores": per_class_scores(cm), "accuracy": m["accuracy"], "n": m["targets"],
             "mistakes": confident_mistakes(pred)}

@@ -1,30 +1,54 @@
 """A small model registry: ``register_model``, ``create_model``, ``list_models``.
 
 Each factory takes the shape of one input sample, the number of outputs and its own keyword
-options; ``create_model`` passes it only the options its signature names, so one config can
-describe every model without each factory accepting everything.
+options. ``create_model`` checks the options against the factory's signature: one a model does not
+take is an error, never silently dropped (``hidden`` on a CNN would otherwise train a model the
+user did not ask for). An option whose value is None counts as not given.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch.nn as nn
 
 from ..errors import ConfigError
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_DESCRIPTIONS: dict[str, str] = {}
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Callable[..., nn.Module]
+    description: str
+    default_input: tuple[int, ...] | None  # the article's models know their article's shapes
+    default_outputs: int | None
+    sequence: bool  # reads sequences (images are read as rows)
 
 
-def register_model(name: str, description: str = ""):
-    """Decorator: make ``fn(input_shape, num_outputs, **options) -> nn.Module`` available as ``name``."""
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(
+    name: str,
+    description: str = "",
+    default_input: tuple[int, ...] | None = None,
+    default_outputs: int | None = None,
+    *,
+    sequence: bool = False,
+):
+    """Decorator: make ``fn(input_shape, num_outputs, **options) -> nn.Module`` available as ``name``.
+
+    ``default_input``/``default_outputs`` let ``create_model(name)`` build it without shapes;
+    ``sequence`` marks a model that reads sequences, so image data is read as sequences for it.
+    """
 
     def deco(fn):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = fn
-        _DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().splitlines()[0]
+        desc = description or (fn.__doc__ or "").strip().splitlines()[0]
+        shape = tuple(default_input) if default_input is not None else None
+        _REGISTRY[name] = _Entry(fn, desc, shape, default_outputs, sequence)
         return fn
 
     return deco
@@ -32,35 +56,59 @@ def register_model(name: str, description: str = ""):
 
 def list_models() -> dict[str, str]:
     """Registered model names with a one-line description, sorted by name."""
-    return dict(sorted(_DESCRIPTIONS.items()))
+    return {name: e.description for name, e in sorted(_REGISTRY.items())}
 
 
 def model_options(name: str) -> list[str]:
-    """The keyword options the factory of ``name`` accepts."""
-    fn = _get(name)
-    params = inspect.signature(fn).parameters
-    return [p for p in params if p not in ("input_shape", "num_outputs")]
+    """The keyword options the factory of ``name`` accepts, in the order of its signature."""
+    params = inspect.signature(_get(name).factory).parameters.values()
+    return [
+        p.name
+        for p in params
+        if p.name not in ("input_shape", "num_outputs") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
 
 
-def _get(name: str):
+def sequence_model(name: str) -> bool:
+    """True for a model that reads sequences (a recurrent one): image data is read as rows for it."""
+    return _get(name).sequence
+
+
+def _get(name: str) -> _Entry:
     if name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"unknown model {name!r}; known models: {known}")
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 
-def create_model(name: str, input_shape: tuple[int, ...], num_outputs: int, **options) -> nn.Module:
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def create_model(
+    name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options
+) -> nn.Module:
     """Build the registered model ``name`` for samples of ``input_shape`` and ``num_outputs`` outputs.
 
-    Options the factory does not take are ignored (a CNN has no ``hidden`` size), so callers can
-    pass a whole model config.
+    Without shapes, a model registered with defaults gets them (``article-cnn``: ``(1, 28, 28)`` and
+    10 classes, Fashion-MNIST's). Raises ConfigError naming any option the model does not take.
     """
-    fn = _get(name)
+    entry = _get(name)
     accepted = model_options(name)
-    kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
-    return fn(tuple(input_shape), int(num_outputs), **kwargs)
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "no options"
+        raise ConfigError(f"model {name} does not take {_and(unknown)}; it takes {takes}")
+    input_shape = entry.default_input if input_shape is None else input_shape
+    num_outputs = entry.default_outputs if num_outputs is None else num_outputs
+    if input_shape is None or num_outputs is None:
+        with_defaults = [n for n, e in sorted(_REGISTRY.items()) if e.default_input is not None]
+        raise ConfigError(
+            f"model {name} needs an input shape and a number of outputs (only "
+            f"{_and(with_defaults) if with_defaults else 'none'} have defaults)"
+        )
+    return entry.factory(tuple(input_shape), int(num_outputs), **options)
 
 
 # Populate the registry on import.
-from . import cnn  # noqa: E402,F401
-from . import rnn  # noqa: E402,F401
+from . import cnn, rnn  # noqa: E402,F401

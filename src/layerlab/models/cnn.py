@@ -84,7 +84,8 @@ class ConvNet(nn.Module):
         return self.classifier(self.flatten(x))
 
 
-@register_model("article-cnn", "The article's CNN: Conv(32,3x3) > Pool > Conv(64,3x3) > Pool > Dense")
+@register_model("article-cnn", "The article's CNN: Conv(32,3x3) > Pool > Conv(64,3x3) > Pool > Dense",
+                default_input=(1, 28, 28), default_outputs=10)
 def article_cnn(input_shape, num_outputs):
     """The article's CNN: Conv2D(32,3x3,relu) > MaxPool(2) > Conv2D(64,3x3,relu) > MaxPool(2) > Flatten > Dense."""
     return ConvNet(input_shape, num_outputs, ARTICLE_CNN)

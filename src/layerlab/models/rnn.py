@@ -21,9 +21,9 @@ Two paths compute the same function with the same weights:
   ``dL/dh_t`` through time: what the inspection tools plot as the vanishing gradient (3.2.3).
 
 Inputs: ``(B, T, F)`` float sequences; ``(B, T)`` integer tokens (one-hot over ``num_outputs``
-symbols, the language-model case where inputs and outputs share a vocabulary); or ``(B, C, H, W)``
-images, read as rows (T = H steps of W*C features) like ``--sequence rows``. ``lengths`` ``(B,)``
-gives each padded sequence's true length; results do not depend on the padding.
+symbols, the language-model case where inputs and outputs share a vocabulary). Images reach a
+recurrent model already read as sequences by the data side (``--sequence rows``, the article's 28
+steps of 28 pixels; see :mod:`layerlab.data.transforms`). ``lengths`` ``(B,)`` gives each padded sequence's true length; results do not depend on the padding.
 """
 from __future__ import annotations
 
@@ -215,11 +215,10 @@ class RecurrentNet(nn.Module):
             self.input_kind, features = "tokens", num_outputs       # one-hot over the output vocabulary
         elif len(shape) == 2:
             self.input_kind, features = "sequence", shape[1]
-        elif len(shape) == 3:
-            self.input_kind, features = "image", shape[0] * shape[2]  # rows: T = H steps of W*C features
         else:
-            raise ConfigError(f"a recurrent model needs samples of shape (T, F), (T,) tokens or (C, H, W) "
-                              f"images, got {shape}")
+            # images are read as sequences on the data side (InputSpec: rows, pixels, permuted), once
+            raise ConfigError(f"a recurrent model needs samples of shape (T, F) or (T,) tokens, got {shape}; "
+                              f"read images as sequences (--sequence rows)")
         self.input_shape = shape
         self.num_outputs = int(num_outputs)
         self.cell = cell
@@ -241,9 +240,6 @@ class RecurrentNet(nn.Module):
             if x.is_floating_point():
                 raise ValueError(f"this model takes integer token ids (B, T), got a float tensor {tuple(x.shape)}")
             return F.one_hot(x.long(), self.num_outputs).to(self.out.weight.dtype)     # (B, T, V)
-        if self.input_kind == "image" and x.dim() == 4:
-            B, C, H, W = x.shape
-            return x.permute(0, 2, 3, 1).reshape(B, H, W * C)      # (B, H, W*C): one row per step
         if x.dim() != 3:
             raise ValueError(f"expected a batch of sequences (B, T, F), got shape {tuple(x.shape)}")
         return x
@@ -294,7 +290,8 @@ class RecurrentNet(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Registry
 # ----------------------------------------------------------------------------------------------
-@register_model("article-lstm", "The article's RNN: LSTM(128, tanh) > Dense on the last step, Keras's initialisation")
+@register_model("article-lstm", "The article's RNN: LSTM(128, tanh) > Dense on the last step, Keras's initialisation",
+                default_input=(28, 28), default_outputs=10, sequence=True)
 def article_lstm(input_shape, num_outputs):
     """The article's RNN (section 4): LSTM(128, tanh) > Dense(num_outputs) on the last step.
 
@@ -328,4 +325,4 @@ for _name, _desc in (
         ("lstm", "LSTM (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
         ("gru", "GRU (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
         ("residual", "Residual tanh RNN h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b), z_t a gate: --hidden --layers")):
-    register_model(_name, _desc)(_family(_name))
+    register_model(_name, _desc, sequence=True)(_family(_name))

@@ -1,12 +1,14 @@
-"""Sub-commands to look inside models: ``inspect {gradflow,filters,features,summary,curves,errors}``,
-``compare-cells`` and ``report``. ``layerlab.cli`` calls :func:`register` on its sub-parsers.
-Like the rest of the CLI these only parse, call :mod:`layerlab.inspect.tools` and print."""
+"""Looking inside models: ``layerlab inspect {gradflow,filters,features,summary,curves,errors}``,
+``compare-cells`` and ``report``. Like the rest of the CLI these only parse, call
+:mod:`layerlab.inspect.views`, :mod:`layerlab.experiments` or :mod:`layerlab.inspect.report` and print."""
+
 from __future__ import annotations
 
 import json
 import math
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .run import WEIGHTS
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -36,14 +38,28 @@ def _files(files: dict) -> str:
 
 # ----------------------------------------------------------------------------------------------
 def cmd_gradflow(args) -> int:
-    from .inspect import tools
+    from ..inspect import views
 
-    r = tools.gradflow(args.target, data=args.data, length=args.length, sequence=args.sequence, hidden=args.hidden,
-                       layers=args.layers, samples=args.samples, probes=args.probes, weights=args.weights,
-                       seed=args.seed, out=args.out, data_dir=args.data_dir)
+    r = views.gradflow(
+        args.target,
+        data=args.data,
+        length=args.length,
+        sequence=args.sequence,
+        hidden=args.hidden,
+        layers=args.layers,
+        samples=args.samples,
+        probes=args.probes,
+        weights=args.weights,
+        seed=args.seed,
+        out=args.out,
+        data_dir=args.data_dir,
+    )
     if args.json:
-        print(json.dumps({"title": r["title"], "files": r["files"],
-                          "fits": [row for f in r["flows"] for row in f.fit_rows()]}))
+        print(
+            json.dumps(
+                {"title": r["title"], "files": r["files"], "fits": [row for f in r["flows"] for row in f.fit_rows()]}
+            )
+        )
         return 0
     print(r["title"])
     flows = r["flows"]
@@ -51,8 +67,10 @@ def cmd_gradflow(args) -> int:
     for f in flows:
         for lf in f.layers:
             print(f"{f.label}, layer {lf.layer} (H={lf.hidden}), loss {f.loss:.4g}:")
-            print(f"  ||dL/dh_t||             {lf.grad_norm[0]:.3e} at t=1 .. {lf.grad_norm[-1]:.3e} at t={len(lf.grad_norm)}; "
-                  f"{_fit_text(lf.grad_fit)}")
+            print(
+                f"  ||dL/dh_t||             {lf.grad_norm[0]:.3e} at t=1 .. {lf.grad_norm[-1]:.3e} "
+                f"at t={len(lf.grad_norm)}; {_fit_text(lf.grad_fit)}"
+            )
             print(f"  ||dh_T/dh_t||_F/sqrt(H) {lf.jacobian_norm[0]:.3e} at t=1; {_fit_text(lf.jacobian_fit)}")
             if lf.jacobian_spectral is not None:
                 print(f"  ||dh_T/dh_t||_2         {lf.jacobian_spectral[0]:.3e} at t=1; {_fit_text(lf.spectral_fit)}")
@@ -61,20 +79,22 @@ def cmd_gradflow(args) -> int:
 
 
 def cmd_filters(args) -> int:
-    from .inspect import tools
+    from ..inspect import views
 
-    r = tools.filters_view(args.run_dir, layer=args.layer, weights=args.weights, out=args.out)
-    print(f"{r['alias']} ({r['layer']}): {r['shape'][0]} filters of {'x'.join(map(str, r['shape'][1:]))}; "
-          f"wrote {_files(r['files'])}")
+    r = views.filters_view(args.run_dir, layer=args.layer, weights=args.weights, out=args.out)
+    print(
+        f"{r['alias']} ({r['layer']}): {r['shape'][0]} filters of {'x'.join(map(str, r['shape'][1:]))}; "
+        f"wrote {_files(r['files'])}"
+    )
     return 0
 
 
 def cmd_features(args) -> int:
     import sys
 
-    from .inspect import tools
+    from ..inspect import views
 
-    r = tools.features_view(args.run_dir, args.image, weights=args.weights, out=args.out)
+    r = views.features_view(args.run_dir, args.image, weights=args.weights, out=args.out)
     for n in r["notes"]:
         print(f"note: {args.image}: {n}", file=sys.stderr)
     for layer in r["layers"]:
@@ -84,15 +104,32 @@ def cmd_features(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .inspect import tools
+    from ..inspect import views
 
-    r = tools.summary_view(args.target, input_shape=_shape(args.input_shape) if args.input_shape else None,
-                           outputs=args.outputs, data=args.data, length=args.length, hidden=args.hidden,
-                           layers=args.layers, out=args.out)
+    r = views.summary_view(
+        args.target,
+        input_shape=_shape(args.input_shape) if args.input_shape else None,
+        outputs=args.outputs,
+        data=args.data,
+        length=args.length,
+        hidden=args.hidden,
+        layers=args.layers,
+        out=args.out,
+    )
     s = r["summary"]
     if args.json:
-        print(json.dumps({"model": s.model, "input_shape": list(s.input_shape), "layers": s.csv_rows(),
-                          "parameters": s.total_parameters, "flops": s.total_flops, "without_pools": s.without_pools}))
+        print(
+            json.dumps(
+                {
+                    "model": s.model,
+                    "input_shape": list(s.input_shape),
+                    "layers": s.csv_rows(),
+                    "parameters": s.total_parameters,
+                    "flops": s.total_flops,
+                    "without_pools": s.without_pools,
+                }
+            )
+        )
         return 0
     print(s.to_text())
     if r["files"]:
@@ -101,9 +138,9 @@ def cmd_summary(args) -> int:
 
 
 def cmd_curves(args) -> int:
-    from .inspect import tools
+    from ..inspect import views
 
-    r = tools.curves_view(args.run_dir, out=args.out)
+    r = views.curves_view(args.run_dir, out=args.out)
     last = r["rows"][-1]
     acc = f", test accuracy {last['test_accuracy']:.4f}" if last.get("test_accuracy") is not None else ""
     print(f"{len(r['rows'])} epochs; last test loss {last['test_loss']:.4f}{acc}; wrote {_files(r['files'])}")
@@ -111,22 +148,24 @@ def cmd_curves(args) -> int:
 
 
 def cmd_errors(args) -> int:
-    from .inspect import tools
+    from ..inspect import views
 
-    r = tools.errors_view(args.run_dir, weights=args.weights, out=args.out, k=args.top)
+    r = views.errors_view(args.run_dir, weights=args.weights, out=args.out, k=args.top)
     print(f"accuracy {r['accuracy']:.4f} on {r['n']:,} test targets")
     print(f"{'class':<16} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
     for s in r["scores"]:
         print(f"{s['class']:<16.16} {s['precision']:>9.4f} {s['recall']:>7.4f} {s['f1']:>6.3f} {s['support']:>8,}")
     for m in r["mistakes"][:5]:
-        print(f"wrong and sure: test #{m['index']} is {r['classes'][m['true']]}, predicted "
-              f"{r['classes'][m['predicted']]} with p={m['confidence']:.3f}")
+        print(
+            f"wrong and sure: test #{m['index']} is {r['classes'][m['true']]}, predicted "
+            f"{r['classes'][m['predicted']]} with p={m['confidence']:.3f}"
+        )
     print(f"wrote {_files(r['files'])}")
     return 0
 
 
 def cmd_compare_cells(args) -> int:
-    from .inspect import tools
+    from .. import experiments
 
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not cells:
@@ -134,27 +173,51 @@ def cmd_compare_cells(args) -> int:
 
     def on_cell(r):
         if not args.json:
-            print(f"{r['cell']:<9} {r['metric']} {r['final']:.4g} in {r['seconds']:.1f}s; decay per step of "
-                  f"||dh_T/dh_t||: {r['decay_init']:.4f} at init, {r['decay_trained']:.4f} trained", flush=True)
+            print(
+                f"{r['cell']:<9} {r['metric']} {r['final']:.4g} in {r['seconds']:.1f}s; decay per step of "
+                f"||dh_T/dh_t||: {r['decay_init']:.4f} at init, {r['decay_trained']:.4f} trained",
+                flush=True,
+            )
 
-    r = tools.compare_cells(args.task, args.length, cells, hidden=args.hidden, layers=args.layers, epochs=args.epochs,
-                            n_train=args.n_train, n_test=args.n_test, batch_size=args.batch_size, lr=args.lr,
-                            clip=args.clip if args.clip > 0 else None, seed=args.seed, samples=args.samples,
-                            probes=args.probes, out=args.out, threads=args.threads, on_cell=on_cell)
-    rows = tools.table_rows(r["results"])
+    r = experiments.compare_cells(
+        args.task,
+        args.length,
+        cells,
+        hidden=args.hidden,
+        layers=args.layers,
+        epochs=args.epochs,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        clip=args.clip if args.clip > 0 else None,
+        seed=args.seed,
+        samples=args.samples,
+        probes=args.probes,
+        out=args.out,
+        threads=args.threads,
+        on_cell=on_cell,
+    )
+    rows = experiments.table_rows(r["results"])
     if args.json:
         print(json.dumps({"task": r["task"], "length": r["length"], "table": rows, "files": r["files"]}))
         return 0
     key = f"final_test_{r['metric']}"
     print()
-    print("decay = fitted factor per step back of ||dh_T/dh_t|| (RMS: Frobenius/sqrt(H); spectral: largest "
-          "singular value)")
-    print(f"{'cell':<9} {'params':>8} {'seconds':>8} {key:>16} {'RMS init':>9} {'RMS trained':>12} "
-          f"{'spectral init':>14} {'spectral trained':>17}")
+    print(
+        "decay = fitted factor per step back of ||dh_T/dh_t|| (RMS: Frobenius/sqrt(H); spectral: largest "
+        "singular value)"
+    )
+    print(
+        f"{'cell':<9} {'params':>8} {'seconds':>8} {key:>16} {'RMS init':>9} {'RMS trained':>12} "
+        f"{'spectral init':>14} {'spectral trained':>17}"
+    )
     for row in rows:
-        print(f"{row['cell']:<9} {row['parameters']:>8,} {row['seconds']:>8.1f} {row[key]:>16.5f} "
-              f"{_num(row['decay_per_step_init']):>9} {_num(row['decay_per_step_trained']):>12} "
-              f"{_num(row['spectral_decay_per_step_init']):>14} {_num(row['spectral_decay_per_step_trained']):>17}")
+        print(
+            f"{row['cell']:<9} {row['parameters']:>8,} {row['seconds']:>8.1f} {row[key]:>16.5f} "
+            f"{_num(row['decay_per_step_init']):>9} {_num(row['decay_per_step_trained']):>12} "
+            f"{_num(row['spectral_decay_per_step_init']):>14} {_num(row['spectral_decay_per_step_trained']):>17}"
+        )
     if r.get("baseline"):
         print(f"(always answering the mean scores MSE {r['baseline']:.4f})")
     print(f"wrote {_files(r['files'])}")
@@ -168,27 +231,37 @@ def _num(v, digits: int = 4) -> str:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from ..inspect.report import write_report
 
-    path = write_report(args.run_dir, image=args.image, weights=args.weights, gradflow_samples=args.samples,
-                        probes=args.probes)
+    path = write_report(
+        args.run_dir, image=args.image, weights=args.weights, gradflow_samples=args.samples, probes=args.probes
+    )
     print(f"wrote {path} (figures and their numbers in {path.parent / 'report'})")
     return 0
 
 
 # ----------------------------------------------------------------------------------------------
+_WEIGHTS_HELP = "best or last checkpoint, or init: the model as initialised (default best)"
+
+
 def register(sub) -> None:
     """Add ``inspect``, ``compare-cells`` and ``report`` to the ``layerlab`` sub-parsers."""
-    i = sub.add_parser("inspect", help="look inside a model: gradient flow, filters, feature maps, summary, curves, errors",
-                       description="Look inside a trained run (or a registered model built fresh). Each view writes "
-                                   "PNG figures and a CSV of the numbers behind them (default RUN_DIR/inspect).")
+    i = sub.add_parser(
+        "inspect",
+        help="look inside a model: gradient flow, filters, feature maps, summary, curves, errors",
+        description="Look inside a trained run (or a registered model built fresh). Each view writes "
+        "PNG figures and a CSV of the numbers behind them (default RUN_DIR/inspect).",
+    )
     isub = i.add_subparsers(dest="inspect_command", metavar="VIEW", required=True)
 
-    g = isub.add_parser("gradflow", help="||dL/dh_t|| and ||dh_T/dh_t|| per step, at init and trained (RNNs)",
-                        description="Gradient flow through time (article 3.2.3): per layer and step t, the norm of "
-                                    "dL/dh_t and of the Jacobian dh_T/dh_t, averaged over test sequences, at the run's "
-                                    "initialisation and with its trained weights; fits a geometric decay per step. "
-                                    "A registered MODEL name is built fresh (needs --data).")
+    g = isub.add_parser(
+        "gradflow",
+        help="||dL/dh_t|| and ||dh_T/dh_t|| per step, at init and trained (RNNs)",
+        description="Gradient flow through time (article 3.2.3): per layer and step t, the norm of "
+        "dL/dh_t and of the Jacobian dh_T/dh_t, averaged over test sequences, at the run's "
+        "initialisation and with its trained weights; fits a geometric decay per step. "
+        "A registered MODEL name is built fresh (needs --data).",
+    )
     g.add_argument("target", metavar="RUN_DIR|MODEL")
     g.add_argument("--data", help="dataset (required for a MODEL; for a run: evaluate on this one instead)")
     g.add_argument("--data-dir")
@@ -197,35 +270,48 @@ def register(sub) -> None:
     g.add_argument("--hidden", type=int, help="MODEL: hidden size")
     g.add_argument("--layers", type=int, help="MODEL: stacked layers")
     g.add_argument("--samples", type=int, default=32, help="test sequences to average over (default 32)")
-    g.add_argument("--probes", type=int, help="0: exact Jacobian norm; K: estimate from K random probes "
-                                              "(default exact up to 64 hidden units, else 32 probes)")
-    g.add_argument("--weights", choices=["best", "last"], default="best")
+    g.add_argument(
+        "--probes",
+        type=int,
+        help="0: exact Jacobian norm; K: estimate from K random probes "
+        "(default exact up to 64 hidden units, else 32 probes)",
+    )
+    g.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
     g.add_argument("--seed", type=int, default=0, help="seed of a fresh MODEL and of the probes")
     g.add_argument("--out", help="output folder (default RUN_DIR/inspect, or inspect-MODEL/gradflow)")
     g.add_argument("--json", action="store_true", help="print the fitted decay rates as JSON")
     g.set_defaults(func=cmd_gradflow)
 
-    f = isub.add_parser("filters", help="the learned filters of a conv layer as an image grid",
-                        description="Draw the kernels of a conv layer (default the first) and write their weights.")
+    f = isub.add_parser(
+        "filters",
+        help="the learned filters of a conv layer as an image grid",
+        description="Draw the kernels of a conv layer (default the first) and write their weights.",
+    )
     f.add_argument("run_dir", metavar="RUN_DIR")
     f.add_argument("--layer", help="conv layer: conv1, conv2, ... or a module name such as features.3")
-    f.add_argument("--weights", choices=["best", "last"], default="best")
+    f.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
     f.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
     f.set_defaults(func=cmd_filters)
 
-    fe = isub.add_parser("features", help="feature maps of every conv/pool layer for one image",
-                         description="Run one image file (converted like `layerlab predict` does) through the model "
-                                     "and draw the output of every conv and pool layer.")
+    fe = isub.add_parser(
+        "features",
+        help="feature maps of every conv/pool layer for one image",
+        description="Run one image file (converted like `layerlab predict` does) through the model "
+        "and draw the output of every conv and pool layer.",
+    )
     fe.add_argument("run_dir", metavar="RUN_DIR")
     fe.add_argument("image", metavar="IMAGE")
-    fe.add_argument("--weights", choices=["best", "last"], default="best")
+    fe.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
     fe.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
     fe.set_defaults(func=cmd_features)
 
-    s = isub.add_parser("summary", help="layers with output shapes, parameters, FLOPs, elements passed on",
-                        description="Each layer's output shape, the elements it passes on, its parameters and FLOPs "
-                                    "(torch.utils.flop_counter); for CNNs, what the Dense layer would need without "
-                                    "pooling. A MODEL name is built for --input-shape (default 1,28,28) or --data.")
+    s = isub.add_parser(
+        "summary",
+        help="layers with output shapes, parameters, FLOPs, elements passed on",
+        description="Each layer's output shape, the elements it passes on, its parameters and FLOPs "
+        "(torch.utils.flop_counter); for CNNs, what the Dense layer would need without "
+        "pooling. A MODEL name is built for --input-shape (default 1,28,28) or --data.",
+    )
     s.add_argument("target", metavar="RUN_DIR|MODEL")
     s.add_argument("--input-shape", help="MODEL: shape of one sample, e.g. 1,28,28 or 100,2")
     s.add_argument("--outputs", type=int, help="MODEL: number of outputs (default 10)")
@@ -237,24 +323,33 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_summary)
 
-    c = isub.add_parser("curves", help="loss and accuracy per epoch from metrics.csv",
-                        description="Plot a run's training and test loss and accuracy per epoch.")
+    c = isub.add_parser(
+        "curves",
+        help="loss and accuracy per epoch from metrics.csv",
+        description="Plot a run's training and test loss and accuracy per epoch.",
+    )
     c.add_argument("run_dir", metavar="RUN_DIR")
     c.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
     c.set_defaults(func=cmd_curves)
 
-    e = isub.add_parser("errors", help="confusion matrix, per-class precision/recall, most confidently wrong",
-                        description="Evaluate a classification run on its test set and show where it goes wrong.")
+    e = isub.add_parser(
+        "errors",
+        help="confusion matrix, per-class precision/recall, most confidently wrong",
+        description="Evaluate a classification run on its test set and show where it goes wrong.",
+    )
     e.add_argument("run_dir", metavar="RUN_DIR")
-    e.add_argument("--weights", choices=["best", "last"], default="best")
+    e.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
     e.add_argument("--top", type=int, default=16, help="how many confidently wrong samples to show (default 16)")
     e.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
     e.set_defaults(func=cmd_errors)
 
-    cc = sub.add_parser("compare-cells", help="train rnn/lstm/gru/residual briefly and overlay their gradient flow",
-                        description="The article's 6.2 in one figure: train each cell under one seed and budget on a "
-                                    "synthetic task and overlay ||dL/dh_t|| and ||dh_T/dh_t|| at init and after "
-                                    "training, with a table of final metric, parameters, seconds and decay rate.")
+    cc = sub.add_parser(
+        "compare-cells",
+        help="train rnn/lstm/gru/residual briefly and overlay their gradient flow",
+        description="The article's 6.2 in one figure: train each cell under one seed and budget on a "
+        "synthetic task and overlay ||dL/dh_t|| and ||dh_T/dh_t|| at init and after "
+        "training, with a table of final metric, parameters, seconds and decay rate.",
+    )
     cc.add_argument("--task", choices=["adding", "copy"], required=True)
     cc.add_argument("--length", type=int, required=True, help="sequence length T")
     cc.add_argument("--cells", default="rnn,lstm,gru,residual", help="comma list (default rnn,lstm,gru,residual)")
@@ -274,13 +369,17 @@ def register(sub) -> None:
     cc.add_argument("--json", action="store_true")
     cc.set_defaults(func=cmd_compare_cells)
 
-    r = sub.add_parser("report", help="one self-contained HTML report of a run (RUN_DIR/report.html)",
-                       description="Write RUN_DIR/report.html: config, metrics, curves, confusion matrix, errors, model "
-                                   "summary and, where they apply, filters, feature maps and gradient flow. Figures are "
-                                   "embedded (it opens offline) and also written as RUN_DIR/report/*.png with *.csv.")
+    r = sub.add_parser(
+        "report",
+        help="one self-contained HTML report of a run (RUN_DIR/report.html)",
+        description="Write RUN_DIR/report.html: config, metrics, curves, confusion matrix, errors, "
+        "model summary and, where they apply, filters, feature maps and gradient flow. "
+        "Figures are embedded (it opens offline) and also written as RUN_DIR/report/*.png "
+        "with *.csv.",
+    )
     r.add_argument("run_dir", metavar="RUN_DIR")
     r.add_argument("--image", help="image file for the feature maps (default: the first test image)")
-    r.add_argument("--weights", choices=["best", "last"], default="best")
+    r.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
     r.add_argument("--samples", type=int, default=32, help="recurrent runs: sequences for the gradient flow")
     r.add_argument("--probes", type=int, help="recurrent runs: Jacobian-norm probes (0 exact)")
     r.set_defaults(func=cmd_report)

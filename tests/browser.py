@@ -2,7 +2,9 @@
 with a small script that records, after the load event, how many images decoded (``naturalWidth``
 > 0), then prints the DOM (``--dump-dom``); optionally it also takes a screenshot to look at.
 
-Used by ``scripts/check_report_chromium.py`` and the report tests (skipped where Chromium is absent).
+A test helper (it lives in ``tests/``, not in the package): used by ``tests/inspect/test_report.py``
+(skipped where Chromium is absent) and ``scripts/check_report_chromium.py``, which puts ``tests/`` on
+``sys.path`` itself.
 """
 from __future__ import annotations
 

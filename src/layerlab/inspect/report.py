@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import LayerlabError
+from ..errors import LayerlabError
+from ..rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,15 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
         gradflow_samples: test sequences the gradient flow is averaged over (recurrent runs).
         probes: Jacobian-norm probes (see :func:`layerlab.inspect.gradflow.gradient_flow`).
     """
-    from .api import load_run
-    from .checkpoint import atomic_write_text
-    from .inspect import tools
-    from .inspect.conv import conv_layers
-    from .inspect.gradflow import has_states
+    from ..checkpoint import atomic_write_text
+    from . import views
+    from .conv import conv_layers
+    from .gradflow import has_states
 
-    model, run, info = load_run(run_dir, weights)
+    run = RunDir(run_dir)
+    info = run.info()
+    info["weights_used"] = run.resolve_weights(weights)
+    model = run.model(weights)
     out = run.path / "report"
     out.mkdir(parents=True, exist_ok=True)
     name, data = info["model"]["name"], info["dataset"]["name"]
@@ -133,33 +136,34 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
     # --- curves
     doc.section("training", "Training")
     if metrics:
-        cv = tools.curves_view(str(run.path), out=out)
+        cv = views.curves_view(str(run.path), out=out)
         doc.figure(cv["files"], "Loss and accuracy per epoch on the training set (during the epoch) and the "
                                 "test set (after it).")
-        cols = [c for c in tools.CURVE_COLUMNS + ["train_seconds", "samples_per_second"] if c in last]
+        cols = [c for c in views.CURVE_COLUMNS + ["train_seconds", "samples_per_second"] if c in last]
         doc.table(cols, [[r.get(c) for c in cols] for r in metrics])
     else:
         doc.text("No epoch has finished yet (metrics.csv is missing).", "note")
 
     # --- evaluation on the test set
-    ds = tools._run_dataset(run)
+    ds = run.dataset()
     doc.section("evaluation", "Test-set evaluation")
     if ds.task == "regression":
-        from . import plots
-        from .engine import predict_logits
+        from .. import plots
+        from ..engine import compute_metrics, predict_logits
 
-        pred = predict_logits(model, ds.test).reshape(ds.test.y.shape).float()
+        out_ = predict_logits(model, ds.test)
+        mse = compute_metrics(ds.task, out_, ds.test.y)["mse"]
+        pred = out_.reshape(ds.test.y.shape).float()
         y = ds.test.y.float()
-        mse = float(((pred - y) ** 2).mean())
         doc.text(f"{len(y):,} test samples, weights {info['weights_used']}: mean squared error {mse:.5g}"
                  + (f" (predicting the mean scores {ds.meta['baseline_mse']:.4g})" if ds.meta.get("baseline_mse") else ""))
         n = min(len(y), 2000)
-        files = tools.save_figure(plots.regression_fit(pred[:n].numpy().ravel(), y[:n].numpy().ravel()), out,
+        files = views.save_figure(plots.regression_fit(pred[:n].numpy().ravel(), y[:n].numpy().ravel()), out,
                                   "predictions", [{"index": i, "true": float(y[i]), "predicted": float(pred[i])}
                                                   for i in range(n)])
         doc.figure(files, f"Predicted against true values for the first {n} test samples.")
     else:
-        ev = tools.errors_view(str(run.path), model=model, ds=ds, out=out)
+        ev = views.errors_view(str(run.path), model=model, ds=ds, out=out)
         doc.text(f"{ev['n']:,} test {'targets' if ds.task != 'classification' else 'samples'}, weights "
                  f"{info['weights_used']}: accuracy {ev['accuracy']:.4f}.")
         doc.figure(ev["files"]["confusion"], "Confusion matrix on the test set: counts, shaded by the fraction of "
@@ -175,7 +179,7 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
     # --- model summary
     doc.section("model", "Model")
     try:
-        sv = tools.summary_view(str(run.path), out=out)
+        sv = views.summary_view(str(run.path), out=out, model=model)
         s = sv["summary"]
         doc.table(["layer", "module", "type", "output shape", "elements passed on", "parameters", "FLOPs"],
                   [[r.alias, r.name, r.kind, "x".join(map(str, r.output_shape)) + (f" (x{r.calls} steps)" if r.calls > 1 else ""),
@@ -193,7 +197,7 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
     if convs and len(info["dataset"]["input_shape"]) == 3:
         doc.section("filters", "Filters")
         for layer in convs:
-            fv = tools.filters_view(str(run.path), layer=layer, model=model, out=out)
+            fv = views.filters_view(str(run.path), layer=layer, model=model, out=out)
             doc.figure(fv["files"], f"The learned kernels of {fv['alias']} ({fv['layer']}), shape "
                                     f"{'x'.join(map(str, fv['shape']))}: red positive, blue negative weights.")
         doc.section("features", "Feature maps")
@@ -202,7 +206,7 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
                 f" (class {ds.classes[int(ds.test.y[0])]})" if ds.classes and ds.test.y.dim() == 1 else "")
         else:
             x, what = Path(image), str(image)
-        fv = tools.features_view(str(run.path), x, model=model, info=info, out=out)
+        fv = views.features_view(str(run.path), x, model=model, out=out)
         doc.text(f"What every conv and pool layer outputs for {what}: "
                  + "; ".join(f"{l['label']} {'x'.join(map(str, l['shape']))}" for l in fv["layers"]) + ".")
         for layer in fv["layers"]:
@@ -212,7 +216,8 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
     # --- gradient flow
     if has_states(model):
         doc.section("gradflow", "Gradient flow through time")
-        gf = tools.gradflow(str(run.path), samples=gradflow_samples, probes=probes, weights=weights, out=out)
+        gf = views.gradflow(str(run.path), samples=gradflow_samples, probes=probes, weights=weights, out=out,
+                            run=run, model=model, dataset=ds)
         flows = gf["flows"]
         doc.text(f"||dL/dh_t|| and ||dh_T/dh_t||_F/sqrt(H) per step t, averaged over {flows[0].samples} test "
                  f"sequences, at the run's initialisation (rebuilt from its seed) and with its trained weights. "

@@ -1,0 +1,55 @@
+"""The ``layerlab`` command line: one module per command group, each parsing arguments, calling
+:mod:`layerlab.api` (or :mod:`layerlab.inspect`) and rendering what it returns, with no logic of its own.
+
+- :mod:`.run`: ``train``, ``evaluate``, ``predict``, ``generate``
+- :mod:`.catalog`: ``data list``, ``models``
+- :mod:`.inspect`: ``inspect *``, ``compare-cells``, ``report``
+
+Bad input exits with code 2 and one sentence on stderr; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import LayerlabError
+from . import catalog, inspect, run
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``layerlab`` parser with every sub-command; each sets ``func`` to the function that runs it."""
+    p = argparse.ArgumentParser(
+        prog="layerlab",
+        description="Build, train, evaluate, predict with and look inside convolutional and recurrent neural networks.",
+    )
+    p.add_argument("--version", action="version", version=f"layerlab {__import__('layerlab').__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (run, catalog, inspect):
+        module.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``layerlab`` command; returns the exit code (0, 2 for bad input, 130 when interrupted)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.func(args) or 0
+    except LayerlabError as e:
+        print(f"layerlab: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            "layerlab: interrupted; the run directory keeps the last finished epoch (resume with "
+            "`layerlab train --resume RUN_DIR`)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED

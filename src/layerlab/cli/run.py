@@ -1,0 +1,274 @@
+"""Training and using a run: ``layerlab train``, ``evaluate``, ``predict`` and ``generate``.
+
+``train``'s flags are generated from the config dataclasses (:func:`layerlab.config.add_config_flags`),
+so a new config field is a new flag with no edit here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from .progress import RichProgress
+
+#: Which weights of a run the commands after ``train`` use: ``init`` is the model as initialised,
+#: rebuilt from the run's seed (a baseline, and what gradient flow at initialisation looks at).
+WEIGHTS = ("best", "last", "init")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+# ----------------------------------------------------------------------------------------------
+# train
+# ----------------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .. import api
+    from ..config import RunConfig, check_model_options, config_from_flags
+
+    if args.resume:
+        return _resume(args)
+    base = RunConfig.from_toml(args.config) if args.config else RunConfig()
+    cfg, given = config_from_flags(args, base)
+    check_model_options(cfg.model, args.config or "config", given)  # before minutes of data loading
+    if args.out:
+        from ..rundir import RunDir
+
+        RunDir.check_new(Path(args.out))
+    progress = RichProgress(quiet=args.quiet)
+    ds = api.prepare_data(cfg)
+    if not args.quiet:
+        progress.out.print(f"data: {ds.describe()}")
+    run, result = api.train(cfg, args.out, progress=progress.callbacks, dataset=ds)
+    return _print_summary(args, run, result)
+
+
+def _resume(args) -> int:
+    """``train --resume RUN``: a flag that would change the run is an error, not silently ignored."""
+    from .. import api
+    from ..config import RESUME_FLAGS, RunConfig, config_from_flags, flag, resume_conflicts
+
+    _, given = config_from_flags(args, RunConfig())
+    conflicts = [name for name, value in (("--config", args.config), ("--out", args.out)) if value]
+    saved = Path(args.resume) / "config.toml"
+    if saved.is_file():  # otherwise api.resume says what is wrong with RUN_DIR
+        conflicts += resume_conflicts(RunConfig.from_toml(saved), given)
+    if conflicts:
+        allowed = _and([flag(k) for k in RESUME_FLAGS])
+        raise ConfigError(
+            f"{_and(conflicts)} would change the run being resumed; only {allowed} may be given with --resume"
+        )
+    progress = RichProgress(quiet=args.quiet)
+    run, result = api.resume(
+        args.resume,
+        epochs=given.get("train.epochs"),
+        threads=given.get("train.threads"),
+        data_dir=given.get("data.data_dir"),
+        progress=progress.callbacks,
+    )
+    return _print_summary(args, run, result)
+
+
+def _print_summary(args, run, result) -> int:
+    last = result.history[-1] if result.history else {}
+    info = run.info()
+    summary = {
+        "run": str(run.path),
+        "model": info["model"]["name"],
+        "parameters": info["model"]["parameters"],
+        "epochs": len(result.history),
+        "wall_seconds": round(result.wall_seconds, 1),
+        "test_loss": last.get("test_loss"),
+        "test_accuracy": last.get("test_accuracy"),
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    acc = f"test accuracy {last['test_accuracy']:.4f}, " if "test_accuracy" in last else ""
+    print(
+        f"{summary['model']} ({summary['parameters']:,} parameters): {acc}test loss "
+        f"{last.get('test_loss', float('nan')):.4f} after {summary['epochs']} epochs in "
+        f"{summary['wall_seconds']}s; run saved in {run.path}"
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluate, predict, generate
+# ----------------------------------------------------------------------------------------------
+def cmd_evaluate(args) -> int:
+    from .. import api
+
+    r = api.evaluate_run(
+        args.run_dir,
+        data=args.data,
+        data_dir=args.data_dir,
+        which=args.weights,
+        device=args.device,
+        per_sample=args.per_sample,
+    )
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"{r['run']} on {r['data']} ({r['n']} test samples, {r['weights']} weights)")
+    if "accuracy" in r:
+        print(f"accuracy {r['accuracy']:.4f}  loss {r['loss']:.4f}")
+    else:
+        print(f"loss (MSE) {r['loss']:.6f}")
+    for name, acc in r.get("per_class_accuracy", {}).items():
+        print(f"  {name:<16} {acc:.4f}")
+    if "predictions" in r:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(["index", "true", "predicted", "probability"])
+        for p in r["predictions"]:  # regression has no probability: the cell stays empty
+            prob = f"{p['probability']:.6g}" if p.get("probability") is not None else ""
+            out.writerow([p["index"], p["true"], p["predicted"], prob])
+    return 0
+
+
+def prediction_line(r: dict) -> str:
+    """One line for one prediction of ``api.predict_files``, by its ``kind``."""
+    name, kind = r["file"], r["kind"]
+    if kind == "class":
+        tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
+        line = f"{name}: {r['label']} ({r['probability']:.3f})   top-{len(r['top_k'])}: {tops}"
+    elif kind == "next":
+        line = f"{name}: next character " + ", ".join(f"{t['label']!r} {t['probability']:.3f}" for t in r["top_k"])
+    elif kind == "value":
+        line = f"{name}: {r['value']:.6g}"
+    elif kind == "values":
+        v = r["values"]
+        line = f"{name}: " + " ".join(f"{x:.4g}" for x in v[:20]) + (" ..." if len(v) > 20 else "")
+    elif kind == "steps":
+        labels = r["labels"]
+        line = f"{name}: " + " ".join(labels[:40]) + (" ..." if len(labels) > 40 else "")
+    else:
+        line = f"{name}: {json.dumps({k: v for k, v in r.items() if k not in ('file', 'notes')})}"
+    if r.get("true_label") is not None:
+        line += f"   (file says {r['true_label']})"
+    return line
+
+
+def cmd_predict(args) -> int:
+    from .. import api
+
+    results = api.predict_files(args.run_dir, args.files, top_k=args.top_k, which=args.weights, device=args.device)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    for r in results:
+        for note in r["notes"]:
+            print(f"note: {r['file']}: {note}", file=sys.stderr)
+        print(prediction_line(r))
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .. import api
+
+    r = api.generate(
+        args.run_dir,
+        args.prompt,
+        args.length,
+        temperature=args.temperature,
+        seed=args.seed,
+        which=args.weights,
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(r["text"])
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+def register(sub) -> None:
+    """Add ``train``, ``evaluate``, ``predict`` and ``generate`` to the ``layerlab`` sub-parsers."""
+    from ..config import add_config_flags
+
+    t = sub.add_parser(
+        "train",
+        help="train a model and write a run directory",
+        description="Train a model. Defaults reproduce the article: article-cnn on fashion-mnist, "
+        "Adam lr 1e-3 eps 1e-7, batch 32, 10 epochs. Flags override --config.",
+    )
+    t.add_argument("--config", metavar="FILE", help="TOML preset with [data], [model], [train] tables (see configs/)")
+    t.add_argument("--out", metavar="RUN_DIR", help="run directory to create (default runs/MODEL-DATA-TIME)")
+    t.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run exactly; only --epochs (to extend it), --threads and "
+        "--data-dir may be given with it",
+    )
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    add_config_flags(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="test-set accuracy, loss and per-class accuracy of a run",
+        description="Evaluate a run's best checkpoint on its test set (or --data).",
+    )
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--data", help="evaluate on this dataset instead of the run's")
+    e.add_argument("--data-dir", help="directory to look in first for named datasets")
+    _weights_and_device(e)
+    e.add_argument(
+        "--per-sample",
+        action="store_true",
+        help="also each test sample's true and predicted class and its probability (a CSV table "
+        "after the summary, or in the JSON)",
+    )
+    e.add_argument("--json", action="store_true", help="print one JSON object (accuracy, loss, n, ...)")
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser(
+        "predict",
+        help="predictions for image, sequence or text files",
+        description="Predict with a run's model: image files (PNG/JPEG, converted to the model's "
+        "channels and size), sequence files (.npy, .csv, .tsv, .ts) or, for a "
+        "character model, text files (the next character).",
+    )
+    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr.add_argument("files", nargs="+", metavar="FILE")
+    pr.add_argument("--top-k", type=int, default=3, help="classes to show per prediction (default 3)")
+    _weights_and_device(pr)
+    pr.add_argument("--json", action="store_true", help="print a JSON list, one object per prediction")
+    pr.set_defaults(func=cmd_predict)
+
+    g = sub.add_parser(
+        "generate",
+        help="sample text from a character-level language model run",
+        description="Sample characters from a recurrent model trained on a text file "
+        "(layerlab train --model lstm --data book.txt), after a prompt.",
+    )
+    g.add_argument("run_dir", metavar="RUN_DIR")
+    g.add_argument("--prompt", default="", help="text to start from (its characters must be in the training text)")
+    g.add_argument("--length", type=int, default=200, help="characters to sample (default 200)")
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="softmax temperature: <1 conservative, >1 varied, 0 always the likeliest (default 1)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
+    _weights_and_device(g)
+    g.add_argument("--json", action="store_true", help="print one JSON object (prompt, sample, text, ...)")
+    g.set_defaults(func=cmd_generate)
+
+
+def _weights_and_device(p) -> None:
+    p.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        default="best",
+        help="best or last checkpoint, or init: the model as initialised (default best)",
+    )
+    p.add_argument("--device", choices=DEVICES, default="cpu", help="where to run the model (default cpu)")

@@ -1,0 +1,446 @@
+"""The catalogue: which data a dataset spec (a name or a path) means, where named sets are found,
+and the one routing function, :func:`load`, that turns a spec into a :class:`~layerlab.data.Dataset`.
+
+Specs, in order of precedence (the first that matches wins):
+
+1. ``adding``, ``copy``: generated (:mod:`.synthetic`; ``--length T``, ``--n-train``, ``--n-test``);
+2. a directory holding ``NAME_TRAIN.ts`` (with ``NAME_TEST.ts``): a UCR/UEA set (:mod:`.formats.ts`);
+3. a file, by suffix: ``NAME_TRAIN.ts``; ``NAME_TRAIN.csv`` / ``.tsv`` (UCR's layout: label first,
+   then the values; :mod:`.formats.tabular`); ``.npz`` with ``x_train, y_train, x_test, y_test``;
+   ``.txt`` / ``.text`` / ``.md``, a character-level language model (:mod:`.formats.text`); an
+   ``.npy`` is refused (it has no targets), a file of another suffix goes on to 5;
+4. a bare ``NAME`` that is neither a file nor a directory: a UCR/UEA set ``NAME/NAME_TRAIN.ts`` in
+   ``--data-dir``, ``$LAYERLAB_DATA_DIR`` or the sets the ``aeon`` package bundles (``BasicMotions``,
+   ``JapaneseVowels``, ``ArrowHead``, ...);
+5. a named image set (``mnist``, ``fashion-mnist``, ``kmnist``, ``cifar10`` and aliases), even where
+   a directory of that name exists;
+6. a directory: the four MNIST-layout IDX files (:mod:`.formats.idx`), a CIFAR-10
+   ``cifar-10-batches-py`` directory (or one holding it, :mod:`.formats.cifar`), else an image folder
+   (``root/<class>/*.png``, :mod:`.formats.folder`).
+
+Named image sets are looked for, in order, in: the directory the user gives (``--data-dir``), the
+``LAYERLAB_DATA_DIR`` environment variable, the per-user cache (``LAYERLAB_CACHE_DIR``, else
+``$XDG_CACHE_HOME/layerlab`` or ``~/.cache/layerlab``), known system locations (Debian's
+``dataset-fashion-mnist`` package installs /usr/share/datasets/fashion-mnist), and finally
+downloaded from the official location into the cache and verified by SHA-256. Set
+``LAYERLAB_OFFLINE=1`` to never download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from . import Dataset, synthetic
+from .formats import cifar, folder, idx, tabular, text, ts
+
+log = logging.getLogger(__name__)
+
+SEQUENCE_SUFFIXES = (".ts", ".csv", ".tsv", ".npz", ".txt")  # a missing file of these is an error, not a name
+TEXT_SUFFIXES = (".txt", ".text", ".md")
+
+
+# ----------------------------------------------------------------------------------------------
+# Named image sets and where to find them
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Remote:
+    filename: str
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    name: str
+    description: str
+    classes: tuple[str, ...]
+    files: tuple[Remote, ...]
+    system_dirs: tuple[str, ...] = ()
+    kind: str = "idx"  # or "cifar10"
+
+
+_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+_FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+_KMNIST_URL = "http://codh.rois.ac.jp/kmnist/dataset/kmnist/"
+
+NAMED: dict[str, NamedSet] = {
+    "mnist": NamedSet(
+        "mnist",
+        "MNIST handwritten digits, 28x28 grey, 10 classes",
+        tuple(str(i) for i in range(10)),
+        (
+            Remote(
+                "train-images-idx3-ubyte.gz",
+                _MNIST_URL + "train-images-idx3-ubyte.gz",
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            ),
+            Remote(
+                "train-labels-idx1-ubyte.gz",
+                _MNIST_URL + "train-labels-idx1-ubyte.gz",
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            ),
+            Remote(
+                "t10k-images-idx3-ubyte.gz",
+                _MNIST_URL + "t10k-images-idx3-ubyte.gz",
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            ),
+            Remote(
+                "t10k-labels-idx1-ubyte.gz",
+                _MNIST_URL + "t10k-labels-idx1-ubyte.gz",
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            ),
+        ),
+        ("/usr/share/datasets/mnist", "/usr/local/share/datasets/mnist"),
+    ),
+    "fashion-mnist": NamedSet(
+        "fashion-mnist",
+        "Fashion-MNIST clothing, 28x28 grey, 10 classes",
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        (
+            Remote(
+                "train-images-idx3-ubyte.gz",
+                _FASHION_URL + "train-images-idx3-ubyte.gz",
+                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            ),
+            Remote(
+                "train-labels-idx1-ubyte.gz",
+                _FASHION_URL + "train-labels-idx1-ubyte.gz",
+                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            ),
+            Remote(
+                "t10k-images-idx3-ubyte.gz",
+                _FASHION_URL + "t10k-images-idx3-ubyte.gz",
+                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            ),
+            Remote(
+                "t10k-labels-idx1-ubyte.gz",
+                _FASHION_URL + "t10k-labels-idx1-ubyte.gz",
+                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+            ),
+        ),
+        ("/usr/share/datasets/fashion-mnist", "/usr/local/share/datasets/fashion-mnist"),
+    ),
+    "kmnist": NamedSet(
+        "kmnist",
+        "Kuzushiji-MNIST cursive Japanese, 28x28 grey, 10 classes",
+        ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        (
+            Remote(
+                "train-images-idx3-ubyte.gz",
+                _KMNIST_URL + "train-images-idx3-ubyte.gz",
+                "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+            ),
+            Remote(
+                "train-labels-idx1-ubyte.gz",
+                _KMNIST_URL + "train-labels-idx1-ubyte.gz",
+                "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+            ),
+            Remote(
+                "t10k-images-idx3-ubyte.gz",
+                _KMNIST_URL + "t10k-images-idx3-ubyte.gz",
+                "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+            ),
+            Remote(
+                "t10k-labels-idx1-ubyte.gz",
+                _KMNIST_URL + "t10k-labels-idx1-ubyte.gz",
+                "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+            ),
+        ),
+        ("/usr/share/datasets/kmnist", "/usr/local/share/datasets/kmnist"),
+    ),
+    "cifar10": NamedSet(
+        "cifar10",
+        "CIFAR-10 photos, 32x32 RGB, 10 classes (python batches)",
+        cifar.CLASSES,
+        (
+            Remote(
+                "cifar-10-python.tar.gz",
+                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+            ),
+        ),
+        ("/usr/share/datasets/cifar10", "/usr/local/share/datasets/cifar10"),
+        kind="cifar10",
+    ),
+}
+#: One line per named image set (``known_datasets`` adds the synthetic tasks and bundled UCR/UEA sets).
+DESCRIPTIONS = {k: v.description for k, v in NAMED.items()}
+ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
+
+
+def cache_root() -> Path:
+    if os.environ.get("LAYERLAB_CACHE_DIR"):
+        return Path(os.environ["LAYERLAB_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "layerlab"
+
+
+def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    """Where a named set is looked for, in order, each with the reason it is a candidate."""
+    ns = NAMED[name]
+    out: list[tuple[str, Path]] = []
+    for label, base in (("--data-dir", data_dir), ("LAYERLAB_DATA_DIR", os.environ.get("LAYERLAB_DATA_DIR"))):
+        if base:
+            out.append((label, Path(base)))
+            out.append((label, Path(base) / name))
+    out.append(("cache", cache_root() / name))
+    out += [("system", Path(d)) for d in ns.system_dirs]
+    return out
+
+
+def _dir_holds(ns: NamedSet, d: Path) -> bool:
+    if not d.is_dir():
+        return False
+    if ns.kind == "cifar10":
+        return cifar.is_cifar10_dir(d) or cifar.is_cifar10_dir(d / "cifar-10-batches-py")
+    return idx.find_idx_files(d) is not None
+
+
+def locate(name: str, data_dir: str | Path | None = None) -> Path | None:
+    """The first directory that holds the named set, or None."""
+    ns = NAMED[name]
+    for _, d in candidate_dirs(name, data_dir):
+        if _dir_holds(ns, d):
+            return d
+    return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(name: str, timeout: float = 30.0) -> Path:
+    """Download a named set into the cache, verify each file's SHA-256, and return its directory.
+
+    Files are written to a temporary name and renamed only once verified, so an interrupted or
+    tampered download never looks like a dataset.
+    """
+    ns = NAMED[name]
+    target = cache_root() / name
+    target.mkdir(parents=True, exist_ok=True)
+    for r in ns.files:
+        dest = target / r.filename
+        if dest.is_file() and _sha256(dest) == r.sha256:
+            continue
+        log.info("downloading %s", r.url)
+        fd, tmp = tempfile.mkstemp(dir=target, prefix=".download-")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(r.url, timeout=timeout) as resp:
+                shutil.copyfileobj(resp, out)
+            digest = _sha256(Path(tmp))
+            if digest != r.sha256:
+                raise DataError(f"{r.url}: SHA-256 mismatch (got {digest}, expected {r.sha256}); not using it")
+            os.replace(tmp, dest)
+        except OSError as e:
+            raise DataError(f"could not download {r.url} ({getattr(e, 'reason', None) or e})") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    if ns.kind == "cifar10" and not cifar.is_cifar10_dir(target / "cifar-10-batches-py"):
+        with tarfile.open(target / ns.files[0].filename) as tar:
+            tar.extractall(target, filter="data")
+    return target
+
+
+def load_named(name: str, data_dir: str | Path | None = None, download_ok: bool = True) -> Dataset:
+    """Load a named set from the first place that holds it, downloading it as the last resort."""
+    name = ALIASES.get(name, name)
+    ns = NAMED[name]
+    d = locate(name, data_dir)
+    if d is None:
+        offline = os.environ.get("LAYERLAB_OFFLINE", "").lower() in ("1", "true", "yes")
+        error = None
+        if download_ok and not offline:
+            try:
+                d = download(name)
+            except DataError as e:
+                error = str(e)
+        if d is None:
+            looked = "; ".join(f"{p} ({label})" for label, p in candidate_dirs(name, data_dir))
+            why = f"the download failed: {error}" if error else "downloading is switched off"
+            hint = " On Debian: apt-get install dataset-fashion-mnist." if name == "fashion-mnist" else ""
+            raise DataError(
+                f"dataset {name!r} not found; looked in {looked}, and {why}. Put the files "
+                f"in one of those directories or pass --data-dir DIR.{hint}"
+            )
+    if ns.kind == "cifar10":
+        ds = cifar.load_cifar10_dir(d if cifar.is_cifar10_dir(d) else d / "cifar-10-batches-py")
+    else:
+        ds = idx.load_idx_dir(d, name, list(ns.classes))
+    ds.name = name
+    return ds
+
+
+def availability(data_dir=None) -> list[dict]:
+    """For ``layerlab data list``: each named set, whether it is here and where."""
+    rows = []
+    for name, ns in NAMED.items():
+        d = locate(name, data_dir)
+        rows.append(
+            {
+                "name": name,
+                "description": ns.description,
+                "available": d is not None,
+                "path": str(d) if d else None,
+                "download": ns.files[0].url.rsplit("/", 1)[0] + "/",
+            }
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Named UCR/UEA sets: in --data-dir, $LAYERLAB_DATA_DIR, or bundled with aeon
+# ----------------------------------------------------------------------------------------------
+def bundled_ts_root() -> Path | None:
+    """aeon's bundled data directory, found without importing aeon (a 4-second import)."""
+    try:
+        spec = find_spec("aeon")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    return root if root.is_dir() else None
+
+
+def _ts_roots(data_dir=None) -> list[Path]:
+    roots = [Path(d) for d in (data_dir, os.environ.get("LAYERLAB_DATA_DIR")) if d]
+    b = bundled_ts_root()
+    return roots + ([b] if b else [])
+
+
+def find_named_ts(name: str, data_dir=None) -> Path | None:
+    """``ROOT/NAME/NAME_TRAIN.ts`` (or ``ROOT/NAME_TRAIN.ts``) in the first root that has it."""
+    if not name or "/" in name or os.sep in name:
+        return None
+    for root in _ts_roots(data_dir):
+        for cand in (root / name / f"{name}_TRAIN.ts", root / f"{name}_TRAIN.ts"):
+            if cand.is_file() and cand.with_name(f"{name}_TEST.ts").is_file():
+                return cand
+    return None
+
+
+def bundled_ts_names() -> list[str]:
+    """The UCR/UEA sets aeon bundles (each a directory with NAME_TRAIN.ts and NAME_TEST.ts)."""
+    root = bundled_ts_root()
+    if root is None:
+        return []
+    return sorted(
+        d.name for d in root.iterdir() if (d / f"{d.name}_TRAIN.ts").is_file() and (d / f"{d.name}_TEST.ts").is_file()
+    )
+
+
+def known_datasets() -> dict[str, str]:
+    """Every dataset name the catalogue knows, with a one-line description: the named image sets,
+    the synthetic tasks and the UCR/UEA sets aeon bundles."""
+    out = dict(DESCRIPTIONS)
+    out.update(synthetic.DESCRIPTIONS)
+    out.update({n: "UCR/UEA time-series set bundled with the aeon package" for n in bundled_ts_names()})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Routing: a spec and options to a Dataset
+# ----------------------------------------------------------------------------------------------
+def load(
+    spec: str,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = True,
+    seed: int = 0,
+    sequence: str | None = None,
+    length: int | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    **_options,
+) -> Dataset:
+    """The dataset ``spec`` names, tried in the order of the module docstring.
+
+    ``seed`` draws the synthetic tasks and an image folder's test split; ``length`` is T of the
+    synthetic tasks and of text windows; ``n_train`` / ``n_test`` size the synthetic tasks and keep
+    the first cases of other sequence data (image sets ignore them); ``sequence`` is refused for
+    data that already is sequences (the caller reads images as sequences with
+    :func:`~layerlab.data.images_as_sequences`). Other options are ignored. Raises
+    :class:`DataError` for a spec that names nothing.
+    """
+    # 1. synthetic tasks
+    key = spec.strip().lower()
+    if key in synthetic.DEFAULTS:
+        _no_sequence_mode(spec, sequence)
+        return synthetic.load(key, length=length, n_train=n_train, n_test=n_test, seed=seed)
+    p = Path(spec).expanduser()
+    suffix = p.suffix.lower()
+    # 2. a directory of .ts files
+    ts_train = next(iter(sorted(p.glob("*_TRAIN.ts"))), None) if p.is_dir() else None
+    if ts_train is not None:
+        _no_sequence_mode(spec, sequence)
+        return _subset(ts.load_ts_pair(ts_train), n_train, n_test)
+    # 3. a file, by suffix (an unknown suffix falls through to the image side, which has none: unknown)
+    if p.suffix and not p.exists() and suffix in SEQUENCE_SUFFIXES:
+        raise DataError(f"{p}: no such file")
+    if p.is_file():
+        _no_sequence_mode(spec, sequence)
+        if suffix == ".ts":
+            return _subset(ts.load_ts_pair(p), n_train, n_test)
+        if suffix in (".csv", ".tsv"):
+            return _subset(tabular.load_csv_pair(p), n_train, n_test)
+        if suffix == ".npz":
+            return _subset(tabular.load_npz(p), n_train, n_test)
+        if suffix == ".npy":
+            raise DataError(
+                f"{p}: an .npy array has no targets to train on; put x_train, y_train, x_test, "
+                f"y_test in one .npz (numpy.savez) instead"
+            )
+        if suffix in TEXT_SUFFIXES:
+            return text.load_text(p, length=length, n_train=n_train, n_test=n_test)
+    # 4. a named UCR/UEA set (a bare name, not a path that exists)
+    elif not p.is_dir():
+        named = find_named_ts(spec.strip(), data_dir)
+        if named is not None:
+            _no_sequence_mode(spec, sequence)
+            return _subset(ts.load_ts_pair(named), n_train, n_test)
+    # 5. a named image set
+    image_key = ALIASES.get(spec.lower(), spec.lower())
+    if image_key in NAMED:
+        return load_named(image_key, data_dir, download)
+    # 6. a directory of images: IDX, CIFAR-10, else an image folder
+    if p.is_dir():
+        if idx.find_idx_files(p) is not None:
+            return idx.load_idx_dir(p, p.name)
+        if cifar.is_cifar10_dir(p):
+            return cifar.load_cifar10_dir(p)
+        if cifar.is_cifar10_dir(p / "cifar-10-batches-py"):
+            return cifar.load_cifar10_dir(p / "cifar-10-batches-py")
+        return folder.load_image_folder(p, seed=seed)
+    names = ", ".join(sorted(known_datasets()))
+    raise DataError(f"unknown dataset {spec!r}: not a known name ({names}) nor an existing file or directory")
+
+
+def _no_sequence_mode(spec: str, sequence: str | None) -> None:
+    if sequence:
+        raise DataError(f"--sequence {sequence} reads image datasets as sequences; {spec} is already sequence data")
+
+
+def _subset(ds: Dataset, n_train: int | None, n_test: int | None) -> Dataset:
+    """The first ``n_train`` / ``n_test`` cases (for quick runs); the spec keeps the full set's ``T_max``."""
+    if n_train:
+        ds.train = ds.train.subset(torch.arange(min(n_train, len(ds.train))))
+    if n_test:
+        ds.test = ds.test.subset(torch.arange(min(n_test, len(ds.test))))
+    return ds

@@ -1,0 +1,150 @@
+"""File formats: each module reads one kind of file into arrays or a :class:`~layerlab.data.Dataset`.
+
+- :mod:`.idx` -- IDX files (the MNIST layout);
+- :mod:`.cifar` -- CIFAR-10 python batches;
+- :mod:`.folder` -- image files and image folders (``root/<class>/*.png``);
+- :mod:`.ts` -- UCR/UEA ``.ts`` time series;
+- :mod:`.tabular` -- UCR-style CSV/TSV, ``.npz`` arrays, and building sequence datasets;
+- :mod:`.text` -- character-level text.
+
+Every reader raises :class:`~layerlab.errors.DataError` with one sentence naming the file for
+anything it cannot read; which format a dataset spec means is decided in :mod:`..catalog`.
+
+This module holds what the readers share: bytes that may be gzipped, trimming trailing missing
+steps, UCR's ``NAME_TRAIN``/``NAME_TEST`` pairing, and :func:`build_sequence_dataset`, where every
+sequence format (``.ts``, CSV/TSV, ``.npz``) ends: features standardised with the training set's
+per-feature mean and standard deviation (recorded in the input spec, so predict applies the same),
+one padded length ``T_max`` for both splits, and the true lengths in ``Split.lengths`` where they
+differ; the recurrent models pack or mask them, so a sequence's result does not depend on the
+padding. (Here rather than in :mod:`.tabular` so that :mod:`.ts` and :mod:`.tabular`, which reads
+``.ts`` files for prediction, do not import each other.)
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import DataError
+from .. import Dataset, Split
+from ..transforms import InputSpec, feature_stats, pad_sequences, standardise
+
+
+def read_maybe_gzip(path: Path) -> bytes:
+    """The bytes of ``path``, decompressed when they start with the gzip magic number."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        # a damaged deflate stream raises zlib.error, which is not an OSError
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt gzip data ({e})") from None
+    return raw
+
+
+def trim_trailing_missing(s: np.ndarray) -> np.ndarray:
+    """Drop trailing steps of ``s`` ``(T, F)`` where every feature is missing (NaN): how some files
+    encode unequal lengths."""
+    valid = ~np.isnan(s).all(axis=1)
+    if not valid.any():
+        return s[:0]
+    return s[: int(np.nonzero(valid)[0][-1]) + 1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Sequence datasets: every sequence format (.ts, CSV/TSV, .npz) ends in build_sequence_dataset
+# ----------------------------------------------------------------------------------------------
+def label_kind(labels: list[str]) -> str:
+    """``int`` for integer class labels, ``float`` for numeric non-integers (regression), ``str``."""
+    try:
+        vals = [float(v) for v in labels]
+    except ValueError:
+        return "str"
+    return "int" if all(v.is_integer() for v in vals) else "float"
+
+
+def class_order(names: list[str]) -> list[str]:
+    """The distinct labels in class-index order: numerically for numbers, else alphabetically."""
+    kind = label_kind(names)
+    return sorted(set(names), key=float) if kind in ("int", "float") else sorted(set(names))
+
+
+def build_sequence_dataset(
+    name: str,
+    train: tuple[list[np.ndarray], list],
+    test: tuple[list[np.ndarray], list],
+    *,
+    classes: list[str] | None = None,
+    regression: bool = False,
+    source: str = "",
+    meta: dict | None = None,
+    head: str = "last",
+) -> Dataset:
+    """A :class:`Dataset` from lists of ``(T_i, F)`` arrays and labels: features standardised with
+    the training statistics, both splits padded to one length ``T_max`` (``x`` ``(N, T_max, F)``),
+    ``lengths`` ``(N,)`` on both splits where any differs. Labels are class names (``classes``
+    gives their order, else :func:`class_order`) or, with ``regression``, numbers. ``head`` goes
+    into the input spec (``step`` for per-step targets, which the caller then sets)."""
+    (xtr, ytr), (xte, yte) = train, test
+    F_tr, F_te = xtr[0].shape[1], xte[0].shape[1]
+    if F_tr != F_te:
+        raise DataError(f"{name}: the training cases have {F_tr} dimensions, the test cases {F_te}")
+    mean, std = feature_stats(xtr)
+    xtr, miss_tr = standardise(xtr, mean, std)
+    xte, miss_te = standardise(xte, mean, std)
+    T = max(max(len(s) for s in xtr), max(len(s) for s in xte))
+    Xtr, Ltr = pad_sequences(xtr, T)
+    Xte, Lte = pad_sequences(xte, T)
+    if (Ltr is None) != (Lte is None):  # keep lengths on both or neither
+        Ltr = Ltr if Ltr is not None else torch.full((len(xtr),), T, dtype=torch.int64)
+        Lte = Lte if Lte is not None else torch.full((len(xte),), T, dtype=torch.int64)
+    spec = InputSpec(
+        "sequence",
+        (T, F_tr),
+        head=head,
+        feature_mean=tuple(float(v) for v in mean),
+        feature_std=tuple(float(v) for v in std),
+        variable_length=Ltr is not None,
+    )
+    meta = dict(meta or {})
+    if miss_tr or miss_te:
+        meta["missing_values_filled"] = miss_tr + miss_te
+    if regression:
+        Ytr = torch.tensor([float(v) for v in ytr], dtype=torch.float32)
+        Yte = torch.tensor([float(v) for v in yte], dtype=torch.float32)
+        return Dataset(name, Split(Xtr, Ytr, Ltr), Split(Xte, Yte, Lte), "regression", None, 1, source, meta, spec)
+    classes = list(classes) if classes else class_order(list(ytr) + list(yte))
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in list(ytr) + list(yte)} - set(index))
+    if unknown:
+        raise DataError(
+            f"{name}: class label(s) {', '.join(unknown[:5])} are not among the classes {' '.join(classes)}"
+        )
+    Ytr = torch.tensor([index[str(v)] for v in ytr], dtype=torch.int64)
+    Yte = torch.tensor([index[str(v)] for v in yte], dtype=torch.int64)
+    return Dataset(
+        name, Split(Xtr, Ytr, Ltr), Split(Xte, Yte, Lte), "classification", classes, len(classes), source, meta, spec
+    )
+
+
+def paired_test_file(train_path: Path) -> Path:
+    """``NAME_TEST.<suffix>`` beside ``NAME_TRAIN.<suffix>`` (UCR's layout)."""
+    stem = train_path.stem
+    if not stem.upper().endswith("_TRAIN"):
+        raise DataError(
+            f"{train_path}: name the training file NAME_TRAIN{train_path.suffix}, with "
+            f"NAME_TEST{train_path.suffix} beside it as the test set"
+        )
+    test = train_path.with_name(stem[:-6] + ("_TEST" if stem.endswith("_TRAIN") else "_test") + train_path.suffix)
+    if not test.is_file():
+        raise DataError(f"{train_path}: the test set {test.name} is not beside it")
+    return test

@@ -1,0 +1,101 @@
+"""CIFAR-10, python version (``cifar-10-batches-py``): pickled dicts of uint8 rows.
+
+Unpickled with an allow-list (numpy arrays, nothing else), so a hostile file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ...errors import DataError
+from .. import Dataset, Split
+from ..transforms import PIXEL_SCALE, InputSpec
+from . import read_maybe_gzip
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Loads plain containers and numpy arrays only; any other global is refused."""
+
+    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),
+        }
+    )
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def unpickle(data: bytes, path: Path) -> dict:
+    """A CIFAR pickle's dict, with its byte keys decoded."""
+    try:
+        d = SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as e:  # a corrupt pickle raises many kinds of error
+        raise DataError(f"{path}: not a CIFAR-10 python batch ({e})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path}: not a CIFAR-10 python batch (expected a dict)")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+
+
+def _batch(d: dict, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` of one batch."""
+    if "data" not in d or "labels" not in d:
+        raise DataError(f"{path}: a CIFAR-10 batch needs 'data' and 'labels' entries")
+    x = np.asarray(d["data"], dtype=np.uint8)
+    y = np.asarray(d["labels"], dtype=np.int64)
+    if x.ndim != 2 or x.shape[1] != 3072 or len(x) != len(y):
+        raise DataError(f"{path}: expected data of shape (N, 3072) and N labels, got {x.shape} and {y.shape}")
+    return x.reshape(-1, 3, 32, 32), y
+
+
+def load_cifar10_dir(directory: Path) -> Dataset:
+    """Load ``cifar-10-batches-py`` (data_batch_1..5, test_batch, batches.meta): images
+    ``(N, 3, 32, 32)`` in [0, 1], class names from ``batches.meta`` when it is there."""
+    parts = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    splits = {}
+    for part, names in parts.items():
+        xs, ys = [], []
+        for name in names:
+            p = directory / name
+            x, y = _batch(unpickle(read_maybe_gzip(p), p), p)
+            xs.append(x)
+            ys.append(y)
+        x = np.concatenate(xs)
+        splits[part] = Split(torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(np.concatenate(ys)))
+    classes = list(CLASSES)
+    meta = directory / "batches.meta"
+    if meta.is_file():
+        names = unpickle(meta.read_bytes(), meta).get("label_names")
+        if names:
+            classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    shape = (3, 32, 32)
+    return Dataset(
+        "cifar10",
+        splits["train"],
+        splits["test"],
+        "classification",
+        classes,
+        len(classes),
+        source=str(directory),
+        spec=InputSpec("image", shape, pixel_scale=PIXEL_SCALE, image_shape=shape),
+    )
+
+
+def is_cifar10_dir(directory: Path) -> bool:
+    return (directory / "data_batch_1").is_file() and (directory / "test_batch").is_file()

@@ -1,0 +1,107 @@
+"""What a run reads: the dataset its config names (:func:`prepare_data`) and, after training, files
+to predict on (:func:`read_inputs`), both through the run's :class:`~layerlab.data.transforms.InputSpec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import DataConfig
+from ..errors import DataError
+from . import Dataset, images_as_sequences, load_dataset, split_validation
+from .transforms import InputSpec
+
+
+def prepare_data(cfg: DataConfig, *, seed: int = 0, sequence_model: bool = False) -> Dataset:
+    """Load the dataset ``cfg`` names, read images as sequences when it asks (or when the model is
+    recurrent: rows, the article's reading), and hold out a validation split if it asks for one."""
+    ds = load_dataset(cfg.name, data_dir=cfg.data_dir, seed=seed, sequence=cfg.sequence, length=cfg.length,
+                      n_train=cfg.n_train, n_test=cfg.n_test)
+    if ds.spec.kind == "image" and (cfg.sequence or sequence_model):
+        ds = images_as_sequences(ds, cfg.sequence or "rows", seed=seed)
+    if cfg.validation:
+        ds = split_validation(ds, cfg.validation, seed)
+    return ds
+
+
+@dataclass
+class Inputs:
+    """Model inputs read from files: ``x`` (N, ...), ``lengths`` (N,) or None, and per sample its
+    ``names`` (``path`` or ``path[i]``), ``notes`` (what had to be converted) and ``truths`` (the
+    label the file carries, ``.ts`` files only, else None)."""
+
+    x: torch.Tensor
+    lengths: torch.Tensor | None
+    names: list[str]
+    notes: list[list[str]] = field(default_factory=list)
+    truths: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def length(self, i: int) -> int:
+        return int(self.x.shape[1]) if self.lengths is None else int(self.lengths[i])
+
+
+def read_inputs(files: list[str | Path], spec: InputSpec) -> Inputs | None:
+    """Read image, sequence (``.npy``, ``.csv``, ``.tsv``, ``.ts``) or text files into one batch
+    of model inputs, as the run's ``spec`` says: images converted to its channels and size (and read
+    as sequences where it did), sequences standardised with the training statistics and padded, text
+    encoded in its vocabulary. Returns None for no files."""
+    from .formats.folder import IMAGE_SUFFIXES, read_image
+
+    images, seqs, texts = [], [], []
+    names, notes, truths = [], [], []
+    for f in map(Path, files):
+        suffix = f.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            if spec.image_shape is None:
+                raise DataError(f"{f}: the model takes {spec.kind} of shape {spec.shape}, not image files")
+            C, H, W = spec.image_shape
+            x, n = read_image(f, channels=C, size=(H, W))
+            images.append(x)
+            names.append(str(f))
+            notes.append(n)
+            truths.append(None)
+        elif spec.kind == "tokens":
+            if spec.vocab is None:
+                raise DataError(f"{f}: the model takes token ids but its run keeps no vocabulary to encode text with")
+            from .formats.text import read_text
+
+            ids = spec.tokens(read_text(f), f"file {f}")
+            if len(ids) == 0:
+                raise DataError(f"{f}: empty text")
+            texts.append(ids)
+            names.append(str(f))
+            notes.append([])
+            truths.append(None)
+        else:
+            from .formats.tabular import read_sequence_file
+
+            s, n, lab = read_sequence_file(f, spec.features)
+            seqs.append(s)
+            names += n
+            truths += list(lab) if lab else [None] * len(s)
+    if not names:
+        return None
+    kinds = [k for k, v in (("images", images), ("sequences", seqs), ("texts", texts)) if v]
+    if len(kinds) > 1:
+        raise DataError(f"give one kind of input per call, not {' and '.join(kinds)} together")
+    if images:
+        return Inputs(spec.images(torch.stack(images)), None, names, notes, truths)
+    if texts:
+        T = max(len(t) for t in texts)
+        x = torch.zeros(len(texts), T, dtype=torch.int64)
+        for i, t in enumerate(texts):
+            x[i, : len(t)] = t
+        lengths = torch.tensor([len(t) for t in texts])
+        return Inputs(x, None if bool((lengths == T).all()) else lengths, names, notes, truths)
+    x, lengths, _ = spec.sequences([s for file_seqs in seqs for s in file_seqs])
+    for file_seqs in seqs:  # a note per file: how many values were missing (filled with the training mean)
+        missing = sum(int((~np.isfinite(s)).sum()) for s in file_seqs)
+        notes += [[f"{missing} missing values filled with the training mean"] if missing else []] * len(file_seqs)
+    return Inputs(x, lengths, names, notes, truths)

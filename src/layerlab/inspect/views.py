@@ -1,0 +1,294 @@
+"""The inspection views: each takes a run directory (its model, data and input spec come from
+:class:`~layerlab.rundir.RunDir`) or a registered model built fresh (:func:`fresh`), computes its
+view, writes PNG figures with the CSV of every number behind them, and returns a plain dict for the
+CLI to print. ``layerlab inspect ...`` and ``layerlab report`` call these.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .. import plots
+from ..config import DataConfig, ModelConfig
+from ..data import Dataset
+from ..errors import LayerlabError
+from ..rundir import RunDir, build_model_for
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------
+# Small helpers
+# ----------------------------------------------------------------------------------------------
+def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    """Write dict rows as CSV (columns: the given ones, else the union in first-seen order)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if columns is None:
+        columns = []
+        for r in rows:
+            columns += [k for k in r if k not in columns]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    return path
+
+
+def save_figure(fig, out: Path, stem: str, rows: list[dict], columns: list[str] | None = None) -> dict:
+    """``out/stem.png`` and ``out/stem.csv``; returns both paths."""
+    png = plots.save(fig, out / f"{stem}.png")
+    data = write_csv(out / f"{stem}.csv", rows, columns)
+    return {"png": str(png), "csv": str(data)}
+
+
+def is_run_dir(target: str | Path) -> bool:
+    """A run directory is a directory with a ``run.json``; nothing else is taken for one."""
+    return (Path(target) / "run.json").is_file()
+
+
+def check_target(target: str) -> None:
+    """A run directory or a registered model name, else one sentence saying which it is not."""
+    from ..models import list_models
+
+    if is_run_dir(target):
+        return
+    if Path(target).exists():
+        RunDir(target).info()  # says why it is not a run: not a directory, or no run.json in it
+    if target not in list_models():
+        raise LayerlabError(f"{target!r} is neither a run directory nor a registered model "
+                            f"(known models: {', '.join(list_models())})")
+
+
+@dataclass
+class Fresh:
+    """A registered model built fresh for a dataset (seeded), for the views that also take models."""
+
+    model: nn.Module
+    dataset: Dataset
+    name: str
+
+
+def fresh(name: str, data: str, *, length: int | None = None, sequence: str | None = None, hidden: int | None = None,
+          layers: int | None = None, n: int | None = None, seed: int = 0, data_dir: str | None = None) -> Fresh:
+    """The registered model ``name`` at its initialisation (seed ``seed``), built by the same function
+    a run's model is built by, for the dataset ``data`` (only ``n`` test samples are loaded)."""
+    from ..data.inputs import prepare_data
+    from ..engine import seed_everything
+    from ..models import sequence_model
+
+    check_target(name)
+    cfg = DataConfig(name=data, data_dir=data_dir, length=length, sequence=sequence,
+                     n_train=None if n is None else max(n, 1), n_test=n)
+    ds = prepare_data(cfg, seed=seed, sequence_model=sequence_model(name))
+    seed_everything(seed)
+    model = build_model_for(ModelConfig(name=name, hidden=hidden, layers=layers), ds.spec, ds.num_outputs)
+    return Fresh(model, ds, name)
+
+
+def _out(out: str | Path | None, run: RunDir) -> Path:
+    return Path(out) if out else run.path / "inspect"
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradient flow
+# ----------------------------------------------------------------------------------------------
+def gradflow(target: str, *, data: str | None = None, length: int | None = None, sequence: str | None = None,
+             hidden: int | None = None, layers: int | None = None, samples: int = 32, probes: int | None = None,
+             weights: str = "best", seed: int = 0, out: str | Path | None = None, data_dir: str | None = None,
+             run: RunDir | None = None, model: nn.Module | None = None, dataset: Dataset | None = None) -> dict:
+    """Gradient flow through time of a run (at its initialisation and with its ``weights``) or of a
+    registered recurrent model built fresh (at initialisation; needs ``data`` for the shapes).
+
+    A caller that already holds the run's ``model`` and ``dataset`` (the report) passes them with
+    ``run``. Writes ``gradflow.csv`` (weights, layer, t, grad_norm, jacobian_norm,
+    jacobian_spectral), ``gradflow_fit.csv`` (decay factor per step) and ``gradflow.png`` under ``out``.
+    """
+    from .gradflow import gradient_flow, has_states
+
+    if run is None:
+        check_target(target)
+    if run is not None or is_run_dir(target):
+        run = run or RunDir(target)
+        info = run.info()
+        model = model if model is not None else run.model(weights)
+        if not has_states(model):
+            raise LayerlabError(f"{run.path}: the model {info['model']['name']} is not recurrent; gradient flow "
+                                f"through time applies to rnn, lstm, gru, residual and article-lstm runs")
+        ds = dataset if dataset is not None else run.dataset(data)
+        x, y = ds.test.x[:samples], ds.test.y[:samples]
+        lengths = None if ds.test.lengths is None else ds.test.lengths[:samples]
+        flows = [gradient_flow(run.model("init"), x, y, task=ds.task, lengths=lengths, probes=probes, label="init",
+                               seed=seed),
+                 gradient_flow(model, x, y, task=ds.task, lengths=lengths, probes=probes,
+                               label=f"trained ({run.resolve_weights(weights)})", seed=seed)]
+        title = f"{run.path.name}: {info['model']['name']} on {info['dataset']['name']}"
+        out = _out(out, run)
+    else:
+        if not data:
+            raise LayerlabError(f"a fresh model ({target}) needs --data to know the input shape, "
+                                f"e.g. --data adding --length 100")
+        f = fresh(target, data, length=length, sequence=sequence, hidden=hidden, layers=layers, n=samples, seed=seed,
+                  data_dir=data_dir)
+        if not has_states(f.model):
+            raise LayerlabError(f"{target} is not a recurrent model; gradient flow through time applies to "
+                                f"rnn, lstm, gru, residual and article-lstm")
+        ds = f.dataset
+        x, y = ds.test.x[:samples], ds.test.y[:samples]
+        lengths = None if ds.test.lengths is None else ds.test.lengths[:samples]
+        flows = [gradient_flow(f.model, x, y, task=ds.task, lengths=lengths, probes=probes, label="init", seed=seed)]
+        title = f"{target} (fresh, seed {seed}) on {ds.name}, T={ds.input_shape[0]}"
+        out = Path(out) if out else Path(f"inspect-{target}") / "gradflow"
+    files = write_gradflow(flows, out, title)
+    return {"flows": flows, "files": files, "title": title}
+
+
+def write_gradflow(flows: list, out: Path, title: str, stem: str = "gradflow") -> dict:
+    rows = [r for f in flows for r in f.rows()]
+    files = save_figure(plots.gradient_flow(flows, title), out, stem, rows)
+    files["fit_csv"] = str(write_csv(out / f"{stem}_fit.csv", [r for f in flows for r in f.fit_rows()]))
+    return files
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolutional views and the summary
+# ----------------------------------------------------------------------------------------------
+def filters_view(run_dir: str, *, layer: str | None = None, weights: str = "best", out: str | Path | None = None,
+                 model: nn.Module | None = None) -> dict:
+    """The filters of one conv layer (default: the first) as an image grid and a CSV of weights."""
+    from .conv import filters
+
+    run = RunDir(run_dir)
+    model = model if model is not None else run.model(weights)
+    name, alias, w = filters(model, layer)
+    rows = [{"layer": name, "filter": o, "input_channel": i, "row": r, "col": c, "weight": float(w[o, i, r, c])}
+            for o in range(w.shape[0]) for i in range(w.shape[1]) for r in range(w.shape[2]) for c in range(w.shape[3])]
+    title = f"{alias} ({name}): {w.shape[0]} filters of {w.shape[1]}x{w.shape[2]}x{w.shape[3]}"
+    files = save_figure(plots.conv_filters(w, title), _out(out, run), f"filters_{alias}", rows)
+    return {"layer": name, "alias": alias, "shape": tuple(w.shape), "files": files}
+
+
+def features_view(run_dir: str, image: str | Path | torch.Tensor, *, weights: str = "best",
+                  out: str | Path | None = None, model: nn.Module | None = None) -> dict:
+    """Feature maps of every conv/pool layer for one image (a file, read as ``predict`` reads it:
+    through the run's input spec)."""
+    from ..data.inputs import read_inputs
+    from .conv import feature_maps
+
+    run = RunDir(run_dir)
+    model = model if model is not None else run.model(weights)
+    out = _out(out, run)
+    notes: list[str] = []
+    if isinstance(image, torch.Tensor):
+        x = image
+    else:
+        spec = run.spec
+        if spec.kind != "image":
+            raise LayerlabError(f"the model of {run.path} takes {spec.kind} of shape {spec.shape}, not images; "
+                                f"feature maps apply to convolutional models")
+        inputs = read_inputs([image], spec)
+        x, notes = inputs.x[0], inputs.notes[0]
+    maps = feature_maps(model, x)
+    layers = []
+    c, h, w = x.shape
+    files = {"input": save_figure(plots.feature_maps(x, "input image"), out, "features_input",
+                                  [{"channel": ch, "row": r, "col": q, "value": float(x[ch, r, q])}
+                                   for ch in range(c) for r in range(h) for q in range(w)])}
+    for fm in maps:
+        m = fm.maps
+        rows = [{"layer": fm.name, "channel": ch, "row": r, "col": q, "value": round(float(m[ch, r, q]), 6)}
+                for ch in range(m.shape[0]) for r in range(m.shape[1]) for q in range(m.shape[2])]
+        files[fm.alias] = save_figure(plots.feature_maps(m, fm.label, image=x), out, f"features_{fm.alias}", rows)
+        layers.append({"layer": fm.name, "alias": fm.alias, "label": fm.label, "shape": tuple(m.shape)})
+    return {"layers": layers, "files": files, "notes": notes, "image": x}
+
+
+def summary_view(target: str, *, input_shape: tuple | None = None, outputs: int | None = None,
+                 data: str | None = None, length: int | None = None, hidden: int | None = None,
+                 layers: int | None = None, out: str | Path | None = None, write: bool = True,
+                 model: nn.Module | None = None) -> dict:
+    """The model summary of a run or of a registered model (built for ``data``, for
+    ``input_shape``, or for the article's input when the model has it)."""
+    from ..models import create_model
+    from .summary import summarize
+
+    check_target(target)
+    if is_run_dir(target):
+        run = RunDir(target)
+        model = model if model is not None else run.model()
+        shape = tuple(run.spec.shape)
+        name = run.info()["model"]["name"]
+        out = _out(out, run)
+    else:
+        if data:
+            f = fresh(target, data, length=length, hidden=hidden, layers=layers, n=2)
+            model, shape = f.model, tuple(f.dataset.input_shape)
+        else:
+            options = {k: v for k, v in (("hidden", hidden), ("layers", layers)) if v is not None}
+            if input_shape is None and outputs is None:
+                model = create_model(target, **options)  # the article's models know the article's input
+            else:
+                model = create_model(target, input_shape or (1, 28, 28), outputs or 10, **options)
+            shape = tuple(getattr(model, "input_shape", input_shape))
+        name = target
+        out = Path(out) if out else None
+    s = summarize(model, shape, name)
+    files = {}
+    if write and out is not None:
+        files = save_figure(plots.layer_elements(s), out, "summary", s.csv_rows())
+    return {"summary": s, "files": files}
+
+
+# ----------------------------------------------------------------------------------------------
+# Training and error views
+# ----------------------------------------------------------------------------------------------
+CURVE_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+
+
+def curves_view(run_dir: str, *, out: str | Path | None = None) -> dict:
+    from .evaluation import curve_rows
+
+    run = RunDir(run_dir)
+    run.info()
+    rows = curve_rows(run)
+    cols = [c for c in CURVE_COLUMNS if any(r.get(c) is not None for r in rows)]
+    files = save_figure(plots.training_curves(rows, run.path.name), _out(out, run), "curves", rows, cols)
+    return {"rows": rows, "files": files}
+
+
+def errors_view(run_dir: str, *, weights: str = "best", out: str | Path | None = None, k: int = 16,
+                model: nn.Module | None = None, ds: Dataset | None = None) -> dict:
+    """Confusion matrix, per-class precision/recall and the most confidently wrong test samples."""
+    from .evaluation import classification_views, predict_test
+
+    run = RunDir(run_dir)
+    model = model if model is not None else run.model(weights)
+    ds = ds if ds is not None else run.dataset()
+    pred = predict_test(model, ds)
+    views = classification_views(pred)
+    out = _out(out, run)
+    classes = pred.classes
+    cm, sc = views["confusion"], views["scores"]
+    files = {"confusion": save_figure(plots.confusion(cm, classes), out, "confusion",
+                                      [{"true": classes[i], **{classes[j]: int(cm[i, j]) for j in range(len(classes))}}
+                                       for i in range(len(classes))], ["true"] + classes)}
+    score_rows = [{"class": classes[i], "precision": round(float(sc["precision"][i]), 6),
+                   "recall": round(float(sc["recall"][i]), 6), "f1": round(float(sc["f1"][i]), 6),
+                   "support": int(sc["support"][i])} for i in range(len(classes))]
+    files["scores"] = save_figure(plots.class_scores(sc, classes), out, "class_scores", score_rows)
+    ms = views["mistakes"][:k]
+    if ms:
+        samples = [pred.x[m["index"]] for m in ms]
+        rows = [{"rank": r + 1, "test_index": m["index"], "true": classes[m["true"]],
+                 "predicted": classes[m["predicted"]], "confidence": round(m["confidence"], 6),
+                 "p_true": round(m["p_true"], 6)} for r, m in enumerate(ms)]
+        files["mistakes"] = save_figure(plots.mistakes(samples, ms, classes), out, "mistakes", rows)
+    return {"accuracy": views["accuracy"], "n": views["n"], "scores": score_rows, "mistakes": ms, "files": files,
+            "confusion": cm, "classes": classes}
