@@ -8,6 +8,7 @@ Runs ``layerlab train`` once per (model, T) with one fixed budget and seed, then
     python benchmarks/adding_table.py --lengths 150        # one length
     python benchmarks/adding_table.py --table-only         # rebuild the table from finished runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,26 @@ MODELS = [  # (label, --model, extra flags)
     ("lstm", "lstm", []),
     ("gru", "gru", []),
 ]
-BUDGET = ["--hidden", "64", "--n-train", "10000", "--n-test", "1000", "--epochs", "12", "--batch-size", "50",
-          "--lr", "0.01", "--clip", "1", "--seed", "0", "--threads", "1"]
+BUDGET = [
+    "--hidden",
+    "64",
+    "--n-train",
+    "10000",
+    "--n-test",
+    "1000",
+    "--epochs",
+    "12",
+    "--batch-size",
+    "50",
+    "--lr",
+    "0.01",
+    "--clip",
+    "1",
+    "--seed",
+    "0",
+    "--threads",
+    "1",
+]
 SOLVED = 0.01
 BASELINE = 1 / 6
 
@@ -42,8 +61,21 @@ def run_dir(out: Path, model: str, extra: list[str], T: int) -> Path:
 
 
 def command(model: str, extra: list[str], T: int, path: Path) -> list[str]:
-    return ["layerlab", "train", "--model", model, "--data", "adding", "--length", str(T), *BUDGET, *extra,
-            "--out", str(path), "--quiet"]
+    return [
+        "layerlab",
+        "train",
+        "--model",
+        model,
+        "--data",
+        "adding",
+        "--length",
+        str(T),
+        *BUDGET,
+        *extra,
+        "--out",
+        str(path),
+        "--quiet",
+    ]
 
 
 def read_run(path: Path) -> dict | None:
@@ -54,9 +86,15 @@ def read_run(path: Path) -> dict | None:
     secs = sorted(float(r["train_seconds"]) for r in rows)
     info = json.loads((path / "run.json").read_text())
     solved = next((i + 1 for i, v in enumerate(mse) if v < SOLVED), None)
-    return {"final": mse[-1], "best": min(mse), "best_epoch": mse.index(min(mse)) + 1, "solved_epoch": solved,
-            "sec_per_epoch": secs[len(secs) // 2], "parameters": info["model"]["parameters"],
-            "clipped": max(float(r.get("clipped_fraction") or 0) for r in rows)}
+    return {
+        "final": mse[-1],
+        "best": min(mse),
+        "best_epoch": mse.index(min(mse)) + 1,
+        "solved_epoch": solved,
+        "sec_per_epoch": secs[len(secs) // 2],
+        "parameters": info["model"]["parameters"],
+        "clipped": max(float(r.get("clipped_fraction") or 0) for r in rows),
+    }
 
 
 def verdict(r: dict) -> str:
@@ -70,22 +108,29 @@ def verdict(r: dict) -> str:
 
 
 def table(lengths: list[int], out: Path) -> str:
-    lines = ["| T | model | parameters | test MSE, last epoch | best (epoch) | verdict | s/epoch |",
-             "| ---: | --- | ---: | ---: | ---: | --- | ---: |"]
+    lines = [
+        "| T | model | parameters | test MSE, last epoch | best (epoch) | verdict | s/epoch |",
+        "| ---: | --- | ---: | ---: | ---: | --- | ---: |",
+    ]
     for T in lengths:
         for label, model, extra in MODELS:
             r = read_run(run_dir(out, model, extra, T))
             if r is None:
                 lines.append(f"| {T} | {label} | | not run | | | |")
                 continue
-            lines.append(f"| {T} | {label} | {r['parameters']:,} | {r['final']:.4f} | {r['best']:.4f} ({r['best_epoch']}) "
-                         f"| {verdict(r)} | {r['sec_per_epoch']:.1f} |")
+            lines.append(
+                f"| {T} | {label} | {r['parameters']:,} | {r['final']:.4f} | {r['best']:.4f} ({r['best_epoch']}) "
+                f"| {verdict(r)} | {r['sec_per_epoch']:.1f} |"
+            )
     return "\n".join(lines)
 
 
 def write_markdown(lengths: list[int], out: Path, dest: Path, notes: str) -> None:
-    cmds = "\n".join("    " + shlex.join(command(m, e, T, Path(f"runs/adding-T{T}-{m}" + ("-L2" if e else "")))) for T in lengths
-                     for _, m, e in MODELS)
+    cmds = "\n".join(
+        "    " + shlex.join(command(m, e, T, Path(f"runs/adding-T{T}-{m}" + ("-L2" if e else ""))))
+        for T in lengths
+        for _, m, e in MODELS
+    )
     text = f"""# The adding problem: which recurrent cell learns a long dependency?
 
 T steps of (value, marker); the target is the sum of the two marked values, one marker in each half
@@ -131,13 +176,16 @@ def main(argv=None) -> int:
                     continue
                 cmd = command(model, extra, T, path)
                 cmd = LAYERLAB + cmd[1:]
-                if path.exists():                       # an unfinished run: start it again
+                if path.exists():  # an unfinished run: start it again
                     shutil.rmtree(path)
                 t0 = time.perf_counter()
                 subprocess.run(cmd, check=True, cwd=ROOT)
                 r = read_run(path)
-                print(f"T={T} {label}: best MSE {r['best']:.4f}, last {r['final']:.4f} "
-                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+                print(
+                    f"T={T} {label}: best MSE {r['best']:.4f}, last {r['final']:.4f} "
+                    f"({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_markdown(args.lengths, out, Path(args.out), args.notes)
     print(f"wrote {args.out}")

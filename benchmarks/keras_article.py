@@ -129,17 +129,18 @@ def main(argv=None) -> int:
     p.add_argument(
         "--data-dir",
         default=os.environ.get("LAYERLAB_DATA_DIR") or DEFAULT_DATA_DIR,
-        help="folder with the four Fashion-MNIST IDX .gz files (default: $LAYERLAB_DATA_DIR, "
-        f"else {DEFAULT_DATA_DIR})",
+        help=f"folder with the four Fashion-MNIST IDX .gz files (default: $LAYERLAB_DATA_DIR, else {DEFAULT_DATA_DIR})",
     )
-    p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (NOT the article's recipe)")
+    p.add_argument(
+        "--limit-train", type=int, default=0, help="use only the first N training images (NOT the article's recipe)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="JSON file for the per-epoch numbers")
     args = p.parse_args(argv)
 
     t_start = time.perf_counter()
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
 
     t_import = time.perf_counter() - t_start
     threads = thread_settings(tf)
@@ -165,7 +166,9 @@ def main(argv=None) -> int:
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     n_params = int(model.count_params())
     if n_params != EXPECTED_PARAMS[args.model]:
-        raise SystemExit(f"{args.model}: built {n_params:,} parameters, the article's model has {EXPECTED_PARAMS[args.model]:,}")
+        raise SystemExit(
+            f"{args.model}: built {n_params:,} parameters, the article's model has {EXPECTED_PARAMS[args.model]:,}"
+        )
     # compile()'s jit_compile="auto" picks XLA on accelerators only; recorded so a reader knows.
     print(f"[keras] model {args.model}: {n_params:,} parameters, jit_compile (XLA) = {model.jit_compile}")
 
@@ -183,8 +186,8 @@ def main(argv=None) -> int:
         "params": n_params,
         "jit_compile": bool(model.jit_compile),
         "data_dir": str(data_dir.resolve()),
-        "n_train": int(len(x_train)),
-        "n_test": int(len(x_test)),
+        "n_train": len(x_train),
+        "n_test": len(x_test),
         "limit_train": args.limit_train or None,
         "batch_size": args.batch_size,
         "epochs_requested": args.epochs,
@@ -216,7 +219,9 @@ def main(argv=None) -> int:
         def on_epoch_end(self, epoch, logs=None):
             t_end = time.perf_counter()
             if self.t_test_begin is None or self.t_test_end is None:
-                raise RuntimeError("Keras did not run the validation pass through callbacks; cannot split train/eval time")
+                raise RuntimeError(
+                    "Keras did not run the validation pass through callbacks; cannot split train/eval time"
+                )
             logs = logs or {}
             row = {
                 "epoch": epoch + 1,

@@ -30,7 +30,15 @@ FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 FRAMEWORKS = ("keras", "layerlab")
-METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "train_seconds", "eval_seconds")
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "train_seconds",
+    "eval_seconds",
+)
 
 
 # ----------------------------------------------------------------------------------------- machine
@@ -56,8 +64,18 @@ def _cpu_model() -> str:
 
 
 def _lscpu() -> dict:
-    wanted = {"Model name", "CPU(s)", "Thread(s) per core", "Core(s) per socket", "Socket(s)",
-              "CPU max MHz", "L2 cache", "L3 cache", "Hypervisor vendor", "Flags"}
+    wanted = {
+        "Model name",
+        "CPU(s)",
+        "Thread(s) per core",
+        "Core(s) per socket",
+        "Socket(s)",
+        "CPU max MHz",
+        "L2 cache",
+        "L3 cache",
+        "Hypervisor vendor",
+        "Flags",
+    }
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
@@ -94,7 +112,7 @@ def loadavg() -> list[float]:
 
 def machine() -> dict:
     return {
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "hostname": platform.node(),
         "cpu_model": _cpu_model(),
         "logical_cpus": os.cpu_count(),
@@ -142,16 +160,25 @@ def run_side(framework: str, model: str, log: Path, record: Path, cmd: list[str]
     ncpu = os.cpu_count() or 1
     other = None if busy0 is None else max(0.0, (busy1 - busy0) - own)
     rec = {
-        "framework": framework, "model": model, "returncode": rc, "wall_seconds": wall,
-        "own_cpu_seconds": own, "own_cpu_share": own / (wall * ncpu),
-        "other_cpu_seconds": other, "other_cpu_share": None if other is None else other / (wall * ncpu),
-        "loadavg_before": before_load, "cpus": ncpu,
+        "framework": framework,
+        "model": model,
+        "returncode": rc,
+        "wall_seconds": wall,
+        "own_cpu_seconds": own,
+        "own_cpu_share": own / (wall * ncpu),
+        "other_cpu_seconds": other,
+        "other_cpu_share": None if other is None else other / (wall * ncpu),
+        "loadavg_before": before_load,
+        "cpus": ncpu,
     }
     with record.open("a") as f:
         f.write(json.dumps(rec) + "\n")
     if rec["other_cpu_share"] is not None and rec["other_cpu_share"] > 0.05:
-        print(f"!! {framework} {model}: other processes used {100 * rec['other_cpu_share']:.0f}% of the machine's "
-              "CPU during this run; its timing is not clean.", file=sys.stderr)
+        print(
+            f"!! {framework} {model}: other processes used {100 * rec['other_cpu_share']:.0f}% of the machine's "
+            "CPU during this run; its timing is not clean.",
+            file=sys.stderr,
+        )
     return rc
 
 
@@ -285,8 +312,11 @@ def report(results_dir: Path) -> None:
         f"Command: `{run['command']}`  ",
         f"Date: {mach['date_utc']}  ",
         f"Data: `{run['data_dir']}` (Fashion-MNIST IDX files; both sides read the same files"
-        + (f", cut to the first {run['limit_train']:,} training images in a temporary copy, test set whole)  "
-           if limited else ")  "),
+        + (
+            f", cut to the first {run['limit_train']:,} training images in a temporary copy, test set whole)  "
+            if limited
+            else ")  "
+        ),
         f"Machine: {mach['cpu_model']}, {mach['logical_cpus']} logical CPUs "
         f"({mach['usable_cpus']} usable), {mach['memory_gib']} GiB RAM, {mach['os']}, kernel {mach['kernel']}  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v) + "  ",
@@ -309,13 +339,20 @@ def report(results_dir: Path) -> None:
         n_train, n_test, batch = kmeta["n_train"], kmeta["n_test"], kmeta["batch_size"]
         ratios = {
             "mean_train_seconds": _ratio(ks["mean_train_seconds"], ls["mean_train_seconds"]),
-            "mean_train_seconds_excl_epoch1": _ratio(ks["mean_train_seconds_excl_epoch1"], ls["mean_train_seconds_excl_epoch1"]),
+            "mean_train_seconds_excl_epoch1": _ratio(
+                ks["mean_train_seconds_excl_epoch1"], ls["mean_train_seconds_excl_epoch1"]
+            ),
             "mean_eval_seconds": _ratio(ks["mean_eval_seconds"], ls["mean_eval_seconds"]),
         }
         summary[model] = {
-            "keras": ks, "layerlab": ls, "ratio_keras_over_layerlab": ratios,
+            "keras": ks,
+            "layerlab": ls,
+            "ratio_keras_over_layerlab": ratios,
             "process": {fw: wall.get((fw, model)) for fw in FRAMEWORKS},
-            "keras_params": kmeta["params"], "n_train": n_train, "n_test": n_test, "batch_size": batch,
+            "keras_params": kmeta["params"],
+            "n_train": n_train,
+            "n_test": n_test,
+            "batch_size": batch,
         }
         name = {"cnn": "CNN", "lstm": "LSTM (28 rows x 28 pixels)"}[model]
         lines += [
@@ -354,8 +391,11 @@ def report(results_dir: Path) -> None:
                 f"layerlab {100 * l['own_cpu_share']:.0f}%. "
                 f"CPU *other* processes used meanwhile: Keras run {_fmt(k['other_cpu_share'] and 100 * k['other_cpu_share'], '.0f')}%, "
                 f"layerlab run {_fmt(l['other_cpu_share'] and 100 * l['other_cpu_share'], '.0f')}%"
-                + (" (**above 5%: the machine was not quiet, these timings are not clean**)."
-                   if max(k["other_cpu_share"] or 0, l["other_cpu_share"] or 0) > 0.05 else " (quiet)."),
+                + (
+                    " (**above 5%: the machine was not quiet, these timings are not clean**)."
+                    if max(k["other_cpu_share"] or 0, l["other_cpu_share"] or 0) > 0.05
+                    else " (quiet)."
+                ),
                 "",
             ]
 
@@ -365,9 +405,19 @@ def report(results_dir: Path) -> None:
         writer.writeheader()
         writer.writerows(csv_rows)
     (results_dir / "results.json").write_text(
-        json.dumps({"run": run, "machine": mach, "versions": versions, "layerlab_env": env,
-                    "keras_threads": keras_meta.get("threads"), "summary": summary, "epochs": per_model},
-                   indent=2) + "\n"
+        json.dumps(
+            {
+                "run": run,
+                "machine": mach,
+                "versions": versions,
+                "layerlab_env": env,
+                "keras_threads": keras_meta.get("threads"),
+                "summary": summary,
+                "epochs": per_model,
+            },
+            indent=2,
+        )
+        + "\n"
     )
     print("\n".join(lines))
     print(f"[report] wrote {results_dir}/report.md, epochs.csv, results.json")

@@ -5,6 +5,7 @@
 
 Exit 0: every <img> decoded; 1: some did not; 77: Chromium is not installed (skipped).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,10 @@ def main(argv=None) -> int:
         print("skipped: Chromium is not installed (apt-get install chromium, or set LAYERLAB_CHROMIUM)")
         return 77
     r = check_report(args.html, screenshot=args.screenshot, height=args.height)
-    print(f"{args.html}: {r['loaded']}/{r['total']} images loaded in Chromium"
-          + (f"; screenshot {r['screenshot']}" if r.get("screenshot") else ""))
+    print(
+        f"{args.html}: {r['loaded']}/{r['total']} images loaded in Chromium"
+        + (f"; screenshot {r['screenshot']}" if r.get("screenshot") else "")
+    )
     return 0 if r["total"] > 0 and r["loaded"] == r["total"] else 1
 
 

@@ -6,6 +6,7 @@ A test helper (it lives in ``tests/``, not in the package): used by ``tests/insp
 (skipped where Chromium is absent) and ``scripts/check_report_chromium.py``, which puts ``tests/`` on
 ``sys.path`` itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,18 @@ import tempfile
 from pathlib import Path
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
 
 PROBE = """<script>
 window.addEventListener('load', function () {
@@ -48,8 +58,15 @@ def find_chromium() -> str | None:
     return None
 
 
-def check_report(html_path: str | Path, *, screenshot: str | Path | None = None, width: int = 1280,
-                 height: int = 3000, timeout: float = 120.0, chromium: str | None = None) -> dict:
+def check_report(
+    html_path: str | Path,
+    *,
+    screenshot: str | Path | None = None,
+    width: int = 1280,
+    height: int = 3000,
+    timeout: float = 120.0,
+    chromium: str | None = None,
+) -> dict:
     """Load ``html_path`` in headless Chromium; returns ``{"total", "loaded", "sizes", "title"}``
     (and ``"screenshot"``). Raises RuntimeError when Chromium is missing or gives no answer."""
     exe = chromium or find_chromium()
@@ -63,18 +80,27 @@ def check_report(html_path: str | Path, *, screenshot: str | Path | None = None,
         probe.write_text(page.replace("</body>", PROBE + "</body>", 1) if "</body>" in page else page + PROBE)
         profile = tmp / "profile"
         base = [exe, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]
-        proc = subprocess.run([*base, "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [*base, "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         m = re.search(r'<pre id="layerlab-image-check">(.*?)</pre>', proc.stdout, re.S)
         if not m:
-            raise RuntimeError(f"Chromium gave no result for {html_path} (exit {proc.returncode}): "
-                               f"{proc.stderr.strip()[-500:]}")
+            raise RuntimeError(
+                f"Chromium gave no result for {html_path} (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
+            )
         result = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
         if screenshot is not None:
             shot = Path(screenshot).resolve()
             shot.parent.mkdir(parents=True, exist_ok=True)
             # the original page: the screenshot shows what a reader sees
-            subprocess.run([*base, "--virtual-time-budget=15000", f"--screenshot={shot}", html_path.as_uri()],
-                           capture_output=True, text=True, timeout=timeout)
+            subprocess.run(
+                [*base, "--virtual-time-budget=15000", f"--screenshot={shot}", html_path.as_uri()],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             result["screenshot"] = str(shot) if shot.is_file() else None
     return result

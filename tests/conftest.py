@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated environment (no downloads, a private cache) so tests never depend
 on what the machine has, and small datasets and runs made on the spot."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,5 +33,5 @@ def trained_run(tmp_path_factory):
     cfg = RunConfig()
     cfg.data.name = str(data)
     cfg.train.epochs = 2
-    run, result = api.train(cfg, root / "run")
+    run, _ = api.train(cfg, root / "run")
     return run.path

@@ -1,4 +1,5 @@
 """The engine's optional paths, on the CPU: bf16 autocast, torch.compile, clipping, SGD."""
+
 import pytest
 import torch
 
@@ -20,7 +21,7 @@ def _train(tmp_path, **train):
 
 
 def test_bf16_autocast_trains(tmp_path):
-    run, result = _train(tmp_path, amp=True)
+    _, result = _train(tmp_path, amp=True)
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
 
 

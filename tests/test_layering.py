@@ -2,6 +2,7 @@
 import-linter contracts of ``pyproject.toml`` (reference imports no torch; models import neither data
 nor engine; nothing imports cli; inspect imports neither api nor cli), which ``scripts/test.sh`` also
 runs as ``lint-imports``."""
+
 from __future__ import annotations
 
 import shutil
@@ -116,7 +117,8 @@ def test_no_module_of_layerlab_imports_itself_back():
     edges = import_edges(graph)
     circles = [shortest_circle(edges, g) for g in strongly_connected(edges)]
     assert not circles, "imports that form a circle (each line: the import that leads on):\n\n" + "\n\n".join(
-        describe(graph, c) for c in circles)
+        describe(graph, c) for c in circles
+    )
 
 
 def test_the_import_contracts_hold():

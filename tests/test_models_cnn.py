@@ -9,8 +9,11 @@ from layerlab.models import create_model, list_models
 
 def test_article_cnn_has_34826_parameters():
     m = create_model("article-cnn", (1, 28, 28), 10)
-    per_layer = [sum(p.numel() for p in mod.parameters()) for mod in m.modules()
-                 if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
+    per_layer = [
+        sum(p.numel() for p in mod.parameters())
+        for mod in m.modules()
+        if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     assert per_layer == [320, 18_496, 16_010]  # the article's 320 + 18,496 + 16,010
     assert sum(per_layer) == 34_826
 
@@ -62,7 +65,7 @@ def test_too_small_input_is_a_clear_error():
 
 
 def test_unknown_model_lists_known():
-    with pytest.raises(ConfigError, match="unknown model 'resnet-9000'; known models: .*article-cnn"):
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet-9000'; known models: .*article-cnn"):
         create_model("resnet-9000", (1, 28, 28), 10)
 
 
@@ -89,15 +92,17 @@ def test_pool_first_fast_path_equals_the_articles_order():
     literal = m.classifier(m.flatten(m.features(x)))  # conv > ReLU > pool, as the article writes it
     torch.nn.functional.cross_entropy(literal, y).backward()
     assert torch.equal(fast, literal)
-    for g, p in zip(fast_grads, m.parameters()):
+    for g, p in zip(fast_grads, m.parameters(), strict=True):
         torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-7)
 
 
 def test_hooks_see_the_articles_layer_order():
     m = create_model("article-cnn", (1, 28, 28), 10)
     seen = []
-    hooks = [layer.register_forward_hook(lambda mod, i, o: seen.append((type(mod).__name__, tuple(o.shape[1:]))))
-             for layer in m.features]
+    hooks = [
+        layer.register_forward_hook(lambda mod, i, o: seen.append((type(mod).__name__, tuple(o.shape[1:]))))
+        for layer in m.features
+    ]
     m(torch.zeros(1, 1, 28, 28))
     for h in hooks:
         h.remove()

@@ -27,9 +27,33 @@ def ucr_run(tmp_path_factory):
     if find_named_ts("ItalyPowerDemand") is None:
         pytest.skip("aeon (the test extra) is not installed")
     out = tmp_path_factory.mktemp("ucr") / "run"
-    assert main(["train", "--model", "gru", "--data", "ItalyPowerDemand", "--hidden", "16", "--epochs", "3",
-                 "--batch-size", "16", "--lr", "0.01", "--seed", "0", "--device", "cpu", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "gru",
+                "--data",
+                "ItalyPowerDemand",
+                "--hidden",
+                "16",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "16",
+                "--lr",
+                "0.01",
+                "--seed",
+                "0",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 

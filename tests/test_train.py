@@ -46,10 +46,10 @@ def test_predict_png_files(trained_run, tmp_path):
     import numpy as np
 
     img = np.zeros((28, 28), dtype=np.uint8)
-    img[2 * 4 + 3:2 * 4 + 5, 4:24] = 255  # a class-4 bar
+    img[2 * 4 + 3 : 2 * 4 + 5, 4:24] = 255  # a class-4 bar
     p = save_png(tmp_path / "four.png", img)
     big = np.zeros((56, 56, 3), dtype=np.uint8)
-    big[2 * (2 * 7 + 3):2 * (2 * 7 + 5), 8:48] = 255  # a class-7 bar at twice the size, in colour
+    big[2 * (2 * 7 + 3) : 2 * (2 * 7 + 5), 8:48] = 255  # a class-7 bar at twice the size, in colour
     q = save_png(tmp_path / "seven.png", big)
     out = api.predict_files(trained_run, [p, q], top_k=3)
     assert [o["label"] for o in out] == ["4", "7"]

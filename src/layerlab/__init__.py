@@ -6,18 +6,33 @@ The public API is small::
 
 Names are imported on first use, so ``import layerlab.reference`` (NumPy only) never loads torch.
 """
+
 from importlib import import_module
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "build_model": "api", "count_parameters": "api", "evaluate_run": "api", "load_run": "api",
-    "predict_files": "api", "prepare_data": "api", "resume": "api", "train": "api",
-    "DataConfig": "config", "ModelConfig": "config", "RunConfig": "config", "TrainConfig": "config",
-    "Dataset": "data", "Split": "data", "load_dataset": "data",
-    "evaluate": "engine", "fit": "engine",
+    "build_model": "api",
+    "count_parameters": "api",
+    "evaluate_run": "api",
+    "load_run": "api",
+    "predict_files": "api",
+    "prepare_data": "api",
+    "resume": "api",
+    "train": "api",
+    "DataConfig": "config",
+    "ModelConfig": "config",
+    "RunConfig": "config",
+    "TrainConfig": "config",
+    "Dataset": "data",
+    "Split": "data",
+    "load_dataset": "data",
+    "evaluate": "engine",
+    "fit": "engine",
     "LayerlabError": "errors",
-    "create_model": "models", "list_models": "models", "register_model": "models",
+    "create_model": "models",
+    "list_models": "models",
+    "register_model": "models",
 }
 __all__ = sorted(_EXPORTS)
 

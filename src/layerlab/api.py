@@ -27,8 +27,9 @@ from .rundir import RunDir, build_model_for, default_run_path
 log = logging.getLogger(__name__)
 
 
-def build_model(name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None,
-                **options) -> nn.Module:
+def build_model(
+    name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options
+) -> nn.Module:
     """A registered model (see ``layerlab models``) for samples of ``input_shape``; without shapes,
     the article's models get the article's (28x28 grey images, 10 classes)."""
     return create_model(name, input_shape, num_outputs, **options)
@@ -48,9 +49,17 @@ def prepare_data(cfg: RunConfig) -> Dataset:
 
 
 def dataset_info(ds: Dataset) -> dict:
-    return {"name": ds.name, "task": ds.task, "classes": ds.classes, "num_outputs": ds.num_outputs,
-            "input_shape": list(ds.input_shape), "n_train": len(ds.train), "n_test": len(ds.test),
-            "source": ds.source, **({"meta": ds.meta} if ds.meta else {})}
+    return {
+        "name": ds.name,
+        "task": ds.task,
+        "classes": ds.classes,
+        "num_outputs": ds.num_outputs,
+        "input_shape": list(ds.input_shape),
+        "n_train": len(ds.train),
+        "n_test": len(ds.test),
+        "source": ds.source,
+        **({"meta": ds.meta} if ds.meta else {}),
+    }
 
 
 def _setup_threads(threads: int | None) -> None:
@@ -58,8 +67,14 @@ def _setup_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def train(cfg: RunConfig, out: str | Path | None = None, *, progress: engine.Progress | None = None,
-          dataset: Dataset | None = None, overwrite: bool = False) -> tuple[RunDir, engine.FitResult]:
+def train(
+    cfg: RunConfig,
+    out: str | Path | None = None,
+    *,
+    progress: engine.Progress | None = None,
+    dataset: Dataset | None = None,
+    overwrite: bool = False,
+) -> tuple[RunDir, engine.FitResult]:
     """Build the model and data a config names, train it, and keep everything in a run directory."""
     check_model_options(cfg.model)  # before minutes of data loading, not after
     out = Path(out) if out else default_run_path(cfg.model.name, cfg.data.name)
@@ -70,17 +85,26 @@ def train(cfg: RunConfig, out: str | Path | None = None, *, progress: engine.Pro
     engine.seed_everything(cfg.train.seed)
     ds = dataset if dataset is not None else prepare_data(cfg)
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
-    options = {k: v for k, v in vars(cfg.model).items() if k != "name" and v is not None}
-    info = {"model": {"name": cfg.model.name, "options": options, "parameters": count_parameters(model)},
-            "dataset": dataset_info(ds), "input_spec": ds.spec.to_dict(), "seed": cfg.train.seed,
-            "device": str(device)}
+    info = {
+        "model": {"name": cfg.model.name, "options": cfg.model.options(), "parameters": count_parameters(model)},
+        "dataset": dataset_info(ds),
+        "input_spec": ds.spec.to_dict(),
+        "seed": cfg.train.seed,
+        "device": str(device),
+    }
     run = RunDir.create(out, cfg, info, overwrite=overwrite)
     return run, _fit_and_record(run, model, ds, cfg, progress)
 
 
-def resume(run_dir: str | Path, *, epochs: int | None = None, threads: int | None = None,
-           data_dir: str | None = None, progress: engine.Progress | None = None,
-           dataset: Dataset | None = None) -> tuple[RunDir, engine.FitResult]:
+def resume(
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    threads: int | None = None,
+    data_dir: str | None = None,
+    progress: engine.Progress | None = None,
+    dataset: Dataset | None = None,
+) -> tuple[RunDir, engine.FitResult]:
     """Continue a run from its last checkpoint, exactly: same weights, optimizer moments, RNG
     streams and shuffle order as if it had never stopped. Only what does not change the result may
     differ: more ``epochs``, the CPU ``threads``, where the data is found (``data_dir``)."""
@@ -97,7 +121,9 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, threads: int | Non
     device = engine.resolve_device(cfg.train.device)
     state = run.training_state()
     if state["epoch"] >= cfg.train.epochs:
-        raise ConfigError(f"{run.path} already trained {state['epoch']} epochs; pass --epochs N with N > {state['epoch']}")
+        raise ConfigError(
+            f"{run.path} already trained {state['epoch']} epochs; pass --epochs N with N > {state['epoch']}"
+        )
     ds = dataset if dataset is not None else prepare_data(cfg)
     model = run.model("last", device).train()
     if cfg.train.channels_last and any(p.dim() == 4 for p in model.parameters()):
@@ -107,8 +133,17 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, threads: int | Non
     RunDir.restore_rng(state)
     atomic_write_text(run.path / "config.toml", cfg.to_toml())
     run.update_info(status="running", resumed_from_epoch=state["epoch"])
-    return run, _fit_and_record(run, model, ds, cfg, progress, optimizer=optimizer, start_epoch=state["epoch"],
-                                history=state["history"], prior_seconds=info.get("train_wall_seconds", 0.0))
+    return run, _fit_and_record(
+        run,
+        model,
+        ds,
+        cfg,
+        progress,
+        optimizer=optimizer,
+        start_epoch=state["epoch"],
+        history=state["history"],
+        prior_seconds=info.get("train_wall_seconds", 0.0),
+    )
 
 
 def _fit_and_record(run: RunDir, model, ds, cfg, progress, prior_seconds: float = 0.0, **kw) -> engine.FitResult:
@@ -123,9 +158,13 @@ def _fit_and_record(run: RunDir, model, ds, cfg, progress, prior_seconds: float 
         raise
     wall = prior_seconds + time.perf_counter() - t0
     last = result.history[-1] if result.history else {}
-    summary = {"epochs": len(result.history), "best_epoch": result.best_epoch, "wall_seconds": round(wall, 2),
-               "final": last,
-               "best": next((r for r in result.history if r["epoch"] == result.best_epoch), {})}
+    summary = {
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "wall_seconds": round(wall, 2),
+        "final": last,
+        "best": next((r for r in result.history if r["epoch"] == result.best_epoch), {}),
+    }
     run.write_summary(summary)
     run.finish("completed", train_wall_seconds=round(wall, 2))
     return result
@@ -143,8 +182,15 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> t
     return run.model(which, device), run, info
 
 
-def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str | None = None,
-                 which: str = "best", device: str = "cpu", per_sample: bool = False) -> dict:
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    data_dir: str | None = None,
+    which: str = "best",
+    device: str = "cpu",
+    per_sample: bool = False,
+) -> dict:
     """Test-set loss, accuracy, per-class accuracy and confusion matrix of a run's model (on
     ``data`` if given), by :func:`layerlab.engine.compute_metrics`. With ``per_sample``, also
     ``predictions``: per test sample its index, true and predicted class and the probability of
@@ -160,17 +206,24 @@ def evaluate_run(run_dir: str | Path, *, data: str | None = None, data_dir: str 
     if "accuracy" in m:
         classes = ds.classes or [str(i) for i in range(ds.num_outputs)]
         result["accuracy"] = m["accuracy"]
-        result["per_class_accuracy"] = {c: a for c, a in zip(classes, m["per_class_accuracy"]) if a is not None}
+        result["per_class_accuracy"] = {
+            c: a for c, a in zip(classes, m["per_class_accuracy"], strict=True) if a is not None
+        }
         result["confusion"] = m["confusion"].tolist()
         if per_sample and out.dim() == 2:
             probs = torch.softmax(out, -1)
             p, pred = probs.max(-1)
-            result["predictions"] = [{"index": i, "true": classes[int(t)], "predicted": classes[int(k)],
-                                      "probability": float(q)} for i, (t, k, q) in enumerate(zip(ds.test.y, pred, p))]
+            result["predictions"] = [
+                {"index": i, "true": classes[int(t)], "predicted": classes[int(k)], "probability": float(q)}
+                for i, (t, k, q) in enumerate(zip(ds.test.y, pred, p, strict=True))
+            ]
     elif per_sample:
-        result["predictions"] = [{"index": i, "true": float(t), "predicted": float(v)}
-                                 for i, (t, v) in enumerate(zip(ds.test.y.reshape(len(ds.test), -1)[:, 0],
-                                                                out.reshape(len(ds.test), -1)[:, 0]))]
+        result["predictions"] = [
+            {"index": i, "true": float(t), "predicted": float(v)}
+            for i, (t, v) in enumerate(
+                zip(ds.test.y.reshape(len(ds.test), -1)[:, 0], out.reshape(len(ds.test), -1)[:, 0], strict=True)
+            )
+        ]
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 
@@ -180,11 +233,14 @@ def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
     top-k builder (predict, evaluate's per-sample view and the CLI all show these)."""
     k = max(1, min(k, len(classes)))
     vals, idx = probs.topk(k)
-    return [{"index": int(j), "label": classes[int(j)], "probability": float(v)} for v, j in zip(vals, idx)]
+    return [
+        {"index": int(j), "label": classes[int(j)], "probability": float(v)} for v, j in zip(vals, idx, strict=True)
+    ]
 
 
-def decode(out: torch.Tensor, i: int, length: int, *, task: str, spec: InputSpec, classes: list[str],
-           k: int = 3) -> dict:
+def decode(
+    out: torch.Tensor, i: int, length: int, *, task: str, spec: InputSpec, classes: list[str], k: int = 3
+) -> dict:
     """The prediction for sample ``i`` of a batch of model outputs, by what the model predicts:
     ``kind`` ``class`` (top-k classes), ``next`` (a text model: the character after the input),
     ``steps`` (one class per step), ``value`` or ``values`` (regression)."""
@@ -195,17 +251,28 @@ def decode(out: torch.Tensor, i: int, length: int, *, task: str, spec: InputSpec
         return {"kind": "values", "values": [float(v) for v in o[:length]]}
     if out.dim() == 3 and spec.vocab is not None:  # a character model: what comes after the text
         top = top_k(torch.softmax(out[i, length - 1], -1), classes, k)
-        return {"kind": "next", "index": top[0]["index"], "label": top[0]["label"],
-                "probability": top[0]["probability"], "top_k": top}
+        return {
+            "kind": "next",
+            "index": top[0]["index"],
+            "label": top[0]["label"],
+            "probability": top[0]["probability"],
+            "top_k": top,
+        }
     if out.dim() == 3:
         return {"kind": "steps", "labels": [classes[int(j)] for j in out[i, :length].argmax(-1)]}
     top = top_k(torch.softmax(out[i], -1), classes, k)
-    return {"kind": "class", "index": top[0]["index"], "label": top[0]["label"], "probability": top[0]["probability"],
-            "top_k": top}
+    return {
+        "kind": "class",
+        "index": top[0]["index"],
+        "label": top[0]["label"],
+        "probability": top[0]["probability"],
+        "top_k": top,
+    }
 
 
-def predict_files(run_dir: str | Path, files: list[str | Path], *, top_k: int = 3, which: str = "best",
-                  device: str = "cpu") -> list[dict]:
+def predict_files(
+    run_dir: str | Path, files: list[str | Path], *, top_k: int = 3, which: str = "best", device: str = "cpu"
+) -> list[dict]:
     """Predictions of a run's model for image files (converted to its channels and size), sequence
     files (``.npy``, ``.csv``, ``.tsv``, ``.ts``, standardised as in training) or text files (a
     character model: the next character). One flow for all: read, apply the run's input spec,
@@ -220,13 +287,16 @@ def predict_files(run_dir: str | Path, files: list[str | Path], *, top_k: int = 
     if inputs is None:
         return []
     model = run.model(which, device)
-    out = engine.predict_logits(model, Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths),
-                                device=next(model.parameters()).device)
+    out = engine.predict_logits(
+        model, Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths), device=next(model.parameters()).device
+    )
     results = []
     for i, name in enumerate(inputs.names):
-        r = {"file": name, "notes": inputs.notes[i],
-             **decode(out, i, inputs.length(i), task=info["dataset"]["task"], spec=spec, classes=run.classes,
-                      k=top_k)}
+        r = {
+            "file": name,
+            "notes": inputs.notes[i],
+            **decode(out, i, inputs.length(i), task=info["dataset"]["task"], spec=spec, classes=run.classes, k=top_k),
+        }
         truth = inputs.truths[i]
         if truth is not None:
             r["true_label"] = truth if isinstance(truth, str) else float(truth)
@@ -235,8 +305,16 @@ def predict_files(run_dir: str | Path, files: list[str | Path], *, top_k: int = 
 
 
 @torch.no_grad()
-def generate(run_dir: str | Path, prompt: str = "", length: int = 200, *, temperature: float = 1.0,
-             seed: int = 0, which: str = "best", device: str = "cpu") -> dict:
+def generate(
+    run_dir: str | Path,
+    prompt: str = "",
+    length: int = 200,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    which: str = "best",
+    device: str = "cpu",
+) -> dict:
     """Sample ``length`` characters from a character-level language model run, after ``prompt``.
 
     ``temperature`` divides the logits before the softmax: below 1 is more conservative, above 1
@@ -252,12 +330,16 @@ def generate(run_dir: str | Path, prompt: str = "", length: int = 200, *, temper
     run = RunDir(run_dir)
     spec = run.spec
     if spec.vocab is None:
-        raise LayerlabError(f"{run.path} is not a character-level language model (it was trained on "
-                            f"{run.info()['dataset']['name']}); generate needs a recurrent run trained on a text file")
+        raise LayerlabError(
+            f"{run.path} is not a character-level language model (it was trained on "
+            f"{run.info()['dataset']['name']}); generate needs a recurrent run trained on a text file"
+        )
     model = run.model(which, device)
     if getattr(model, "bidirectional", False):
-        raise LayerlabError(f"{run.path} holds a bidirectional model, which reads whole sequences; it cannot "
-                            f"generate one character at a time")
+        raise LayerlabError(
+            f"{run.path} holds a bidirectional model, which reads whole sequences; it cannot "
+            f"generate one character at a time"
+        )
     vocab = Vocabulary(spec.vocab)
     dev = next(model.parameters()).device
     if prompt:
@@ -277,5 +359,11 @@ def generate(run_dir: str | Path, prompt: str = "", length: int = 200, *, temper
         logits, state = model.step_logits(torch.tensor([[nxt]], device=dev), state)
         last = logits[0, -1].float().cpu()
     text = vocab.decode(sample)
-    return {"prompt": prompt, "sample": text, "text": prompt + text, "seed": seed, "temperature": temperature,
-            "run": str(run.path)}
+    return {
+        "prompt": prompt,
+        "sample": text,
+        "text": prompt + text,
+        "seed": seed,
+        "temperature": temperature,
+        "run": str(run.path),
+    }

@@ -1,5 +1,6 @@
 """Checkpoints: safetensors weights plus a small training-state file, each written atomically
 (temporary file in the same directory, then ``os.replace``), so a crash never leaves a torn file."""
+
 from __future__ import annotations
 
 import json
@@ -69,9 +70,13 @@ def load_weights(path: str | Path, model: torch.nn.Module) -> None:
         if k not in own:
             unexpected.append(k)
         elif own[k].shape != v.shape:
-            raise LayerlabError(f"{path}: weight {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
+            raise LayerlabError(
+                f"{path}: weight {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
+            )
     if missing or unexpected:
-        raise LayerlabError(f"{path}: checkpoint does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise LayerlabError(
+            f"{path}: checkpoint does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     target.load_state_dict(state)
 
 

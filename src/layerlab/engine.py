@@ -4,6 +4,7 @@ Data lives in memory as tensors (on the training device); a batch is an index sl
 work is kept to the minimum: metrics accumulate on the device and are read back every
 ``log_every`` steps, so a CUDA run never waits on the host for a progress bar.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,8 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -50,8 +51,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
         # fused Adam is one kernel for all parameters: measurably faster per step at batch 32
-        return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                                weight_decay=cfg.weight_decay, fused=device.type in ("cpu", "cuda"))
+        return torch.optim.Adam(
+            params,
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            fused=device.type in ("cpu", "cuda"),
+        )
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; expected adam or sgd")
@@ -122,9 +129,18 @@ class Progress:
     on_epoch_end: Callable[[int, dict], None] = lambda epoch, row: None
 
 
-def train_one_epoch(model: nn.Module, split: Split, optimizer: torch.optim.Optimizer, cfg: TrainConfig, *,
-                    task: str, device: torch.device, generator: torch.Generator,
-                    progress: Progress | None = None, log_every: int = 20) -> dict:
+def train_one_epoch(
+    model: nn.Module,
+    split: Split,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    *,
+    task: str,
+    device: torch.device,
+    generator: torch.Generator,
+    progress: Progress | None = None,
+    log_every: int = 20,
+) -> dict:
     """One pass over ``split`` in shuffled batches of ``cfg.batch_size``; returns train metrics."""
     model.train()
     stats = torch.zeros(3, device=device)
@@ -144,14 +160,17 @@ def train_one_epoch(model: nn.Module, split: Split, optimizer: torch.optim.Optim
         if steps % log_every == 0:
             m = metrics_from(task, stats, "")
             if not math.isfinite(m["loss"]):
-                raise TrainingError(f"the training loss became {m['loss']} by step {steps}; "
-                                    f"lower --lr or set --clip (the last good checkpoint is kept)")
+                raise TrainingError(
+                    f"the training loss became {m['loss']} by step {steps}; "
+                    f"lower --lr or set --clip (the last good checkpoint is kept)"
+                )
             if progress:
                 progress.on_steps(steps, min(steps * cfg.batch_size, len(split)), m)
     m = metrics_from(task, stats, "train_")
     if not math.isfinite(m["train_loss"]):
-        raise TrainingError(f"the training loss became {m['train_loss']}; lower --lr or set --clip "
-                            f"(the last good checkpoint is kept)")
+        raise TrainingError(
+            f"the training loss became {m['train_loss']}; lower --lr or set --clip (the last good checkpoint is kept)"
+        )
     if progress:
         progress.on_steps(steps, len(split), {k[6:]: v for k, v in m.items()})
     if grad_norms:
@@ -163,8 +182,16 @@ def train_one_epoch(model: nn.Module, split: Split, optimizer: torch.optim.Optim
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, split: Split, *, batch_size: int = 1000, device: torch.device | None = None,
-                   amp: bool = False, channels_last: bool = True, to_cpu: bool = True) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module,
+    split: Split,
+    *,
+    batch_size: int = 1000,
+    device: torch.device | None = None,
+    amp: bool = False,
+    channels_last: bool = True,
+    to_cpu: bool = True,
+) -> torch.Tensor:
     """Model outputs for every sample of ``split``, concatenated (on the CPU unless ``to_cpu=False``)."""
     model.eval()
     device = device or next(model.parameters()).device
@@ -212,13 +239,22 @@ def compute_metrics(task: str, out: torch.Tensor, y: torch.Tensor, num_classes: 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, *, task: str = "classification", batch_size: int = 1000,
-             device: torch.device | None = None, amp: bool = False, channels_last: bool = True,
-             prefix: str = "") -> dict:
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    *,
+    task: str = "classification",
+    batch_size: int = 1000,
+    device: torch.device | None = None,
+    amp: bool = False,
+    channels_last: bool = True,
+    prefix: str = "",
+) -> dict:
     """Loss and accuracy (classification) or loss (MSE, regression) over ``split``, plus ``n``: the
     per-epoch numbers of :func:`fit`, by :func:`compute_metrics`."""
-    out = predict_logits(model, split, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last,
-                         to_cpu=False)
+    out = predict_logits(
+        model, split, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last, to_cpu=False
+    )
     m = compute_metrics(task, out, split.y.to(out.device))
     row = {f"{prefix}loss": m["loss"]}
     if "accuracy" in m:
@@ -242,9 +278,17 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, *, run=None, progress: Progress | None = None,
-        optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0,
-        history: list[dict] | None = None) -> FitResult:
+def fit(
+    model: nn.Module,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    *,
+    run=None,
+    progress: Progress | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    start_epoch: int = 0,
+    history: list[dict] | None = None,
+) -> FitResult:
     """Train ``model`` on ``dataset.train`` for ``cfg.epochs`` epochs, evaluating on ``dataset.test``
     after each. With a :class:`~layerlab.rundir.RunDir`, metrics and checkpoints are written as it goes.
 
@@ -266,13 +310,33 @@ def fit(model: nn.Module, dataset: Dataset, cfg: TrainConfig, *, run=None, progr
             progress.on_epoch_start(epoch + 1, cfg.epochs, steps)
         t0 = time.perf_counter()
         row = {"epoch": epoch + 1}
-        row.update(train_one_epoch(step_model, train_split, optimizer, cfg, task=dataset.task, device=device,
-                                   generator=epoch_generator(cfg.seed, epoch), progress=progress))
+        row.update(
+            train_one_epoch(
+                step_model,
+                train_split,
+                optimizer,
+                cfg,
+                task=dataset.task,
+                device=device,
+                generator=epoch_generator(cfg.seed, epoch),
+                progress=progress,
+            )
+        )
         if device.type == "cuda":
             torch.cuda.synchronize()
         t1 = time.perf_counter()
-        row.update(evaluate(step_model, test_split, task=dataset.task, batch_size=cfg.eval_batch_size,
-                            device=device, amp=cfg.amp, channels_last=cfg.channels_last, prefix="test_"))
+        row.update(
+            evaluate(
+                step_model,
+                test_split,
+                task=dataset.task,
+                batch_size=cfg.eval_batch_size,
+                device=device,
+                amp=cfg.amp,
+                channels_last=cfg.channels_last,
+                prefix="test_",
+            )
+        )
         t2 = time.perf_counter()
         row["train_seconds"] = round(t1 - t0, 3)
         row["eval_seconds"] = round(t2 - t1, 3)

@@ -29,11 +29,26 @@ log = logging.getLogger(__name__)
 TASKS = ("adding", "copy")
 
 
-def compare_cells(task: str, length: int, cells: list[str], *, hidden: int = 64, layers: int = 1,
-                  epochs: int = 2, n_train: int = 5000, n_test: int = 500, batch_size: int = 64,
-                  lr: float = 1e-3, clip: float | None = 1.0, seed: int = 0, samples: int = 32,
-                  probes: int | None = None, out: str | Path = "compare-cells", threads: int | None = None,
-                  on_cell=None) -> dict:
+def compare_cells(
+    task: str,
+    length: int,
+    cells: list[str],
+    *,
+    hidden: int = 64,
+    layers: int = 1,
+    epochs: int = 2,
+    n_train: int = 5000,
+    n_test: int = 500,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    clip: float | None = 1.0,
+    seed: int = 0,
+    samples: int = 32,
+    probes: int | None = None,
+    out: str | Path = "compare-cells",
+    threads: int | None = None,
+    on_cell=None,
+) -> dict:
     """Train each cell briefly under one seed and budget on ``task`` and measure its gradient flow
     at initialisation and after training. Writes ``compare_cells.png`` (curves and table),
     ``compare_cells.csv`` (the table), ``compare_cells_curves.csv`` and ``compare_cells_fit.csv``."""
@@ -44,8 +59,9 @@ def compare_cells(task: str, length: int, cells: list[str], *, hidden: int = 64,
     ds = load_dataset(task, length=length, n_train=n_train, n_test=n_test, seed=seed)
     metric = "mse" if ds.task == "regression" else "accuracy"
     x, y = ds.test.x[:samples], ds.test.y[:samples]
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, seed=seed, device="cpu",
-                      channels_last=False)
+    cfg = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, seed=seed, device="cpu", channels_last=False
+    )
     results = []
     for cell in cells:
         if cell not in list_models():
@@ -62,32 +78,48 @@ def compare_cells(task: str, length: int, cells: list[str], *, hidden: int = 64,
         last = hist[-1]
         final = last["test_loss"] if metric == "mse" else last["test_accuracy"]
         jf_i, jf_t = init.layers[0].jacobian_fit, trained.layers[0].jacobian_fit
-        r = {"cell": cell, "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-             "seconds": seconds,
-             "metric": metric, "final": final, "final_test_loss": last["test_loss"],
-             "decay_init": jf_i.factor if jf_i else None, "decay_trained": jf_t.factor if jf_t else None,
-             "steps_per_10x_init": jf_i.steps_per_10x if jf_i else None,
-             "steps_per_10x_trained": jf_t.steps_per_10x if jf_t else None,
-             # how much arrives at step 1 of what the last step gets, end to end (no fit involved)
-             "grad_reach_init": _reach(init.layers[0].grad_norm),
-             "grad_reach_trained": _reach(trained.layers[0].grad_norm),
-             "jacobian_reach_init": float(init.layers[0].jacobian_norm[0]),
-             "jacobian_reach_trained": float(trained.layers[0].jacobian_norm[0]),
-             "spectral_decay_init": _factor(init.layers[0].spectral_fit),
-             "spectral_decay_trained": _factor(trained.layers[0].spectral_fit),
-             "grad_decay_init": init.layers[0].grad_fit.factor if init.layers[0].grad_fit else None,
-             "grad_decay_trained": trained.layers[0].grad_fit.factor if trained.layers[0].grad_fit else None,
-             "history": hist, "flows": {"init": init, "trained": trained}}
+        r = {
+            "cell": cell,
+            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "seconds": seconds,
+            "metric": metric,
+            "final": final,
+            "final_test_loss": last["test_loss"],
+            "decay_init": jf_i.factor if jf_i else None,
+            "decay_trained": jf_t.factor if jf_t else None,
+            "steps_per_10x_init": jf_i.steps_per_10x if jf_i else None,
+            "steps_per_10x_trained": jf_t.steps_per_10x if jf_t else None,
+            # how much arrives at step 1 of what the last step gets, end to end (no fit involved)
+            "grad_reach_init": _reach(init.layers[0].grad_norm),
+            "grad_reach_trained": _reach(trained.layers[0].grad_norm),
+            "jacobian_reach_init": float(init.layers[0].jacobian_norm[0]),
+            "jacobian_reach_trained": float(trained.layers[0].jacobian_norm[0]),
+            "spectral_decay_init": _factor(init.layers[0].spectral_fit),
+            "spectral_decay_trained": _factor(trained.layers[0].spectral_fit),
+            "grad_decay_init": init.layers[0].grad_fit.factor if init.layers[0].grad_fit else None,
+            "grad_decay_trained": trained.layers[0].grad_fit.factor if trained.layers[0].grad_fit else None,
+            "history": hist,
+            "flows": {"init": init, "trained": trained},
+        }
         results.append(r)
-        log.info("compare-cells %s: %s %.4g in %.1fs, decay/step %s -> %s", cell, metric, final, seconds,
-                 r["decay_init"], r["decay_trained"])
+        log.info(
+            "compare-cells %s: %s %.4g in %.1fs, decay/step %s -> %s",
+            cell,
+            metric,
+            final,
+            seconds,
+            r["decay_init"],
+            r["decay_trained"],
+        )
         if on_cell:
             on_cell(r)
     out = Path(out)
-    title = (f"{task} task, T={length}: {', '.join(cells)} trained under one budget (hidden {hidden}, {epochs} "
-             f"epochs of {n_train:,} samples, batch {batch_size}, Adam lr {lr}, clip {clip}, seed {seed})\n"
-             f"curves averaged over {samples} test sequences; legend: fitted factor per step back in time "
-             f"(< 1 vanishing, > 1 growing)")
+    title = (
+        f"{task} task, T={length}: {', '.join(cells)} trained under one budget (hidden {hidden}, {epochs} "
+        f"epochs of {n_train:,} samples, batch {batch_size}, Adam lr {lr}, clip {clip}, seed {seed})\n"
+        f"curves averaged over {samples} test sequences; legend: fitted factor per step back in time "
+        f"(< 1 vanishing, > 1 growing)"
+    )
     files = save_figure(plots.compare_cells(results, title), out, "compare_cells", table_rows(results))
     curves = []
     fits = []
@@ -97,25 +129,41 @@ def compare_cells(task: str, length: int, cells: list[str], *, hidden: int = 64,
             fits += [{"cell": r["cell"], **row} for row in f.fit_rows()]
     files["curves_csv"] = str(write_csv(out / "compare_cells_curves.csv", curves))
     files["fit_csv"] = str(write_csv(out / "compare_cells_fit.csv", fits))
-    files["history_csv"] = str(write_csv(out / "compare_cells_history.csv",
-                                         [{"cell": r["cell"], **h} for r in results for h in r["history"]]))
-    return {"results": results, "files": files, "task": task, "length": length, "metric": metric,
-            "baseline": ds.meta.get("baseline_mse") if ds.meta else None}
+    files["history_csv"] = str(
+        write_csv(out / "compare_cells_history.csv", [{"cell": r["cell"], **h} for r in results for h in r["history"]])
+    )
+    return {
+        "results": results,
+        "files": files,
+        "task": task,
+        "length": length,
+        "metric": metric,
+        "baseline": ds.meta.get("baseline_mse") if ds.meta else None,
+    }
 
 
 def table_rows(results: list[dict]) -> list[dict]:
-    return [{"cell": r["cell"], "parameters": r["parameters"], "seconds": round(r["seconds"], 2),
-             f"final_test_{r['metric']}": round(r["final"], 6),
-             "decay_per_step_init": _r(r["decay_init"]), "decay_per_step_trained": _r(r["decay_trained"]),
-             "steps_per_10x_init": _r(r["steps_per_10x_init"]), "steps_per_10x_trained": _r(r["steps_per_10x_trained"]),
-             "spectral_decay_per_step_init": _r(r["spectral_decay_init"]),
-             "spectral_decay_per_step_trained": _r(r["spectral_decay_trained"]),
-             "grad_decay_per_step_init": _r(r["grad_decay_init"]),
-             "grad_decay_per_step_trained": _r(r["grad_decay_trained"]),
-             "grad_ratio_t1_to_tT_init": _g(r["grad_reach_init"]),
-             "grad_ratio_t1_to_tT_trained": _g(r["grad_reach_trained"]),
-             "jacobian_rms_t1_init": _g(r["jacobian_reach_init"]),
-             "jacobian_rms_t1_trained": _g(r["jacobian_reach_trained"])} for r in results]
+    return [
+        {
+            "cell": r["cell"],
+            "parameters": r["parameters"],
+            "seconds": round(r["seconds"], 2),
+            f"final_test_{r['metric']}": round(r["final"], 6),
+            "decay_per_step_init": _r(r["decay_init"]),
+            "decay_per_step_trained": _r(r["decay_trained"]),
+            "steps_per_10x_init": _r(r["steps_per_10x_init"]),
+            "steps_per_10x_trained": _r(r["steps_per_10x_trained"]),
+            "spectral_decay_per_step_init": _r(r["spectral_decay_init"]),
+            "spectral_decay_per_step_trained": _r(r["spectral_decay_trained"]),
+            "grad_decay_per_step_init": _r(r["grad_decay_init"]),
+            "grad_decay_per_step_trained": _r(r["grad_decay_trained"]),
+            "grad_ratio_t1_to_tT_init": _g(r["grad_reach_init"]),
+            "grad_ratio_t1_to_tT_trained": _g(r["grad_reach_trained"]),
+            "jacobian_rms_t1_init": _g(r["jacobian_reach_init"]),
+            "jacobian_rms_t1_trained": _g(r["jacobian_reach_trained"]),
+        }
+        for r in results
+    ]
 
 
 def _g(v, digits: int = 6):

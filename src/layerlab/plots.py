@@ -3,6 +3,7 @@
 
 Every axis is labelled; curves that decay geometrically are drawn on a log scale.
 """
+
 from __future__ import annotations
 
 import io
@@ -60,12 +61,12 @@ def training_curves(rows: list[dict], title: str = "") -> Figure:
     axes = fig.subplots(1, 2 if has_acc else 1, squeeze=False)[0]
     epochs = [r["epoch"] for r in rows]
     panels = [("loss", "loss")] + ([("accuracy", "accuracy")] if has_acc else [])
-    for ax, (key, label) in zip(axes, panels):
+    for ax, (key, label) in zip(axes, panels, strict=True):
         for split, style in (("train", "o-"), ("test", "s--")):
             vals = [r.get(f"{split}_{key}") for r in rows]
-            pts = [(e, v) for e, v in zip(epochs, vals) if v is not None]
+            pts = [(e, v) for e, v in zip(epochs, vals, strict=True) if v is not None]
             if pts:
-                ax.plot(*zip(*pts), style, label=split)
+                ax.plot(*zip(*pts, strict=True), style, label=split)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_title(f"{label} per epoch")
@@ -90,8 +91,15 @@ def confusion(cm: np.ndarray, classes: list[str], title: str = "confusion matrix
         for i in range(K):
             for j in range(K):
                 if cm[i, j]:
-                    ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7 if K > 12 else 8,
-                            color="white" if frac[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(int(cm[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=7 if K > 12 else 8,
+                        color="white" if frac[i, j] > 0.5 else "black",
+                    )
     ax.set_xticks(range(K), classes, rotation=45, ha="right")
     ax.set_yticks(range(K), classes)
     ax.set_xlabel("predicted class")
@@ -128,7 +136,7 @@ def mistakes(samples: list, mistakes: list[dict], classes: list[str], cols: int 
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax in axes:
         ax.axis("off")
-    for ax, x, m in zip(axes, samples, mistakes):
+    for ax, x, m in zip(axes, samples, mistakes, strict=False):  # more axes than samples: the rest stay blank
         img, cmap = _image(x)
         ax.imshow(img, cmap=cmap)
         ax.set_title(f"true {classes[m['true']]}\npred {classes[m['predicted']]} ({m['confidence']:.2f})", fontsize=7)
@@ -190,7 +198,7 @@ def conv_filters(weight, title: str = "") -> Figure:
     mosaic = np.full((c_out * (kh + pad) - pad, c_in * (kw + pad) - pad), np.nan, dtype=np.float32)
     for o in range(c_out):
         for i in range(c_in):
-            mosaic[o * (kh + pad):o * (kh + pad) + kh, i * (kw + pad):i * (kw + pad) + kw] = w[o, i]
+            mosaic[o * (kh + pad) : o * (kh + pad) + kh, i * (kw + pad) : i * (kw + pad) + kw] = w[o, i]
     fig = new_figure(min(14.0, 2.5 + 0.07 * c_in * (kw + pad)), min(14.0, 1.5 + 0.07 * c_out * (kh + pad)))
     ax = fig.subplots()
     im = ax.imshow(mosaic, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
@@ -212,7 +220,7 @@ def _mosaic(tiles: np.ndarray, cols: int, pad: int = 1) -> np.ndarray:
     out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, dtype=np.float32)
     for i in range(n):
         r, c = divmod(i, cols)
-        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = tiles[i]
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = tiles[i]
     return out
 
 
@@ -261,11 +269,12 @@ def layer_elements(summary) -> Figure:
     ax = fig.subplots()
     labels = ["input"] + [r.alias for r in rows]
     elems = [summary.input_elements] + [r.elements for r in rows]
-    colors = ["tab:gray"] + ["tab:orange" if r.kind.lower().endswith(("pool1d", "pool2d", "pool3d")) else "tab:blue"
-                             for r in rows]
+    colors = ["tab:gray"] + [
+        "tab:orange" if r.kind.lower().endswith(("pool1d", "pool2d", "pool3d")) else "tab:blue" for r in rows
+    ]
     x = np.arange(len(labels))
     ax.bar(x, elems, color=colors)
-    for xi, e in zip(x, elems):
+    for xi, e in zip(x, elems, strict=True):
         ax.text(xi, e, f"{e:,}", ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks(x, labels, rotation=30, ha="right")
@@ -274,8 +283,10 @@ def layer_elements(summary) -> Figure:
     title = f"{summary.model}: {summary.total_parameters:,} parameters, {summary.total_flops:,} FLOPs per sample"
     if summary.without_pools:
         w = summary.without_pools
-        title += (f"\nwithout pooling the Dense layer would need {w['parameters_without_pools']:,} parameters "
-                  f"instead of {w['parameters_with_pools']:,}")
+        title += (
+            f"\nwithout pooling the Dense layer would need {w['parameters_without_pools']:,} parameters "
+            f"instead of {w['parameters_with_pools']:,}"
+        )
     ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -300,8 +311,11 @@ def _flow_panel(ax, flows, measure: str, styles=None, label_of=None) -> None:
             t = np.arange(1, len(y) + 1)
             ok = y > 0
             fit = getattr(lf, _FITS[measure])
-            name = label_of(flow, lf) if label_of else (f"{flow.label} layer {lf.layer}" if len(flow.layers) > 1
-                                                         else flow.label)
+            name = (
+                label_of(flow, lf)
+                if label_of
+                else (f"{flow.label} layer {lf.layer}" if len(flow.layers) > 1 else flow.label)
+            )
             if fit is not None:
                 name += f" (x{fit.factor:.3f}/step)"
             style = styles[k] if styles else "-"
@@ -319,18 +333,21 @@ def gradient_flow(flows: list, title: str = "") -> Figure:
     axes = fig.subplots(1, 3 if spectral else 2)
     a1, a2 = axes[0], axes[1]
     styles = ["-", "--", ":", "-."]
-    _flow_panel(a1, flows, "grad_norm", styles[:len(flows)] if len(flows) <= 4 else None)
+    _flow_panel(a1, flows, "grad_norm", styles[: len(flows)] if len(flows) <= 4 else None)
     a1.set_ylabel("||dL/dh_t|| (mean over samples, log scale)")
     a1.set_title("gradient of the loss at each step")
-    _flow_panel(a2, flows, "jacobian_norm", styles[:len(flows)] if len(flows) <= 4 else None)
+    _flow_panel(a2, flows, "jacobian_norm", styles[: len(flows)] if len(flows) <= 4 else None)
     a2.set_ylabel("||dh_T/dh_t||_F / sqrt(H) (log scale)")
     a2.set_title("how much of step t reaches the last state (RMS gain)")
     if spectral:
-        _flow_panel(axes[2], flows, "jacobian_spectral", styles[:len(flows)] if len(flows) <= 4 else None)
+        _flow_panel(axes[2], flows, "jacobian_spectral", styles[: len(flows)] if len(flows) <= 4 else None)
         axes[2].set_ylabel("||dh_T/dh_t||_2 (log scale)")
         axes[2].set_title("gain of the best-kept direction (spectral norm)")
-    fig.suptitle((title + "\n" if title else "gradient flow through time\n")
-                 + "legend: fitted factor per step back in time (< 1: the gradient vanishes)", fontsize=10)
+    fig.suptitle(
+        (title + "\n" if title else "gradient flow through time\n")
+        + "legend: fitted factor per step back in time (< 1: the gradient vanishes)",
+        fontsize=10,
+    )
     return fig
 
 
@@ -369,24 +386,44 @@ def compare_cells(results: list[dict], title: str = "") -> Figure:
     ax.axis("off")
     metric = "final test MSE" if results and results[0].get("metric") == "mse" else "final test accuracy"
     metric = metric.replace("final ", "final\n")
-    cols = ["cell", "parameters", "train\nseconds", metric, "decay/step\ninit (RMS)", "decay/step\ntrained (RMS)",
-            "steps per 10x\ninit (RMS)", "decay/step\ninit (spectral)", "decay/step\ntrained (spectral)"]
+    cols = [
+        "cell",
+        "parameters",
+        "train\nseconds",
+        metric,
+        "decay/step\ninit (RMS)",
+        "decay/step\ntrained (RMS)",
+        "steps per 10x\ninit (RMS)",
+        "decay/step\ninit (spectral)",
+        "decay/step\ntrained (spectral)",
+    ]
     cells = []
     for r in results:
-        cells.append([r["cell"], f"{r['parameters']:,}", f"{r['seconds']:.1f}", f"{r['final']:.4g}",
-                      _fmt(r.get("decay_init")), _fmt(r.get("decay_trained")),
-                      _steps(r.get("steps_per_10x_init")), _fmt(r.get("spectral_decay_init")),
-                      _fmt(r.get("spectral_decay_trained"))])
+        cells.append(
+            [
+                r["cell"],
+                f"{r['parameters']:,}",
+                f"{r['seconds']:.1f}",
+                f"{r['final']:.4g}",
+                _fmt(r.get("decay_init")),
+                _fmt(r.get("decay_trained")),
+                _steps(r.get("steps_per_10x_init")),
+                _fmt(r.get("spectral_decay_init")),
+                _fmt(r.get("spectral_decay_trained")),
+            ]
+        )
     table = ax.table(cellText=cells, colLabels=cols, loc="center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     table.scale(1, 1.4)
     for (row, _), cell in table.get_celld().items():
         if row == 0:
-            cell.set_height(cell.get_height() * 1.8)   # two-line headers
-    bottom.suptitle("decay = fitted factor per step back in time of ||dh_T/dh_t|| (< 1: the gradient vanishes); "
-                    "RMS = Frobenius/sqrt(H), spectral = largest singular value; check R^2 in compare_cells_fit.csv",
-                    fontsize=9)
+            cell.set_height(cell.get_height() * 1.8)  # two-line headers
+    bottom.suptitle(
+        "decay = fitted factor per step back in time of ||dh_T/dh_t|| (< 1: the gradient vanishes); "
+        "RMS = Frobenius/sqrt(H), spectral = largest singular value; check R^2 in compare_cells_fit.csv",
+        fontsize=9,
+    )
     fig.suptitle(title or "gradient flow through time by cell")
     return fig
 

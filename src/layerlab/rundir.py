@@ -15,6 +15,7 @@ none of them rebuilds these.
 Every file is replaced atomically; ``run.json``'s ``status`` says whether training is running,
 completed, failed or interrupted.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,28 +32,51 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import (atomic_write_json, atomic_write_text, load_training_state, load_weights,
-                         save_training_state, save_weights)
+from .checkpoint import (
+    atomic_write_json,
+    atomic_write_text,
+    load_training_state,
+    load_weights,
+    save_training_state,
+    save_weights,
+)
 from .config import ModelConfig, RunConfig
 from .data import Dataset
 from .data.transforms import InputSpec
 from .errors import ConfigError, LayerlabError
 
 WEIGHTS = ("best", "last", "init")
-METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "train_seconds",
-                  "eval_seconds", "samples_per_second", "lr", "grad_norm_mean", "grad_norm_max", "clipped_fraction"]
+METRIC_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "train_seconds",
+    "eval_seconds",
+    "samples_per_second",
+    "lr",
+    "grad_norm_mean",
+    "grad_norm_max",
+    "clipped_fraction",
+]
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def environment() -> dict:
-    return {"layerlab": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": sys.version.split()[0], "platform": platform.platform(),
-            "cpu_threads": torch.get_num_threads(),
-            "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "layerlab": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 class RunDir:
@@ -71,7 +95,7 @@ class RunDir:
 
     # --- creation
     @classmethod
-    def create(cls, path: str | Path, cfg: RunConfig, info: dict, *, overwrite: bool = False) -> "RunDir":
+    def create(cls, path: str | Path, cfg: RunConfig, info: dict, *, overwrite: bool = False) -> RunDir:
         path = Path(path)
         if not overwrite:
             cls.check_new(path)
@@ -85,8 +109,9 @@ class RunDir:
     def check_new(path: Path) -> None:
         """Refuse to train into a run directory that already holds something."""
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise LayerlabError(f"{path} already exists and is not empty; choose another --out, "
-                                f"or --resume it to continue training")
+            raise LayerlabError(
+                f"{path} already exists and is not empty; choose another --out, or --resume it to continue training"
+            )
 
     def write_info(self, info: dict) -> None:
         atomic_write_json(self.path / "run.json", info)
@@ -116,8 +141,9 @@ class RunDir:
         """How raw input becomes one of this run's samples, as recorded when it was trained."""
         info = self.info()
         if "input_spec" not in info:
-            raise LayerlabError(f"{self.path}: run.json has no input_spec (the run was made by an older "
-                                f"layerlab); train it again")
+            raise LayerlabError(
+                f"{self.path}: run.json has no input_spec (the run was made by an older layerlab); train it again"
+            )
         return InputSpec.from_dict(info["input_spec"])
 
     @property
@@ -131,7 +157,7 @@ class RunDir:
         self.info()  # a run directory at all, before what it holds
         if which not in WEIGHTS:
             raise LayerlabError(f"unknown weights {which!r}; expected one of {', '.join(WEIGHTS)}")
-        for w in ([which, "last"] if which == "best" else [which]):
+        for w in [which, "last"] if which == "best" else [which]:
             if w == "init" or self.weights(w).is_file():
                 return w
         raise LayerlabError(f"{self.path}: no checkpoint yet (checkpoints/{which}.safetensors is missing)")
@@ -164,8 +190,10 @@ class RunDir:
         spec = self.spec
         ds = prepare_data(cfg.data, seed=cfg.train.seed, sequence_model=spec.sequence is not None)
         if tuple(ds.spec.shape) != tuple(spec.shape) or ds.spec.kind != spec.kind:
-            raise LayerlabError(f"{cfg.data.name} has samples of shape {tuple(ds.spec.shape)} ({ds.spec.kind}), "
-                                f"the model of {self.path} was trained on {tuple(spec.shape)} ({spec.kind})")
+            raise LayerlabError(
+                f"{cfg.data.name} has samples of shape {tuple(ds.spec.shape)} ({ds.spec.kind}), "
+                f"the model of {self.path} was trained on {tuple(spec.shape)} ({spec.kind})"
+            )
         return ds
 
     # --- during training
@@ -175,15 +203,20 @@ class RunDir:
         save_weights(self.weights("last"), model)
         if improved:
             save_weights(self.weights("best"), model)
-        save_training_state(self.ckpt_dir / "last.state.pt", {
-            "epoch": row["epoch"],
-            "optimizer": optimizer.state_dict(),
-            "history": json.dumps(history),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy_rng": json.dumps([v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()]),
-            "python_rng": json.dumps(random.getstate()),
-        })
+        save_training_state(
+            self.ckpt_dir / "last.state.pt",
+            {
+                "epoch": row["epoch"],
+                "optimizer": optimizer.state_dict(),
+                "history": json.dumps(history),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy_rng": json.dumps(
+                    [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()]
+                ),
+                "python_rng": json.dumps(random.getstate()),
+            },
+        )
         self.write_metrics(history)
 
     def write_metrics(self, history: list[dict]) -> None:
@@ -203,8 +236,12 @@ class RunDir:
         rows = []
         with open(p) as f:
             for r in csv.DictReader(f):
-                rows.append({k: (float(v) if v not in ("", None) and k != "epoch" else (int(v) if k == "epoch" else None))
-                             for k, v in r.items()})
+                rows.append(
+                    {
+                        k: (float(v) if v not in ("", None) and k != "epoch" else (int(v) if k == "epoch" else None))
+                        for k, v in r.items()
+                    }
+                )
         return rows
 
     def training_state(self) -> dict:
@@ -235,12 +272,13 @@ def build_model_for(model: ModelConfig, spec: InputSpec, num_outputs: int) -> to
     needs a model that takes ``head``."""
     from .models import create_model, model_options
 
-    options = {k: getattr(model, k) for k in ("hidden", "layers", "bidirectional", "dropout", "channels")
-               if getattr(model, k) is not None}
+    options = model.options()
     if spec.head != "last":
         if "head" not in model_options(model.name):
-            raise ConfigError(f"the data has one target per step, and {model.name} gives one output per sample; "
-                              f"use a recurrent model that takes a per-step head (rnn, lstm, gru, residual)")
+            raise ConfigError(
+                f"the data has one target per step, and {model.name} gives one output per sample; "
+                f"use a recurrent model that takes a per-step head (rnn, lstm, gru, residual)"
+            )
         options["head"] = spec.head
     return create_model(model.name, spec.shape, num_outputs, **options)
 

@@ -1,5 +1,6 @@
 """The inspection commands end to end through ``layerlab.cli.main``: what they print and write,
 and one clear sentence with exit code 2 for bad input."""
+
 from __future__ import annotations
 
 import csv
@@ -42,16 +43,19 @@ def test_curves_and_errors_of_a_run(trained_run, tmp_path, capsys):
     assert len(scores) == 10 and sum(int(r["support"]) for r in scores) == 100
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["inspect", "filters", "{missing}"], "no such run directory"),
-    (["inspect", "filters", "{run}", "--layer", "conv9"], "no conv layer named 'conv9'"),
-    (["inspect", "features", "{run}", "{text}"], "not an image"),
-    (["inspect", "features", "{run}", "{missing}.png"], "no such file"),
-    (["inspect", "summary", "no-such-model"], "neither a run directory nor a registered model"),
-    (["inspect", "summary", "article-cnn", "--input-shape", "1,a"], "--input-shape"),
-    (["inspect", "gradflow", "{run}"], "not recurrent"),
-    (["report", "{missing}"], "no such run directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["inspect", "filters", "{missing}"], "no such run directory"),
+        (["inspect", "filters", "{run}", "--layer", "conv9"], "no conv layer named 'conv9'"),
+        (["inspect", "features", "{run}", "{text}"], "not an image"),
+        (["inspect", "features", "{run}", "{missing}.png"], "no such file"),
+        (["inspect", "summary", "no-such-model"], "neither a run directory nor a registered model"),
+        (["inspect", "summary", "article-cnn", "--input-shape", "1,a"], "--input-shape"),
+        (["inspect", "gradflow", "{run}"], "not recurrent"),
+        (["report", "{missing}"], "no such run directory"),
+    ],
+)
 def test_bad_input_is_one_sentence_and_exit_2(argv, message, trained_run, tmp_path, capsys):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
@@ -66,8 +70,26 @@ def test_gradflow_of_a_fresh_model(tmp_path, capsys):
     assert main(["inspect", "gradflow", "lstm"]) == 2
     assert "needs --data" in capsys.readouterr().err
     out = tmp_path / "gf"
-    assert main(["inspect", "gradflow", "rnn", "--data", "adding", "--length", "10", "--hidden", "6",
-                 "--samples", "4", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                "gradflow",
+                "rnn",
+                "--data",
+                "adding",
+                "--length",
+                "10",
+                "--hidden",
+                "6",
+                "--samples",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "per step back" in text and "exact Frobenius" in text
     rows = list(csv.DictReader(open(out / "gradflow.csv")))
@@ -82,8 +104,32 @@ def test_compare_cells_writes_figure_and_table(tmp_path, capsys):
 
     out = tmp_path / "cc"
     t0 = time.perf_counter()
-    assert main(["compare-cells", "--task", "adding", "--length", "8", "--cells", "rnn,gru", "--hidden", "4",
-                 "--epochs", "1", "--n-train", "64", "--n-test", "16", "--samples", "4", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare-cells",
+                "--task",
+                "adding",
+                "--length",
+                "8",
+                "--cells",
+                "rnn,gru",
+                "--hidden",
+                "4",
+                "--epochs",
+                "1",
+                "--n-train",
+                "64",
+                "--n-test",
+                "16",
+                "--samples",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     elapsed = time.perf_counter() - t0
     text = capsys.readouterr().out
     assert "final_test_mse" in text and "0.1667" in text
@@ -98,7 +144,27 @@ def test_compare_cells_writes_figure_and_table(tmp_path, capsys):
     # ... and the cells' times fit inside the command's own wall time
     assert sum(float(r["seconds"]) for r in table) <= elapsed
     curves = list(csv.DictReader(open(out / "compare_cells_curves.csv")))
-    assert len(curves) == 2 * 2 * 8                                           # cells x (init, trained) x T
+    assert len(curves) == 2 * 2 * 8  # cells x (init, trained) x T
     assert (out / "compare_cells.png").stat().st_size > 10_000
-    assert main(["compare-cells", "--task", "adding", "--length", "8", "--cells", "rnn,nope", "--n-train", "8",
-                 "--n-test", "4", "--epochs", "1", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "compare-cells",
+                "--task",
+                "adding",
+                "--length",
+                "8",
+                "--cells",
+                "rnn,nope",
+                "--n-train",
+                "8",
+                "--n-test",
+                "4",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )

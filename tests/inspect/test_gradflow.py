@@ -4,6 +4,7 @@ A linear RNN ``h_t = U h_{t-1} + W x_t`` with the loss on ``h_T`` has, exactly,
 ``dL/dh_t = (U^T)^{T-t} dL/dh_T`` and ``dh_T/dh_t = U^{T-t}``; a tanh RNN's ``dL/dh_t`` must equal
 what :mod:`layerlab.reference.rnn`'s BPTT computes for the same weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,7 +32,7 @@ class LinearRNN(nn.Module):
         h = torch.zeros(x.shape[0], self.U.shape[0], dtype=x.dtype)
         hs = []
         for t in range(x.shape[1]):
-            h = h @ self.U.T + x[:, t] @ self.W.T                               # (B, H)
+            h = h @ self.U.T + x[:, t] @ self.W.T  # (B, H)
             h.retain_grad()
             hs.append(h)
         return h, [hs]
@@ -52,7 +53,7 @@ class TanhRNN(nn.Module):
         h = torch.zeros(x.shape[0], self.U.shape[0], dtype=x.dtype)
         hs = []
         for t in range(x.shape[1]):
-            h = torch.tanh(x[:, t] @ self.W.T + h @ self.U.T + self.b)         # (B, H)
+            h = torch.tanh(x[:, t] @ self.W.T + h @ self.U.T + self.b)  # (B, H)
             h.retain_grad()
             hs.append(h)
         return h @ self.V.T + self.c, [hs]
@@ -76,17 +77,17 @@ def _linear_case(U, seed=0):
 
 def test_linear_rnn_matches_closed_form():
     rng = np.random.default_rng(1)
-    U = 0.8 * rng.standard_normal((H, H)) / math.sqrt(H)                       # not normal: a real test
+    U = 0.8 * rng.standard_normal((H, H)) / math.sqrt(H)  # not normal: a real test
     model, xt, yt, W, x, y = _linear_case(U)
     flow = gradient_flow(model, xt, yt, task="regression", probes=0)
     # closed form in NumPy: h_T, then dL/dh_T of the per-sample MSE (engine loss x batch size)
     h = np.zeros((B, H))
     for t in range(T):
         h = h @ U.T + x[:, t] @ W.T
-    g_T = 2 * (h - y) / H                                                     # (B, H)
+    g_T = 2 * (h - y) / H  # (B, H)
     expected_grad, expected_jac = [], []
     for t in range(1, T + 1):
-        P = np.linalg.matrix_power(U.T, T - t)                                # (U^T)^{T-t}
+        P = np.linalg.matrix_power(U.T, T - t)  # (U^T)^{T-t}
         expected_grad.append(np.linalg.norm(g_T @ P.T, axis=1).mean())
         expected_jac.append(np.linalg.norm(np.linalg.matrix_power(U, T - t)) / math.sqrt(H))
     lf = flow.layers[0]
@@ -135,17 +136,17 @@ def test_tanh_rnn_matches_reference_bptt_and_decays_geometrically():
     # the reference: the same loss sits on y_T only
     y, cache = rnn_forward(x, None, W, U, b, V, c)
     dy = np.zeros_like(y)
-    dy[:, -1] = 2 * (y[:, -1] - target) / O                                  # per-sample MSE
+    dy[:, -1] = 2 * (y[:, -1] - target) / O  # per-sample MSE
     g = rnn_backward(dy, cache, return_per_step=True)
     np.testing.assert_allclose(flow.layers[0].grad_norm, np.linalg.norm(g["h"], axis=-1).mean(0), rtol=1e-6)
     # dh_T/dh_t from the reference Jacobians: J_{t+1} ... J_T, row-vector convention
-    J = g["jacobians"]                                                        # (B, T, H, H)
+    J = g["jacobians"]  # (B, T, H, H)
     fro, spec = np.zeros((B, T_long)), np.zeros((B, T_long))
     for bi in range(B):
         P = np.eye(H)
         for t in range(T_long - 1, -1, -1):
             fro[bi, t], spec[bi, t] = np.linalg.norm(P) / math.sqrt(H), np.linalg.norm(P, 2)
-            P = P @ J[bi, t]                                                  # dh_T/dh_{t-1}
+            P = P @ J[bi, t]  # dh_T/dh_{t-1}
     np.testing.assert_allclose(flow.layers[0].jacobian_norm, fro.mean(0), rtol=1e-9)
     np.testing.assert_allclose(flow.layers[0].jacobian_spectral, spec.mean(0), rtol=1e-9)
     # geometric: a straight line on the log scale, shrinking by at most ||U||_2 = 0.9 per step

@@ -1,5 +1,6 @@
 """The per-run HTML report: self-contained, every figure a PNG with its CSV, renders in Chromium;
 and the training/error views behind it (confusion matrix, precision/recall, confident mistakes)."""
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,9 @@ def test_confusion_and_scores_by_hand():
     np.testing.assert_allclose(s["recall"], [1 / 2, 1.0, 2 / 3])
     np.testing.assert_array_equal(s["support"], [2, 2, 3])
     # per-step targets: padding (-100) is left out; a class with no target has no accuracy
-    m2 = compute_metrics("sequence-classification", _logits(torch.tensor([[0, 1], [1, 0]]), 3),
-                         torch.tensor([[0, -100], [1, 1]]))
+    m2 = compute_metrics(
+        "sequence-classification", _logits(torch.tensor([[0, 1], [1, 0]]), 3), torch.tensor([[0, -100], [1, 1]])
+    )
     np.testing.assert_array_equal(m2["confusion"].numpy(), [[1, 0, 0], [1, 1, 0], [0, 0, 0]])
     assert m2["targets"] == 3 and m2["n"] == 2 and m2["per_class_accuracy"] == [1.0, 0.5, None]
 
@@ -63,12 +65,11 @@ def report(trained_run):
 def test_report_is_self_contained_with_png_and_csv_for_every_figure(report, trained_run):
     html = report.read_text()
     assert report == trained_run / "report.html"
-    for section in ("Overview", "Configuration", "Training", "Test-set evaluation", "Model", "Filters",
-                    "Feature maps"):
+    for section in ("Overview", "Configuration", "Training", "Test-set evaluation", "Model", "Filters", "Feature maps"):
         assert f">{section}</h2>" in html
     assert "34,826" in html and "Gradient flow" not in html
     # nothing the page needs comes from elsewhere: no external scripts, styles or images
-    assert not re.search(r'<(script|link)\b', html)
+    assert not re.search(r"<(script|link)\b", html)
     srcs = re.findall(r'<img src="([^"]+)"', html)
     assert len(srcs) >= 10 and all(s.startswith("data:image/png;base64,") for s in srcs)
     pngs = sorted((trained_run / "report").glob("*.png"))
@@ -80,8 +81,18 @@ def test_report_is_self_contained_with_png_and_csv_for_every_figure(report, trai
         rows = list(csv.DictReader(open(p.with_suffix(".csv"))))
         assert rows, f"{p.with_suffix('.csv')} is empty"
     names = {p.stem for p in pngs}
-    assert {"curves", "confusion", "class_scores", "summary", "filters_conv1", "filters_conv2",
-            "features_conv1", "features_pool1", "features_conv2", "features_pool2"} <= names
+    assert {
+        "curves",
+        "confusion",
+        "class_scores",
+        "summary",
+        "filters_conv1",
+        "filters_conv2",
+        "features_conv1",
+        "features_pool1",
+        "features_conv2",
+        "features_pool2",
+    } <= names
     # the confusion CSV holds every test sample once
     cm = list(csv.DictReader(open(trained_run / "report" / "confusion.csv")))
     assert sum(int(v) for r in cm for k, v in r.items() if k != "true") == 100
@@ -93,8 +104,11 @@ def test_report_feature_maps_match_the_layer_shapes(report, trained_run):
         by_layer[r["alias"]] = r["output_shape"]
     for alias in ("conv1", "pool1", "conv2", "pool2"):
         rows = list(csv.DictReader(open(trained_run / "report" / f"features_{alias}.csv")))
-        shape = (1 + max(int(r["channel"]) for r in rows), 1 + max(int(r["row"]) for r in rows),
-                 1 + max(int(r["col"]) for r in rows))
+        shape = (
+            1 + max(int(r["channel"]) for r in rows),
+            1 + max(int(r["row"]) for r in rows),
+            1 + max(int(r["col"]) for r in rows),
+        )
         assert "x".join(map(str, shape)) == by_layer[alias]
 
 
@@ -102,8 +116,10 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     from browser import check_report, find_chromium
 
     if find_chromium() is None:
-        pytest.skip("Chromium is not installed: `apt-get install chromium` (or set LAYERLAB_CHROMIUM) to run "
-                    "the browser check of the HTML report")
+        pytest.skip(
+            "Chromium is not installed: `apt-get install chromium` (or set LAYERLAB_CHROMIUM) to run "
+            "the browser check of the HTML report"
+        )
     r = check_report(report, screenshot=tmp_path / "shot.png", height=1200)
     assert r["total"] >= 10
     assert r["loaded"] == r["total"], f"images that did not load: {r}"
@@ -143,5 +159,5 @@ def test_initial_model_is_the_runs_own_initialisation(tmp_path):
     cfg.train.epochs, cfg.train.optimizer, cfg.train.lr, cfg.train.seed, cfg.train.device = 1, "sgd", 0.0, 7, "cpu"
     run, _ = api.train(cfg, tmp_path / "run")
     trained, init = run.model("last"), run.model("init")
-    for (k, a), (_, b) in zip(sorted(trained.state_dict().items()), sorted(init.state_dict().items())):
+    for (k, a), (_, b) in zip(sorted(trained.state_dict().items()), sorted(init.state_dict().items()), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)

@@ -1,5 +1,6 @@
 """Model summary (parameters, FLOPs against a hand count, elements passed on), conv filters and
 feature maps (shapes equal to the summary's layer shapes)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,12 @@ def test_summary_shows_pooling_shrinks_what_follows(article_cnn):
     s = summarize(article_cnn, (1, 28, 28))
     rows = {r.alias: r for r in s.rows}
     assert [rows[a].output_shape for a in ("conv1", "pool1", "conv2", "pool2", "dense1")] == [
-        (32, 26, 26), (32, 13, 13), (64, 11, 11), (64, 5, 5), (10,)]
+        (32, 26, 26),
+        (32, 13, 13),
+        (64, 11, 11),
+        (64, 5, 5),
+        (10,),
+    ]
     assert rows["pool1"].elements * 4 == rows["relu1"].elements
     assert (rows["pool2"].elements, rows["relu2"].elements) == (1_600, 7_744)
     w = s.without_pools
@@ -74,7 +80,7 @@ def test_filters_by_alias_or_module_name(article_cnn):
     assert (name, alias, tuple(w.shape)) == ("features.3", "conv2", (64, 32, 3, 3))
     assert filters(article_cnn, "features.0")[1] == "conv1"
     assert filters(article_cnn)[1] == "conv1"
-    with pytest.raises(LayerlabError, match="no conv layer named 'conv7'.*conv1 \\(features.0\\), conv2"):
+    with pytest.raises(LayerlabError, match=r"no conv layer named 'conv7'.*conv1 \(features\.0\), conv2"):
         find_layer(article_cnn, "conv7")
     with pytest.raises(LayerlabError, match="no conv layer"):
         filters(nn.Sequential(nn.Linear(2, 2)))
@@ -101,11 +107,13 @@ def test_plots_render(article_cnn, tmp_path):
     from layerlab import plots
 
     s = summarize(article_cnn, (1, 28, 28), "article-cnn")
-    for name, fig in {"elements": plots.layer_elements(s),
-                      "filters1": plots.conv_filters(filters(article_cnn, "conv1")[2]),
-                      "mosaic": plots.conv_filters(torch.randn(6, 4, 3, 3)),
-                      "rgb": plots.conv_filters(torch.randn(4, 3, 3, 3)),
-                      "maps": plots.feature_maps(torch.rand(4, 6, 6), "x", image=torch.rand(1, 8, 8))}.items():
+    for name, fig in {
+        "elements": plots.layer_elements(s),
+        "filters1": plots.conv_filters(filters(article_cnn, "conv1")[2]),
+        "mosaic": plots.conv_filters(torch.randn(6, 4, 3, 3)),
+        "rgb": plots.conv_filters(torch.randn(4, 3, 3, 3)),
+        "maps": plots.feature_maps(torch.rand(4, 6, 6), "x", image=torch.rand(1, 8, 8)),
+    }.items():
         path = plots.save(fig, tmp_path / f"{name}.png")
         assert path.stat().st_size > 1000
         for ax in fig.axes:

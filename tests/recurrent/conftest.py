@@ -1,5 +1,6 @@
 """Recurrent tests run single-threaded: their tensors are tiny, and on a shared 2-core machine two
 OpenMP threads per process spin against other processes (measured: 30x slower per step)."""
+
 import pytest
 import torch
 

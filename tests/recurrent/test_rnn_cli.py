@@ -1,4 +1,5 @@
 """The command line with recurrent models on tiny data: train, evaluate, predict, generate."""
+
 import csv
 import json
 
@@ -21,8 +22,30 @@ def _metrics(run):
 
 def test_adding_train_with_clip_evaluate_predict(tmp_path, capsys):
     run = tmp_path / "add"
-    assert main(["train", "--model", "rnn", "--data", "adding", "--length", "12", "--n-train", "64", "--n-test", "16",
-                 "--clip", "0.01", "--out", str(run), "--json", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "rnn",
+                "--data",
+                "adding",
+                "--length",
+                "12",
+                "--n-train",
+                "64",
+                "--n-test",
+                "16",
+                "--clip",
+                "0.01",
+                "--out",
+                str(run),
+                "--json",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     s = _json_out(capsys)
     assert s["test_accuracy"] is None and s["test_loss"] > 0
     row = _metrics(run)[0]
@@ -46,8 +69,28 @@ def test_adding_train_with_clip_evaluate_predict(tmp_path, capsys):
 @pytest.mark.parametrize("model", ["gru", "residual"])
 def test_copy_task_per_step(tmp_path, capsys, model):
     run = tmp_path / model
-    assert main(["train", "--model", model, "--data", "copy", "--length", "3", "--n-train", "32", "--n-test", "8",
-                 "--out", str(run), "--json", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                model,
+                "--data",
+                "copy",
+                "--length",
+                "3",
+                "--n-train",
+                "32",
+                "--n-test",
+                "8",
+                "--out",
+                str(run),
+                "--json",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     s = _json_out(capsys)
     # one epoch on 32 sequences learns nothing (measured: 0 to 0.23 over seeds, chance 1/8), so check the number
     # against the run's record and against a forward pass of the saved model scored by hand: only the 8 x 10 recall
@@ -61,7 +104,7 @@ def test_copy_task_per_step(tmp_path, capsys, model):
     net, _, _ = load_run(run, "last")
     test = load_dataset("copy", length=3, n_train=32, n_test=8).test
     with torch.no_grad():
-        pred = net(test.x).argmax(-1)                                      # (8, 23)
+        pred = net(test.x).argmax(-1)  # (8, 23)
     scored = test.y != -100
     assert int(scored.sum()) == 80
     assert s["test_accuracy"] == pytest.approx((pred[scored] == test.y[scored]).float().mean().item())
@@ -84,8 +127,25 @@ def test_ts_train_evaluate_predict(tmp_path, capsys):
             lines.append(f"{a}:{b}:{'up' if sign > 0 else 'down'}")
         (tmp_path / f"Waves_{part}.ts").write_text(head + "\n".join(lines) + "\n")
     run = tmp_path / "run"
-    assert main(["train", "--model", "lstm", "--layers", "2", "--bidirectional", "--data",
-                 str(tmp_path / "Waves_TRAIN.ts"), "--out", str(run), "--json", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "lstm",
+                "--layers",
+                "2",
+                "--bidirectional",
+                "--data",
+                str(tmp_path / "Waves_TRAIN.ts"),
+                "--out",
+                str(run),
+                "--json",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     assert main(["evaluate", str(run), "--json"]) == 0
     e = _json_out(capsys)
     assert e["n"] == 8 and set(e["per_class_accuracy"]) <= {"up", "down"}
@@ -98,14 +158,16 @@ def test_text_train_generate_predict(tmp_path, capsys):
     book = tmp_path / "book.txt"
     book.write_text("to be or not to be, that is the question.\n" * 40)
     run = tmp_path / "lm"
-    assert main(["train", "--model", "lstm", "--data", str(book), "--length", "20", "--out", str(run), "--json",
-                 *TINY]) == 0
+    assert (
+        main(["train", "--model", "lstm", "--data", str(book), "--length", "20", "--out", str(run), "--json", *TINY])
+        == 0
+    )
     _json_out(capsys)
     assert main(["generate", str(run), "--prompt", "to be", "--length", "30", "--temperature", "0.8", "--json"]) == 0
     g = _json_out(capsys)
     assert g["text"].startswith("to be") and len(g["sample"]) == 30 and set(g["sample"]) <= set(book.read_text())
     assert main(["generate", str(run), "--prompt", "to be", "--length", "30", "--temperature", "0.8", "--json"]) == 0
-    assert _json_out(capsys)["sample"] == g["sample"]                          # seeded
+    assert _json_out(capsys)["sample"] == g["sample"]  # seeded
     assert main(["generate", str(run), "--prompt", "xyz!", "--length", "5"]) == 2
     assert "lacks" in capsys.readouterr().err
     (tmp_path / "q.txt").write_text("to be or not to b")
@@ -115,16 +177,53 @@ def test_text_train_generate_predict(tmp_path, capsys):
 
 def test_generate_refuses_a_non_text_run(tmp_path, capsys):
     run = tmp_path / "add"
-    assert main(["train", "--model", "gru", "--data", "adding", "--length", "5", "--n-train", "16", "--n-test", "4",
-                 "--out", str(run), *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "gru",
+                "--data",
+                "adding",
+                "--length",
+                "5",
+                "--n-train",
+                "16",
+                "--n-test",
+                "4",
+                "--out",
+                str(run),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     assert main(["generate", str(run), "--prompt", "a"]) == 2
     assert "not a character-level language model" in capsys.readouterr().err
 
 
 def test_images_default_to_rows_and_sequence_modes(tmp_path, idx_dir, capsys):
     run = tmp_path / "rows"
-    assert main(["train", "--model", "article-lstm", "--data", str(idx_dir), "--out", str(run), "--json",
-                 "--epochs", "5", "--quiet", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "article-lstm",
+                "--data",
+                str(idx_dir),
+                "--out",
+                str(run),
+                "--json",
+                "--epochs",
+                "5",
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     # reading rows, the LSTM finds the bar (measured after 5 epochs: 0.86-0.89 over seeds 0-2; 1 epoch: 0.07-0.17,
     # chance 0.1), and the printed accuracy is the last epoch's in metrics.csv
     accuracy = _json_out(capsys)["test_accuracy"]

@@ -1,4 +1,5 @@
 """Recurrent models: shapes, gradients, the two paths agreeing, padding invariance, Keras's init."""
+
 import itertools
 
 import pytest
@@ -9,7 +10,11 @@ from layerlab.models import create_model, list_models
 
 CELLS = ["rnn", "lstm", "gru", "residual"]
 CONFIGS = [  # (layers, bidirectional, head)
-    (1, False, "last"), (2, False, "step"), (2, True, "last"), (1, True, "step")]
+    (1, False, "last"),
+    (2, False, "step"),
+    (2, True, "last"),
+    (1, True, "step"),
+]
 
 
 def _model(cell, layers=1, bidirectional=False, head="last", shape=(9, 3), k=5, hidden=6, **kw):
@@ -73,16 +78,16 @@ def test_result_does_not_depend_on_padding_or_batch(cell, bi, head):
     m = _model(cell, layers=2, bidirectional=bi, head=head).eval()
     torch.manual_seed(1)
     seqs = [torch.randn(n, 3) for n in (5, 9, 2)]
-    alone = [m(s[None]) for s in seqs]                              # each on its own, no padding
-    for T in (9, 13):                                               # padded to 9 and to 13, garbage padding
+    alone = [m(s[None]) for s in seqs]  # each on its own, no padding
+    for T in (9, 13):  # padded to 9 and to 13, garbage padding
         x = torch.full((3, T, 3), 7.0)
         for i, s in enumerate(seqs):
-            x[i, :len(s)] = s
+            x[i, : len(s)] = s
         lengths = torch.tensor([len(s) for s in seqs])
         for path in (m, lambda a, b: m.forward_with_states(a, b)[0]):
             out = path(x, lengths)
             for i, s in enumerate(seqs):
-                got = out[i] if head == "last" else out[i, :len(s)]
+                got = out[i] if head == "last" else out[i, : len(s)]
                 torch.testing.assert_close(got, alone[i][0], atol=1e-5, rtol=1e-4)
     # in another batch, with other neighbours
     out = m(torch.stack([torch.zeros(9, 3), torch.nn.functional.pad(seqs[0], (0, 0, 0, 4))]), torch.tensor([9, 5]))
@@ -99,12 +104,12 @@ def test_article_lstm_is_keras_lstm_128():
     # second bias vector b_hh (512 more, held at 0 at init), the Dense head 1,290
     assert sum(p.numel() for p in m.parameters()) == 80_384 + 512 + 1_290
     b = lstm.bias_ih_l0.detach()
-    assert torch.all(b[H:2 * H] == 1) and torch.all(b[:H] == 0) and torch.all(b[2 * H:] == 0)
+    assert torch.all(b[H : 2 * H] == 1) and torch.all(b[:H] == 0) and torch.all(b[2 * H :] == 0)
     assert torch.all(lstm.bias_hh_l0 == 0) and torch.all(m.out.bias == 0)
-    U = lstm.weight_hh_l0.detach()                                   # (4H, H), orthonormal columns
+    U = lstm.weight_hh_l0.detach()  # (4H, H), orthonormal columns
     torch.testing.assert_close(U.T @ U, torch.eye(H), atol=1e-5, rtol=0)
     W = lstm.weight_ih_l0.detach()
-    limit = (6 / (28 + 4 * H)) ** 0.5                               # glorot-uniform bound
+    limit = (6 / (28 + 4 * H)) ** 0.5  # glorot-uniform bound
     assert W.abs().max() <= limit and W.abs().max() > 0.9 * limit
     assert m(torch.zeros(2, 28, 28)).shape == (2, 10)
 
@@ -112,8 +117,8 @@ def test_article_lstm_is_keras_lstm_128():
 def test_recurrent_family_init():
     res = create_model("residual", (5, 3), 2, hidden=4)
     W, U, b, b_U = res.rnn.weights(0)
-    assert W.shape == (8, 3) and U.shape == (8, 4) and b_U is None          # gate blocks z, h
-    assert torch.all(b[:4] == -3) and torch.all(b[4:] == 0)                 # small first steps
+    assert W.shape == (8, 3) and U.shape == (8, 4) and b_U is None  # gate blocks z, h
+    assert torch.all(b[:4] == -3) and torch.all(b[4:] == 0)  # small first steps
     gru = create_model("gru", (5, 3), 2, hidden=4, layers=2, bidirectional=True)
     for k in range(2):
         for d in range(2):
@@ -128,7 +133,7 @@ def test_images_reach_a_recurrent_model_as_rows_read_by_the_data_side():
 
     m = create_model("article-lstm", (28, 28), 10).eval()
     img = torch.rand(2, 1, 28, 28)
-    torch.testing.assert_close(image_sequence(img, "rows"), img[:, 0])        # (B, 1, 28, 28) -> rows (B, 28, 28)
+    torch.testing.assert_close(image_sequence(img, "rows"), img[:, 0])  # (B, 1, 28, 28) -> rows (B, 28, 28)
     assert m(image_sequence(img, "rows")).shape == (2, 10)
     x = torch.rand(2, 3, 8, 5)
     torch.testing.assert_close(image_sequence(x, "rows"), x.permute(0, 2, 3, 1).reshape(2, 8, 15))

@@ -5,6 +5,7 @@ The comparison runs through a scalar ``L = sum_k <out_k, dout_k>`` with a fixed 
 gradient with respect to any input is exactly what ``ref_backward(dout, cache)`` must return, autograd
 computes it for torch, and central differences estimate it from ``ref_forward`` alone.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,11 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-TORCH_TOL = 1e-10   # reference vs torch, outputs and gradients, float64
-FD_TOL = 1e-6       # relative error of the analytic gradient against central differences
+TORCH_TOL = 1e-10  # reference vs torch, outputs and gradients, float64
+FD_TOL = 1e-6  # relative error of the analytic gradient against central differences
 FD_EPS = 1e-6
 FD_MAX_ENTRIES = 24  # per array, entry by entry; larger arrays are sampled...
-FD_DIRECTIONS = 4    # ...and every array is also checked along random directions through all entries
+FD_DIRECTIONS = 4  # ...and every array is also checked along random directions through all entries
 
 
 def rand(*shape, seed: int = 0, scale: float = 1.0) -> np.ndarray:
@@ -34,8 +35,7 @@ def _like(structure, arrays):
 
 
 def _differentiable(values: dict, no_grad) -> list[str]:
-    return [k for k, v in values.items()
-            if isinstance(v, np.ndarray) and v.dtype.kind == "f" and k not in no_grad]
+    return [k for k, v in values.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f" and k not in no_grad]
 
 
 def _assert_close(name: str, ref: np.ndarray, other: np.ndarray, tol: float, what: str) -> None:
@@ -47,8 +47,17 @@ def _assert_close(name: str, ref: np.ndarray, other: np.ndarray, tol: float, wha
     assert err <= tol * scale, f"{name}: reference and {what} differ by {err:.3e} (scale {scale:.3g})"
 
 
-def check_against_torch(ref_forward, ref_backward, torch_fn, inputs: dict, params: dict | None = None,
-                        *, no_grad=(), fd: bool = True, seed: int = 1234) -> dict:
+def check_against_torch(
+    ref_forward,
+    ref_backward,
+    torch_fn,
+    inputs: dict,
+    params: dict | None = None,
+    *,
+    no_grad=(),
+    fd: bool = True,
+    seed: int = 1234,
+) -> dict:
     """Check a reference layer's forward and backward against torch (1e-10) and finite differences (1e-6).
 
     Args:
@@ -78,13 +87,14 @@ def check_against_torch(ref_forward, ref_backward, torch_fn, inputs: dict, param
     missing = [k for k in wrt if k not in grads]
     assert not missing, f"ref_backward returned no gradient for {missing}"
 
-    tensors = {k: torch.tensor(v, requires_grad=k in wrt) if isinstance(v, np.ndarray) else v
-               for k, v in values.items()}
+    tensors = {
+        k: torch.tensor(v, requires_grad=k in wrt) if isinstance(v, np.ndarray) else v for k, v in values.items()
+    }
     touts = _as_tuple(torch_fn(*tensors.values()))
     assert len(touts) == len(outs), f"reference returns {len(outs)} outputs, torch {len(touts)}"
-    for n, (o, to) in enumerate(zip(outs, touts)):
+    for n, (o, to) in enumerate(zip(outs, touts, strict=True)):
         _assert_close(f"output {n}", o, to.detach().numpy(), TORCH_TOL, "torch")
-    loss = sum((to * torch.from_numpy(d)).sum() for to, d in zip(touts, douts))
+    loss = sum((to * torch.from_numpy(d)).sum() for to, d in zip(touts, douts, strict=True))
     loss.backward()
     for k in wrt:
         tgrad = tensors[k].grad
@@ -92,17 +102,17 @@ def check_against_torch(ref_forward, ref_backward, torch_fn, inputs: dict, param
         _assert_close(f"d{k}", grads[k], tgrad, TORCH_TOL, "torch")
 
     if fd:
+
         def scalar_loss() -> float:
             o, _ = ref_forward(*values.values())
-            return float(sum(np.sum(np.asarray(a) * d) for a, d in zip(_as_tuple(o), douts)))
+            return float(sum(np.sum(np.asarray(a) * d) for a, d in zip(_as_tuple(o), douts, strict=True)))
 
         for k in wrt:
             check_finite_differences(scalar_loss, values[k], grads[k], k, rng)
     return grads
 
 
-def check_finite_differences(scalar_loss, x: np.ndarray, grad: np.ndarray, name: str,
-                             rng: np.random.Generator) -> None:
+def check_finite_differences(scalar_loss, x: np.ndarray, grad: np.ndarray, name: str, rng: np.random.Generator) -> None:
     """Central differences of ``scalar_loss()`` while ``x`` is perturbed in place.
 
     Entry by entry for up to ``FD_MAX_ENTRIES`` entries (a random sample beyond that, always with the

@@ -1,4 +1,5 @@
 """Eq. 3.1.3 (fully connected), flatten and activations against torch and finite differences."""
+
 from functools import partial
 
 import numpy as np
@@ -6,8 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from layerlab.reference.dense import (dense_backward, dense_forward, flatten_backward, flatten_forward,
-                                      relu_backward, relu_forward, sigmoid, tanh_backward, tanh_forward)
+from layerlab.reference.dense import (
+    dense_backward,
+    dense_forward,
+    flatten_backward,
+    flatten_forward,
+    relu_backward,
+    relu_forward,
+    sigmoid,
+    tanh_backward,
+    tanh_forward,
+)
 
 from .helpers import check_against_torch, rand
 
@@ -29,12 +39,14 @@ def test_dense_is_the_articles_double_sum():
 
 
 def test_flatten():
-    check_against_torch(flatten_forward, flatten_backward, partial(torch.flatten, start_dim=1),
-                        dict(x=rand(2, 3, 4, 5, seed=1)))
+    check_against_torch(
+        flatten_forward, flatten_backward, partial(torch.flatten, start_dim=1), dict(x=rand(2, 3, 4, 5, seed=1))
+    )
 
 
-@pytest.mark.parametrize("forward,backward,torch_fn", [
-    (relu_forward, relu_backward, F.relu), (tanh_forward, tanh_backward, torch.tanh)])
+@pytest.mark.parametrize(
+    "forward,backward,torch_fn", [(relu_forward, relu_backward, F.relu), (tanh_forward, tanh_backward, torch.tanh)]
+)
 def test_activation(forward, backward, torch_fn):
     check_against_torch(forward, backward, torch_fn, dict(x=rand(3, 2, 5, seed=1)))
 

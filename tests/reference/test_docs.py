@@ -1,4 +1,5 @@
 """docs/equations.md links every equation to its code and its test; keep those links true."""
+
 import ast
 import pathlib
 import re

@@ -1,4 +1,5 @@
 """GRU (article 6.2.2) against nn.GRU with the same weights (torch gate order r, z, n, two biases)."""
+
 import pytest
 
 from layerlab.reference.gru import gru_backward, gru_forward
@@ -9,8 +10,12 @@ D, H = 3, 4
 
 
 def gru_params():
-    return dict(W=rand(3 * H, D, seed=3, scale=0.5), U=rand(3 * H, H, seed=4, scale=0.5),
-                b=rand(3 * H, seed=5), b_U=rand(3 * H, seed=6))
+    return dict(
+        W=rand(3 * H, D, seed=3, scale=0.5),
+        U=rand(3 * H, H, seed=4, scale=0.5),
+        b=rand(3 * H, seed=5),
+        b_U=rand(3 * H, seed=6),
+    )
 
 
 @pytest.mark.parametrize("T", [1, 2, 50])

@@ -1,4 +1,5 @@
 """LSTM (article 6.2.2) against nn.LSTM with the same weights (torch gate order i, f, g, o)."""
+
 import pytest
 
 from layerlab.reference.lstm import lstm_backward, lstm_forward

@@ -1,11 +1,23 @@
 """layerlab.reference.network: whole models against torch, optimisers against torch.optim."""
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from layerlab.reference.network import (GRU, LSTM, RNN, SGD, Adam, Dense, LastStep, Sequential,
-                                        article_cnn, clip_grad_norm, orthogonal)
+from layerlab.reference.network import (
+    GRU,
+    LSTM,
+    RNN,
+    SGD,
+    Adam,
+    Dense,
+    LastStep,
+    Sequential,
+    article_cnn,
+    clip_grad_norm,
+    orthogonal,
+)
 
 from .helpers import check_against_torch, rand, torch_gru, torch_lstm, torch_rnn
 
@@ -13,9 +25,13 @@ from .helpers import check_against_torch, rand, torch_gru, torch_lstm, torch_rnn
 def check_model(model, torch_fn, x):
     """A Sequential through the shared helper: its own parameter arrays are the helper's params,
     so the helper's finite differences perturb exactly what the model reads."""
-    check_against_torch(lambda x, *_: (model.forward(x), None),
-                        lambda d, _: {"x": model.backward(d), **model.gradients()},
-                        torch_fn, dict(x=x), model.parameters())
+    check_against_torch(
+        lambda x, *_: (model.forward(x), None),
+        lambda d, _: {"x": model.backward(d), **model.gradients()},
+        torch_fn,
+        dict(x=x),
+        model.parameters(),
+    )
 
 
 def test_article_cnn_has_the_articles_34826_parameters():
@@ -70,22 +86,23 @@ def test_keras_initialisers():
     np.testing.assert_allclose(Q @ Q.T, np.eye(6), atol=1e-12)
     lstm = LSTM(3, 5, rng=rng)
     np.testing.assert_array_equal(lstm.params["b"], np.r_[np.zeros(5), np.ones(5), np.zeros(10)])
-    U = lstm.params["U"]                                                      # (4H, H): orthonormal columns
+    U = lstm.params["U"]  # (4H, H): orthonormal columns
     np.testing.assert_allclose(U.T @ U, np.eye(5), atol=1e-12)
 
 
 def _run_optimizer(make_ref, make_torch, steps=5):
     params = {"a": rand(3, 4, seed=1), "b": rand(5, seed=2)}
-    grads = [{k: rand(*v.shape, seed=10 + i + 100 * n) for n, (k, v) in enumerate(params.items())}
-             for i in range(steps)]
+    grads = [
+        {k: rand(*v.shape, seed=10 + i + 100 * n) for n, (k, v) in enumerate(params.items())} for i in range(steps)
+    ]
     tparams = [torch.tensor(v.copy(), requires_grad=True) for v in params.values()]
     opt, topt = make_ref(params), make_torch(tparams)
     for g in grads:
         opt.step(g)
-        for p, gv in zip(tparams, g.values()):
+        for p, gv in zip(tparams, g.values(), strict=True):
             p.grad = torch.tensor(gv)
         topt.step()
-    for v, p in zip(params.values(), tparams):
+    for v, p in zip(params.values(), tparams, strict=True):
         np.testing.assert_allclose(v, p.detach().numpy(), rtol=0, atol=1e-12)
 
 
@@ -100,12 +117,12 @@ def test_adam_matches_torch_with_keras_epsilon():
 def test_clip_grad_norm_matches_torch():
     grads = {"a": rand(3, 4, seed=1), "b": rand(5, seed=2)}
     tensors = [torch.zeros(3, 4, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)]
-    for t, g in zip(tensors, grads.values()):
+    for t, g in zip(tensors, grads.values(), strict=True):
         t.grad = torch.tensor(g)
     norm = clip_grad_norm(grads, 1.5)
     tnorm = torch.nn.utils.clip_grad_norm_(tensors, 1.5)
     assert abs(norm - float(tnorm)) < 1e-12
     assert abs(np.sqrt(sum(np.sum(g * g) for g in grads.values())) - 1.5) < 1e-12
-    for t, g in zip(tensors, grads.values()):
+    for t, g in zip(tensors, grads.values(), strict=True):
         # torch divides by (norm + 1e-6) against a zero norm; the reference only divides when norm > max_norm.
         np.testing.assert_allclose(g, t.grad.numpy() * (norm + 1e-6) / norm, rtol=1e-12, atol=0)

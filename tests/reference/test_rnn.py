@@ -4,6 +4,7 @@ nn.RNN has no output layer: torch computes the hidden states with nn.RNN (``bias
 two biases are the article's one ``b``) and ``y_t = V h_t + c`` with F.linear, composed so that
 autograd gives every gradient.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -62,12 +63,12 @@ def test_rnn_per_step_gradients_and_jacobians():
     y, cache = rnn_forward(x, h0, **p)
     dy = rand(*y.shape, seed=8)
     g = rnn_backward(dy, cache, return_per_step=True)
-    J = rnn_jacobians(cache)                                                  # (B, T, H, H)
+    J = rnn_jacobians(cache)  # (B, T, H, H)
     assert g["h"].shape == (2, 6, H) and J.shape == (2, 6, H, H)
     np.testing.assert_array_equal(g["jacobians"], J)
     h = cache["h"]
     np.testing.assert_allclose(J[:, 2], (1 - h[:, 2] ** 2)[:, :, None] * p["U"], rtol=0, atol=0)
-    direct = dy @ p["V"]                                                      # (B, T, H) dL/dy_t V
+    direct = dy @ p["V"]  # (B, T, H) dL/dy_t V
     for t in range(5):
         through_next = np.einsum("bi,bij->bj", g["h"][:, t + 1], J[:, t + 1])
         np.testing.assert_allclose(g["h"][:, t], direct[:, t] + through_next, rtol=0, atol=1e-13)

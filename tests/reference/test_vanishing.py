@@ -4,6 +4,7 @@ With the loss on the last output only, BPTT's dL/dh_t must equal dL/dh_T times t
 Jacobians dh_s/dh_{s-1} = diag(1 - h_s^2) U for s = T..t+1, and when ||U||_2 < 1 its norm must fall
 geometrically with the distance T - t, at a rate no slower than ||U||_2 per step.
 """
+
 from functools import reduce
 
 import numpy as np
@@ -29,12 +30,12 @@ def loss_at_last_step(U, x_scale=1.0, seed=0):
     dy = np.zeros_like(y)
     dy[:, -1] = rng.standard_normal((2, O))
     g = rnn_backward(dy, cache, return_per_step=True)
-    return g["h"], g["jacobians"], cache["h"]                                 # (B, T, H), (B, T, H, H), (B, T, H)
+    return g["h"], g["jacobians"], cache["h"]  # (B, T, H), (B, T, H, H), (B, T, H)
 
 
 def distance_and_log_norm(dh):
-    norms = np.linalg.norm(dh, axis=-1)                                       # (B, T)
-    distance = np.arange(T)[::-1]                                             # T - t for t = 1..T
+    norms = np.linalg.norm(dh, axis=-1)  # (B, T)
+    distance = np.arange(T)[::-1]  # T - t for t = 1..T
     return distance, np.log(norms)
 
 
@@ -44,7 +45,7 @@ def test_bptt_is_the_product_of_jacobians():
     for b in range(dh.shape[0]):
         for t in range(T - 1):
             # The article's product, written as matrices; index s holds dh_{s+1}/dh_s (0-based h).
-            product = reduce(np.matmul, [J[b, s] for s in range(T - 1, t, -1)])   # (H, H)
+            product = reduce(np.matmul, [J[b, s] for s in range(T - 1, t, -1)])  # (H, H)
             expected = dh[b, -1] @ product
             err = np.linalg.norm(dh[b, t] - expected) / np.linalg.norm(expected)
             assert err < 1e-10, f"t={t + 1}: BPTT and the Jacobian product differ by {err:.1e} (relative)"
@@ -60,8 +61,8 @@ def test_gradient_falls_geometrically_at_the_spectral_rate(sigma):
         slope, _ = np.polyfit(distance, log_norm[b], 1)
         assert slope < 0
         assert abs(slope - np.log(sigma)) < 1e-2, (slope, np.log(sigma))
-        assert slope <= np.log(sigma) + 1e-12          # tanh' <= 1 can only make it fall faster
-    assert np.max(h ** 2) < 1e-2                       # the premise: tanh is in its linear range
+        assert slope <= np.log(sigma) + 1e-12  # tanh' <= 1 can only make it fall faster
+    assert np.max(h**2) < 1e-2  # the premise: tanh is in its linear range
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -71,9 +72,9 @@ def test_every_step_obeys_the_bound(seed):
     A = np.random.default_rng(seed).standard_normal((H, H))
     U = 0.8 * A / np.linalg.norm(A, 2)
     dh, _, h = loss_at_last_step(U, seed=seed)
-    norms = np.linalg.norm(dh, axis=-1)                                       # (B, T)
-    bound = np.max(1 - h ** 2, axis=-1) * np.linalg.norm(U, 2)                # (B, T): factor t's bound
-    ratio = norms[:, :-1] / norms[:, 1:]                                      # ||dL/dh_t|| / ||dL/dh_{t+1}||
+    norms = np.linalg.norm(dh, axis=-1)  # (B, T)
+    bound = np.max(1 - h**2, axis=-1) * np.linalg.norm(U, 2)  # (B, T): factor t's bound
+    ratio = norms[:, :-1] / norms[:, 1:]  # ||dL/dh_t|| / ||dL/dh_{t+1}||
     assert np.all(ratio <= bound[:, 1:] + 1e-12)
     distance, log_norm = distance_and_log_norm(dh)
     for b in range(dh.shape[0]):

@@ -19,8 +19,15 @@ from .transforms import InputSpec
 def prepare_data(cfg: DataConfig, *, seed: int = 0, sequence_model: bool = False) -> Dataset:
     """Load the dataset ``cfg`` names, read images as sequences when it asks (or when the model is
     recurrent: rows, the article's reading), and hold out a validation split if it asks for one."""
-    ds = load_dataset(cfg.name, data_dir=cfg.data_dir, seed=seed, sequence=cfg.sequence, length=cfg.length,
-                      n_train=cfg.n_train, n_test=cfg.n_test)
+    ds = load_dataset(
+        cfg.name,
+        data_dir=cfg.data_dir,
+        seed=seed,
+        sequence=cfg.sequence,
+        length=cfg.length,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+    )
     if ds.spec.kind == "image" and (cfg.sequence or sequence_model):
         ds = images_as_sequences(ds, cfg.sequence or "rows", seed=seed)
     if cfg.validation:

@@ -1,6 +1,7 @@
 """Convolutional views: the learned filters of a conv layer and the feature maps of every
 conv/pool layer for one input image (article section 2: each kernel learns to recognise a
 pattern; pooling shrinks the maps)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,9 +46,9 @@ def filters(model: nn.Module, layer: str | None = None) -> tuple[str, str, torch
 
 @dataclass
 class FeatureMap:
-    name: str          # module whose output this is (features.1 for conv1 + ReLU)
-    alias: str         # conv1, pool1
-    label: str         # "conv1 (Conv2d + ReLU)"
+    name: str  # module whose output this is (features.1 for conv1 + ReLU)
+    alias: str  # conv1, pool1
+    label: str  # "conv1 (Conv2d + ReLU)"
     maps: torch.Tensor  # (C, H, W) for the one input
 
 
@@ -67,11 +68,11 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
             if isinstance(out, torch.Tensor):
                 # clone: an in-place ReLU would otherwise overwrite the conv output we keep
                 record.append((name, mod, out.detach()[0].float().cpu().clone()))
+
         return fn
 
     leaves = [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
-    handles = [m.register_forward_hook(hook(n)) for n, m in leaves
-               if isinstance(m, CONVS + POOLS + ACTIVATIONS)]
+    handles = [m.register_forward_hook(hook(n)) for n, m in leaves if isinstance(m, CONVS + POOLS + ACTIVATIONS)]
     p = next(model.parameters())
     was_training = model.training
     model.eval()
@@ -79,8 +80,9 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
         with torch.no_grad():
             model(x[None].to(p.device, p.dtype))
     except RuntimeError as e:
-        raise LayerlabError(f"the model does not take an image of shape {tuple(x.shape)} "
-                            f"({str(e).splitlines()[0]})") from None
+        raise LayerlabError(
+            f"the model does not take an image of shape {tuple(x.shape)} ({str(e).splitlines()[0]})"
+        ) from None
     finally:
         for h in handles:
             h.remove()
@@ -90,14 +92,22 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
         if isinstance(mod, CONVS):
             nxt = record[i + 1] if i + 1 < len(record) else None
             if nxt is not None and isinstance(nxt[1], ACTIVATIONS) and nxt[2].shape == t.shape:
-                out.append(FeatureMap(nxt[0], aliases.get(name, name),
-                                      f"{aliases.get(name, name)} ({type(mod).__name__} + {type(nxt[1]).__name__})",
-                                      nxt[2]))
+                out.append(
+                    FeatureMap(
+                        nxt[0],
+                        aliases.get(name, name),
+                        f"{aliases.get(name, name)} ({type(mod).__name__} + {type(nxt[1]).__name__})",
+                        nxt[2],
+                    )
+                )
             else:
-                out.append(FeatureMap(name, aliases.get(name, name),
-                                      f"{aliases.get(name, name)} ({type(mod).__name__})", t))
+                out.append(
+                    FeatureMap(name, aliases.get(name, name), f"{aliases.get(name, name)} ({type(mod).__name__})", t)
+                )
         elif isinstance(mod, POOLS):
-            out.append(FeatureMap(name, aliases.get(name, name), f"{aliases.get(name, name)} ({type(mod).__name__})", t))
+            out.append(
+                FeatureMap(name, aliases.get(name, name), f"{aliases.get(name, name)} ({type(mod).__name__})", t)
+            )
     if not out:
         raise LayerlabError(f"{type(model).__name__} has no conv or pool layers to show feature maps of")
     return out
@@ -108,6 +118,8 @@ def load_image_for(input_shape: tuple, path: str | Path) -> tuple[torch.Tensor, 
     from ..data.formats.folder import read_image
 
     if len(input_shape) != 3:
-        raise LayerlabError(f"the model takes sequences of shape {tuple(input_shape)}, not images; "
-                            f"feature maps apply to convolutional models")
+        raise LayerlabError(
+            f"the model takes sequences of shape {tuple(input_shape)}, not images; "
+            f"feature maps apply to convolutional models"
+        )
     return read_image(Path(path), channels=int(input_shape[0]), size=tuple(int(s) for s in input_shape[1:]))

@@ -1,5 +1,6 @@
 """Training and error views: learning curves from ``metrics.csv``, the confusion matrix and
 per-class precision/recall on the test set, and the most confidently wrong test samples."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,8 +73,16 @@ def confident_mistakes(pred: Predictions, k: int = 16) -> list[dict]:
     if len(wrong) == 0:
         return []
     order = wrong[conf[wrong].argsort(descending=True)][:k]
-    return [{"index": int(i), "true": int(pred.y[i]), "predicted": int(guess[i]), "confidence": float(conf[i]),
-             "p_true": float(probs[i, pred.y[i]])} for i in order]
+    return [
+        {
+            "index": int(i),
+            "true": int(pred.y[i]),
+            "predicted": int(guess[i]),
+            "confidence": float(conf[i]),
+            "p_true": float(probs[i, pred.y[i]]),
+        }
+        for i in order
+    ]
 
 
 def classification_views(pred: Predictions) -> dict:
@@ -85,5 +94,10 @@ def classification_views(pred: Predictions) -> dict:
         raise LayerlabError("confusion matrices apply to classification runs; this run is a regression")
     m = compute_metrics(pred.task, pred.logits, pred.y, pred.logits.shape[-1])
     cm = m["confusion"].numpy()
-    return {"confusion": cm, "scores": per_class_scores(cm), "accuracy": m["accuracy"], "n": m["targets"],
-            "mistakes": confident_mistakes(pred)}
+    return {
+        "confusion": cm,
+        "scores": per_class_scores(cm),
+        "accuracy": m["accuracy"],
+        "n": m["targets"],
+        "mistakes": confident_mistakes(pred),
+    }

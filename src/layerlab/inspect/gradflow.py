@@ -35,6 +35,7 @@ The model must expose ``forward_with_states(x, lengths=None) -> (out, states)``,
 list over layers of lists over time of ``(B, H)`` tensors (the recurrent models of
 :mod:`layerlab.models.rnn` do).
 """
+
 from __future__ import annotations
 
 import math
@@ -80,8 +81,8 @@ class LayerFlow:
 
     layer: int
     hidden: int
-    grad_norm: np.ndarray                 # (T,) mean over the batch of ||dL/dh_t||
-    jacobian_norm: np.ndarray             # (T,) mean over the batch of ||dh_T/dh_t||_F / sqrt(H)
+    grad_norm: np.ndarray  # (T,) mean over the batch of ||dL/dh_t||
+    jacobian_norm: np.ndarray  # (T,) mean over the batch of ||dh_T/dh_t||_F / sqrt(H)
     jacobian_spectral: np.ndarray | None = None  # (T,) mean of ||dh_T/dh_t||_2 (exact mode only)
     grad_fit: DecayFit | None = None
     jacobian_fit: DecayFit | None = None
@@ -92,10 +93,10 @@ class LayerFlow:
 class GradFlow:
     """Gradient flow of one model (one set of weights) on one batch."""
 
-    label: str                            # e.g. "init", "trained"
+    label: str  # e.g. "init", "trained"
     loss: float
     samples: int
-    method: str                           # how the Jacobian norm was obtained
+    method: str  # how the Jacobian norm was obtained
     layers: list[LayerFlow] = field(default_factory=list)
 
     @property
@@ -107,23 +108,41 @@ class GradFlow:
         out = []
         for lf in self.layers:
             for t in range(len(lf.grad_norm)):
-                out.append({"weights": self.label, "layer": lf.layer, "t": t + 1,
-                            "grad_norm": float(lf.grad_norm[t]), "jacobian_norm": float(lf.jacobian_norm[t]),
-                            "jacobian_spectral": None if lf.jacobian_spectral is None
-                            else float(lf.jacobian_spectral[t])})
+                out.append(
+                    {
+                        "weights": self.label,
+                        "layer": lf.layer,
+                        "t": t + 1,
+                        "grad_norm": float(lf.grad_norm[t]),
+                        "jacobian_norm": float(lf.jacobian_norm[t]),
+                        "jacobian_spectral": None if lf.jacobian_spectral is None else float(lf.jacobian_spectral[t]),
+                    }
+                )
         return out
 
     def fit_rows(self) -> list[dict]:
         out = []
         for lf in self.layers:
-            for measure, fit in (("grad_norm", lf.grad_fit), ("jacobian_norm", lf.jacobian_fit),
-                                 ("jacobian_spectral", lf.spectral_fit)):
+            for measure, fit in (
+                ("grad_norm", lf.grad_fit),
+                ("jacobian_norm", lf.jacobian_fit),
+                ("jacobian_spectral", lf.spectral_fit),
+            ):
                 if fit is None:
                     continue
-                out.append({"weights": self.label, "layer": lf.layer, "measure": measure,
-                            "decay_factor": fit.factor, "rate_per_step": fit.rate,
-                            "steps_per_10x": fit.steps_per_10x, "r2": fit.r2, "first_t": fit.first,
-                            "last_t": fit.last})
+                out.append(
+                    {
+                        "weights": self.label,
+                        "layer": lf.layer,
+                        "measure": measure,
+                        "decay_factor": fit.factor,
+                        "rate_per_step": fit.rate,
+                        "steps_per_10x": fit.steps_per_10x,
+                        "r2": fit.r2,
+                        "first_t": fit.first,
+                        "last_t": fit.last,
+                    }
+                )
         return out
 
 
@@ -155,9 +174,17 @@ def _loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return compute_loss(task, out, y)
 
 
-def gradient_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: str,
-                  lengths: torch.Tensor | None = None, probes: int | None = None, label: str = "",
-                  seed: int = 0) -> GradFlow:
+def gradient_flow(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    task: str,
+    lengths: torch.Tensor | None = None,
+    probes: int | None = None,
+    label: str = "",
+    seed: int = 0,
+) -> GradFlow:
     """Measure ``||dL/dh_t||`` and ``||dh_T/dh_t||`` for every layer and step (see the module docs).
 
     Args:
@@ -169,8 +196,10 @@ def gradient_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: s
         label: a name for these weights (``init``, ``trained``).
     """
     if not has_states(model):
-        raise LayerlabError(f"{type(model).__name__} does not expose its hidden states (forward_with_states); "
-                            f"gradient flow through time applies to the recurrent models")
+        raise LayerlabError(
+            f"{type(model).__name__} does not expose its hidden states (forward_with_states); "
+            f"gradient flow through time applies to the recurrent models"
+        )
     was_training = model.training
     model.eval()  # no dropout: the curves describe the weights, not a random mask
     device = next(model.parameters()).device
@@ -192,12 +221,21 @@ def gradient_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: s
             methods = set()
             for li, layer in enumerate(states):
                 g_layer = [next(g_iter) for _ in layer]
-                gnorm = torch.stack([(g if g is not None else torch.zeros_like(h)).detach().double()
-                                     .flatten(1).norm(dim=1).mean() for g, h in zip(g_layer, layer)])
+                gnorm = torch.stack(
+                    [
+                        (g if g is not None else torch.zeros_like(h)).detach().double().flatten(1).norm(dim=1).mean()
+                        for g, h in zip(g_layer, layer, strict=True)
+                    ]
+                )
                 jnorm, spectral, method = _jacobian_norms(layer, probes, gen)
                 methods.add(method)
-                lf = LayerFlow(layer=li + 1, hidden=int(layer[-1].shape[-1]), grad_norm=gnorm.cpu().numpy(),
-                               jacobian_norm=jnorm, jacobian_spectral=spectral)
+                lf = LayerFlow(
+                    layer=li + 1,
+                    hidden=int(layer[-1].shape[-1]),
+                    grad_norm=gnorm.cpu().numpy(),
+                    jacobian_norm=jnorm,
+                    jacobian_spectral=spectral,
+                )
                 lf.grad_fit = fit_decay(lf.grad_norm)
                 lf.jacobian_fit = fit_decay(lf.jacobian_norm)
                 lf.spectral_fit = fit_decay(spectral) if spectral is not None else None
@@ -208,34 +246,35 @@ def gradient_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, task: s
     return result
 
 
-def _jacobian_norms(layer: list[torch.Tensor], probes: int | None, gen: torch.Generator
-                    ) -> tuple[np.ndarray, np.ndarray | None, str]:
+def _jacobian_norms(
+    layer: list[torch.Tensor], probes: int | None, gen: torch.Generator
+) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Mean over the batch of ``||dh_T/dh_t||_F / sqrt(H)`` for every t of one layer, and (exact
     mode only) of the spectral norm ``||dh_T/dh_t||_2``, the gain of the best-kept direction."""
-    h_T = layer[-1]                                                           # (B, H)
+    h_T = layer[-1]  # (B, H)
     B, H = h_T.shape[0], h_T[0].numel()
     if probes is None:
         probes = 0 if H <= EXACT_MAX_HIDDEN else DEFAULT_PROBES
-    sq = torch.zeros(B, len(layer), dtype=torch.float64, device=h_T.device)   # (B, T) sum of ||v^T J_t||^2
+    sq = torch.zeros(B, len(layer), dtype=torch.float64, device=h_T.device)  # (B, T) sum of ||v^T J_t||^2
     J = None
     if probes == 0:
         J = torch.zeros(B, len(layer), H, H, dtype=torch.float64, device=h_T.device)  # (B, T, H, H) dh_T/dh_t
         vectors = torch.eye(H, dtype=h_T.dtype, device=h_T.device).reshape(H, 1, *h_T.shape[1:])
-        vectors = vectors.expand(H, *h_T.shape)                               # (H, B, H): e_i for every sample
+        vectors = vectors.expand(H, *h_T.shape)  # (H, B, H): e_i for every sample
         scale, method = 1.0, "exact Frobenius norm (one vector-Jacobian product per hidden unit)"
     else:
         v = torch.randn((probes, *h_T.shape), generator=gen, device=h_T.device, dtype=torch.float64)
         v = v / v.flatten(2).norm(dim=2).clamp_min(1e-30).reshape(probes, B, *[1] * (h_T.dim() - 1))
-        vectors = v.to(h_T.dtype)                                             # (K, B, H) unit rows
+        vectors = v.to(h_T.dtype)  # (K, B, H) unit rows
         scale, method = H / probes, f"Frobenius norm estimated from {probes} random unit probes"
     for start in range(0, vectors.shape[0], PROBE_CHUNK):
-        chunk = vectors[start:start + PROBE_CHUNK]
+        chunk = vectors[start : start + PROBE_CHUNK]
         for rows, t in _vjps(h_T, layer, chunk):
-            rows = rows.detach().double().flatten(2)                          # (K, B, H)
+            rows = rows.detach().double().flatten(2)  # (K, B, H)
             sq[:, t] += rows.pow(2).sum(2).sum(0)
             if J is not None:
-                J[:, t, start:start + rows.shape[0]] = rows.transpose(0, 1)    # rows i of dh_T/dh_t
-    fro = (sq * scale).sqrt() / math.sqrt(H)                                   # (B, T)
+                J[:, t, start : start + rows.shape[0]] = rows.transpose(0, 1)  # rows i of dh_T/dh_t
+    fro = (sq * scale).sqrt() / math.sqrt(H)  # (B, T)
     spectral = None
     if J is not None:
         spectral = torch.linalg.matrix_norm(J, ord=2).mean(0).cpu().numpy()  # (T,) largest singular value
@@ -247,8 +286,9 @@ def _vjps(h_T: torch.Tensor, layer: list[torch.Tensor], vectors: torch.Tensor):
     """Yield ``(v^T dh_T/dh_t for every v, t)``, ``(K, B, H)`` each, for the K vectors ``(K, B, H)``:
     one vmapped backward pass (``is_grads_batched``), or K plain ones where vmap cannot run a op."""
     try:
-        grads = torch.autograd.grad(h_T, layer, grad_outputs=vectors, retain_graph=True, allow_unused=True,
-                                    is_grads_batched=True)
+        grads = torch.autograd.grad(
+            h_T, layer, grad_outputs=vectors, retain_graph=True, allow_unused=True, is_grads_batched=True
+        )
         for t, g in enumerate(grads):
             if g is not None:
                 yield g, t

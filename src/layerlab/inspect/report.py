@@ -6,14 +6,13 @@ Sections: overview, configuration, training curves, test-set evaluation (confusi
 precision/recall, most confidently wrong samples; predicted-vs-true for regression), model summary
 and, where they apply, conv filters and feature maps (CNNs) and gradient flow through time (RNNs).
 """
+
 from __future__ import annotations
 
 import base64
 import html
 import logging
 from pathlib import Path
-
-import torch
 
 from ..errors import LayerlabError
 from ..rundir import RunDir
@@ -55,21 +54,28 @@ class _Doc:
         self.parts.append(f"<pre>{html.escape(s)}</pre>")
 
     def table(self, header: list[str] | None, rows: list[list]) -> None:
-        head = ("<thead><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr></thead>"
-                if header else "")
+        head = (
+            "<thead><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr></thead>"
+            if header
+            else ""
+        )
         body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
         self.parts.append(f"<table>{head}<tbody>{body}</tbody></table>")
 
     def figure(self, files: dict, caption: str) -> None:
         png = Path(files["png"])
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        links = [f'<a href="{html.escape(self._rel(Path(files[k])))}">{html.escape(Path(files[k]).name)}</a>'
-                 for k in ("csv", "fit_csv") if k in files]
+        links = [
+            f'<a href="{html.escape(self._rel(Path(files[k])))}">{html.escape(Path(files[k]).name)}</a>'
+            for k in ("csv", "fit_csv")
+            if k in files
+        ]
         self.figures += 1
         self.parts.append(
             f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
             f"<figcaption>Figure {self.figures}. {html.escape(caption)} Numbers: {', '.join(links)}; "
-            f'image: <a href="{html.escape(self._rel(png))}">{html.escape(png.name)}</a>.</figcaption></figure>')
+            f'image: <a href="{html.escape(self._rel(png))}">{html.escape(png.name)}</a>.</figcaption></figure>'
+        )
 
     def _rel(self, p: Path) -> str:
         try:
@@ -79,10 +85,12 @@ class _Doc:
 
     def render(self) -> str:
         nav = " ".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t in self.sections)
-        return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-                f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head><body>"
-                f"<h1>{html.escape(self.title)}</h1><nav>{nav}</nav>" + "\n".join(self.parts) + "</body></html>\n")
+        return (
+            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{html.escape(self.title)}</h1><nav>{nav}</nav>" + "\n".join(self.parts) + "</body></html>\n"
+        )
 
 
 def _fmt(v) -> str:
@@ -93,8 +101,14 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def write_report(run_dir: str | Path, *, image: str | Path | None = None, weights: str = "best",
-                 gradflow_samples: int = 32, probes: int | None = None) -> Path:
+def write_report(
+    run_dir: str | Path,
+    *,
+    image: str | Path | None = None,
+    weights: str = "best",
+    gradflow_samples: int = 32,
+    probes: int | None = None,
+) -> Path:
     """Write ``RUN/report.html`` (and ``RUN/report/*.png`` + ``*.csv``); returns the HTML path.
 
     Args:
@@ -120,13 +134,23 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
     doc.section("overview", "Overview")
     metrics = run.metrics()
     last = metrics[-1] if metrics else {}
-    rows = [["run directory", str(run.path)], ["status", info.get("status")], ["model", name],
-            ["parameters", info["model"].get("parameters")], ["dataset", data],
-            ["samples (train / test)", f"{info['dataset'].get('n_train', 0):,} / {info['dataset'].get('n_test', 0):,}"],
-            ["input shape", "x".join(map(str, info["dataset"]["input_shape"]))], ["task", info["dataset"].get("task")],
-            ["epochs", len(metrics)], ["training wall seconds", info.get("train_wall_seconds")],
-            ["device", info.get("device")], ["seed", info.get("seed")], ["weights shown", info.get("weights_used")],
-            ["started", info.get("started")], ["finished", info.get("finished")]]
+    rows = [
+        ["run directory", str(run.path)],
+        ["status", info.get("status")],
+        ["model", name],
+        ["parameters", info["model"].get("parameters")],
+        ["dataset", data],
+        ["samples (train / test)", f"{info['dataset'].get('n_train', 0):,} / {info['dataset'].get('n_test', 0):,}"],
+        ["input shape", "x".join(map(str, info["dataset"]["input_shape"]))],
+        ["task", info["dataset"].get("task")],
+        ["epochs", len(metrics)],
+        ["training wall seconds", info.get("train_wall_seconds")],
+        ["device", info.get("device")],
+        ["seed", info.get("seed")],
+        ["weights shown", info.get("weights_used")],
+        ["started", info.get("started")],
+        ["finished", info.get("finished")],
+    ]
     env = info.get("environment") or {}
     rows += [[f"{k} version", env[k]] for k in ("layerlab", "torch") if env.get(k)]
     doc.table(None, rows)
@@ -137,8 +161,10 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
     doc.section("training", "Training")
     if metrics:
         cv = views.curves_view(str(run.path), out=out)
-        doc.figure(cv["files"], "Loss and accuracy per epoch on the training set (during the epoch) and the "
-                                "test set (after it).")
+        doc.figure(
+            cv["files"],
+            "Loss and accuracy per epoch on the training set (during the epoch) and the test set (after it).",
+        )
         cols = [c for c in views.CURVE_COLUMNS + ["train_seconds", "samples_per_second"] if c in last]
         doc.table(cols, [[r.get(c) for c in cols] for r in metrics])
     else:
@@ -155,40 +181,72 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
         mse = compute_metrics(ds.task, out_, ds.test.y)["mse"]
         pred = out_.reshape(ds.test.y.shape).float()
         y = ds.test.y.float()
-        doc.text(f"{len(y):,} test samples, weights {info['weights_used']}: mean squared error {mse:.5g}"
-                 + (f" (predicting the mean scores {ds.meta['baseline_mse']:.4g})" if ds.meta.get("baseline_mse") else ""))
+        doc.text(
+            f"{len(y):,} test samples, weights {info['weights_used']}: mean squared error {mse:.5g}"
+            + (f" (predicting the mean scores {ds.meta['baseline_mse']:.4g})" if ds.meta.get("baseline_mse") else "")
+        )
         n = min(len(y), 2000)
-        files = views.save_figure(plots.regression_fit(pred[:n].numpy().ravel(), y[:n].numpy().ravel()), out,
-                                  "predictions", [{"index": i, "true": float(y[i]), "predicted": float(pred[i])}
-                                                  for i in range(n)])
+        files = views.save_figure(
+            plots.regression_fit(pred[:n].numpy().ravel(), y[:n].numpy().ravel()),
+            out,
+            "predictions",
+            [{"index": i, "true": float(y[i]), "predicted": float(pred[i])} for i in range(n)],
+        )
         doc.figure(files, f"Predicted against true values for the first {n} test samples.")
     else:
         ev = views.errors_view(str(run.path), model=model, ds=ds, out=out)
-        doc.text(f"{ev['n']:,} test {'targets' if ds.task != 'classification' else 'samples'}, weights "
-                 f"{info['weights_used']}: accuracy {ev['accuracy']:.4f}.")
-        doc.figure(ev["files"]["confusion"], "Confusion matrix on the test set: counts, shaded by the fraction of "
-                                             "each true class.")
-        doc.figure(ev["files"]["scores"], "Precision (of the samples predicted as the class, how many are it) "
-                                          "and recall (of the samples of the class, how many were found).")
-        doc.table(["class", "precision", "recall", "F1", "support"],
-                  [[r["class"], r["precision"], r["recall"], r["f1"], r["support"]] for r in ev["scores"]])
+        doc.text(
+            f"{ev['n']:,} test {'targets' if ds.task != 'classification' else 'samples'}, weights "
+            f"{info['weights_used']}: accuracy {ev['accuracy']:.4f}."
+        )
+        doc.figure(
+            ev["files"]["confusion"],
+            "Confusion matrix on the test set: counts, shaded by the fraction of each true class.",
+        )
+        doc.figure(
+            ev["files"]["scores"],
+            "Precision (of the samples predicted as the class, how many are it) "
+            "and recall (of the samples of the class, how many were found).",
+        )
+        doc.table(
+            ["class", "precision", "recall", "F1", "support"],
+            [[r["class"], r["precision"], r["recall"], r["f1"], r["support"]] for r in ev["scores"]],
+        )
         if "mistakes" in ev["files"]:
-            doc.figure(ev["files"]["mistakes"], "The wrong test predictions the model was most confident of "
-                                                "(probability of the predicted class in brackets).")
+            doc.figure(
+                ev["files"]["mistakes"],
+                "The wrong test predictions the model was most confident of "
+                "(probability of the predicted class in brackets).",
+            )
 
     # --- model summary
     doc.section("model", "Model")
     try:
         sv = views.summary_view(str(run.path), out=out, model=model)
         s = sv["summary"]
-        doc.table(["layer", "module", "type", "output shape", "elements passed on", "parameters", "FLOPs"],
-                  [[r.alias, r.name, r.kind, "x".join(map(str, r.output_shape)) + (f" (x{r.calls} steps)" if r.calls > 1 else ""),
-                    r.elements, r.parameters, r.flops] for r in s.rows]
-                  + [["total", "", "", "", "", s.total_parameters, s.total_flops]])
+        doc.table(
+            ["layer", "module", "type", "output shape", "elements passed on", "parameters", "FLOPs"],
+            [
+                [
+                    r.alias,
+                    r.name,
+                    r.kind,
+                    "x".join(map(str, r.output_shape)) + (f" (x{r.calls} steps)" if r.calls > 1 else ""),
+                    r.elements,
+                    r.parameters,
+                    r.flops,
+                ]
+                for r in s.rows
+            ]
+            + [["total", "", "", "", "", s.total_parameters, s.total_flops]],
+        )
         if s.without_pools:
             doc.text(s.pooling_line())
-        doc.figure(sv["files"], "Elements each layer passes on per sample (log scale); pooling layers in orange. "
-                                "FLOPs from torch.utils.flop_counter (a multiply-add counts 2).")
+        doc.figure(
+            sv["files"],
+            "Elements each layer passes on per sample (log scale); pooling layers in orange. "
+            "FLOPs from torch.utils.flop_counter (a multiply-add counts 2).",
+        )
     except LayerlabError as e:
         doc.text(f"No summary: {e}", "note")
 
@@ -198,35 +256,61 @@ def write_report(run_dir: str | Path, *, image: str | Path | None = None, weight
         doc.section("filters", "Filters")
         for layer in convs:
             fv = views.filters_view(str(run.path), layer=layer, model=model, out=out)
-            doc.figure(fv["files"], f"The learned kernels of {fv['alias']} ({fv['layer']}), shape "
-                                    f"{'x'.join(map(str, fv['shape']))}: red positive, blue negative weights.")
+            doc.figure(
+                fv["files"],
+                f"The learned kernels of {fv['alias']} ({fv['layer']}), shape "
+                f"{'x'.join(map(str, fv['shape']))}: red positive, blue negative weights.",
+            )
         doc.section("features", "Feature maps")
         if image is None:
-            x, what = ds.test.x[0], "the first test image" + (
-                f" (class {ds.classes[int(ds.test.y[0])]})" if ds.classes and ds.test.y.dim() == 1 else "")
+            x, what = (
+                ds.test.x[0],
+                "the first test image"
+                + (f" (class {ds.classes[int(ds.test.y[0])]})" if ds.classes and ds.test.y.dim() == 1 else ""),
+            )
         else:
             x, what = Path(image), str(image)
         fv = views.features_view(str(run.path), x, model=model, out=out)
-        doc.text(f"What every conv and pool layer outputs for {what}: "
-                 + "; ".join(f"{l['label']} {'x'.join(map(str, l['shape']))}" for l in fv["layers"]) + ".")
+        doc.text(
+            f"What every conv and pool layer outputs for {what}: "
+            + "; ".join(f"{f['label']} {'x'.join(map(str, f['shape']))}" for f in fv["layers"])
+            + "."
+        )
         for layer in fv["layers"]:
-            doc.figure(fv["files"][layer["alias"]], f"Feature maps of {layer['label']}, "
-                                                    f"{'x'.join(map(str, layer['shape']))}, for {what}.")
+            doc.figure(
+                fv["files"][layer["alias"]],
+                f"Feature maps of {layer['label']}, {'x'.join(map(str, layer['shape']))}, for {what}.",
+            )
 
     # --- gradient flow
     if has_states(model):
         doc.section("gradflow", "Gradient flow through time")
-        gf = views.gradflow(str(run.path), samples=gradflow_samples, probes=probes, weights=weights, out=out,
-                            run=run, model=model, dataset=ds)
+        gf = views.gradflow(
+            str(run.path),
+            samples=gradflow_samples,
+            probes=probes,
+            weights=weights,
+            out=out,
+            run=run,
+            model=model,
+            dataset=ds,
+        )
         flows = gf["flows"]
-        doc.text(f"||dL/dh_t|| and ||dh_T/dh_t||_F/sqrt(H) per step t, averaged over {flows[0].samples} test "
-                 f"sequences, at the run's initialisation (rebuilt from its seed) and with its trained weights. "
-                 f"Jacobian norm: {flows[0].method}. A straight line on the log scale is a geometric decay; the "
-                 f"factor is fitted per step back in time (below 1: vanishing).")
+        doc.text(
+            f"||dL/dh_t|| and ||dh_T/dh_t||_F/sqrt(H) per step t, averaged over {flows[0].samples} test "
+            f"sequences, at the run's initialisation (rebuilt from its seed) and with its trained weights. "
+            f"Jacobian norm: {flows[0].method}. A straight line on the log scale is a geometric decay; the "
+            f"factor is fitted per step back in time (below 1: vanishing)."
+        )
         doc.figure(gf["files"], "Gradient flow through time (log scale).")
-        doc.table(["weights", "layer", "measure", "decay factor per step", "steps per 10x", "fit R^2"],
-                  [[r["weights"], r["layer"], r["measure"], r["decay_factor"], r["steps_per_10x"], r["r2"]]
-                   for f in flows for r in f.fit_rows()])
+        doc.table(
+            ["weights", "layer", "measure", "decay factor per step", "steps per 10x", "fit R^2"],
+            [
+                [r["weights"], r["layer"], r["measure"], r["decay_factor"], r["steps_per_10x"], r["r2"]]
+                for f in flows
+                for r in f.fit_rows()
+            ],
+        )
 
     path = run.path / "report.html"
     atomic_write_text(path, doc.render())

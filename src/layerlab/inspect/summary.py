@@ -12,6 +12,7 @@ The ``elements`` column is what a layer hands to the next one per sample: it sho
 claim (section 2) that pooling shrinks what follows, and :attr:`ModelSummary.without_pools` says
 how many parameters the first Dense layer would need if the pools were taken out.
 """
+
 from __future__ import annotations
 
 import copy
@@ -54,19 +55,22 @@ def layer_aliases(model: nn.Module) -> dict[str, str]:
 
 def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Leaf modules, plus modules with parameters of their own (a custom cell), in definition order."""
-    return [(n, m) for n, m in model.named_modules()
-            if n and (not any(True for _ in m.children()) or any(True for _ in m.parameters(recurse=False)))]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if n and (not any(True for _ in m.children()) or any(True for _ in m.parameters(recurse=False)))
+    ]
 
 
 @dataclass
 class LayerRow:
-    name: str                  # module name (features.0)
-    alias: str                 # conv1
-    kind: str                  # Conv2d
-    output_shape: tuple        # per sample, e.g. (32, 26, 26); () when the layer did not run
+    name: str  # module name (features.0)
+    alias: str  # conv1
+    kind: str  # Conv2d
+    output_shape: tuple  # per sample, e.g. (32, 26, 26); () when the layer did not run
     parameters: int
-    flops: int                 # per sample, for every call (a cell called T times counts T times)
-    elements: int              # numel of the output per sample
+    flops: int  # per sample, for every call (a cell called T times counts T times)
+    elements: int  # numel of the output per sample
     calls: int = 1
 
 
@@ -88,33 +92,52 @@ class ModelSummary:
         return n
 
     def csv_rows(self) -> list[dict]:
-        return [{"layer": r.name, "alias": r.alias, "type": r.kind,
-                 "output_shape": "x".join(map(str, r.output_shape)), "elements": r.elements,
-                 "parameters": r.parameters, "flops": r.flops, "calls": r.calls} for r in self.rows]
+        return [
+            {
+                "layer": r.name,
+                "alias": r.alias,
+                "type": r.kind,
+                "output_shape": "x".join(map(str, r.output_shape)),
+                "elements": r.elements,
+                "parameters": r.parameters,
+                "flops": r.flops,
+                "calls": r.calls,
+            }
+            for r in self.rows
+        ]
 
     def pooling_line(self) -> str:
         w = self.without_pools
         if not w:
             return ""
-        return (f"Pooling: the Dense layer {w['layer']} takes {w['inputs_with_pools']:,} inputs "
-                f"({w['parameters_with_pools']:,} parameters); without the {w['pools']} pooling layer(s) it "
-                f"would take {w['inputs_without_pools']:,} inputs and need {w['parameters_without_pools']:,} "
-                f"parameters ({w['parameters_without_pools'] / max(w['parameters_with_pools'], 1):.1f}x as many; "
-                f"{w['total_parameters_without_pools']:,} in the whole model instead of {self.total_parameters:,}).")
+        return (
+            f"Pooling: the Dense layer {w['layer']} takes {w['inputs_with_pools']:,} inputs "
+            f"({w['parameters_with_pools']:,} parameters); without the {w['pools']} pooling layer(s) it "
+            f"would take {w['inputs_without_pools']:,} inputs and need {w['parameters_without_pools']:,} "
+            f"parameters ({w['parameters_without_pools'] / max(w['parameters_with_pools'], 1):.1f}x as many; "
+            f"{w['total_parameters_without_pools']:,} in the whole model instead of {self.total_parameters:,})."
+        )
 
     def to_text(self) -> str:
         head = f"{'layer':<22} {'type':<20} {'output shape':<16} {'elements':>10} {'parameters':>11} {'FLOPs':>13}"
-        lines = [f"{self.model}: input {tuple(self.input_shape)} ({self.input_elements:,} elements)", head,
-                 "-" * len(head)]
+        lines = [
+            f"{self.model}: input {tuple(self.input_shape)} ({self.input_elements:,} elements)",
+            head,
+            "-" * len(head),
+        ]
         for r in self.rows:
             shape = "x".join(map(str, r.output_shape)) + (f" (x{r.calls})" if r.calls > 1 else "")
-            lines.append(f"{r.alias + ' ' + r.name:<22.22} {r.kind:<20.20} {shape:<16} {r.elements:>10,} "
-                         f"{r.parameters:>11,} {r.flops:>13,}")
+            lines.append(
+                f"{r.alias + ' ' + r.name:<22.22} {r.kind:<20.20} {shape:<16} {r.elements:>10,} "
+                f"{r.parameters:>11,} {r.flops:>13,}"
+            )
         lines.append("-" * len(head))
         lines.append(f"{'total':<22} {'':<20} {'':<16} {'':>10} {self.total_parameters:>11,} {self.total_flops:>13,}")
         if self.frozen_parameters:
-            lines.append(f"(parameters are trainable ones; {self.frozen_parameters:,} more are frozen, "
-                         f"e.g. torch's second recurrent bias held at zero)")
+            lines.append(
+                f"(parameters are trainable ones; {self.frozen_parameters:,} more are frozen, "
+                f"e.g. torch's second recurrent bias held at zero)"
+            )
         if self.without_pools:
             lines.append(self.pooling_line())
         return "\n".join(lines)
@@ -154,6 +177,7 @@ def summarize(model: nn.Module, input_shape: tuple, name: str | None = None) -> 
             calls[mod_name] = calls.get(mod_name, 0) + 1
             if t is not None and mod_name not in shapes:
                 shapes[mod_name] = tuple(t.shape[1:])
+
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in layers]
@@ -163,19 +187,20 @@ def summarize(model: nn.Module, input_shape: tuple, name: str | None = None) -> 
     x = _example_input(model, input_shape)
     try:
         with torch.no_grad():
-            model(x)                                  # output shapes through the hooks
+            model(x)  # output shapes through the hooks
         for h in handles:
             h.remove()
         # torch's fused RNN kernels are opaque to the counter; the explicit step loop of a recurrent
         # model (same weights, same function) shows its matrix products
         loop = getattr(model, "forward_with_states", None)
         if loop is not None:
-            model.forward = loop                      # through __call__, so modules are tracked
+            model.forward = loop  # through __call__, so modules are tracked
         with torch.no_grad(), counter:
             model(x)
     except (RuntimeError, ValueError) as e:
-        raise LayerlabError(f"{name or type(model).__name__} does not take samples of shape {input_shape} "
-                            f"({str(e).splitlines()[0]})") from None
+        raise LayerlabError(
+            f"{name or type(model).__name__} does not take samples of shape {input_shape} ({str(e).splitlines()[0]})"
+        ) from None
     finally:
         for h in handles:
             h.remove()
@@ -189,10 +214,18 @@ def summarize(model: nn.Module, input_shape: tuple, name: str | None = None) -> 
         elements = 1
         for d in shape:
             elements *= int(d)
-        summary.rows.append(LayerRow(name=n, alias=aliases[n], kind=type(m).__name__, output_shape=shape,
-                                     parameters=_trainable(m.parameters(recurse=False)),
-                                     flops=counts.get(f"{root}.{n}", 0), elements=elements if shape else 0,
-                                     calls=calls.get(n, 0)))
+        summary.rows.append(
+            LayerRow(
+                name=n,
+                alias=aliases[n],
+                kind=type(m).__name__,
+                output_shape=shape,
+                parameters=_trainable(m.parameters(recurse=False)),
+                flops=counts.get(f"{root}.{n}", 0),
+                elements=elements if shape else 0,
+                calls=calls.get(n, 0),
+            )
+        )
     summary.total_flops = int(counter.get_total_flops())
     leftover = summary.total_flops - sum(r.flops for r in summary.rows)
     if leftover > 0:
@@ -204,8 +237,18 @@ def summarize(model: nn.Module, input_shape: tuple, name: str | None = None) -> 
             idle[0].flops = leftover
             idle[0].kind += " (step loop)"
         else:
-            summary.rows.append(LayerRow(name="(other)", alias="other", kind="ops outside layers",
-                                         output_shape=(), parameters=0, flops=leftover, elements=0, calls=0))
+            summary.rows.append(
+                LayerRow(
+                    name="(other)",
+                    alias="other",
+                    kind="ops outside layers",
+                    output_shape=(),
+                    parameters=0,
+                    flops=leftover,
+                    elements=0,
+                    calls=0,
+                )
+            )
     summary.total_parameters = _trainable(model.parameters())
     summary.frozen_parameters = sum(p.numel() for p in model.parameters()) - summary.total_parameters
     summary.without_pools = _without_pools(model, input_shape, summary.total_parameters)
@@ -228,8 +271,9 @@ def _without_pools(model: nn.Module, input_shape: tuple, total: int) -> dict | N
     if not pools:
         return None
     order = [n for n, _ in model.named_modules()]
-    dense = [(n, m) for n, m in model.named_modules()
-             if isinstance(m, nn.Linear) and order.index(n) > order.index(pools[-1])]
+    dense = [
+        (n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and order.index(n) > order.index(pools[-1])
+    ]
     if not dense:
         return None
     dname, dmod = dense[0]
@@ -262,6 +306,12 @@ def _without_pools(model: nn.Module, input_shape: tuple, total: int) -> dict | N
     bias = dmod.out_features if dmod.bias is not None else 0
     with_p = dmod.in_features * dmod.out_features + bias
     without_p = seen["in"] * dmod.out_features + bias
-    return {"layer": dname, "pools": len(pools), "inputs_with_pools": dmod.in_features,
-            "parameters_with_pools": with_p, "inputs_without_pools": seen["in"],
-            "parameters_without_pools": without_p, "total_parameters_without_pools": total - with_p + without_p}
+    return {
+        "layer": dname,
+        "pools": len(pools),
+        "inputs_with_pools": dmod.in_features,
+        "parameters_with_pools": with_p,
+        "inputs_without_pools": seen["in"],
+        "parameters_without_pools": without_p,
+        "total_parameters_without_pools": total - with_p + without_p,
+    }

@@ -63,8 +63,9 @@ def check_target(target: str) -> None:
     if Path(target).exists():
         RunDir(target).info()  # says why it is not a run: not a directory, or no run.json in it
     if target not in list_models():
-        raise LayerlabError(f"{target!r} is neither a run directory nor a registered model "
-                            f"(known models: {', '.join(list_models())})")
+        raise LayerlabError(
+            f"{target!r} is neither a run directory nor a registered model (known models: {', '.join(list_models())})"
+        )
 
 
 @dataclass
@@ -76,8 +77,18 @@ class Fresh:
     name: str
 
 
-def fresh(name: str, data: str, *, length: int | None = None, sequence: str | None = None, hidden: int | None = None,
-          layers: int | None = None, n: int | None = None, seed: int = 0, data_dir: str | None = None) -> Fresh:
+def fresh(
+    name: str,
+    data: str,
+    *,
+    length: int | None = None,
+    sequence: str | None = None,
+    hidden: int | None = None,
+    layers: int | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+) -> Fresh:
     """The registered model ``name`` at its initialisation (seed ``seed``), built by the same function
     a run's model is built by, for the dataset ``data`` (only ``n`` test samples are loaded)."""
     from ..data.inputs import prepare_data
@@ -85,8 +96,14 @@ def fresh(name: str, data: str, *, length: int | None = None, sequence: str | No
     from ..models import sequence_model
 
     check_target(name)
-    cfg = DataConfig(name=data, data_dir=data_dir, length=length, sequence=sequence,
-                     n_train=None if n is None else max(n, 1), n_test=n)
+    cfg = DataConfig(
+        name=data,
+        data_dir=data_dir,
+        length=length,
+        sequence=sequence,
+        n_train=None if n is None else max(n, 1),
+        n_test=n,
+    )
     ds = prepare_data(cfg, seed=seed, sequence_model=sequence_model(name))
     seed_everything(seed)
     model = build_model_for(ModelConfig(name=name, hidden=hidden, layers=layers), ds.spec, ds.num_outputs)
@@ -100,10 +117,24 @@ def _out(out: str | Path | None, run: RunDir) -> Path:
 # ----------------------------------------------------------------------------------------------
 # Gradient flow
 # ----------------------------------------------------------------------------------------------
-def gradflow(target: str, *, data: str | None = None, length: int | None = None, sequence: str | None = None,
-             hidden: int | None = None, layers: int | None = None, samples: int = 32, probes: int | None = None,
-             weights: str = "best", seed: int = 0, out: str | Path | None = None, data_dir: str | None = None,
-             run: RunDir | None = None, model: nn.Module | None = None, dataset: Dataset | None = None) -> dict:
+def gradflow(
+    target: str,
+    *,
+    data: str | None = None,
+    length: int | None = None,
+    sequence: str | None = None,
+    hidden: int | None = None,
+    layers: int | None = None,
+    samples: int = 32,
+    probes: int | None = None,
+    weights: str = "best",
+    seed: int = 0,
+    out: str | Path | None = None,
+    data_dir: str | None = None,
+    run: RunDir | None = None,
+    model: nn.Module | None = None,
+    dataset: Dataset | None = None,
+) -> dict:
     """Gradient flow through time of a run (at its initialisation and with its ``weights``) or of a
     registered recurrent model built fresh (at initialisation; needs ``data`` for the shapes).
 
@@ -120,26 +151,51 @@ def gradflow(target: str, *, data: str | None = None, length: int | None = None,
         info = run.info()
         model = model if model is not None else run.model(weights)
         if not has_states(model):
-            raise LayerlabError(f"{run.path}: the model {info['model']['name']} is not recurrent; gradient flow "
-                                f"through time applies to rnn, lstm, gru, residual and article-lstm runs")
+            raise LayerlabError(
+                f"{run.path}: the model {info['model']['name']} is not recurrent; gradient flow "
+                f"through time applies to rnn, lstm, gru, residual and article-lstm runs"
+            )
         ds = dataset if dataset is not None else run.dataset(data)
         x, y = ds.test.x[:samples], ds.test.y[:samples]
         lengths = None if ds.test.lengths is None else ds.test.lengths[:samples]
-        flows = [gradient_flow(run.model("init"), x, y, task=ds.task, lengths=lengths, probes=probes, label="init",
-                               seed=seed),
-                 gradient_flow(model, x, y, task=ds.task, lengths=lengths, probes=probes,
-                               label=f"trained ({run.resolve_weights(weights)})", seed=seed)]
+        flows = [
+            gradient_flow(
+                run.model("init"), x, y, task=ds.task, lengths=lengths, probes=probes, label="init", seed=seed
+            ),
+            gradient_flow(
+                model,
+                x,
+                y,
+                task=ds.task,
+                lengths=lengths,
+                probes=probes,
+                label=f"trained ({run.resolve_weights(weights)})",
+                seed=seed,
+            ),
+        ]
         title = f"{run.path.name}: {info['model']['name']} on {info['dataset']['name']}"
         out = _out(out, run)
     else:
         if not data:
-            raise LayerlabError(f"a fresh model ({target}) needs --data to know the input shape, "
-                                f"e.g. --data adding --length 100")
-        f = fresh(target, data, length=length, sequence=sequence, hidden=hidden, layers=layers, n=samples, seed=seed,
-                  data_dir=data_dir)
+            raise LayerlabError(
+                f"a fresh model ({target}) needs --data to know the input shape, e.g. --data adding --length 100"
+            )
+        f = fresh(
+            target,
+            data,
+            length=length,
+            sequence=sequence,
+            hidden=hidden,
+            layers=layers,
+            n=samples,
+            seed=seed,
+            data_dir=data_dir,
+        )
         if not has_states(f.model):
-            raise LayerlabError(f"{target} is not a recurrent model; gradient flow through time applies to "
-                                f"rnn, lstm, gru, residual and article-lstm")
+            raise LayerlabError(
+                f"{target} is not a recurrent model; gradient flow through time applies to "
+                f"rnn, lstm, gru, residual and article-lstm"
+            )
         ds = f.dataset
         x, y = ds.test.x[:samples], ds.test.y[:samples]
         lengths = None if ds.test.lengths is None else ds.test.lengths[:samples]
@@ -160,23 +216,40 @@ def write_gradflow(flows: list, out: Path, title: str, stem: str = "gradflow") -
 # ----------------------------------------------------------------------------------------------
 # Convolutional views and the summary
 # ----------------------------------------------------------------------------------------------
-def filters_view(run_dir: str, *, layer: str | None = None, weights: str = "best", out: str | Path | None = None,
-                 model: nn.Module | None = None) -> dict:
+def filters_view(
+    run_dir: str,
+    *,
+    layer: str | None = None,
+    weights: str = "best",
+    out: str | Path | None = None,
+    model: nn.Module | None = None,
+) -> dict:
     """The filters of one conv layer (default: the first) as an image grid and a CSV of weights."""
     from .conv import filters
 
     run = RunDir(run_dir)
     model = model if model is not None else run.model(weights)
     name, alias, w = filters(model, layer)
-    rows = [{"layer": name, "filter": o, "input_channel": i, "row": r, "col": c, "weight": float(w[o, i, r, c])}
-            for o in range(w.shape[0]) for i in range(w.shape[1]) for r in range(w.shape[2]) for c in range(w.shape[3])]
+    rows = [
+        {"layer": name, "filter": o, "input_channel": i, "row": r, "col": c, "weight": float(w[o, i, r, c])}
+        for o in range(w.shape[0])
+        for i in range(w.shape[1])
+        for r in range(w.shape[2])
+        for c in range(w.shape[3])
+    ]
     title = f"{alias} ({name}): {w.shape[0]} filters of {w.shape[1]}x{w.shape[2]}x{w.shape[3]}"
     files = save_figure(plots.conv_filters(w, title), _out(out, run), f"filters_{alias}", rows)
     return {"layer": name, "alias": alias, "shape": tuple(w.shape), "files": files}
 
 
-def features_view(run_dir: str, image: str | Path | torch.Tensor, *, weights: str = "best",
-                  out: str | Path | None = None, model: nn.Module | None = None) -> dict:
+def features_view(
+    run_dir: str,
+    image: str | Path | torch.Tensor,
+    *,
+    weights: str = "best",
+    out: str | Path | None = None,
+    model: nn.Module | None = None,
+) -> dict:
     """Feature maps of every conv/pool layer for one image (a file, read as ``predict`` reads it:
     through the run's input spec)."""
     from ..data.inputs import read_inputs
@@ -191,29 +264,54 @@ def features_view(run_dir: str, image: str | Path | torch.Tensor, *, weights: st
     else:
         spec = run.spec
         if spec.kind != "image":
-            raise LayerlabError(f"the model of {run.path} takes {spec.kind} of shape {spec.shape}, not images; "
-                                f"feature maps apply to convolutional models")
+            raise LayerlabError(
+                f"the model of {run.path} takes {spec.kind} of shape {spec.shape}, not images; "
+                f"feature maps apply to convolutional models"
+            )
         inputs = read_inputs([image], spec)
         x, notes = inputs.x[0], inputs.notes[0]
     maps = feature_maps(model, x)
     layers = []
     c, h, w = x.shape
-    files = {"input": save_figure(plots.feature_maps(x, "input image"), out, "features_input",
-                                  [{"channel": ch, "row": r, "col": q, "value": float(x[ch, r, q])}
-                                   for ch in range(c) for r in range(h) for q in range(w)])}
+    files = {
+        "input": save_figure(
+            plots.feature_maps(x, "input image"),
+            out,
+            "features_input",
+            [
+                {"channel": ch, "row": r, "col": q, "value": float(x[ch, r, q])}
+                for ch in range(c)
+                for r in range(h)
+                for q in range(w)
+            ],
+        )
+    }
     for fm in maps:
         m = fm.maps
-        rows = [{"layer": fm.name, "channel": ch, "row": r, "col": q, "value": round(float(m[ch, r, q]), 6)}
-                for ch in range(m.shape[0]) for r in range(m.shape[1]) for q in range(m.shape[2])]
+        rows = [
+            {"layer": fm.name, "channel": ch, "row": r, "col": q, "value": round(float(m[ch, r, q]), 6)}
+            for ch in range(m.shape[0])
+            for r in range(m.shape[1])
+            for q in range(m.shape[2])
+        ]
         files[fm.alias] = save_figure(plots.feature_maps(m, fm.label, image=x), out, f"features_{fm.alias}", rows)
         layers.append({"layer": fm.name, "alias": fm.alias, "label": fm.label, "shape": tuple(m.shape)})
     return {"layers": layers, "files": files, "notes": notes, "image": x}
 
 
-def summary_view(target: str, *, input_shape: tuple | None = None, outputs: int | None = None,
-                 data: str | None = None, length: int | None = None, hidden: int | None = None,
-                 layers: int | None = None, out: str | Path | None = None, write: bool = True,
-                 model: nn.Module | None = None) -> dict:
+def summary_view(
+    target: str,
+    *,
+    input_shape: tuple | None = None,
+    outputs: int | None = None,
+    data: str | None = None,
+    length: int | None = None,
+    hidden: int | None = None,
+    layers: int | None = None,
+    out: str | Path | None = None,
+    write: bool = True,
+    model: nn.Module | None = None,
+) -> dict:
     """The model summary of a run or of a registered model (built for ``data``, for
     ``input_shape``, or for the article's input when the model has it)."""
     from ..models import create_model
@@ -263,8 +361,15 @@ def curves_view(run_dir: str, *, out: str | Path | None = None) -> dict:
     return {"rows": rows, "files": files}
 
 
-def errors_view(run_dir: str, *, weights: str = "best", out: str | Path | None = None, k: int = 16,
-                model: nn.Module | None = None, ds: Dataset | None = None) -> dict:
+def errors_view(
+    run_dir: str,
+    *,
+    weights: str = "best",
+    out: str | Path | None = None,
+    k: int = 16,
+    model: nn.Module | None = None,
+    ds: Dataset | None = None,
+) -> dict:
     """Confusion matrix, per-class precision/recall and the most confidently wrong test samples."""
     from .evaluation import classification_views, predict_test
 
@@ -276,19 +381,50 @@ def errors_view(run_dir: str, *, weights: str = "best", out: str | Path | None =
     out = _out(out, run)
     classes = pred.classes
     cm, sc = views["confusion"], views["scores"]
-    files = {"confusion": save_figure(plots.confusion(cm, classes), out, "confusion",
-                                      [{"true": classes[i], **{classes[j]: int(cm[i, j]) for j in range(len(classes))}}
-                                       for i in range(len(classes))], ["true"] + classes)}
-    score_rows = [{"class": classes[i], "precision": round(float(sc["precision"][i]), 6),
-                   "recall": round(float(sc["recall"][i]), 6), "f1": round(float(sc["f1"][i]), 6),
-                   "support": int(sc["support"][i])} for i in range(len(classes))]
+    files = {
+        "confusion": save_figure(
+            plots.confusion(cm, classes),
+            out,
+            "confusion",
+            [
+                {"true": classes[i], **{classes[j]: int(cm[i, j]) for j in range(len(classes))}}
+                for i in range(len(classes))
+            ],
+            ["true"] + classes,
+        )
+    }
+    score_rows = [
+        {
+            "class": classes[i],
+            "precision": round(float(sc["precision"][i]), 6),
+            "recall": round(float(sc["recall"][i]), 6),
+            "f1": round(float(sc["f1"][i]), 6),
+            "support": int(sc["support"][i]),
+        }
+        for i in range(len(classes))
+    ]
     files["scores"] = save_figure(plots.class_scores(sc, classes), out, "class_scores", score_rows)
     ms = views["mistakes"][:k]
     if ms:
         samples = [pred.x[m["index"]] for m in ms]
-        rows = [{"rank": r + 1, "test_index": m["index"], "true": classes[m["true"]],
-                 "predicted": classes[m["predicted"]], "confidence": round(m["confidence"], 6),
-                 "p_true": round(m["p_true"], 6)} for r, m in enumerate(ms)]
+        rows = [
+            {
+                "rank": r + 1,
+                "test_index": m["index"],
+                "true": classes[m["true"]],
+                "predicted": classes[m["predicted"]],
+                "confidence": round(m["confidence"], 6),
+                "p_true": round(m["p_true"], 6),
+            }
+            for r, m in enumerate(ms)
+        ]
         files["mistakes"] = save_figure(plots.mistakes(samples, ms, classes), out, "mistakes", rows)
-    return {"accuracy": views["accuracy"], "n": views["n"], "scores": score_rows, "mistakes": ms, "files": files,
-            "confusion": cm, "classes": classes}
+    return {
+        "accuracy": views["accuracy"],
+        "n": views["n"],
+        "scores": score_rows,
+        "mistakes": ms,
+        "files": files,
+        "confusion": cm,
+        "classes": classes,
+    }

@@ -12,6 +12,7 @@ all steps in one matrix product and hands each cell its row; the cell adds ``U h
 
 Every state is a tuple whose first entry is ``h_t`` (the LSTM adds its cell state ``c_t``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,7 +42,7 @@ class Cell:
 
 
 def _recurrent(h_prev: torch.Tensor, U: torch.Tensor, b_U: torch.Tensor | None) -> torch.Tensor:
-    return torch.addmm(b_U, h_prev, U.t()) if b_U is not None else h_prev @ U.t()   # (B, G*H)
+    return torch.addmm(b_U, h_prev, U.t()) if b_U is not None else h_prev @ U.t()  # (B, G*H)
 
 
 class TanhCell(Cell):
@@ -55,15 +56,15 @@ class TanhCell(Cell):
 
     def step(self, xw_t, state, U, b_U):
         (h_prev,) = state
-        return (torch.tanh(xw_t + _recurrent(h_prev, U, b_U)),)                    # (B, H)
+        return (torch.tanh(xw_t + _recurrent(h_prev, U, b_U)),)  # (B, H)
 
 
 class LSTMCell(Cell):
     """LSTM, gate blocks i, f, g, o (torch's order, Keras's i, f, c, o)::
 
-        [a_i, a_f, a_g, a_o] = W x_t + U h_{t-1} + b
-        c_t = sigmoid(a_f) * c_{t-1} + sigmoid(a_i) * tanh(a_g)
-        h_t = sigmoid(a_o) * tanh(c_t)
+    [a_i, a_f, a_g, a_o] = W x_t + U h_{t-1} + b
+    c_t = sigmoid(a_f) * c_{t-1} + sigmoid(a_i) * tanh(a_g)
+    h_t = sigmoid(a_o) * tanh(c_t)
     """
 
     name = "lstm"
@@ -73,19 +74,19 @@ class LSTMCell(Cell):
 
     def step(self, xw_t, state, U, b_U):
         h_prev, c_prev = state
-        a_i, a_f, a_g, a_o = (xw_t + _recurrent(h_prev, U, b_U)).chunk(4, dim=1)   # 4 x (B, H)
-        c_t = torch.sigmoid(a_f) * c_prev + torch.sigmoid(a_i) * torch.tanh(a_g)    # (B, H)
-        h_t = torch.sigmoid(a_o) * torch.tanh(c_t)                                  # (B, H)
+        a_i, a_f, a_g, a_o = (xw_t + _recurrent(h_prev, U, b_U)).chunk(4, dim=1)  # 4 x (B, H)
+        c_t = torch.sigmoid(a_f) * c_prev + torch.sigmoid(a_i) * torch.tanh(a_g)  # (B, H)
+        h_t = torch.sigmoid(a_o) * torch.tanh(c_t)  # (B, H)
         return h_t, c_t
 
 
 class GRUCell(Cell):
     """GRU, gate blocks r, z, n (torch's ``nn.GRU``, Keras's ``reset_after=True``)::
 
-        r = sigmoid(W_r x_t + b_r + U_r h_{t-1} + b_Ur)
-        z = sigmoid(W_z x_t + b_z + U_z h_{t-1} + b_Uz)
-        n = tanh(W_n x_t + b_n + r * (U_n h_{t-1} + b_Un))
-        h_t = (1 - z) * n + z * h_{t-1}
+    r = sigmoid(W_r x_t + b_r + U_r h_{t-1} + b_Ur)
+    z = sigmoid(W_z x_t + b_z + U_z h_{t-1} + b_Uz)
+    n = tanh(W_n x_t + b_n + r * (U_n h_{t-1} + b_Un))
+    h_t = (1 - z) * n + z * h_{t-1}
     """
 
     name = "gru"
@@ -94,12 +95,12 @@ class GRUCell(Cell):
 
     def step(self, xw_t, state, U, b_U):
         (h_prev,) = state
-        x_r, x_z, x_n = xw_t.chunk(3, dim=1)                                        # 3 x (B, H)
-        u_r, u_z, u_n = _recurrent(h_prev, U, b_U).chunk(3, dim=1)                  # 3 x (B, H)
+        x_r, x_z, x_n = xw_t.chunk(3, dim=1)  # 3 x (B, H)
+        u_r, u_z, u_n = _recurrent(h_prev, U, b_U).chunk(3, dim=1)  # 3 x (B, H)
         r = torch.sigmoid(x_r + u_r)
         z = torch.sigmoid(x_z + u_z)
         n = torch.tanh(x_n + r * u_n)
-        return ((1 - z) * n + z * h_prev,)                                          # (B, H)
+        return ((1 - z) * n + z * h_prev,)  # (B, H)
 
 
 class ResidualCell(Cell):
@@ -133,11 +134,11 @@ class ResidualCell(Cell):
 
     def step(self, xw_t, state, U, b_U):
         (h_prev,) = state
-        a = xw_t + _recurrent(h_prev, U, b_U)                                         # (B, G*H)
+        a = xw_t + _recurrent(h_prev, U, b_U)  # (B, G*H)
         if not self.gated:
             return (h_prev + torch.tanh(a),)
-        a_z, a_h = a.chunk(2, dim=1)                                                  # 2 x (B, H)
-        return (h_prev + torch.sigmoid(a_z) * torch.tanh(a_h),)                       # (B, H)
+        a_z, a_h = a.chunk(2, dim=1)  # 2 x (B, H)
+        return (h_prev + torch.sigmoid(a_z) * torch.tanh(a_h),)  # (B, H)
 
 
 #: Cells by name; ``rnn`` is the article's tanh cell.

@@ -3,6 +3,7 @@
 Architectures are data (timm's ``vgg.py`` style): an int is a 3x3 ReLU conv with that many
 filters (no padding, like Keras's default ``padding='valid'``), ``'M'`` a 2x2 max pool.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,7 @@ class ConvNet(nn.Module):
     port of Keras's ``Dense(10, activation='softmax')`` + sparse categorical cross-entropy.
     """
 
-    def __init__(self, input_shape: tuple[int, int, int], num_outputs: int, layers=ARTICLE_CNN,
-                 kernel_size: int = 3):
+    def __init__(self, input_shape: tuple[int, int, int], num_outputs: int, layers=ARTICLE_CNN, kernel_size: int = 3):
         super().__init__()
         if len(input_shape) != 3:
             raise ConfigError(f"a CNN needs image samples of shape (channels, height, width), got {tuple(input_shape)}")
@@ -84,8 +84,12 @@ class ConvNet(nn.Module):
         return self.classifier(self.flatten(x))
 
 
-@register_model("article-cnn", "The article's CNN: Conv(32,3x3) > Pool > Conv(64,3x3) > Pool > Dense",
-                default_input=(1, 28, 28), default_outputs=10)
+@register_model(
+    "article-cnn",
+    "The article's CNN: Conv(32,3x3) > Pool > Conv(64,3x3) > Pool > Dense",
+    default_input=(1, 28, 28),
+    default_outputs=10,
+)
 def article_cnn(input_shape, num_outputs):
     """The article's CNN: Conv2D(32,3x3,relu) > MaxPool(2) > Conv2D(64,3x3,relu) > MaxPool(2) > Flatten > Dense."""
     return ConvNet(input_shape, num_outputs, ARTICLE_CNN)

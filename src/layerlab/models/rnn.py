@@ -23,8 +23,10 @@ Two paths compute the same function with the same weights:
 Inputs: ``(B, T, F)`` float sequences; ``(B, T)`` integer tokens (one-hot over ``num_outputs``
 symbols, the language-model case where inputs and outputs share a vocabulary). Images reach a
 recurrent model already read as sequences by the data side (``--sequence rows``, the article's 28
-steps of 28 pixels; see :mod:`layerlab.data.transforms`). ``lengths`` ``(B,)`` gives each padded sequence's true length; results do not depend on the padding.
+steps of 28 pixels; see :mod:`layerlab.data.transforms`). ``lengths`` ``(B,)`` gives each padded
+sequence's true length; results do not depend on the padding.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,10 +41,19 @@ from .cells import CELLS, Cell, ResidualCell
 HEADS = ("last", "step")
 
 
-def run_layer(cell: Cell, x: torch.Tensor, W: torch.Tensor, U: torch.Tensor, b: torch.Tensor | None,
-              b_U: torch.Tensor | None, mask: torch.Tensor | None = None, *, reverse: bool = False,
-              retain: bool = False, initial: tuple[torch.Tensor, ...] | None = None
-              ) -> tuple[torch.Tensor, list[torch.Tensor], tuple[torch.Tensor, ...]]:
+def run_layer(
+    cell: Cell,
+    x: torch.Tensor,
+    W: torch.Tensor,
+    U: torch.Tensor,
+    b: torch.Tensor | None,
+    b_U: torch.Tensor | None,
+    mask: torch.Tensor | None = None,
+    *,
+    reverse: bool = False,
+    retain: bool = False,
+    initial: tuple[torch.Tensor, ...] | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor], tuple[torch.Tensor, ...]]:
     """Run ``cell`` over the time axis of ``x`` ``(B, T, D)`` for one layer and one direction.
 
     ``mask`` ``(B, T)`` is True at valid steps of right-padded sequences: at padded steps the state is
@@ -52,20 +63,20 @@ def run_layer(cell: Cell, x: torch.Tensor, W: torch.Tensor, U: torch.Tensor, b: 
     and to the next step; ``retain_grad()`` if ``retain``) and the final state.
     """
     B, T, _ = x.shape
-    xw = F.linear(x, W, b)                                          # (B, T, G*H), all steps at once
+    xw = F.linear(x, W, b)  # (B, T, G*H), all steps at once
     state = cell.init_state(B, U.shape[1], xw) if initial is None else initial
     hs: list[torch.Tensor] = [None] * T  # type: ignore[list-item]
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+    for t in range(T - 1, -1, -1) if reverse else range(T):
         new = cell.step(xw[:, t], state, U, b_U)
         if mask is not None:
-            m = mask[:, t, None]                                    # (B, 1)
-            new = tuple(torch.where(m, n, o) for n, o in zip(new, state))
+            m = mask[:, t, None]  # (B, 1)
+            new = tuple(torch.where(m, n, o) for n, o in zip(new, state, strict=True))
         state = new
-        h_t = state[0]                                              # (B, H)
+        h_t = state[0]  # (B, H)
         if retain and h_t.requires_grad:
             h_t.retain_grad()
         hs[t] = h_t
-    out = torch.stack(hs, dim=1)                                    # (B, T, H)
+    out = torch.stack(hs, dim=1)  # (B, T, H)
     if mask is not None:
         out = out * mask[..., None]
     return out, hs, state
@@ -79,8 +90,15 @@ class RecurrentStack(nn.Module):
     same names (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``..._reverse``) live here.
     """
 
-    def __init__(self, cell: Cell, input_size: int, hidden: int, layers: int = 1, bidirectional: bool = False,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        cell: Cell,
+        input_size: int,
+        hidden: int,
+        layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.cell_impl = cell
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden, layers
@@ -89,8 +107,15 @@ class RecurrentStack(nn.Module):
         self.suffixes = ["", "_reverse"][: self.directions]
         if cell.torch_module is not None:
             kw = {"nonlinearity": "tanh"} if cell.torch_module is nn.RNN else {}
-            self.fused = cell.torch_module(input_size, hidden, layers, batch_first=True, bidirectional=bidirectional,
-                                           dropout=self.dropout if layers > 1 else 0.0, **kw)
+            self.fused = cell.torch_module(
+                input_size,
+                hidden,
+                layers,
+                batch_first=True,
+                bidirectional=bidirectional,
+                dropout=self.dropout if layers > 1 else 0.0,
+                **kw,
+            )
         else:
             self.fused = None
             G = cell.gates
@@ -103,13 +128,18 @@ class RecurrentStack(nn.Module):
                     if cell.two_biases:
                         self.register_parameter(f"bias_hh_l{k}{sfx}", nn.Parameter(torch.zeros(G * hidden)))
 
-    def weights(self, layer: int, direction: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                                torch.Tensor | None]:
+    def weights(
+        self, layer: int, direction: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(W, U, b, b_U)`` of one layer and direction (0 forward, 1 reverse), torch layouts."""
         src = self.fused if self.fused is not None else self
         sfx = self.suffixes[direction]
-        return (getattr(src, f"weight_ih_l{layer}{sfx}"), getattr(src, f"weight_hh_l{layer}{sfx}"),
-                getattr(src, f"bias_ih_l{layer}{sfx}"), getattr(src, f"bias_hh_l{layer}{sfx}", None))
+        return (
+            getattr(src, f"weight_ih_l{layer}{sfx}"),
+            getattr(src, f"weight_hh_l{layer}{sfx}"),
+            getattr(src, f"bias_ih_l{layer}{sfx}"),
+            getattr(src, f"bias_hh_l{layer}{sfx}", None),
+        )
 
     def keras_init_(self) -> None:
         """Keras's recurrent defaults: glorot-uniform ``W``, orthogonal ``U``, zero biases; for the
@@ -126,8 +156,8 @@ class RecurrentStack(nn.Module):
                     if b_U is not None:
                         b_U.zero_()
                     if self.cell_impl.name == "lstm":
-                        b[H:2 * H] = 1.0
-                    if getattr(self.cell_impl, "gated", False):       # residual: small first steps
+                        b[H : 2 * H] = 1.0
+                    if getattr(self.cell_impl, "gated", False):  # residual: small first steps
                         b[:H] = self.cell_impl.gate_bias
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,13 +173,14 @@ class RecurrentStack(nn.Module):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
         else:
             out, h_n = self.fused(x)
-        if isinstance(h_n, tuple):                                  # LSTM: (h_n, c_n)
+        if isinstance(h_n, tuple):  # LSTM: (h_n, c_n)
             h_n = h_n[0]
-        last = torch.cat(list(h_n[-self.directions:]), dim=-1)      # (B, dirs*H), torch unsorts h_n
+        last = torch.cat(list(h_n[-self.directions :]), dim=-1)  # (B, dirs*H), torch unsorts h_n
         return out, last
 
-    def loop(self, x: torch.Tensor, lengths: torch.Tensor | None = None, *, keep: bool = False
-             ) -> tuple[torch.Tensor, torch.Tensor, list[list[torch.Tensor]]]:
+    def loop(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None, *, keep: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, list[list[torch.Tensor]]]:
         """The explicit loop over time (same weights as the fused path). Returns outputs, final
         states as :meth:`forward` does, and per layer the list of forward-direction ``h_t``."""
         B, T, _ = x.shape
@@ -161,14 +192,16 @@ class RecurrentStack(nn.Module):
             outs, finals = [], []
             for d in range(self.directions):
                 W, U, b, b_U = self.weights(k, d)
-                out_d, hs, _ = run_layer(self.cell_impl, inp, W, U, b, b_U, mask, reverse=d == 1, retain=keep and d == 0)
+                out_d, hs, _ = run_layer(
+                    self.cell_impl, inp, W, U, b, b_U, mask, reverse=d == 1, retain=keep and d == 0
+                )
                 outs.append(out_d)
                 if d == 0:
                     states.append(hs)
                     finals.append(hs[-1] if lengths is None else out_d[torch.arange(B, device=x.device), lengths - 1])
                 else:
-                    finals.append(out_d[:, 0])                     # the reverse pass ends at t = 0
-            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)    # (B, T, dirs*H)
+                    finals.append(out_d[:, 0])  # the reverse pass ends at t = 0
+            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (B, T, dirs*H)
             last = finals[0] if len(finals) == 1 else torch.cat(finals, dim=-1)
             if k < self.num_layers - 1 and self.dropout > 0:
                 out = F.dropout(out, self.dropout, self.training)
@@ -198,9 +231,18 @@ class RecurrentNet(nn.Module):
     ``bidirectional``, ``head``.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], num_outputs: int, cell: str = "lstm", hidden: int = 128,
-                 layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, head: str = "last",
-                 gated: bool = True):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_outputs: int,
+        cell: str = "lstm",
+        hidden: int = 128,
+        layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        head: str = "last",
+        gated: bool = True,
+    ):
         super().__init__()
         shape = tuple(int(s) for s in input_shape)
         if cell not in CELLS:
@@ -212,13 +254,15 @@ class RecurrentNet(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {dropout}")
         if len(shape) == 1:
-            self.input_kind, features = "tokens", num_outputs       # one-hot over the output vocabulary
+            self.input_kind, features = "tokens", num_outputs  # one-hot over the output vocabulary
         elif len(shape) == 2:
             self.input_kind, features = "sequence", shape[1]
         else:
             # images are read as sequences on the data side (InputSpec: rows, pixels, permuted), once
-            raise ConfigError(f"a recurrent model needs samples of shape (T, F) or (T,) tokens, got {shape}; "
-                              f"read images as sequences (--sequence rows)")
+            raise ConfigError(
+                f"a recurrent model needs samples of shape (T, F) or (T,) tokens, got {shape}; "
+                f"read images as sequences (--sequence rows)"
+            )
         self.input_shape = shape
         self.num_outputs = int(num_outputs)
         self.cell = cell
@@ -239,7 +283,7 @@ class RecurrentNet(nn.Module):
         if self.input_kind == "tokens":
             if x.is_floating_point():
                 raise ValueError(f"this model takes integer token ids (B, T), got a float tensor {tuple(x.shape)}")
-            return F.one_hot(x.long(), self.num_outputs).to(self.out.weight.dtype)     # (B, T, V)
+            return F.one_hot(x.long(), self.num_outputs).to(self.out.weight.dtype)  # (B, T, V)
         if x.dim() != 3:
             raise ValueError(f"expected a batch of sequences (B, T, F), got shape {tuple(x.shape)}")
         return x
@@ -265,8 +309,9 @@ class RecurrentNet(nn.Module):
         out, last = self.rnn(x, self._lengths(lengths, x))
         return self.out(out) if self.head == "step" else self.out(last)
 
-    def forward_with_states(self, x: torch.Tensor, lengths: torch.Tensor | None = None
-                            ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+    def forward_with_states(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """The same logits as :meth:`forward`, by the explicit loop over time, and ``states``: per
         layer, the list over time of forward-direction ``h_t`` ``(B, H)``. Each ``h_t`` is the tensor
         used for both the output and the next step and has ``retain_grad()``, so after
@@ -283,15 +328,22 @@ class RecurrentNet(nn.Module):
         return self.out(out), state
 
     def extra_repr(self) -> str:
-        return (f"cell={self.cell}, hidden={self.hidden_size}, layers={self.num_layers}, "
-                f"bidirectional={self.bidirectional}, head={self.head}, input={self.input_kind}")
+        return (
+            f"cell={self.cell}, hidden={self.hidden_size}, layers={self.num_layers}, "
+            f"bidirectional={self.bidirectional}, head={self.head}, input={self.input_kind}"
+        )
 
 
 # ----------------------------------------------------------------------------------------------
 # Registry
 # ----------------------------------------------------------------------------------------------
-@register_model("article-lstm", "The article's RNN: LSTM(128, tanh) > Dense on the last step, Keras's initialisation",
-                default_input=(28, 28), default_outputs=10, sequence=True)
+@register_model(
+    "article-lstm",
+    "The article's RNN: LSTM(128, tanh) > Dense on the last step, Keras's initialisation",
+    default_input=(28, 28),
+    default_outputs=10,
+    sequence=True,
+)
 def article_lstm(input_shape, num_outputs):
     """The article's RNN (section 4): LSTM(128, tanh) > Dense(num_outputs) on the last step.
 
@@ -311,18 +363,34 @@ def article_lstm(input_shape, num_outputs):
 
 
 def _family(cell: str):
-    def factory(input_shape, num_outputs, hidden: int = 128, layers: int = 1, bidirectional: bool = False,
-                dropout: float = 0.0, head: str = "last"):
-        return RecurrentNet(input_shape, num_outputs, cell=cell, hidden=hidden, layers=layers,
-                            bidirectional=bidirectional, dropout=dropout, head=head)
+    def factory(
+        input_shape,
+        num_outputs,
+        hidden: int = 128,
+        layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        head: str = "last",
+    ):
+        return RecurrentNet(
+            input_shape,
+            num_outputs,
+            cell=cell,
+            hidden=hidden,
+            layers=layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            head=head,
+        )
 
     factory.__name__ = cell
     return factory
 
 
 for _name, _desc in (
-        ("rnn", "The article's tanh RNN h_t = tanh(W x_t + U h_{t-1} + b): --hidden --layers --bidirectional"),
-        ("lstm", "LSTM (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
-        ("gru", "GRU (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
-        ("residual", "Residual tanh RNN h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b), z_t a gate: --hidden --layers")):
+    ("rnn", "The article's tanh RNN h_t = tanh(W x_t + U h_{t-1} + b): --hidden --layers --bidirectional"),
+    ("lstm", "LSTM (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
+    ("gru", "GRU (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
+    ("residual", "Residual tanh RNN h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b), z_t a gate: --hidden --layers"),
+):
     register_model(_name, _desc, sequence=True)(_family(_name))

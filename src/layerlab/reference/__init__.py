@@ -21,23 +21,63 @@ softmax + cross-entropy    ``softmax_cross_entropy_forward`` / ``_backward``  ``
 imports NumPy only, never torch: it is the independent witness the fast path is checked against.
 See ``docs/equations.md`` for each equation next to its function and its test.
 """
+
 from .conv import conv2d_backward, conv2d_forward
-from .dense import (dense_backward, dense_forward, flatten_backward, flatten_forward, relu_backward,
-                    relu_forward, sigmoid, tanh_backward, tanh_forward)
+from .dense import (
+    dense_backward,
+    dense_forward,
+    flatten_backward,
+    flatten_forward,
+    relu_backward,
+    relu_forward,
+    sigmoid,
+    tanh_backward,
+    tanh_forward,
+)
 from .gru import gru_backward, gru_cell_backward, gru_cell_forward, gru_forward
-from .losses import (log_softmax, mse_backward, mse_forward, softmax, softmax_cross_entropy_backward,
-                     softmax_cross_entropy_forward)
+from .losses import (
+    log_softmax,
+    mse_backward,
+    mse_forward,
+    softmax,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_forward,
+)
 from .lstm import lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
 from .pool import maxpool2d_backward, maxpool2d_forward
 from .rnn import rnn_backward, rnn_cell_backward, rnn_cell_forward, rnn_forward, rnn_jacobians
 
 __all__ = [
-    "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
-    "dense_forward", "dense_backward", "flatten_forward", "flatten_backward",
-    "relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "sigmoid",
-    "softmax", "log_softmax", "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
-    "mse_forward", "mse_backward",
-    "rnn_cell_forward", "rnn_cell_backward", "rnn_forward", "rnn_backward", "rnn_jacobians",
-    "lstm_cell_forward", "lstm_cell_backward", "lstm_forward", "lstm_backward",
-    "gru_cell_forward", "gru_cell_backward", "gru_forward", "gru_backward",
+    "conv2d_backward",
+    "conv2d_forward",
+    "dense_backward",
+    "dense_forward",
+    "flatten_backward",
+    "flatten_forward",
+    "gru_backward",
+    "gru_cell_backward",
+    "gru_cell_forward",
+    "gru_forward",
+    "log_softmax",
+    "lstm_backward",
+    "lstm_cell_backward",
+    "lstm_cell_forward",
+    "lstm_forward",
+    "maxpool2d_backward",
+    "maxpool2d_forward",
+    "mse_backward",
+    "mse_forward",
+    "relu_backward",
+    "relu_forward",
+    "rnn_backward",
+    "rnn_cell_backward",
+    "rnn_cell_forward",
+    "rnn_forward",
+    "rnn_jacobians",
+    "sigmoid",
+    "softmax",
+    "softmax_cross_entropy_backward",
+    "softmax_cross_entropy_forward",
+    "tanh_backward",
+    "tanh_forward",
 ]

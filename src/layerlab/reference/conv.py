@@ -13,6 +13,7 @@ Layouts are torch's: ``x`` is NCHW ``(B, C_in, H_in, W_in)`` and ``W`` is ``(C_o
 so the same arrays can be handed to ``torch.nn.functional.conv2d``. No kernel flip: like the article,
 torch and Keras, this is a cross-correlation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,12 +49,12 @@ def add_windows_back(dwin: np.ndarray, x_pad_shape: tuple, sh: int, sw: int) -> 
         ``(B, C, H, W)``.
     """
     _, _, H_out, W_out, kh, kw = dwin.shape
-    dx_pad = np.zeros(x_pad_shape, dtype=dwin.dtype)                           # (B, C, H, W)
+    dx_pad = np.zeros(x_pad_shape, dtype=dwin.dtype)  # (B, C, H, W)
     # Looping over the kh*kw kernel offsets (not over output pixels) keeps each step one strided
     # array add; offset (m, n) of window (i, j) is pixel (sh*i + m, sw*j + n).
     for m in range(kh):
         for n in range(kw):
-            dx_pad[:, :, m:m + sh * H_out:sh, n:n + sw * W_out:sw] += dwin[..., m, n]
+            dx_pad[:, :, m : m + sh * H_out : sh, n : n + sw * W_out : sw] += dwin[..., m, n]
     return dx_pad
 
 
@@ -62,8 +63,9 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None,
-                   stride=1, padding=0) -> tuple[np.ndarray, dict]:
+def conv2d_forward(
+    x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, stride=1, padding=0
+) -> tuple[np.ndarray, dict]:
     """Eq. 3.1.1, batched and multi-channel: ``y[o,i,j] = sum_{c,m,n} x_pad[c, s*i+m, s*j+n] W[o,c,m,n] + b[o]``.
 
     Args:
@@ -79,16 +81,22 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None,
     sh, sw = _pair(stride)
     ph, pw = _pair(padding)
     kh, kw = W.shape[2:]
-    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))                 # (B, C_in, H_in+2ph, W_in+2pw)
-    win = windows(x_pad, kh, kw, sh, sw)                                      # (B, C_in, H_out, W_out, kh, kw)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (B, C_in, H_in+2ph, W_in+2pw)
+    win = windows(x_pad, kh, kw, sh, sw)  # (B, C_in, H_out, W_out, kh, kw)
     # The equation's triple sum over (c, m, n), for every (b, i, j, o) at once: one matrix product
     # (tensordot; np.einsum("bcijmn,ocmn->boij") says the same but runs ~3x slower for C_in = 1).
-    y = np.tensordot(win, W, axes=([1, 4, 5], [1, 2, 3]))                     # (B, H_out, W_out, C_out)
-    y = y.transpose(0, 3, 1, 2)                                               # (B, C_out, H_out, W_out)
+    y = np.tensordot(win, W, axes=([1, 4, 5], [1, 2, 3]))  # (B, H_out, W_out, C_out)
+    y = y.transpose(0, 3, 1, 2)  # (B, C_out, H_out, W_out)
     if b is not None:
         y = y + b[None, :, None, None]
-    cache = {"win": win, "x_pad_shape": x_pad.shape, "W": W, "has_b": b is not None,
-             "stride": (sh, sw), "padding": (ph, pw)}
+    cache = {
+        "win": win,
+        "x_pad_shape": x_pad.shape,
+        "W": W,
+        "has_b": b is not None,
+        "stride": (sh, sw),
+        "padding": (ph, pw),
+    }
     return y, cache
 
 
@@ -109,12 +117,12 @@ def conv2d_backward(dy: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
     win, W = cache["win"], cache["W"]
     sh, sw = cache["stride"]
     ph, pw = cache["padding"]
-    dW = np.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))                   # (C_out, C_in, kh, kw) sum over b, i, j
-    dwin = np.tensordot(dy, W, axes=([1], [0]))                               # (B, H_out, W_out, C_in, kh, kw) sum over o
-    dwin = dwin.transpose(0, 3, 1, 2, 4, 5)                                   # (B, C_in, H_out, W_out, kh, kw)
-    dx_pad = add_windows_back(dwin, cache["x_pad_shape"], sh, sw)             # (B, C_in, H_in+2ph, W_in+2pw)
+    dW = np.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))  # (C_out, C_in, kh, kw) sum over b, i, j
+    dwin = np.tensordot(dy, W, axes=([1], [0]))  # (B, H_out, W_out, C_in, kh, kw) sum over o
+    dwin = dwin.transpose(0, 3, 1, 2, 4, 5)  # (B, C_in, H_out, W_out, kh, kw)
+    dx_pad = add_windows_back(dwin, cache["x_pad_shape"], sh, sw)  # (B, C_in, H_in+2ph, W_in+2pw)
     Hp, Wp = dx_pad.shape[2:]
-    grads = {"x": dx_pad[:, :, ph:Hp - ph, pw:Wp - pw], "W": dW}              # x: (B, C_in, H_in, W_in)
+    grads = {"x": dx_pad[:, :, ph : Hp - ph, pw : Wp - pw], "W": dW}  # x: (B, C_in, H_in, W_in)
     if cache["has_b"]:
-        grads["b"] = dy.sum(axis=(0, 2, 3))                                   # (C_out,)
+        grads["b"] = dy.sum(axis=(0, 2, 3))  # (C_out,)
     return grads

@@ -9,6 +9,7 @@ With ``K`` outputs each has its own weights, ``y_k = sum_{i,j} W[k,i,j] x[i,j] +
 is ``y = W x + b`` with ``W`` of shape ``(K, D)``: torch's ``nn.Linear`` layout, ready for
 ``torch.nn.functional.linear``. The same function is the RNN's output layer ``y_t = V h_t + c``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,7 @@ def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> 
     Returns:
         ``y`` of shape ``(..., K)`` and a cache.
     """
-    y = x @ W.T                                                               # (..., K)
+    y = x @ W.T  # (..., K)
     if b is not None:
         y = y + b
     return y, {"x": x, "W": W, "has_b": b is not None}
@@ -43,11 +44,11 @@ def dense_backward(dy: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
         ``{"x": (..., D), "W": (K, D), "b": (K,)}`` (no ``"b"`` when the forward had none).
     """
     x, W = cache["x"], cache["W"]
-    dy2 = dy.reshape(-1, dy.shape[-1])                                        # (N, K), N = all leading axes
-    x2 = x.reshape(-1, x.shape[-1])                                           # (N, D)
-    grads = {"x": dy @ W, "W": dy2.T @ x2}                                    # x: (..., D), W: (K, D)
+    dy2 = dy.reshape(-1, dy.shape[-1])  # (N, K), N = all leading axes
+    x2 = x.reshape(-1, x.shape[-1])  # (N, D)
+    grads = {"x": dy @ W, "W": dy2.T @ x2}  # x: (..., D), W: (K, D)
     if cache["has_b"]:
-        grads["b"] = dy2.sum(axis=0)                                          # (K,)
+        grads["b"] = dy2.sum(axis=0)  # (K,)
     return grads
 
 

@@ -18,6 +18,7 @@ To load into ``nn.GRU(D, H, batch_first=True)``: ``weight_ih_l0 = W``, ``weight_
 ``bias_ih_l0 = b``, ``bias_hh_l0 = b_U``. Keras orders its blocks z, r, h and stores kernels
 transposed, ``(D, 3H)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,9 @@ import numpy as np
 from .dense import sigmoid
 
 
-def gru_cell_forward(x_t: np.ndarray, h_prev: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray,
-                     b_U: np.ndarray) -> tuple[np.ndarray, dict]:
+def gru_cell_forward(
+    x_t: np.ndarray, h_prev: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray, b_U: np.ndarray
+) -> tuple[np.ndarray, dict]:
     """One GRU step (module docstring's equations).
 
     Args:
@@ -35,12 +37,12 @@ def gru_cell_forward(x_t: np.ndarray, h_prev: np.ndarray, W: np.ndarray, U: np.n
     Returns:
         ``h_t`` ``(B, H)`` and a cache.
     """
-    x_r, x_z, x_n = np.split(x_t @ W.T + b, 3, axis=1)                        # 3 x (B, H)
-    u_r, u_z, u_n = np.split(h_prev @ U.T + b_U, 3, axis=1)                   # 3 x (B, H)
-    r = sigmoid(x_r + u_r)                                                    # (B, H)
-    z = sigmoid(x_z + u_z)                                                    # (B, H)
-    n = np.tanh(x_n + r * u_n)                                                # (B, H)
-    h_t = (1 - z) * n + z * h_prev                                            # (B, H)
+    x_r, x_z, x_n = np.split(x_t @ W.T + b, 3, axis=1)  # 3 x (B, H)
+    u_r, u_z, u_n = np.split(h_prev @ U.T + b_U, 3, axis=1)  # 3 x (B, H)
+    r = sigmoid(x_r + u_r)  # (B, H)
+    z = sigmoid(x_z + u_z)  # (B, H)
+    n = np.tanh(x_n + r * u_n)  # (B, H)
+    h_t = (1 - z) * n + z * h_prev  # (B, H)
     cache = {"x_t": x_t, "h_prev": h_prev, "r": r, "z": z, "n": n, "u_n": u_n, "W": W, "U": U}
     return h_t, cache
 
@@ -52,27 +54,28 @@ def gru_cell_backward(dh_t: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
         ``{"x_t": (B, D), "h_prev": (B, H), "W": (3H, D), "U": (3H, H), "b": (3H,), "b_U": (3H,)}``.
     """
     r, z, n, u_n, h_prev = cache["r"], cache["z"], cache["n"], cache["u_n"], cache["h_prev"]
-    dn = dh_t * (1 - z)                                                       # (B, H)
-    dz = dh_t * (h_prev - n)                                                  # (B, H)
-    da_n = dn * (1 - n ** 2)                                                  # (B, H) at n's pre-activation
-    da_r = da_n * u_n * r * (1 - r)                                           # (B, H)
-    da_z = dz * z * (1 - z)                                                   # (B, H)
+    dn = dh_t * (1 - z)  # (B, H)
+    dz = dh_t * (h_prev - n)  # (B, H)
+    da_n = dn * (1 - n**2)  # (B, H) at n's pre-activation
+    da_r = da_n * u_n * r * (1 - r)  # (B, H)
+    da_z = dz * z * (1 - z)  # (B, H)
     # The input side and the recurrent side see the same r, z pre-activation gradients; for n the
     # recurrent side sits behind the reset gate, so it gets r * da_n.
-    dgx = np.concatenate([da_r, da_z, da_n], axis=1)                          # (B, 3H) at x W^T + b
-    dgu = np.concatenate([da_r, da_z, r * da_n], axis=1)                      # (B, 3H) at h U^T + b_U
+    dgx = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H) at x W^T + b
+    dgu = np.concatenate([da_r, da_z, r * da_n], axis=1)  # (B, 3H) at h U^T + b_U
     return {
-        "x_t": dgx @ cache["W"],                                              # (B, D)
-        "h_prev": dh_t * z + dgu @ cache["U"],                                # (B, H) direct copy + through gates
-        "W": dgx.T @ cache["x_t"],                                            # (3H, D)
-        "U": dgu.T @ h_prev,                                                  # (3H, H)
-        "b": dgx.sum(axis=0),                                                 # (3H,)
-        "b_U": dgu.sum(axis=0),                                               # (3H,)
+        "x_t": dgx @ cache["W"],  # (B, D)
+        "h_prev": dh_t * z + dgu @ cache["U"],  # (B, H) direct copy + through gates
+        "W": dgx.T @ cache["x_t"],  # (3H, D)
+        "U": dgu.T @ h_prev,  # (3H, H)
+        "b": dgx.sum(axis=0),  # (3H,)
+        "b_U": dgu.sum(axis=0),  # (3H,)
     }
 
 
-def gru_forward(x: np.ndarray, h0: np.ndarray | None, W: np.ndarray, U: np.ndarray, b: np.ndarray,
-                b_U: np.ndarray) -> tuple[np.ndarray, dict]:
+def gru_forward(
+    x: np.ndarray, h0: np.ndarray | None, W: np.ndarray, U: np.ndarray, b: np.ndarray, b_U: np.ndarray
+) -> tuple[np.ndarray, dict]:
     """A GRU over a sequence.
 
     Args:
@@ -83,13 +86,13 @@ def gru_forward(x: np.ndarray, h0: np.ndarray | None, W: np.ndarray, U: np.ndarr
     """
     B, T, _ = x.shape
     H = U.shape[1]
-    h_prev = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0           # (B, H)
+    h_prev = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0  # (B, H)
     hs, steps = [], []
     for t in range(T):
-        h_prev, step = gru_cell_forward(x[:, t], h_prev, W, U, b, b_U)       # (B, H)
+        h_prev, step = gru_cell_forward(x[:, t], h_prev, W, U, b, b_U)  # (B, H)
         hs.append(h_prev)
         steps.append(step)
-    return np.stack(hs, axis=1), {"steps": steps}                             # (B, T, H)
+    return np.stack(hs, axis=1), {"steps": steps}  # (B, T, H)
 
 
 def gru_backward(dh: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
@@ -104,10 +107,10 @@ def gru_backward(dh: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
     T = len(steps)
     dW = dU = db = db_U = 0.0
     dx = [None] * T
-    dh_from_next = np.zeros_like(dh[:, 0])                                    # (B, H)
+    dh_from_next = np.zeros_like(dh[:, 0])  # (B, H)
     for t in reversed(range(T)):
         g = gru_cell_backward(dh[:, t] + dh_from_next, steps[t])
         dW, dU, db, db_U = dW + g["W"], dU + g["U"], db + g["b"], db_U + g["b_U"]
-        dx[t] = g["x_t"]                                                      # (B, D)
-        dh_from_next = g["h_prev"]                                            # (B, H)
+        dx[t] = g["x_t"]  # (B, D)
+        dh_from_next = g["h_prev"]  # (B, H)
     return {"x": np.stack(dx, axis=1), "h0": dh_from_next, "W": dW, "U": dU, "b": db, "b_U": db_U}

@@ -5,6 +5,7 @@ Softmax and cross-entropy are computed together, from the logits: ``log softmax(
 z_k - logsumexp(z)`` never takes the log of an underflowed probability, and the gradient of the pair
 is the short ``softmax(z) - onehot(y)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,8 @@ def softmax_cross_entropy_forward(logits: np.ndarray, targets: np.ndarray) -> tu
     Returns:
         The scalar loss and a cache.
     """
-    logp = log_softmax(logits)                                                # (..., K)
-    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]    # (...)
+    logp = log_softmax(logits)  # (..., K)
+    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # (...)
     return float(-picked.mean()), {"logp": logp, "targets": targets}
 
 
@@ -45,8 +46,8 @@ def softmax_cross_entropy_backward(dloss: float, cache: dict) -> dict[str, np.nd
         ``{"logits": (..., K)}``.
     """
     logp, targets = cache["logp"], cache["targets"]
-    probs = np.exp(logp)                                                      # (..., K) softmax(z)
-    onehot = np.zeros_like(probs)                                             # (..., K)
+    probs = np.exp(logp)  # (..., K) softmax(z)
+    onehot = np.zeros_like(probs)  # (..., K)
     np.put_along_axis(onehot, targets[..., None], 1.0, axis=-1)
     return {"logits": (probs - onehot) * (dloss / targets.size)}
 
@@ -54,7 +55,7 @@ def softmax_cross_entropy_backward(dloss: float, cache: dict) -> dict[str, np.nd
 def mse_forward(pred: np.ndarray, target: np.ndarray) -> tuple[float, dict]:
     """``L = mean((pred - target)^2)`` over every entry."""
     diff = pred - target
-    return float(np.mean(diff ** 2)), {"diff": diff}
+    return float(np.mean(diff**2)), {"diff": diff}
 
 
 def mse_backward(dloss: float, cache: dict) -> dict[str, np.ndarray]:

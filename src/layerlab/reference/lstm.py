@@ -20,6 +20,7 @@ To load into ``nn.LSTM(D, H, batch_first=True)``: ``weight_ih_l0 = W``, ``weight
 the gates i, f, c, o (the same as torch's i, f, g, o) but stores kernels transposed, ``(D, 4H)``.
 The symbol ``c`` here is the cell state, not the RNN output bias.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,9 @@ import numpy as np
 from .dense import sigmoid
 
 
-def lstm_cell_forward(x_t: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, W: np.ndarray,
-                      U: np.ndarray, b: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+def lstm_cell_forward(
+    x_t: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
     """One LSTM step (module docstring's equations).
 
     Args:
@@ -37,14 +39,24 @@ def lstm_cell_forward(x_t: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, W
     Returns:
         ``(h_t, c_t)``, each ``(B, H)``, and a cache.
     """
-    a = x_t @ W.T + h_prev @ U.T + b                                          # (B, 4H)
-    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)                               # 4 x (B, H)
-    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)       # 4 x (B, H)
-    c_t = f * c_prev + i * g                                                  # (B, H)
-    tanh_c = np.tanh(c_t)                                                     # (B, H)
-    h_t = o * tanh_c                                                          # (B, H)
-    cache = {"x_t": x_t, "h_prev": h_prev, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o,
-             "tanh_c": tanh_c, "W": W, "U": U}
+    a = x_t @ W.T + h_prev @ U.T + b  # (B, 4H)
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)  # 4 x (B, H)
+    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)  # 4 x (B, H)
+    c_t = f * c_prev + i * g  # (B, H)
+    tanh_c = np.tanh(c_t)  # (B, H)
+    h_t = o * tanh_c  # (B, H)
+    cache = {
+        "x_t": x_t,
+        "h_prev": h_prev,
+        "c_prev": c_prev,
+        "i": i,
+        "f": f,
+        "g": g,
+        "o": o,
+        "tanh_c": tanh_c,
+        "W": W,
+        "U": U,
+    }
     return (h_t, c_t), cache
 
 
@@ -58,24 +70,24 @@ def lstm_cell_backward(dh_t: np.ndarray, dc_t: np.ndarray, cache: dict) -> dict[
         ``{"x_t": (B, D), "h_prev": (B, H), "c_prev": (B, H), "W": (4H, D), "U": (4H, H), "b": (4H,)}``.
     """
     i, f, g, o, tanh_c = cache["i"], cache["f"], cache["g"], cache["o"], cache["tanh_c"]
-    dc = dc_t + dh_t * o * (1 - tanh_c ** 2)                                  # (B, H) both paths into c_t
-    do = dh_t * tanh_c                                                        # (B, H)
-    di, df, dg = dc * g, dc * cache["c_prev"], dc * i                         # (B, H) each
+    dc = dc_t + dh_t * o * (1 - tanh_c**2)  # (B, H) both paths into c_t
+    do = dh_t * tanh_c  # (B, H)
+    di, df, dg = dc * g, dc * cache["c_prev"], dc * i  # (B, H) each
     # Back through each gate's nonlinearity: sigmoid' = s(1-s), tanh' = 1 - t^2.
-    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2), do * o * (1 - o)],
-                        axis=1)                                               # (B, 4H)
+    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1)  # (B, 4H)
     return {
-        "x_t": da @ cache["W"],                                               # (B, D)
-        "h_prev": da @ cache["U"],                                            # (B, H)
-        "c_prev": dc * f,                                                     # (B, H) dc_t/dc_{t-1} = diag(f)
-        "W": da.T @ cache["x_t"],                                             # (4H, D)
-        "U": da.T @ cache["h_prev"],                                          # (4H, H)
-        "b": da.sum(axis=0),                                                  # (4H,)
+        "x_t": da @ cache["W"],  # (B, D)
+        "h_prev": da @ cache["U"],  # (B, H)
+        "c_prev": dc * f,  # (B, H) dc_t/dc_{t-1} = diag(f)
+        "W": da.T @ cache["x_t"],  # (4H, D)
+        "U": da.T @ cache["h_prev"],  # (4H, H)
+        "b": da.sum(axis=0),  # (4H,)
     }
 
 
-def lstm_forward(x: np.ndarray, h0: np.ndarray | None, c0: np.ndarray | None, W: np.ndarray,
-                 U: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, dict]:
+def lstm_forward(
+    x: np.ndarray, h0: np.ndarray | None, c0: np.ndarray | None, W: np.ndarray, U: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, dict]:
     """An LSTM over a sequence.
 
     Args:
@@ -88,16 +100,16 @@ def lstm_forward(x: np.ndarray, h0: np.ndarray | None, c0: np.ndarray | None, W:
     """
     B, T, _ = x.shape
     H = U.shape[1]
-    h_prev = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0           # (B, H)
-    c_prev = np.zeros((B, H), dtype=x.dtype) if c0 is None else c0           # (B, H)
+    h_prev = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0  # (B, H)
+    c_prev = np.zeros((B, H), dtype=x.dtype) if c0 is None else c0  # (B, H)
     hs, cs, steps = [], [], []
     for t in range(T):
         (h_prev, c_prev), step = lstm_cell_forward(x[:, t], h_prev, c_prev, W, U, b)
         hs.append(h_prev)
         cs.append(c_prev)
         steps.append(step)
-    h = np.stack(hs, axis=1)                                                  # (B, T, H)
-    return h, {"steps": steps, "c": np.stack(cs, axis=1)}                     # c: (B, T, H)
+    h = np.stack(hs, axis=1)  # (B, T, H)
+    return h, {"steps": steps, "c": np.stack(cs, axis=1)}  # c: (B, T, H)
 
 
 def lstm_backward(dh: np.ndarray, cache: dict, dc_last: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -114,11 +126,11 @@ def lstm_backward(dh: np.ndarray, cache: dict, dc_last: np.ndarray | None = None
     T = len(steps)
     dW = dU = db = 0.0
     dx = [None] * T
-    dh_from_next = np.zeros_like(dh[:, 0])                                    # (B, H)
-    dc_from_next = np.zeros_like(dh[:, 0]) if dc_last is None else dc_last   # (B, H)
+    dh_from_next = np.zeros_like(dh[:, 0])  # (B, H)
+    dc_from_next = np.zeros_like(dh[:, 0]) if dc_last is None else dc_last  # (B, H)
     for t in reversed(range(T)):
         g = lstm_cell_backward(dh[:, t] + dh_from_next, dc_from_next, steps[t])
         dW, dU, db = dW + g["W"], dU + g["U"], db + g["b"]
-        dx[t] = g["x_t"]                                                      # (B, D)
-        dh_from_next, dc_from_next = g["h_prev"], g["c_prev"]                 # (B, H) each
+        dx[t] = g["x_t"]  # (B, D)
+        dh_from_next, dc_from_next = g["h_prev"], g["c_prev"]  # (B, H) each
     return {"x": np.stack(dx, axis=1), "h0": dh_from_next, "c0": dc_from_next, "W": dW, "U": dU, "b": db}

@@ -17,6 +17,7 @@ Initialisation follows Keras's defaults, the ones the article's code ran with (s
 Glorot-uniform kernels, zero biases, orthogonal recurrent matrices, LSTM forget-gate bias 1; Adam's
 defaults are Keras's too (lr 1e-3, betas 0.9/0.999, eps 1e-7).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,16 @@ import math
 import numpy as np
 
 from .conv import conv2d_backward, conv2d_forward, output_size
-from .dense import (dense_backward, dense_forward, flatten_backward, flatten_forward, relu_backward,
-                    relu_forward, tanh_backward, tanh_forward)
+from .dense import (
+    dense_backward,
+    dense_forward,
+    flatten_backward,
+    flatten_forward,
+    relu_backward,
+    relu_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from .gru import gru_backward, gru_forward
 from .losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .lstm import lstm_backward, lstm_forward
@@ -104,19 +113,30 @@ class _Functional(Layer):
 
 class Conv2d(_Functional):
     """Eq. 3.1.1: ``W`` ``(C_out, C_in, k, k)`` Glorot-uniform, ``b`` ``(C_out,)`` zeros."""
+
     forward_fn, backward_fn = staticmethod(conv2d_forward), staticmethod(conv2d_backward)
 
-    def __init__(self, C_in: int, C_out: int, kernel: int = 3, stride: int = 1, padding: int = 0,
-                 rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        C_in: int,
+        C_out: int,
+        kernel: int = 3,
+        stride: int = 1,
+        padding: int = 0,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         super().__init__(stride=stride, padding=padding)
         rng = rng or np.random.default_rng()
         field = kernel * kernel
-        self.params = {"W": glorot_uniform((C_out, C_in, kernel, kernel), C_in * field, C_out * field, rng),
-                       "b": np.zeros(C_out)}
+        self.params = {
+            "W": glorot_uniform((C_out, C_in, kernel, kernel), C_in * field, C_out * field, rng),
+            "b": np.zeros(C_out),
+        }
 
 
 class MaxPool2d(_Functional):
     """Eq. 3.1.2: max over ``kernel x kernel`` windows, stride ``kernel`` unless given."""
+
     forward_fn, backward_fn = staticmethod(maxpool2d_forward), staticmethod(maxpool2d_backward)
 
     def __init__(self, kernel: int = 2, stride: int | None = None) -> None:
@@ -125,6 +145,7 @@ class MaxPool2d(_Functional):
 
 class Dense(_Functional):
     """Eq. 3.1.3: ``W`` ``(K, D)`` Glorot-uniform, ``b`` ``(K,)`` zeros; works on ``(..., D)``."""
+
     forward_fn, backward_fn = staticmethod(dense_forward), staticmethod(dense_backward)
 
     def __init__(self, D: int, K: int, rng: np.random.Generator | None = None) -> None:
@@ -143,6 +164,7 @@ class Tanh(_Functional):
 
 class Flatten(_Functional):
     """``(B, C, H, W) -> (B, C*H*W)``, C order (torch's)."""
+
     forward_fn, backward_fn = staticmethod(flatten_forward), staticmethod(flatten_backward)
 
 
@@ -163,7 +185,7 @@ class RNN(Layer):
 
     def forward(self, x):
         y, self._cache = rnn_forward(x, None, **self.params)
-        self.hidden = self._cache["h"]                                        # (B, T, H)
+        self.hidden = self._cache["h"]  # (B, T, H)
         return y
 
     def backward(self, dout):
@@ -183,7 +205,7 @@ class LSTM(Layer):
         super().__init__()
         rng = rng or np.random.default_rng()
         b = np.zeros(4 * H)
-        b[H:2 * H] = 1.0                                                      # the f block
+        b[H : 2 * H] = 1.0  # the f block
         self.params = {"W": glorot_uniform((4 * H, D), D, 4 * H, rng), "U": _stacked_orthogonal(4, H, rng), "b": b}
 
     def forward(self, x):
@@ -202,8 +224,12 @@ class GRU(Layer):
     def __init__(self, D: int, H: int, rng: np.random.Generator | None = None) -> None:
         super().__init__()
         rng = rng or np.random.default_rng()
-        self.params = {"W": glorot_uniform((3 * H, D), D, 3 * H, rng), "U": _stacked_orthogonal(3, H, rng),
-                       "b": np.zeros(3 * H), "b_U": np.zeros(3 * H)}
+        self.params = {
+            "W": glorot_uniform((3 * H, D), D, 3 * H, rng),
+            "U": _stacked_orthogonal(3, H, rng),
+            "b": np.zeros(3 * H),
+            "b_U": np.zeros(3 * H),
+        }
 
     def forward(self, x):
         h, self._cache = gru_forward(x, None, **self.params)
@@ -223,7 +249,7 @@ class LastStep(Layer):
         return x[:, -1]
 
     def backward(self, dout):
-        dx = np.zeros(self._cache, dtype=dout.dtype)                          # (B, T, H)
+        dx = np.zeros(self._cache, dtype=dout.dtype)  # (B, T, H)
         dx[:, -1] = dout
         return dx
 
@@ -288,8 +314,14 @@ class Adam:
     ``v_hat = v / (1 - b2^t)``.
     """
 
-    def __init__(self, params: dict[str, np.ndarray], lr: float = 1e-3, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-7) -> None:
+    def __init__(
+        self,
+        params: dict[str, np.ndarray],
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-7,
+    ) -> None:
         self.params, self.lr, self.beta1, self.beta2, self.eps = params, lr, beta1, beta2, eps
         self.m = {k: np.zeros_like(p) for k, p in params.items()}
         self.v = {k: np.zeros_like(p) for k, p in params.items()}
@@ -301,8 +333,8 @@ class Adam:
             g = grads[k]
             self.m[k] = self.beta1 * self.m[k] + (1 - self.beta1) * g
             self.v[k] = self.beta2 * self.v[k] + (1 - self.beta2) * g * g
-            m_hat = self.m[k] / (1 - self.beta1 ** self.t)
-            v_hat = self.v[k] / (1 - self.beta2 ** self.t)
+            m_hat = self.m[k] / (1 - self.beta1**self.t)
+            v_hat = self.v[k] / (1 - self.beta2**self.t)
             p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
@@ -326,8 +358,13 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
 # Models from the article, and a training step
 
 
-def article_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
-                layers=(32, "M", 64, "M"), kernel: int = 3, rng: np.random.Generator | None = None) -> Sequential:
+def article_cnn(
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    num_classes: int = 10,
+    layers=(32, "M", 64, "M"),
+    kernel: int = 3,
+    rng: np.random.Generator | None = None,
+) -> Sequential:
     """The article's CNN (section 4): conv3x3 > relu > pool > conv3x3 > relu > pool > flatten > dense.
 
     ``layers`` is the architecture as data (the fast path's ``models/cnn.py`` uses the same list): an
@@ -350,14 +387,17 @@ def article_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: in
             seq += [Conv2d(C, int(spec), kernel, rng=rng), ReLU()]
             C, H, W = int(spec), output_size(H, kernel, 1, 0), output_size(W, kernel, 1, 0)
         if H < 1 or W < 1:
-            raise ValueError(f"input of shape {tuple(input_shape)} is too small for layers {list(layers)}: "
-                             f"the feature map vanishes at {spec!r}")
+            raise ValueError(
+                f"input of shape {tuple(input_shape)} is too small for layers {list(layers)}: "
+                f"the feature map vanishes at {spec!r}"
+            )
     seq += [Flatten(), Dense(C * H * W, num_classes, rng=rng)]
     return Sequential(*seq)
 
 
-def train_step(model: Layer, optimizer, x: np.ndarray, targets: np.ndarray,
-               max_grad_norm: float | None = None) -> float:
+def train_step(
+    model: Layer, optimizer, x: np.ndarray, targets: np.ndarray, max_grad_norm: float | None = None
+) -> float:
     """One step of softmax cross-entropy training on one batch; returns the batch loss.
 
     Args:
@@ -375,9 +415,17 @@ def train_step(model: Layer, optimizer, x: np.ndarray, targets: np.ndarray,
     return loss
 
 
-def fit(model: Layer, optimizer, x: np.ndarray, targets: np.ndarray, epochs: int, batch_size: int = 32,
-        rng: np.random.Generator | None = None, max_grad_norm: float | None = None,
-        on_epoch=None) -> list[float]:
+def fit(
+    model: Layer,
+    optimizer,
+    x: np.ndarray,
+    targets: np.ndarray,
+    epochs: int,
+    batch_size: int = 32,
+    rng: np.random.Generator | None = None,
+    max_grad_norm: float | None = None,
+    on_epoch=None,
+) -> list[float]:
     """Plain minibatch training: shuffle, :func:`train_step` on each batch, repeat ``epochs`` times.
 
     Args:
@@ -392,8 +440,10 @@ def fit(model: Layer, optimizer, x: np.ndarray, targets: np.ndarray, epochs: int
     history = []
     for epoch in range(epochs):
         order = rng.permutation(len(x))
-        losses = [train_step(model, optimizer, x[idx], targets[idx], max_grad_norm)
-                  for idx in (order[i:i + batch_size] for i in range(0, len(x), batch_size))]
+        losses = [
+            train_step(model, optimizer, x[idx], targets[idx], max_grad_norm)
+            for idx in (order[i : i + batch_size] for i in range(0, len(x), batch_size))
+        ]
         history.append(float(np.mean(losses)))
         if on_epoch is not None:
             on_epoch(epoch, history[-1])
@@ -402,8 +452,7 @@ def fit(model: Layer, optimizer, x: np.ndarray, targets: np.ndarray, epochs: int
 
 def predict(model: Layer, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Class predictions (argmax of the logits) in batches, to bound the caches' memory."""
-    return np.concatenate([model.forward(x[i:i + batch_size]).argmax(axis=-1)
-                           for i in range(0, len(x), batch_size)])
+    return np.concatenate([model.forward(x[i : i + batch_size]).argmax(axis=-1) for i in range(0, len(x), batch_size)])
 
 
 def accuracy(model: Layer, x: np.ndarray, targets: np.ndarray, batch_size: int = 256) -> float:

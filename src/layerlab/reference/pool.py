@@ -15,6 +15,7 @@ and in general, kernel ``kh x kw``, stride ``s``::
 applied to every channel of every image separately. Rows or columns left over when the size is not
 a multiple of the stride are dropped (floor), as in Keras and torch.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,14 +38,13 @@ def maxpool2d_forward(x: np.ndarray, kernel=2, stride=None, padding=0) -> tuple[
     sh, sw = _pair(kernel if stride is None else stride)
     ph, pw = _pair(padding)
     x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
-    win = windows(x_pad, kh, kw, sh, sw)                                      # (B, C, H_out, W_out, kh, kw)
-    flat = win.reshape(win.shape[:4] + (kh * kw,))                            # (B, C, H_out, W_out, kh*kw)
+    win = windows(x_pad, kh, kw, sh, sw)  # (B, C, H_out, W_out, kh, kw)
+    flat = win.reshape(win.shape[:4] + (kh * kw,))  # (B, C, H_out, W_out, kh*kw)
     # The max is differentiable almost everywhere: its gradient is 1 at the winner, 0 elsewhere.
     # Remember which entry won (first one on ties, as torch does) for the backward pass.
-    arg = flat.argmax(axis=-1)                                                # (B, C, H_out, W_out)
-    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]             # (B, C, H_out, W_out)
-    cache = {"arg": arg, "x_pad_shape": x_pad.shape, "kernel": (kh, kw), "stride": (sh, sw),
-             "padding": (ph, pw)}
+    arg = flat.argmax(axis=-1)  # (B, C, H_out, W_out)
+    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]  # (B, C, H_out, W_out)
+    cache = {"arg": arg, "x_pad_shape": x_pad.shape, "kernel": (kh, kw), "stride": (sh, sw), "padding": (ph, pw)}
     return y, cache
 
 
@@ -61,9 +61,9 @@ def maxpool2d_backward(dy: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
     kh, kw = cache["kernel"]
     sh, sw = cache["stride"]
     ph, pw = cache["padding"]
-    dflat = np.zeros(dy.shape + (kh * kw,), dtype=dy.dtype)                   # (B, C, H_out, W_out, kh*kw)
+    dflat = np.zeros(dy.shape + (kh * kw,), dtype=dy.dtype)  # (B, C, H_out, W_out, kh*kw)
     np.put_along_axis(dflat, cache["arg"][..., None], dy[..., None], axis=-1)
-    dwin = dflat.reshape(dy.shape + (kh, kw))                                 # (B, C, H_out, W_out, kh, kw)
-    dx_pad = add_windows_back(dwin, cache["x_pad_shape"], sh, sw)             # (B, C, H_pad, W_pad)
+    dwin = dflat.reshape(dy.shape + (kh, kw))  # (B, C, H_out, W_out, kh, kw)
+    dx_pad = add_windows_back(dwin, cache["x_pad_shape"], sh, sw)  # (B, C, H_pad, W_pad)
     Hp, Wp = dx_pad.shape[2:]
-    return {"x": dx_pad[:, :, ph:Hp - ph, pw:Wp - pw]}                        # (B, C, H_in, W_in)
+    return {"x": dx_pad[:, :, ph : Hp - ph, pw : Wp - pw]}  # (B, C, H_in, W_in)

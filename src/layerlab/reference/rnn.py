@@ -24,6 +24,7 @@ Time indexing: arrays are 0-based, so ``x[:, t-1]`` is the article's ``x_t`` and
 ``weight_hh_l0 = U``, ``bias_ih_l0 = b`` and ``bias_hh_l0 = 0`` (torch splits ``b`` in two; only the
 sum matters).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,9 @@ import numpy as np
 from .dense import dense_backward, dense_forward
 
 
-def rnn_cell_forward(x_t: np.ndarray, h_prev: np.ndarray, W: np.ndarray, U: np.ndarray,
-                     b: np.ndarray) -> tuple[np.ndarray, dict]:
+def rnn_cell_forward(
+    x_t: np.ndarray, h_prev: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, dict]:
     """One step of eq. 3.2.1: ``h_t = tanh(W x_t + U h_{t-1} + b)``.
 
     Args:
@@ -42,8 +44,8 @@ def rnn_cell_forward(x_t: np.ndarray, h_prev: np.ndarray, W: np.ndarray, U: np.n
     Returns:
         ``h_t`` ``(B, H)`` and a cache.
     """
-    a_t = x_t @ W.T + h_prev @ U.T + b                                        # (B, H)
-    h_t = np.tanh(a_t)                                                        # (B, H)
+    a_t = x_t @ W.T + h_prev @ U.T + b  # (B, H)
+    h_t = np.tanh(a_t)  # (B, H)
     return h_t, {"x_t": x_t, "h_prev": h_prev, "h_t": h_t, "W": W, "U": U}
 
 
@@ -53,18 +55,25 @@ def rnn_cell_backward(dh_t: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
     Returns:
         ``{"x_t": (B, D), "h_prev": (B, H), "W": (H, D), "U": (H, H), "b": (H,)}``.
     """
-    da = dh_t * (1 - cache["h_t"] ** 2)                                       # (B, H) tanh' = 1 - h_t^2
+    da = dh_t * (1 - cache["h_t"] ** 2)  # (B, H) tanh' = 1 - h_t^2
     return {
-        "x_t": da @ cache["W"],                                               # (B, D)
-        "h_prev": da @ cache["U"],                                            # (B, H) = dh_t diag(1-h_t^2) U
-        "W": da.T @ cache["x_t"],                                             # (H, D)
-        "U": da.T @ cache["h_prev"],                                          # (H, H)
-        "b": da.sum(axis=0),                                                  # (H,)
+        "x_t": da @ cache["W"],  # (B, D)
+        "h_prev": da @ cache["U"],  # (B, H) = dh_t diag(1-h_t^2) U
+        "W": da.T @ cache["x_t"],  # (H, D)
+        "U": da.T @ cache["h_prev"],  # (H, H)
+        "b": da.sum(axis=0),  # (H,)
     }
 
 
-def rnn_forward(x: np.ndarray, h0: np.ndarray | None, W: np.ndarray, U: np.ndarray, b: np.ndarray,
-                V: np.ndarray | None = None, c: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+def rnn_forward(
+    x: np.ndarray,
+    h0: np.ndarray | None,
+    W: np.ndarray,
+    U: np.ndarray,
+    b: np.ndarray,
+    V: np.ndarray | None = None,
+    c: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict]:
     """Eqs. 3.2.1 and 3.2.2 over a whole sequence.
 
     Args:
@@ -79,23 +88,24 @@ def rnn_forward(x: np.ndarray, h0: np.ndarray | None, W: np.ndarray, U: np.ndarr
     """
     B, T, _ = x.shape
     H = U.shape[0]
-    h_prev = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0           # (B, H)
+    h_prev = np.zeros((B, H), dtype=x.dtype) if h0 is None else h0  # (B, H)
     hs, steps = [], []
     for t in range(T):
-        h_t, step = rnn_cell_forward(x[:, t], h_prev, W, U, b)               # (B, H)
+        h_t, step = rnn_cell_forward(x[:, t], h_prev, W, U, b)  # (B, H)
         hs.append(h_t)
         steps.append(step)
         h_prev = h_t
-    h = np.stack(hs, axis=1)                                                  # (B, T, H)
+    h = np.stack(hs, axis=1)  # (B, T, H)
     cache = {"steps": steps, "h": h, "U": U, "has_h0": h0 is not None, "out": None}
     if V is None:
         return h, cache
-    y, cache["out"] = dense_forward(h, V, c)                                  # (B, T, O)  y_t = V h_t + c
+    y, cache["out"] = dense_forward(h, V, c)  # (B, T, O)  y_t = V h_t + c
     return y, cache
 
 
-def rnn_backward(dy: np.ndarray, cache: dict, dh_last: np.ndarray | None = None,
-                 return_per_step: bool = False) -> dict[str, np.ndarray]:
+def rnn_backward(
+    dy: np.ndarray, cache: dict, dh_last: np.ndarray | None = None, return_per_step: bool = False
+) -> dict[str, np.ndarray]:
     """Backpropagation through time for :func:`rnn_forward` (see the module docstring).
 
     Args:
@@ -113,26 +123,26 @@ def rnn_backward(dy: np.ndarray, cache: dict, dh_last: np.ndarray | None = None,
     steps = cache["steps"]
     T = len(steps)
     if cache["out"] is None:
-        grads, dh_out = {}, dy                                                # (B, T, H)
+        grads, dh_out = {}, dy  # (B, T, H)
     else:
         g = dense_backward(dy, cache["out"])
-        grads, dh_out = {"V": g["W"], "c": g["b"]}, g["x"]                    # dh_out: (B, T, H) = dL/dy_t V
+        grads, dh_out = {"V": g["W"], "c": g["b"]}, g["x"]  # dh_out: (B, T, H) = dL/dy_t V
     dW = dU = db = 0.0
     dx = [None] * T
     dh_per_step = [None] * T
     # dL/dh_{t+1} (dh_{t+1}/dh_t): what flows into h_t from the future; nothing beyond h_T.
     dh_from_next = np.zeros_like(dh_out[:, 0]) if dh_last is None else dh_last  # (B, H)
     for t in reversed(range(T)):
-        dh_t = dh_out[:, t] + dh_from_next                                    # (B, H) total dL/dh_t
+        dh_t = dh_out[:, t] + dh_from_next  # (B, H) total dL/dh_t
         dh_per_step[t] = dh_t
         g = rnn_cell_backward(dh_t, steps[t])
-        dW, dU, db = dW + g["W"], dU + g["U"], db + g["b"]                    # same weights at every step
-        dx[t] = g["x_t"]                                                      # (B, D)
-        dh_from_next = g["h_prev"]                                            # (B, H)
+        dW, dU, db = dW + g["W"], dU + g["U"], db + g["b"]  # same weights at every step
+        dx[t] = g["x_t"]  # (B, D)
+        dh_from_next = g["h_prev"]  # (B, H)
     grads.update({"x": np.stack(dx, axis=1), "h0": dh_from_next, "W": dW, "U": dU, "b": db})
     if return_per_step:
-        grads["h"] = np.stack(dh_per_step, axis=1)                            # (B, T, H)
-        grads["jacobians"] = rnn_jacobians(cache)                             # (B, T, H, H)
+        grads["h"] = np.stack(dh_per_step, axis=1)  # (B, T, H)
+        grads["jacobians"] = rnn_jacobians(cache)  # (B, T, H, H)
     return grads
 
 
@@ -147,5 +157,5 @@ def rnn_jacobians(cache: dict) -> np.ndarray:
     Returns:
         ``(B, T, H, H)``.
     """
-    h = cache["h"]                                                            # (B, T, H)
-    return (1 - h ** 2)[..., :, None] * cache["U"]                            # (B, T, H, H)
+    h = cache["h"]  # (B, T, H)
+    return (1 - h**2)[..., :, None] * cache["U"]  # (B, T, H, H)
