@@ -105,7 +105,8 @@ def test_every_field_round_trips_through_its_flag():
 
 
 def test_flags_round_trip_property():
-    hypothesis = pytest.importorskip("hypothesis")
+    import hypothesis
+
     st = hypothesis.strategies
 
     @hypothesis.settings(max_examples=50, deadline=None, database=None)

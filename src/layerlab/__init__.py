@@ -2,7 +2,8 @@
 
 The public API is small::
 
-    from layerlab import load_dataset, build_model, train, fit, evaluate, evaluate_run, predict_files
+    from layerlab import load_dataset, build_model, train, fit, evaluate, evaluate_run, predict_files, generate
+    from layerlab import RunDir      # a run directory: its model, input spec and data
 
 Names are imported on first use, so ``import layerlab.reference`` (NumPy only) never loads torch.
 """
@@ -15,6 +16,7 @@ _EXPORTS = {
     "build_model": "api",
     "count_parameters": "api",
     "evaluate_run": "api",
+    "generate": "api",
     "load_run": "api",
     "predict_files": "api",
     "prepare_data": "api",
@@ -27,6 +29,9 @@ _EXPORTS = {
     "Dataset": "data",
     "Split": "data",
     "load_dataset": "data",
+    "InputSpec": "data.transforms",
+    "RunDir": "rundir",
+    "compute_metrics": "engine",
     "evaluate": "engine",
     "fit": "engine",
     "LayerlabError": "errors",

@@ -5,7 +5,6 @@ pattern; pooling shrinks the maps)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -111,15 +110,3 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
     if not out:
         raise LayerlabError(f"{type(model).__name__} has no conv or pool layers to show feature maps of")
     return out
-
-
-def load_image_for(input_shape: tuple, path: str | Path) -> tuple[torch.Tensor, list[str]]:
-    """Read an image file the way ``layerlab predict`` does: converted to the model's channels and size."""
-    from ..data.formats.folder import read_image
-
-    if len(input_shape) != 3:
-        raise LayerlabError(
-            f"the model takes sequences of shape {tuple(input_shape)}, not images; "
-            f"feature maps apply to convolutional models"
-        )
-    return read_image(Path(path), channels=int(input_shape[0]), size=tuple(int(s) for s in input_shape[1:]))

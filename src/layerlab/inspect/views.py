@@ -331,7 +331,13 @@ def summary_view(
         else:
             options = {k: v for k, v in (("hidden", hidden), ("layers", layers)) if v is not None}
             if input_shape is None and outputs is None:
-                model = create_model(target, **options)  # the article's models know the article's input
+                try:
+                    model = create_model(target, **options)  # the article's models know the article's input
+                except LayerlabError:
+                    raise LayerlabError(
+                        f"{target} has no default input shape; give --input-shape (such as "
+                        f"28,28 for a recurrent model) or --data NAME"
+                    ) from None
             else:
                 model = create_model(target, input_shape or (1, 28, 28), outputs or 10, **options)
             shape = tuple(getattr(model, "input_shape", input_shape))
