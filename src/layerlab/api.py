@@ -17,7 +17,7 @@ import torch.nn as nn
 from . import engine
 from .checkpoint import atomic_write_text
 from .config import RunConfig, check_model_options
-from .data import Dataset, Split
+from .data import Dataset, Split, known_datasets
 from .data.inputs import read_inputs
 from .data.transforms import InputSpec
 from .errors import ConfigError, LayerlabError
@@ -76,7 +76,10 @@ def train(
     overwrite: bool = False,
 ) -> tuple[RunDir, engine.FitResult]:
     """Build the model and data a config names, train it, and keep everything in a run directory."""
+    cfg.validate()
     check_model_options(cfg.model)  # before minutes of data loading, not after
+    if cfg.data.name not in known_datasets() and Path(cfg.data.name).expanduser().exists():
+        cfg.data.name = str(Path(cfg.data.name).expanduser().resolve())  # so the run finds it from any directory
     out = Path(out) if out else default_run_path(cfg.model.name, cfg.data.name)
     if not overwrite:
         RunDir.check_new(out)
@@ -210,27 +213,44 @@ def evaluate_run(
             c: a for c, a in zip(classes, m["per_class_accuracy"], strict=True) if a is not None
         }
         result["confusion"] = m["confusion"].tolist()
-        if per_sample and out.dim() == 2:
-            probs = torch.softmax(out, -1)
-            p, pred = probs.max(-1)
-            result["predictions"] = [
-                {"index": i, "true": classes[int(t)], "predicted": classes[int(k)], "probability": float(q)}
-                for i, (t, k, q) in enumerate(zip(ds.test.y, pred, p, strict=True))
-            ]
-    elif per_sample:
-        result["predictions"] = [
-            {"index": i, "true": float(t), "predicted": float(v)}
-            for i, (t, v) in enumerate(
-                zip(ds.test.y.reshape(len(ds.test), -1)[:, 0], out.reshape(len(ds.test), -1)[:, 0], strict=True)
-            )
-        ]
+    if per_sample:
+        classes = ds.classes or [str(i) for i in range(ds.num_outputs)]
+        result["predictions"] = per_sample_predictions(out, ds.test.y, task=ds.task, classes=classes)
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 
 
+def per_sample_predictions(out: torch.Tensor, y: torch.Tensor, *, task: str, classes: list[str]) -> list[dict]:
+    """Per test sample: ``index``, ``true`` and ``predicted`` (class names; with the ``probability``
+    of the predicted class when there is one class per sample; lists over the counted steps when
+    there is one per step; numbers for regression)."""
+    rows = []
+    if task == "regression":
+        for i in range(len(y)):
+            rows.append({"index": i, "true": y[i].tolist(), "predicted": out[i].reshape(y[i].shape).tolist()})
+    elif out.dim() == 2:
+        for i in range(len(y)):
+            top = top_k(torch.softmax(out[i], -1), classes, 1)[0]
+            rows.append(
+                {"index": i, "true": classes[int(y[i])], "predicted": top["label"], "probability": top["probability"]}
+            )
+    else:  # one class per step: the steps that count (-100 marks the others)
+        pred = out.argmax(-1)
+        for i in range(len(y)):
+            keep = y[i] != -100
+            rows.append(
+                {
+                    "index": i,
+                    "true": [classes[int(t)] for t in y[i][keep]],
+                    "predicted": [classes[int(k)] for k in pred[i][keep]],
+                }
+            )
+    return rows
+
+
 def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
     """The ``k`` likeliest classes of one probability vector ``(K,)``, likeliest first: the one
-    top-k builder (predict, evaluate's per-sample view and the CLI all show these)."""
+    top-k builder (predict and evaluate's per-sample view show these)."""
     k = max(1, min(k, len(classes)))
     vals, idx = probs.topk(k)
     return [
@@ -283,7 +303,7 @@ def predict_files(
     """
     run = RunDir(run_dir)
     info, spec = run.info(), run.spec
-    inputs = read_inputs(files, spec)
+    inputs = read_inputs(files, spec, num_tokens=info["dataset"]["num_outputs"] if spec.kind == "tokens" else None)
     if inputs is None:
         return []
     model = run.model(which, device)

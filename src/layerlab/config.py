@@ -24,7 +24,8 @@ from .errors import ConfigError
 
 def _opt(default, help: str, **meta):
     """A config field: its default, its help text and, in ``meta``, ``choices``, ``flag`` (when the
-    flag is not ``--field-name``), ``metavar`` and ``default_text`` (shown when the default is None)."""
+    flag is not ``--field-name``), ``metavar``, ``default_text`` (shown when the default is None) and
+    the range a value must be in: ``ge``/``gt`` (at least / above), ``lt`` (below)."""
     return field(default=default, metadata={"help": help, **meta})
 
 
@@ -41,6 +42,8 @@ class DataConfig:
         0.0,
         "hold out this fraction of the training set to evaluate on each epoch; 0 evaluates on the test set",
         metavar="FRACTION",
+        ge=0.0,
+        lt=1.0,
     )
     sequence: str | None = _opt(
         None,
@@ -53,12 +56,13 @@ class DataConfig:
         None,
         "sequence length T of a synthetic task, or characters per training sequence of a text file",
         default_text="the task's",
+        ge=1,
     )
     n_train: int | None = _opt(
-        None, "training samples of a synthetic task, or the first N of a sequence dataset", default_text="all"
+        None, "training samples of a synthetic task, or the first N of a sequence dataset", default_text="all", ge=1
     )
     n_test: int | None = _opt(
-        None, "test samples of a synthetic task, or the first N of a sequence dataset", default_text="all"
+        None, "test samples of a synthetic task, or the first N of a sequence dataset", default_text="all", ge=1
     )
 
 
@@ -66,12 +70,14 @@ class DataConfig:
 class ModelConfig:
     # Every field but name is a keyword option of the model factories, under the same name.
     name: str = _opt("article-cnn", "model name (see `layerlab models`)", flag="--model", metavar="NAME")
-    hidden: int | None = _opt(None, "recurrent models: hidden units per layer", default_text="the model's")
-    layers: int | None = _opt(None, "recurrent models: stacked layers", default_text="the model's")
+    hidden: int | None = _opt(None, "recurrent models: hidden units per layer", default_text="the model's", ge=1)
+    layers: int | None = _opt(None, "recurrent models: stacked layers", default_text="the model's", ge=1)
     bidirectional: bool | None = _opt(
         None, "recurrent models: read each sequence in both directions", default_text="the model's"
     )
-    dropout: float | None = _opt(None, "recurrent models: dropout between stacked layers", default_text="the model's")
+    dropout: float | None = _opt(
+        None, "recurrent models: dropout between stacked layers", default_text="the model's", ge=0.0, lt=1.0
+    )
     channels: str | None = _opt(
         None,
         "cnn: conv and pool layers such as 32,M,64,M (3x3 convs, 2x2 pools)",
@@ -90,24 +96,24 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = _opt(10, "passes over the training set")
-    batch_size: int = _opt(32, "training samples per step")
-    lr: float = _opt(1e-3, "learning rate")
+    epochs: int = _opt(10, "passes over the training set", ge=1)
+    batch_size: int = _opt(32, "training samples per step", ge=1)
+    lr: float = _opt(1e-3, "learning rate (0 trains nothing: a check that a run starts from its init)", ge=0.0)
     optimizer: str = _opt("adam", "optimizer", choices=("adam", "sgd"))
     # Keras's epsilon, the article's; torch's default is 1e-8, which changes early Adam steps.
-    eps: float = _opt(1e-7, "Adam's epsilon (Keras's default; torch's is 1e-8)")
-    beta1: float = _opt(0.9, "Adam's decay rate of the first moment")
-    beta2: float = _opt(0.999, "Adam's decay rate of the second moment")
-    momentum: float = _opt(0.0, "SGD momentum")
-    weight_decay: float = _opt(0.0, "L2 penalty the optimizer adds to the gradient")
-    clip: float | None = _opt(None, "clip gradients to this global L2 norm", default_text="no clipping")
-    seed: int = _opt(0, "seed of the initialisation, the shuffling and dropout")
+    eps: float = _opt(1e-7, "Adam's epsilon (Keras's default; torch's is 1e-8)", gt=0.0)
+    beta1: float = _opt(0.9, "Adam's decay rate of the first moment", ge=0.0, lt=1.0)
+    beta2: float = _opt(0.999, "Adam's decay rate of the second moment", ge=0.0, lt=1.0)
+    momentum: float = _opt(0.0, "SGD momentum", ge=0.0)
+    weight_decay: float = _opt(0.0, "L2 penalty the optimizer adds to the gradient", ge=0.0)
+    clip: float | None = _opt(None, "clip gradients to this global L2 norm", default_text="no clipping", gt=0.0)
+    seed: int = _opt(0, "seed of the initialisation, the shuffling and dropout", ge=0, lt=2**63)
     device: str = _opt("auto", "where to train (auto: cuda when there is a GPU)", choices=("cpu", "cuda", "auto"))
     amp: bool = _opt(False, "bf16 autocast (CUDA, or CPUs with bf16 support)")
     compile: bool = _opt(False, "torch.compile the model")
     channels_last: bool = _opt(True, "NHWC memory layout for convolutions: faster with oneDNN and cuDNN")
-    threads: int | None = _opt(None, "CPU threads (torch.set_num_threads)", default_text="torch's")
-    eval_batch_size: int = _opt(1000, "samples per step when evaluating")
+    threads: int | None = _opt(None, "CPU threads (torch.set_num_threads)", default_text="torch's", ge=1)
+    eval_batch_size: int = _opt(1000, "samples per step when evaluating", ge=1)
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -128,6 +134,15 @@ class RunConfig:
             "model": clean(dataclasses.asdict(self.model)),
             "train": clean(dataclasses.asdict(self.train)),
         }
+
+    def validate(self, where: str = "config") -> RunConfig:
+        """Check every field's type, choices and range (a config built in Python skips the checks
+        that TOML presets and flags get); returns self."""
+        for section, cls in SECTIONS.items():
+            obj = getattr(self, section)
+            for f in fields(cls):
+                setattr(obj, f.name, _coerce(getattr(obj, f.name), f, f"{where} [{section}] {f.name}"))
+        return self
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
@@ -175,6 +190,16 @@ def _coerce(value, f: dataclasses.Field, where: str):
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+    if base in ("int", "float"):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        m = f.metadata
+        if "ge" in m and value < m["ge"]:
+            raise ConfigError(f"{where} must be at least {m['ge']}, got {value!r}")
+        if "gt" in m and value <= m["gt"]:
+            raise ConfigError(f"{where} must be above {m['gt']}, got {value!r}")
+        if "lt" in m and value >= m["lt"]:
+            raise ConfigError(f"{where} must be below {m['lt']}, got {value!r}")
     return float(value) if base == "float" else value
 
 

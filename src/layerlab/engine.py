@@ -47,6 +47,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextlib.contextmanager
+def seeded(seed: int, threads: int | None = None):
+    """Run the block as training starts (every generator seeded with ``seed``, ``threads`` CPU
+    threads: torch's orthogonal initialisation depends on it), then put the caller's random
+    states and thread count back: rebuilding a run's initial model must not change what the caller
+    draws next."""
+    py, nps, n_threads = random.getstate(), np.random.get_state(), torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            if threads:
+                torch.set_num_threads(threads)
+            seed_everything(seed)
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(nps)
+            torch.set_num_threads(n_threads)
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":

@@ -21,7 +21,7 @@ from .engine import fit, seed_everything
 from .errors import LayerlabError
 from .inspect.gradflow import gradient_flow, has_states
 from .inspect.views import save_figure, write_csv
-from .models import list_models
+from .models import list_models, sequence_model
 from .rundir import build_model_for
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ def compare_cells(
     for cell in cells:
         if cell not in list_models():
             raise LayerlabError(f"unknown model {cell!r}; known models: {', '.join(list_models())}")
+        if not sequence_model(cell):
+            raise LayerlabError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
         seed_everything(seed)
         model = build_model_for(ModelConfig(name=cell, hidden=hidden, layers=layers), ds.spec, ds.num_outputs)
         if not has_states(model):

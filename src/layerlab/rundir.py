@@ -119,7 +119,8 @@ class RunDir:
     def info(self) -> dict:
         p = self.path / "run.json"
         if not self.path.is_dir():
-            raise LayerlabError(f"{self.path}: no such run directory")
+            what = "not a run directory (a run is a directory)" if self.path.exists() else "no such run directory"
+            raise LayerlabError(f"{self.path}: {what}")
         if not p.is_file():
             raise LayerlabError(f"{self.path}: not a run directory (no run.json); give the --out of a layerlab train")
         try:
@@ -165,14 +166,15 @@ class RunDir:
     def model(self, which: str = "best", device: str | torch.device = "cpu") -> torch.nn.Module:
         """The run's model in eval mode on ``device``, with its ``best`` or ``last`` weights, or as it was
         before training (``init``: rebuilt from the run's seed exactly as ``train`` built it)."""
-        from .engine import resolve_device, seed_everything
+        from .engine import resolve_device, seeded
 
         used = self.resolve_weights(which)
         info, cfg = self.info(), self.config()
         if used == "init":
-            seed_everything(cfg.train.seed)
-        model = build_model_for(cfg.model, self.spec, info["dataset"]["num_outputs"])
-        if used != "init":
+            with seeded(cfg.train.seed, cfg.train.threads):
+                model = build_model_for(cfg.model, self.spec, info["dataset"]["num_outputs"])
+        else:
+            model = build_model_for(cfg.model, self.spec, info["dataset"]["num_outputs"])
             load_weights(self.weights(used), model)
         return model.to(resolve_device(str(device))).eval()
 
@@ -193,6 +195,12 @@ class RunDir:
             raise LayerlabError(
                 f"{cfg.data.name} has samples of shape {tuple(ds.spec.shape)} ({ds.spec.kind}), "
                 f"the model of {self.path} was trained on {tuple(spec.shape)} ({spec.kind})"
+            )
+        trained = self.info()["dataset"]
+        if ds.task != trained["task"] or ds.num_outputs != trained["num_outputs"]:
+            raise LayerlabError(
+                f"{cfg.data.name} is {ds.task} with {ds.num_outputs} outputs, the model of {self.path} was trained "
+                f"for {trained['task']} with {trained['num_outputs']} outputs"
             )
         return ds
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from ..errors import LayerlabError
@@ -47,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layerlab: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print(
-            "layerlab: interrupted; the run directory keeps the last finished epoch (resume with "
-            "`layerlab train --resume RUN_DIR`)",
-            file=sys.stderr,
+        hint = (
+            "; the run directory keeps the last finished epoch (resume with `layerlab train --resume RUN_DIR`)"
+            if args.command == "train"
+            else ""
         )
+        print(f"layerlab: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`layerlab ... | head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet too
+        return 0

@@ -9,15 +9,16 @@ class RichProgress:
     """A progress bar per epoch (loss, accuracy, samples/s, ETA) and a line per finished epoch.
 
     ``callbacks`` is the :class:`layerlab.engine.Progress` to hand to ``api.train``/``api.resume``.
-    The bar goes to stderr and only on a terminal; the epoch lines go to stdout unless ``quiet``.
+    The bar goes to stderr and only on a terminal; the epoch lines go to stdout unless ``quiet``, or
+    to stderr with ``to_stderr`` (``--json`` keeps stdout for the JSON alone).
     """
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, to_stderr: bool = False):
         from rich.console import Console
 
         from ..engine import Progress
 
-        self.out = Console(highlight=False)
+        self.out = Console(highlight=False, stderr=to_stderr)
         self.err = Console(stderr=True)
         self.quiet = quiet
         self.bar = None

@@ -40,7 +40,7 @@ def cmd_train(args) -> int:
         from ..rundir import RunDir
 
         RunDir.check_new(Path(args.out))
-    progress = RichProgress(quiet=args.quiet)
+    progress = RichProgress(quiet=args.quiet, to_stderr=args.json)
     ds = api.prepare_data(cfg)
     if not args.quiet:
         progress.out.print(f"data: {ds.describe()}")
@@ -63,7 +63,7 @@ def _resume(args) -> int:
         raise ConfigError(
             f"{_and(conflicts)} would change the run being resumed; only {allowed} may be given with --resume"
         )
-    progress = RichProgress(quiet=args.quiet)
+    progress = RichProgress(quiet=args.quiet, to_stderr=args.json)
     run, result = api.resume(
         args.resume,
         epochs=given.get("train.epochs"),
@@ -127,8 +127,13 @@ def cmd_evaluate(args) -> int:
         out.writerow(["index", "true", "predicted", "probability"])
         for p in r["predictions"]:  # regression has no probability: the cell stays empty
             prob = f"{p['probability']:.6g}" if p.get("probability") is not None else ""
-            out.writerow([p["index"], p["true"], p["predicted"], prob])
+            out.writerow([p["index"], _cell(p["true"]), _cell(p["predicted"]), prob])
     return 0
+
+
+def _cell(v) -> str:
+    """A CSV cell: a list (one value per step) as its items separated by spaces."""
+    return " ".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
 def prediction_line(r: dict) -> str:

@@ -54,11 +54,25 @@ class Inputs:
         return int(self.x.shape[1]) if self.lengths is None else int(self.lengths[i])
 
 
-def read_inputs(files: list[str | Path], spec: InputSpec) -> Inputs | None:
+def _token_ids(path: Path, num_tokens: int | None) -> list[torch.Tensor]:
+    """Token id sequences from an ``.npy`` of integers: ``(N, T)`` or one ``(T,)``."""
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a NumPy .npy file ({e})") from None
+    if a.dtype.kind not in "iu" or a.ndim not in (1, 2) or a.size == 0:
+        raise DataError(f"{path}: expected token ids, integers of shape (N, T) or (T,), got {a.dtype} {a.shape}")
+    if a.min() < 0 or (num_tokens is not None and a.max() >= num_tokens):
+        raise DataError(f"{path}: token ids must be between 0 and {(num_tokens or 1) - 1}, got {a.min()}..{a.max()}")
+    return [torch.from_numpy(r.astype(np.int64)) for r in np.atleast_2d(a)]
+
+
+def read_inputs(files: list[str | Path], spec: InputSpec, num_tokens: int | None = None) -> Inputs | None:
     """Read image, sequence (``.npy``, ``.csv``, ``.tsv``, ``.ts``) or text files into one batch
     of model inputs, as the run's ``spec`` says: images converted to its channels and size (and read
     as sequences where it did), sequences standardised with the training statistics and padded, text
-    encoded in its vocabulary. Returns None for no files."""
+    encoded in its vocabulary, token ids given as ``.npy`` checked against ``num_tokens``. Returns
+    None for no files."""
     from .formats.folder import IMAGE_SUFFIXES, read_image
 
     images, seqs, texts = [], [], []
@@ -74,9 +88,18 @@ def read_inputs(files: list[str | Path], spec: InputSpec) -> Inputs | None:
             names.append(str(f))
             notes.append(n)
             truths.append(None)
+        elif spec.kind == "tokens" and suffix == ".npy":  # token ids as numbers (the copy task)
+            rows = _token_ids(f, num_tokens)
+            texts += rows
+            names += [str(f)] if len(rows) == 1 else [f"{f}[{i}]" for i in range(len(rows))]
+            notes += [[] for _ in rows]
+            truths += [None] * len(rows)
         elif spec.kind == "tokens":
             if spec.vocab is None:
-                raise DataError(f"{f}: the model takes token ids but its run keeps no vocabulary to encode text with")
+                raise DataError(
+                    f"{f}: the model takes token ids and its run keeps no vocabulary to encode text "
+                    f"with; give the ids as an .npy array of integers"
+                )
             from .formats.text import read_text
 
             ids = spec.tokens(read_text(f), f"file {f}")

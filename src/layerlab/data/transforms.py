@@ -88,9 +88,6 @@ class InputSpec:
         except TypeError as e:
             raise DataError(f"input spec: {e}") from None
 
-    def replace(self, **changes) -> InputSpec:
-        return dataclasses.replace(self, **changes)
-
     @property
     def features(self) -> int:
         """Features per step of a sequence (1 for tokens, which the model one-hot encodes)."""

@@ -252,7 +252,7 @@ def write_report(
 
     # --- convolutional views
     convs = conv_layers(model)
-    if convs and len(info["dataset"]["input_shape"]) == 3:
+    if convs and run.spec.kind == "image":
         doc.section("filters", "Filters")
         for layer in convs:
             fv = views.filters_view(str(run.path), layer=layer, model=model, out=out)

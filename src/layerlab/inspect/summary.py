@@ -157,6 +157,8 @@ def _first_tensor(out):
 def _example_input(model: nn.Module, input_shape: tuple) -> torch.Tensor:
     p = next(model.parameters(), None)
     device = p.device if p is not None else torch.device("cpu")
+    if getattr(model, "input_kind", None) == "tokens":  # a model that reads token ids (text, copy task)
+        return torch.zeros(1, *input_shape, device=device, dtype=torch.int64)
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     return torch.zeros(1, *input_shape, device=device, dtype=dtype)
 

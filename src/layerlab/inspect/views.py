@@ -92,7 +92,7 @@ def fresh(
     """The registered model ``name`` at its initialisation (seed ``seed``), built by the same function
     a run's model is built by, for the dataset ``data`` (only ``n`` test samples are loaded)."""
     from ..data.inputs import prepare_data
-    from ..engine import seed_everything
+    from ..engine import seeded
     from ..models import sequence_model
 
     check_target(name)
@@ -105,8 +105,8 @@ def fresh(
         n_test=n,
     )
     ds = prepare_data(cfg, seed=seed, sequence_model=sequence_model(name))
-    seed_everything(seed)
-    model = build_model_for(ModelConfig(name=name, hidden=hidden, layers=layers), ds.spec, ds.num_outputs)
+    with seeded(seed):
+        model = build_model_for(ModelConfig(name=name, hidden=hidden, layers=layers), ds.spec, ds.num_outputs)
     return Fresh(model, ds, name)
 
 
@@ -147,6 +147,13 @@ def gradflow(
     if run is None:
         check_target(target)
     if run is not None or is_run_dir(target):
+        given = [
+            f
+            for f, v in (("--length", length), ("--sequence", sequence), ("--hidden", hidden), ("--layers", layers))
+            if v is not None
+        ]
+        if given:  # a run's model and data are the run's: these options build a fresh model
+            raise LayerlabError(f"{' and '.join(given)} apply to a fresh MODEL, not to a run directory")
         run = run or RunDir(target)
         info = run.info()
         model = model if model is not None else run.model(weights)
@@ -155,7 +162,7 @@ def gradflow(
                 f"{run.path}: the model {info['model']['name']} is not recurrent; gradient flow "
                 f"through time applies to rnn, lstm, gru, residual and article-lstm runs"
             )
-        ds = dataset if dataset is not None else run.dataset(data)
+        ds = dataset if dataset is not None else run.dataset(data, data_dir)
         x, y = ds.test.x[:samples], ds.test.y[:samples]
         lengths = None if ds.test.lengths is None else ds.test.lengths[:samples]
         flows = [
@@ -314,7 +321,7 @@ def summary_view(
 ) -> dict:
     """The model summary of a run or of a registered model (built for ``data``, for
     ``input_shape``, or for the article's input when the model has it)."""
-    from ..models import create_model
+    from ..models import create_model, has_default_input
     from .summary import summarize
 
     check_target(target)
@@ -331,13 +338,13 @@ def summary_view(
         else:
             options = {k: v for k, v in (("hidden", hidden), ("layers", layers)) if v is not None}
             if input_shape is None and outputs is None:
-                try:
+                if has_default_input(target):
                     model = create_model(target, **options)  # the article's models know the article's input
-                except LayerlabError:
+                else:
                     raise LayerlabError(
                         f"{target} has no default input shape; give --input-shape (such as "
                         f"28,28 for a recurrent model) or --data NAME"
-                    ) from None
+                    )
             else:
                 model = create_model(target, input_shape or (1, 28, 28), outputs or 10, **options)
             shape = tuple(getattr(model, "input_shape", input_shape))

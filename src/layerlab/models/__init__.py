@@ -69,6 +69,11 @@ def model_options(name: str) -> list[str]:
     ]
 
 
+def has_default_input(name: str) -> bool:
+    """True for a model that ``create_model(name)`` builds without shapes (the article's models)."""
+    return _get(name).default_input is not None
+
+
 def sequence_model(name: str) -> bool:
     """True for a model that reads sequences (a recurrent one): image data is read as rows for it."""
     return _get(name).sequence

@@ -388,9 +388,13 @@ def _family(cell: str):
 
 
 for _name, _desc in (
-    ("rnn", "The article's tanh RNN h_t = tanh(W x_t + U h_{t-1} + b): --hidden --layers --bidirectional"),
+    ("rnn", "The article's tanh RNN h_t = tanh(W x_t + U h_{t-1} + b): --hidden --layers --bidirectional --dropout"),
     ("lstm", "LSTM (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
     ("gru", "GRU (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
-    ("residual", "Residual tanh RNN h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b), z_t a gate: --hidden --layers"),
+    (
+        "residual",
+        "Residual tanh RNN h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b), z_t a gate: "
+        "--hidden --layers --bidirectional --dropout",
+    ),
 ):
     register_model(_name, _desc, sequence=True)(_family(_name))
