@@ -107,3 +107,14 @@ def test_hooks_see_the_articles_layer_order():
     for h in hooks:
         h.remove()
     assert seen[:3] == [("Conv2d", (32, 26, 26)), ("ReLU", (32, 26, 26)), ("MaxPool2d", (32, 13, 13))]
+
+
+def test_a_huge_layer_plan_is_refused_before_allocating():
+    from layerlab.models.cnn import plan_check
+
+    m = create_model("cnn", (1, 28, 28), 10, channels="8,M,16")
+    assert plan_check((1, 28, 28), 10, [8, "M", 16]) == sum(p.numel() for p in m.parameters())
+    with pytest.raises(ConfigError, match=r"would have 677,000,000,010 parameters"):
+        create_model("cnn", (1, 28, 28), 10, channels="100000000")
+    with pytest.raises(ConfigError, match="at least 1 filter"):
+        create_model("cnn", (1, 28, 28), 10, channels="0")

@@ -26,6 +26,36 @@ def keras_init_(module: nn.Module) -> nn.Module:
     return module
 
 
+#: A model past this many parameters is refused before any memory is allocated (a typo such as
+#: ``--channels 100000000`` would otherwise ask for terabytes).
+MAX_PARAMETERS = 2_000_000_000
+
+
+def plan_check(input_shape: tuple[int, ...], num_outputs: int, layers, kernel_size: int = 3) -> int:
+    """The parameter count of a layer plan, checked before building it: every size positive, the
+    input large enough for the layers, at most :data:`MAX_PARAMETERS` parameters."""
+    c, h, w = (int(v) for v in input_shape)
+    params = 0
+    for spec in layers:
+        if spec == "M":
+            h, w = h // 2, w // 2
+        else:
+            n = int(spec)
+            if n < 1:
+                raise ConfigError(f"a conv layer needs at least 1 filter, got {n} in {layers}")
+            params += c * n * kernel_size * kernel_size + n
+            c, h, w = n, h - kernel_size + 1, w - kernel_size + 1
+        if h < 1 or w < 1:
+            raise ConfigError(f"input {tuple(input_shape)} is too small for layers {layers}")
+    params += c * h * w * num_outputs + num_outputs
+    if params > MAX_PARAMETERS:
+        raise ConfigError(
+            f"layers {layers} on input {tuple(input_shape)} would have {params:,} parameters "
+            f"({params * 4 / 2**30:,.0f} GiB of float32); at most {MAX_PARAMETERS:,} are built"
+        )
+    return params
+
+
 class ConvNet(nn.Module):
     """Conv/pool feature extractor from a layer list, then Flatten > Dense(num_outputs).
 
@@ -38,6 +68,7 @@ class ConvNet(nn.Module):
         super().__init__()
         if len(input_shape) != 3:
             raise ConfigError(f"a CNN needs image samples of shape (channels, height, width), got {tuple(input_shape)}")
+        plan_check(input_shape, num_outputs, layers, kernel_size)
         c, h, w = input_shape
         feats: list[nn.Module] = []
         for spec in layers:
@@ -47,8 +78,6 @@ class ConvNet(nn.Module):
             else:
                 feats += [nn.Conv2d(c, int(spec), kernel_size), nn.ReLU(inplace=True)]
                 c, h, w = int(spec), h - kernel_size + 1, w - kernel_size + 1
-            if h < 1 or w < 1:
-                raise ConfigError(f"input {tuple(input_shape)} is too small for layers {layers}")
         self.input_shape = tuple(input_shape)
         self.features = nn.Sequential(*feats)
         self.flatten = nn.Flatten()
