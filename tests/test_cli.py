@@ -131,9 +131,11 @@ def test_corrupt_checkpoint(capsys, trained_run, tmp_path):
 
     copy = tmp_path / "run"
     shutil.copytree(trained_run, copy)
-    (copy / "checkpoints" / "best.safetensors").write_bytes(b"garbage")
+    from layerlab.rundir import RunDir
+
+    RunDir(copy).weights("last").write_bytes(b"garbage")
     code, _, err = run_cli(capsys, "evaluate", copy)
-    assert_bad_input(code, err, "best.safetensors: not a readable safetensors checkpoint")
+    assert_bad_input(code, err, "last.safetensors: not a readable safetensors checkpoint")
 
 
 def test_cuda_requested_without_gpu(capsys, tmp_path):

@@ -1,23 +1,28 @@
-"""Property tests of the hand-written parsers (IDX, UCR/UEA .ts, UCR-style CSV): what a writer
-writes reads back exactly, and any damaged or arbitrary input is a DataError of one sentence
-naming the file, never another exception."""
+"""Property tests of every reader: the hand-written parsers (IDX, UCR/UEA .ts, UCR-style CSV), where
+what a writer writes reads back exactly, and the readers built on libraries (CIFAR batches through
+the allow-listing unpickler, image files through Pillow, NPY/NPZ through NumPy, text, the TOML
+config): any damaged or arbitrary input is a DataError (ConfigError for the config) of one
+sentence, never another exception."""
 
 import csv
 import gzip
 import io
 import math
+import pickle
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from datagen import ts_text
+from layerlab.data.formats.folder import read_image
 from layerlab.data.formats.idx import read_idx
-from layerlab.data.formats.tabular import read_csv_sequences
+from layerlab.data.formats.tabular import read_csv_sequences, read_sequence_file
 from layerlab.data.formats.ts import read_ts
-from layerlab.errors import DataError
+from layerlab.errors import DataError, LayerlabError
 
 # one shared directory per test (hypothesis runs many examples per test; tmp_path is per test)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -265,3 +270,330 @@ def test_binary_files_are_data_errors(tmp_path):
             reader(p)
     with pytest.raises(DataError, match="cannot be read"):
         read_csv_sequences(tmp_path)  # a directory
+
+
+# ----------------------------------------------------------------------------------------------
+# Every other reader: CIFAR batches, image files, NPY/NPZ, text, the TOML config. Only a
+# LayerlabError (DataError, ConfigError) may escape, whatever the bytes or values.
+# ----------------------------------------------------------------------------------------------
+FEW = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def assert_layerlab_error(err: LayerlabError) -> None:
+    msg = str(err)
+    assert msg and "\n" not in msg and msg.strip() == msg
+
+
+pickle_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-300, 300)
+    | st.floats()
+    | st.binary(max_size=8)
+    | st.text(max_size=8)
+    | hnp.arrays(st.sampled_from([np.uint8, np.int64, np.float32]), hnp.array_shapes(max_dims=2, max_side=4)),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from([b"data", b"labels", "x"]), inner),
+    max_leaves=8,
+)
+
+
+@st.composite
+def cifar_bytes(draw):
+    kind = draw(st.sampled_from(["pickle", "batch", "bytes", "truncated", "global"]))
+    if kind == "batch":  # a batch-shaped dict with drawn contents
+        n = draw(st.integers(0, 3))
+        data = draw(st.one_of(hnp.arrays(np.uint8, (n, 3072)), pickle_values))
+        labels = draw(st.one_of(st.lists(st.integers(-5, 20), min_size=n, max_size=n), pickle_values))
+        return pickle.dumps({b"data": data, b"labels": labels}, protocol=draw(st.integers(2, 5)))
+    if kind == "pickle":
+        return pickle.dumps(draw(pickle_values), protocol=draw(st.integers(0, 5)))
+    if kind == "truncated":
+        raw = pickle.dumps(draw(pickle_values))
+        return raw[: draw(st.integers(0, max(len(raw) - 1, 0)))]
+    if kind == "global":  # anything but numpy is refused, never called
+        return pickle.dumps(draw(st.sampled_from([print, len, OSError("x"), range(3), complex(1, 2)])))
+    return draw(st.binary(max_size=64))
+
+
+@FEW
+@given(cifar_bytes())
+def test_cifar_batch_parses_or_raises_data_error(workdir, raw):
+    from layerlab.data.formats.cifar import _batch, unpickle
+
+    p = workdir / "data_batch_1"
+    p.write_bytes(raw)
+    try:
+        x, y = _batch(unpickle(raw, p), p)
+        assert x.shape == (len(y), 3, 32, 32) and x.dtype == np.uint8 and (y >= 0).all()
+    except DataError as e:
+        assert_one_sentence(e, p)
+
+
+@FEW
+@given(cifar_bytes(), st.lists(st.one_of(st.binary(max_size=6), st.text(max_size=6)), max_size=12))
+def test_cifar_directory_loads_or_raises_data_error(workdir, raw, names):
+    from layerlab.data.formats.cifar import load_cifar10_dir
+
+    d = workdir / "cifar"
+    d.mkdir(exist_ok=True)
+    good = pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]})
+    for i in range(1, 6):
+        (d / f"data_batch_{i}").write_bytes(good)
+    (d / "test_batch").write_bytes(raw)
+    (d / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
+    try:
+        ds = load_cifar10_dir(d)
+        assert len(ds.test) == 0 or int(ds.test.y.max()) < len(ds.classes)  # an empty split: catalog.load refuses it
+    except DataError as e:
+        assert_layerlab_error(e)
+
+
+@st.composite
+def image_bytes(draw):
+    kind = draw(st.sampled_from(["random", "truncated", "mode", "header"]))
+    if kind == "random":
+        return draw(st.binary(max_size=200))
+    h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    mode = draw(st.sampled_from(["L", "RGB", "RGBA", "LA", "I;16", "I", "F", "1", "P"]))
+    dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}.get(mode, np.uint8)
+    shape = {"RGB": (h, w, 3), "RGBA": (h, w, 4), "LA": (h, w, 2)}.get(mode, (h, w))
+    elements = st.floats(-1e6, 1e6, width=32) if mode == "F" else None
+    arr = draw(hnp.arrays(dtype, shape, elements=elements))
+    if mode == "1":
+        arr = arr > 127
+    from PIL import Image
+
+    buf = io.BytesIO()
+    img = Image.fromarray(arr) if mode not in ("P", "LA") else Image.fromarray(arr).convert(mode)
+    img.save(buf, format="TIFF" if mode in ("F", "I") else "PNG")
+    raw = buf.getvalue()
+    if kind == "truncated":
+        return raw[: draw(st.integers(0, len(raw) - 1))]
+    if kind == "header":  # a PNG claiming a huge size, or a flipped byte
+        i = draw(st.integers(0, len(raw) - 1))
+        return raw[:i] + bytes([raw[i] ^ draw(st.integers(1, 255))]) + raw[i + 1 :]
+    return raw
+
+
+@FEW
+@given(image_bytes(), st.sampled_from([None, 1, 3]), st.sampled_from([None, (3, 5)]))
+def test_read_image_parses_or_raises_data_error(workdir, raw, channels, size):
+    from layerlab.data.formats.folder import read_image
+
+    p = workdir / "img.png"
+    p.write_bytes(raw)
+    try:
+        x, notes = read_image(p, channels, size)
+    except DataError as e:
+        assert_one_sentence(e, p)
+    else:
+        assert x.dtype == torch.float32 and x.ndim == 3 and torch.isfinite(x).all()
+        assert channels is None or x.shape[0] == channels
+        assert size is None or tuple(x.shape[1:]) == size
+        assert isinstance(notes, list)
+
+
+def test_read_image_huge_declared_size_is_a_data_error(tmp_path):
+    """A PNG header declaring 100000 x 100000 pixels (10 gigapixels) is refused before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    p = tmp_path / "bomb.png"
+    p.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
+    with pytest.raises(DataError, match=r"bomb\.png"):
+        read_image(p)
+
+
+@st.composite
+def npy_arrays(draw):
+    dtype = draw(st.sampled_from([np.float64, np.float32, np.int16, np.uint8, np.bool_, "<U3", np.complex64]))
+    return draw(hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4)))
+
+
+@FEW
+@given(st.one_of(npy_arrays(), st.binary(max_size=80)), st.integers(1, 3), st.sampled_from([None, 2, 3]))
+def test_read_sequence_file_npy_parses_or_raises_data_error(workdir, content, features, length):
+    p = workdir / "s.npy"
+    if isinstance(content, bytes):
+        p.write_bytes(b"\x93NUMPY" + content if content[:1] == b"\x00" else content)
+    else:
+        np.save(p, content)
+    try:
+        seqs, names, labels = read_sequence_file(p, features, length)
+    except DataError as e:
+        assert_one_sentence(e, p)
+    else:
+        assert len(seqs) == len(names) and labels == []
+        assert all(s.ndim == 2 and s.shape[1] == features and len(s) and np.isfinite(s).all() for s in seqs)
+
+
+@FEW
+@given(st.one_of(st.lists(csv_pieces, max_size=20).map("".join), st.text(max_size=60)), st.integers(1, 3))
+def test_read_sequence_file_csv_parses_or_raises_data_error(workdir, text, features):
+    p = workdir / "s.csv"
+    p.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        seqs, _, _ = read_sequence_file(p, features, 2)
+    except DataError as e:
+        assert_one_sentence(e, p)
+    else:
+        assert all(s.shape[1] == features and len(s) for s in seqs)
+
+
+@st.composite
+def npz_members(draw):
+    members = {}
+    for key in draw(st.lists(st.sampled_from(NPZ_KEYS), unique=True, max_size=len(NPZ_KEYS))):
+        members[key] = draw(
+            st.one_of(npy_arrays(), hnp.arrays(np.int64, st.integers(0, 4), elements=st.integers(-101, 4)))
+        )
+    return members
+
+
+NPZ_KEYS = ["x_train", "y_train", "x_test", "y_test", "lengths_train", "lengths_test"]
+
+
+@st.composite
+def valid_npz(draw):
+    """Mostly well-formed archives, with one thing drawn wrong now and then."""
+    F = draw(st.integers(1, 2))
+    T = draw(st.integers(1, 4))
+    out = {}
+    for part in ("train", "test"):
+        n = draw(st.integers(0, 4))
+        out[f"x_{part}"] = draw(hnp.arrays(np.float64, (n, T, F), elements=st.floats(allow_subnormal=False)))
+        out[f"y_{part}"] = draw(
+            st.one_of(
+                hnp.arrays(np.int64, (n,), elements=st.integers(-2, 3)),
+                hnp.arrays(np.float32, (n,), elements=st.floats(width=32)),
+                hnp.arrays(np.int64, (n, T), elements=st.sampled_from([-100, -1, 0, 1, 2])),
+            )
+        )
+        if draw(st.booleans()):
+            out[f"lengths_{part}"] = draw(hnp.arrays(np.int64, (n,), elements=st.integers(-1, T + 1)))
+    return out
+
+
+@FEW
+@given(st.one_of(valid_npz(), npz_members(), st.binary(max_size=80)))
+def test_load_npz_loads_or_raises_data_error(workdir, content):
+    from layerlab.data.formats.tabular import load_npz
+
+    p = workdir / "d.npz"
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    else:
+        np.savez(p, **content)
+    try:
+        ds = load_npz(p)
+    except DataError as e:
+        assert_one_sentence(e, p)
+    else:
+        assert len(ds.train) and len(ds.test) and torch.isfinite(ds.train.x).all() and torch.isfinite(ds.test.x).all()
+
+
+@FEW
+@given(
+    st.one_of(st.text(max_size=400), st.binary(max_size=200)),
+    st.sampled_from([None, 1, 3, 50]),
+    st.sampled_from([None, 1, 2]),
+)
+def test_load_text_loads_or_raises_data_error(workdir, content, length, n_train):
+    from layerlab.data.formats.text import load_text, read_text
+
+    p = workdir / "t.txt"
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    else:
+        p.write_text(content, encoding="utf-8", errors="surrogatepass")
+    try:
+        text = read_text(p)
+        ds = load_text(p, length=length, n_train=n_train)
+    except DataError as e:
+        assert_one_sentence(e, p)
+    else:
+        assert "\r\n" not in text and len(ds.train) >= 1 and len(ds.test) >= 1
+        assert ds.train.x.shape[1] == (length or 100) and int(ds.train.x.max()) < ds.num_outputs
+
+
+toml_scalars = st.one_of(
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.text(max_size=12),
+    st.sampled_from(["adam", "sgd", "cpu", "cuda", "rows", "lstm", "article-cnn", "16,32"]),
+    st.lists(st.integers(-3, 3), max_size=3),
+)
+config_dicts = st.dictionaries(
+    st.sampled_from(["data", "model", "train", "other"]),
+    st.one_of(
+        st.dictionaries(
+            st.sampled_from(
+                ["name", "length", "n_train", "validation", "sequence", "hidden", "layers", "dropout", "channels"]
+                + ["epochs", "batch_size", "lr", "optimizer", "seed", "device", "clip", "eps", "bogus"]
+            ),
+            toml_scalars,
+            max_size=4,
+        ),
+        toml_scalars,
+    ),
+    max_size=4,
+)
+
+
+@FEW
+@given(config_dicts)
+def test_config_from_dict_builds_or_raises_config_error(d):
+    from layerlab.config import RunConfig
+
+    try:
+        RunConfig.from_dict(d, "test.toml")
+    except LayerlabError as e:
+        assert_layerlab_error(e)
+
+
+toml_pieces = st.sampled_from(
+    [
+        "[data]",
+        "[model]",
+        "[train]",
+        "[other]",
+        "name = 'x'",
+        "epochs = 3",
+        "lr = nan",
+        "lr = inf",
+        "seed = -1",
+        "batch_size = 0",
+        "= 1",
+        "[data",
+        "x = [1, 2",
+        "hidden = 1e999",
+        "'",
+        '"',
+        "\n",
+        " ",
+        "#",
+    ]
+)
+
+
+@FEW
+@given(st.one_of(st.lists(toml_pieces, max_size=10).map("\n".join), st.text(max_size=80), st.binary(max_size=40)))
+def test_config_from_toml_parses_or_raises_config_error(workdir, content):
+    from layerlab.config import RunConfig
+
+    p = workdir / "c.toml"
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    else:
+        p.write_text(content, encoding="utf-8", errors="surrogatepass")
+    try:
+        RunConfig.from_toml(p)
+    except LayerlabError as e:
+        assert_layerlab_error(e)

@@ -140,3 +140,14 @@ def test_a_token_run_is_summarised_predicted_and_evaluated_per_sample(copy_run, 
     np.save(ids, np.array([[0, 99]]))
     assert main(["predict", str(copy_run), str(ids)]) == 2
     assert "token ids must be between 0 and 9" in _err(capsys)
+
+
+def test_top_k_and_temperature_out_of_range_are_one_sentence(trained_run, tmp_path, capsys):
+    from PIL import Image
+
+    png = tmp_path / "x.png"
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(png)
+    assert main(["predict", str(trained_run), str(png), "--top-k", "0"]) == 2
+    assert "--top-k must be at least 1, got 0" in _err(capsys)
+    assert main(["generate", str(trained_run), "--temperature", "nan"]) == 2
+    assert "--temperature must be 0 or more, got nan" in _err(capsys)

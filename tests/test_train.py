@@ -29,9 +29,13 @@ def test_run_directory_contents(trained_run):
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"train_loss", "test_accuracy", "train_seconds", "eval_seconds"} <= set(rows[0])
     assert run.config().train.lr == 1e-3 and run.config().train.eps == 1e-7
-    for f in ("best.safetensors", "last.safetensors", "last.state.pt"):
-        assert (run.ckpt_dir / f).is_file()
-    assert not list(run.path.rglob("*.tmp"))  # atomic writes leave no temporaries
+    # one checkpoint directory, named by the pointer; no best without a validation split
+    (current,) = [p for p in run.ckpt_dir.iterdir() if p.is_dir()]
+    assert json.loads((run.ckpt_dir / "current.json").read_text()) == {"dir": current.name, "epoch": 2, "step": 0}
+    assert sorted(p.name for p in current.iterdir()) == ["last.safetensors", "state.pt"]
+    assert run.weights("last") == current / "last.safetensors"
+    assert not list(run.path.rglob("*.tmp")) and not list(run.path.rglob(".tmp-*"))  # no temporaries
+    assert not (run.path / "lock").exists()  # released at the end
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["epochs"] == 2 and summary["wall_seconds"] > 0
 
@@ -84,7 +88,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_run(tmp_path):
     data = make_idx_dir(tmp_path / "d", n_train=64, n_test=32)
     ds = load_dataset(str(data))
     ds.train.x[5, 0, 3, 3] = float("nan")  # one corrupt pixel poisons the loss
-    with pytest.raises(TrainingError, match="loss became nan"):
+    with pytest.raises(TrainingError, match=r"loss became nan.*; no checkpoint was written"):
         api.train(_cfg(data, epochs=3), tmp_path / "run", dataset=ds)
     info = RunDir(tmp_path / "run").info()
     assert info["status"] == "failed" and "nan" in info["error"]
@@ -114,3 +118,39 @@ def test_validation_split_is_recorded(tmp_path):
     cfg.data.validation = 0.25
     run, _ = api.train(cfg, tmp_path / "run")
     assert run.info()["dataset"]["n_train"] == 75 and run.info()["dataset"]["n_test"] == 25
+    assert run.info()["selection"] == "validation" and set(run.info()["data_fingerprint"]) == {"train", "validation"}
+
+
+def test_nan_test_loss_fails_the_run_and_says_which_checkpoint_is_kept(tmp_path):
+    """Old code ended such a run ``completed``: a NaN test loss was never checked."""
+    from layerlab.data import load_dataset
+
+    data = make_idx_dir(tmp_path / "d", n_train=64, n_test=32)
+    ds = load_dataset(str(data))
+    ds.test.x[3, 0, 5, 5] = float("inf")
+    with pytest.raises(TrainingError, match=r"the test loss became nan after epoch 1 .*; no checkpoint was written"):
+        api.train(_cfg(data, epochs=2), tmp_path / "run", dataset=ds)
+    info = RunDir(tmp_path / "run").info()
+    assert info["status"] == "failed" and "test loss became nan" in info["error"]
+
+
+def test_nan_after_a_checkpoint_names_the_epoch_kept(tmp_path, monkeypatch):
+    from layerlab import engine
+    from layerlab.data import load_dataset
+
+    data = make_idx_dir(tmp_path / "d", n_train=64, n_test=32)
+    ds = load_dataset(str(data))
+    real = engine.evaluate
+    calls = []
+
+    def poisoned_second_epoch(*a, **kw):
+        calls.append(1)
+        row = real(*a, **kw)
+        return {k: (float("nan") if k.endswith("loss") and len(calls) == 2 else v) for k, v in row.items()}
+
+    monkeypatch.setattr(engine, "evaluate", poisoned_second_epoch)
+    with pytest.raises(TrainingError, match="the checkpoint of epoch 1 is kept"):
+        api.train(_cfg(data, epochs=3), tmp_path / "run", dataset=ds)
+    run = RunDir(tmp_path / "run")
+    assert run.info()["status"] == "failed" and run.training_state()["epoch"] == 1
+    assert [r["epoch"] for r in run.metrics()] == [1]

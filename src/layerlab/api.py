@@ -22,7 +22,7 @@ from .data.inputs import read_inputs
 from .data.transforms import InputSpec
 from .errors import ConfigError, LayerlabError
 from .models import create_model, sequence_model
-from .rundir import RunDir, build_model_for, default_run_path
+from .rundir import RunDir, build_model_for, check_fingerprint, data_fingerprint, default_run_path
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,11 @@ def train(
         "input_spec": ds.spec.to_dict(),
         "seed": cfg.train.seed,
         "device": str(device),
+        # which split chose the `best` weights: a validation split, or none (never the test set)
+        "selection": "validation" if engine.held_out_prefix(ds) == "val_" else None,
+        "data_fingerprint": data_fingerprint(ds),
     }
-    run = RunDir.create(out, cfg, info, overwrite=overwrite)
+    run = RunDir.create(out, cfg, info, overwrite=overwrite)  # takes the run's lock
     return run, _fit_and_record(run, model, ds, cfg, progress)
 
 
@@ -105,15 +108,30 @@ def resume(
     epochs: int | None = None,
     threads: int | None = None,
     data_dir: str | None = None,
+    checkpoint_every: int | None = None,
     progress: engine.Progress | None = None,
     dataset: Dataset | None = None,
 ) -> tuple[RunDir, engine.FitResult]:
     """Continue a run from its last checkpoint, exactly: same weights, optimizer moments, RNG
-    streams and shuffle order as if it had never stopped. Only what does not change the result may
-    differ: more ``epochs``, the CPU ``threads``, where the data is found (``data_dir``)."""
+    streams and shuffle order (mid-epoch too) as if it had never stopped. Only what does not change
+    the result may differ: more ``epochs``, the CPU ``threads``, where the data is found
+    (``data_dir``), how often it is saved (``checkpoint_every``). The run is locked while it trains;
+    a run another live process writes is an error, and so is data that differs from the data it was
+    trained on (its fingerprint)."""
     run = RunDir(run_dir)
     info = run.info()
+    run.acquire_lock()
+    try:
+        return _resume_locked(run, info, epochs, threads, data_dir, checkpoint_every, progress, dataset)
+    finally:
+        run.release_lock()
+
+
+def _resume_locked(run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every, progress, dataset):
+    run.clean_leftovers(locked=True)
     cfg = run.config()
+    if checkpoint_every is not None:
+        cfg.train.checkpoint_every = checkpoint_every
     if epochs is not None:
         cfg.train.epochs = epochs
     if threads is not None:
@@ -122,20 +140,35 @@ def resume(
         cfg.data.data_dir = data_dir
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
+    if not run.has_checkpoint():  # killed before its first checkpoint: train again from the seed, as train did
+        return run, _restart(run, info, cfg, device, progress, dataset)
     state = run.training_state()
-    if state["epoch"] >= cfg.train.epochs:
+    # a run killed after its last checkpoint but before it recorded the end resumes to record it
+    done = state["epoch"] > cfg.train.epochs or (
+        state["epoch"] == cfg.train.epochs and info.get("status") == "completed"
+    )
+    if done:
         raise ConfigError(
             f"{run.path} already trained {state['epoch']} epochs; pass --epochs N with N > {state['epoch']}"
         )
     ds = dataset if dataset is not None else prepare_data(cfg)
+    if "data_fingerprint" in info:  # runs of older layerlab versions have none to check
+        check_fingerprint(run.path, info["data_fingerprint"], data_fingerprint(ds))
+    run.write_metrics(state["history"])  # metrics.csv says what the checkpoint holds, nothing newer
     model = run.model("last", device).train()
     if cfg.train.channels_last and any(p.dim() == 4 for p in model.parameters()):
         model = model.to(memory_format=torch.channels_last)
     optimizer = engine.make_optimizer(model, cfg.train, device)
     optimizer.load_state_dict(state["optimizer"])
     RunDir.restore_rng(state)
+    position = None
+    if state["step"]:
+        position = engine.EpochPosition(state["step"], state["train_stats"], list(state["grad_norms"]))
     atomic_write_text(run.path / "config.toml", cfg.to_toml())
-    run.update_info(status="running", resumed_from_epoch=state["epoch"])
+    fields = {"resumed_from_epoch": state["epoch"]}
+    if state["step"]:
+        fields["resumed_from_step"] = state["step"]
+    run.update_info(status="running", **fields)
     return run, _fit_and_record(
         run,
         model,
@@ -145,40 +178,57 @@ def resume(
         optimizer=optimizer,
         start_epoch=state["epoch"],
         history=state["history"],
+        position=position,
         prior_seconds=info.get("train_wall_seconds", 0.0),
     )
 
 
+def _restart(run: RunDir, info: dict, cfg: RunConfig, device, progress, dataset) -> engine.FitResult:
+    """Train a run that has no checkpoint yet from the start, exactly as :func:`train` would have."""
+    engine.seed_everything(cfg.train.seed)
+    ds = dataset if dataset is not None else prepare_data(cfg)
+    if "data_fingerprint" in info:
+        check_fingerprint(run.path, info["data_fingerprint"], data_fingerprint(ds))
+    model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
+    atomic_write_text(run.path / "config.toml", cfg.to_toml())
+    (run.path / "metrics.csv").unlink(missing_ok=True)
+    run.update_info(status="running", resumed_from_epoch=0)
+    return _fit_and_record(run, model, ds, cfg, progress)
+
+
 def _fit_and_record(run: RunDir, model, ds, cfg, progress, prior_seconds: float = 0.0, **kw) -> engine.FitResult:
+    """Fit, then record how it ended in run.json: ``completed``, ``interrupted`` (Ctrl-C, SIGTERM) or
+    ``failed`` (with the error), so ``status`` never stays ``running``; the lock goes either way."""
     t0 = time.perf_counter()
     try:
-        result = engine.fit(model, ds, cfg.train, run=run, progress=progress, **kw)
-    except KeyboardInterrupt:
-        run.finish("interrupted", train_wall_seconds=prior_seconds + time.perf_counter() - t0)
-        raise
-    except Exception as e:
-        run.finish("failed", error=str(e), train_wall_seconds=prior_seconds + time.perf_counter() - t0)
-        raise
-    wall = prior_seconds + time.perf_counter() - t0
-    last = result.history[-1] if result.history else {}
-    summary = {
-        "epochs": len(result.history),
-        "best_epoch": result.best_epoch,
-        "wall_seconds": round(wall, 2),
-        "final": last,
-        "best": next((r for r in result.history if r["epoch"] == result.best_epoch), {}),
-    }
-    run.write_summary(summary)
-    run.finish("completed", train_wall_seconds=round(wall, 2))
-    return result
+        try:
+            result = engine.fit(model, ds, cfg.train, run=run, progress=progress, **kw)
+        except KeyboardInterrupt as e:
+            run.finish("interrupted", train_wall_seconds=prior_seconds + time.perf_counter() - t0)
+            e.run_note = f"{run.kept()} in {run.path}"  # for the CLI's message
+            raise
+        except BaseException as e:
+            run.finish("failed", error=str(e), train_wall_seconds=prior_seconds + time.perf_counter() - t0)
+            raise
+        wall = prior_seconds + time.perf_counter() - t0
+        last = result.history[-1] if result.history else {}
+        summary = {"epochs": len(result.history), "wall_seconds": round(wall, 2), "final": last}
+        if result.best_epoch:  # chosen on the validation split; without one nothing is chosen
+            summary["best_epoch"] = result.best_epoch
+            summary["best"] = next((r for r in result.history if r["epoch"] == result.best_epoch), {})
+        run.write_summary(summary)
+        run.finish("completed", train_wall_seconds=round(wall, 2))
+        return result
+    finally:
+        run.release_lock()
 
 
 # ----------------------------------------------------------------------------------------------
 # After training: everything reads a run directory
 # ----------------------------------------------------------------------------------------------
-def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[nn.Module, RunDir, dict]:
-    """The trained model of a run (``best``, ``last`` or ``init`` weights), its RunDir and run.json
-    (with ``weights_used``)."""
+def load_run(run_dir: str | Path, which: str | None = None, device: str = "cpu") -> tuple[nn.Module, RunDir, dict]:
+    """The trained model of a run (``best``, ``last`` or ``init`` weights; None or ``auto``: ``best``
+    when a validation split chose it, else ``last``), its RunDir and run.json (with ``weights_used``)."""
     run = RunDir(run_dir)
     info = run.info()
     info["weights_used"] = run.resolve_weights(which)
@@ -190,15 +240,16 @@ def evaluate_run(
     *,
     data: str | None = None,
     data_dir: str | None = None,
-    which: str = "best",
+    which: str | None = None,
     device: str = "cpu",
     per_sample: bool = False,
 ) -> dict:
     """Test-set loss, accuracy, per-class accuracy and confusion matrix of a run's model (on
     ``data`` if given), by :func:`layerlab.engine.compute_metrics`. With ``per_sample``, also
     ``predictions``: per test sample its index, true and predicted class and the probability of
-    the predicted class."""
+    the predicted class. ``which`` weights: see :func:`load_run`."""
     run = RunDir(run_dir)
+    run.clean_leftovers()  # what a killed run left, unless a live process is writing it
     used = run.resolve_weights(which)
     model = run.model(which, device)
     ds = run.dataset(data, data_dir)
@@ -291,7 +342,7 @@ def decode(
 
 
 def predict_files(
-    run_dir: str | Path, files: list[str | Path], *, top_k: int = 3, which: str = "best", device: str = "cpu"
+    run_dir: str | Path, files: list[str | Path], *, top_k: int = 3, which: str | None = None, device: str = "cpu"
 ) -> list[dict]:
     """Predictions of a run's model for image files (converted to its channels and size), sequence
     files (``.npy``, ``.csv``, ``.tsv``, ``.ts``, standardised as in training) or text files (a
@@ -301,6 +352,8 @@ def predict_files(
     Each result has ``file`` (``path[i]`` for the i-th sequence of a file), ``notes`` (what had to be
     converted) and what :func:`decode` gives; ``true_label`` where the file carries labels.
     """
+    if top_k < 1:
+        raise LayerlabError(f"--top-k must be at least 1, got {top_k}")
     run = RunDir(run_dir)
     info, spec = run.info(), run.spec
     inputs = read_inputs(files, spec, num_tokens=info["dataset"]["num_outputs"] if spec.kind == "tokens" else None)
@@ -332,7 +385,7 @@ def generate(
     *,
     temperature: float = 1.0,
     seed: int = 0,
-    which: str = "best",
+    which: str | None = None,
     device: str = "cpu",
 ) -> dict:
     """Sample ``length`` characters from a character-level language model run, after ``prompt``.
@@ -345,7 +398,7 @@ def generate(
 
     if length < 0:
         raise LayerlabError(f"--length must be 0 or more, got {length}")
-    if temperature < 0:
+    if not temperature >= 0:  # NaN too
         raise LayerlabError(f"--temperature must be 0 or more, got {temperature}")
     run = RunDir(run_dir)
     spec = run.spec

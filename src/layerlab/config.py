@@ -114,6 +114,13 @@ class TrainConfig:
     channels_last: bool = _opt(True, "NHWC memory layout for convolutions: faster with oneDNN and cuDNN")
     threads: int | None = _opt(None, "CPU threads (torch.set_num_threads)", default_text="torch's", ge=1)
     eval_batch_size: int = _opt(1000, "samples per step when evaluating", ge=1)
+    checkpoint_every: int | None = _opt(
+        None,
+        "also checkpoint every N training steps, so a kill loses at most N steps (resume is exact mid-epoch)",
+        default_text="at the end of each epoch only",
+        metavar="N",
+        ge=1,
+    )
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -150,20 +157,31 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> RunConfig:
         cfg = cls()
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected tables [data], [model], [train], got {type(d).__name__}")
         unknown = set(d) - set(SECTIONS)
         if unknown:
             raise ConfigError(f"{source}: unknown table(s) {sorted(unknown)}; expected [data], [model], [train]")
         for section in SECTIONS:
-            update(getattr(cfg, section), d.get(section, {}), f"{source} [{section}]")
+            values = d.get(section, {})
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{section}] must be a table of keys, got {values!r}")
+            update(getattr(cfg, section), values, f"{source} [{section}]")
         return cfg
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
         path = Path(path)
         try:
-            d = tomllib.loads(path.read_text())
+            d = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: a directory, not a config file") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} cannot be decoded); a config is TOML") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot be read ({e.strerror})") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML ({e})") from None
         return cls.from_dict(d, str(path))
@@ -220,7 +238,7 @@ _TYPES = {"int": int, "float": float, "str": str}
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT"}
 
 #: What ``train --resume`` may change: none of them changes the numbers a run computes.
-RESUME_FLAGS = ("train.epochs", "train.threads", "data.data_dir")
+RESUME_FLAGS = ("train.epochs", "train.threads", "train.checkpoint_every", "data.data_dir")
 
 
 def _field(key: str) -> dataclasses.Field:

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checkpoint import pause_point
 from .config import TrainConfig
 from .data import Dataset, Split, iterate_batches
 from .errors import ConfigError, TrainingError
@@ -148,6 +149,17 @@ class Progress:
     on_epoch_end: Callable[[int, dict], None] = lambda epoch, row: None
 
 
+@dataclass
+class EpochPosition:
+    """Where a run is inside an epoch: ``step`` batches of the (seed, epoch) shuffle order done, with
+    the running train statistics (summed loss, correct, count) and gradient norms so far. Saved in a
+    mid-epoch checkpoint so that resuming gives bit for bit what the uninterrupted epoch gives."""
+
+    step: int = 0
+    stats: torch.Tensor | None = None
+    grad_norms: list[torch.Tensor] = field(default_factory=list)
+
+
 def train_one_epoch(
     model: nn.Module,
     split: Split,
@@ -159,13 +171,28 @@ def train_one_epoch(
     generator: torch.Generator,
     progress: Progress | None = None,
     log_every: int = 20,
+    start: EpochPosition | None = None,
+    steps_before: int = 0,
+    checkpoint: Callable[[EpochPosition], None] | None = None,
 ) -> dict:
-    """One pass over ``split`` in shuffled batches of ``cfg.batch_size``; returns train metrics."""
+    """One pass over ``split`` in shuffled batches of ``cfg.batch_size``; returns train metrics.
+
+    ``start`` continues an epoch from a mid-epoch checkpoint (its first ``start.step`` batches of the
+    same shuffle order are skipped). With ``checkpoint`` and ``cfg.checkpoint_every``, ``checkpoint``
+    is called with the position after every ``checkpoint_every``-th step of the run (``steps_before``
+    steps were taken in earlier epochs), except the epoch's last (the epoch's own checkpoint follows).
+    """
     model.train()
-    stats = torch.zeros(3, device=device)
-    grad_norms: list[torch.Tensor] = []
+    start = start or EpochPosition()
+    stats = start.stats.to(device) if start.stats is not None else torch.zeros(3, device=device)
+    grad_norms: list[torch.Tensor] = [g.to(device) for g in start.grad_norms]
+    n_steps = math.ceil(len(split) / cfg.batch_size)
+    every = getattr(cfg, "checkpoint_every", None) if checkpoint is not None else None
     steps = 0
     for batch in iterate_batches(split, cfg.batch_size, shuffle=True, generator=generator):
+        if steps < start.step:  # done before the checkpoint this epoch resumes from
+            steps += 1
+            continue
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device, cfg.amp):
             out = _forward(model, batch, cfg.channels_last)
@@ -176,20 +203,19 @@ def train_one_epoch(
         optimizer.step()
         stats += batch_stats(task, out, batch.y, loss)
         steps += 1
-        if steps % log_every == 0:
+        pause_point("step")
+        due = every and (steps_before + steps) % every == 0 and steps < n_steps
+        if steps % log_every == 0 or due:
             m = metrics_from(task, stats, "")
-            if not math.isfinite(m["loss"]):
-                raise TrainingError(
-                    f"the training loss became {m['loss']} by step {steps}; "
-                    f"lower --lr or set --clip (the last good checkpoint is kept)"
-                )
-            if progress:
+            if not math.isfinite(m["loss"]):  # never checkpoint a poisoned model
+                raise TrainingError(f"the training loss became {m['loss']} by step {steps}; lower --lr or set --clip")
+            if progress and steps % log_every == 0:
                 progress.on_steps(steps, min(steps * cfg.batch_size, len(split)), m)
+            if due:
+                checkpoint(EpochPosition(steps, stats.detach().clone(), list(grad_norms)))
     m = metrics_from(task, stats, "train_")
     if not math.isfinite(m["train_loss"]):
-        raise TrainingError(
-            f"the training loss became {m['train_loss']}; lower --lr or set --clip (the last good checkpoint is kept)"
-        )
+        raise TrainingError(f"the training loss became {m['train_loss']}; lower --lr or set --clip")
     if progress:
         progress.on_steps(steps, len(split), {k[6:]: v for k, v in m.items()})
     if grad_norms:
@@ -287,6 +313,8 @@ def evaluate(
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class FitResult:
+    """``best_epoch`` is the epoch of lowest validation loss, 0 when nothing was chosen (no validation split)."""
+
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     wall_seconds: float = 0.0
@@ -295,6 +323,12 @@ class FitResult:
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The shuffle order of an epoch depends only on (seed, epoch): resuming reproduces it exactly."""
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def held_out_prefix(dataset: Dataset) -> str:
+    """``val_`` when ``dataset.test`` is a validation split held out of the training set (it then
+    chooses the ``best`` weights), else ``test_`` (the test set: reported, never chosen on)."""
+    return "val_" if "validation_fraction" in dataset.meta else "test_"
 
 
 def fit(
@@ -307,12 +341,25 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
     start_epoch: int = 0,
     history: list[dict] | None = None,
+    position: EpochPosition | None = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train`` for ``cfg.epochs`` epochs, evaluating on ``dataset.test``
-    after each. With a :class:`~layerlab.rundir.RunDir`, metrics and checkpoints are written as it goes.
+    after each (a validation split when one was held out: rows have ``val_*`` columns, and the
+    lowest ``val_loss`` is the ``best``; on the test set rows have ``test_*`` and nothing is chosen).
+    With a :class:`~layerlab.rundir.RunDir`, metrics and checkpoints are written as it goes.
 
-    ``start_epoch``/``optimizer``/``history`` continue an interrupted run (see :func:`layerlab.api.resume`).
+    ``start_epoch``/``optimizer``/``history``/``position`` continue an interrupted run, at an epoch
+    boundary or mid-epoch (see :func:`layerlab.api.resume`). A NaN or infinite loss raises
+    :class:`~layerlab.errors.TrainingError` saying which checkpoint is kept.
     """
+    try:
+        return _fit(model, dataset, cfg, run, progress, optimizer, start_epoch, history, position)
+    except TrainingError as e:
+        kept = run.kept() if run is not None else "no checkpoint is written without a run directory"
+        raise TrainingError(f"{e}; {kept}") from None
+
+
+def _fit(model, dataset, cfg, run, progress, optimizer, start_epoch, history, position) -> FitResult:
     device = next(model.parameters()).device
     if cfg.channels_last and device.type in ("cpu", "cuda") and any(p.dim() == 4 for p in model.parameters()):
         model = model.to(memory_format=torch.channels_last)
@@ -321,14 +368,29 @@ def fit(
     test_split = _to_device(dataset.test, device)
     step_model = torch.compile(model) if cfg.compile else model
     result = FitResult(history=list(history or []))
-    best = min((r.get("test_loss", math.inf) for r in result.history), default=math.inf)
+    held = held_out_prefix(dataset)
+    validated = held == "val_"
+    best = min((r.get("val_loss", math.inf) for r in result.history), default=math.inf)
     t_start = time.perf_counter()
+    steps = math.ceil(len(train_split) / cfg.batch_size)
     for epoch in range(start_epoch, cfg.epochs):
-        steps = math.ceil(len(train_split) / cfg.batch_size)
         if progress:
             progress.on_epoch_start(epoch + 1, cfg.epochs, steps)
         t0 = time.perf_counter()
         row = {"epoch": epoch + 1}
+
+        def checkpoint(pos: EpochPosition, epoch=epoch) -> None:
+            run.save_checkpoint(
+                model,
+                optimizer,
+                result.history,
+                epoch=epoch,
+                step=pos.step,
+                train_stats=pos.stats,
+                grad_norms=pos.grad_norms,
+                best="keep" if validated else "none",
+            )
+
         row.update(
             train_one_epoch(
                 step_model,
@@ -339,6 +401,9 @@ def fit(
                 device=device,
                 generator=epoch_generator(cfg.seed, epoch),
                 progress=progress,
+                start=position if epoch == start_epoch else None,
+                steps_before=epoch * steps,
+                checkpoint=checkpoint if run is not None else None,
             )
         )
         if device.type == "cuda":
@@ -353,26 +418,34 @@ def fit(
                 device=device,
                 amp=cfg.amp,
                 channels_last=cfg.channels_last,
-                prefix="test_",
+                prefix=held,
             )
         )
+        if not math.isfinite(row[f"{held}loss"]):
+            split = "validation" if validated else "test"
+            raise TrainingError(
+                f"the {split} loss became {row[f'{held}loss']} after epoch {epoch + 1} (the model gives NaN or "
+                f"infinite outputs, or the {split} data holds them)"
+            )
         t2 = time.perf_counter()
         row["train_seconds"] = round(t1 - t0, 3)
         row["eval_seconds"] = round(t2 - t1, 3)
         row["samples_per_second"] = round(len(train_split) / max(t1 - t0, 1e-9), 1)
         row["lr"] = optimizer.param_groups[0]["lr"]
         result.history.append(row)
-        improved = row["test_loss"] < best
+        improved = validated and row["val_loss"] < best
         if improved:
-            best = row["test_loss"]
+            best = row["val_loss"]
         if run is not None:
-            run.end_epoch(model, optimizer, row, result.history, improved=improved, cfg=cfg)
+            keep = "keep" if validated else "none"
+            run.save_checkpoint(model, optimizer, result.history, epoch=epoch + 1, best="this" if improved else keep)
+            pause_point("after-epoch")
         log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, {k: v for k, v in row.items() if k != "epoch"})
         if progress:
             progress.on_epoch_end(epoch + 1, row)
     result.wall_seconds = time.perf_counter() - t_start
-    if result.history:
-        result.best_epoch = min(result.history, key=lambda r: r["test_loss"])["epoch"]
+    if result.history and validated:
+        result.best_epoch = min(result.history, key=lambda r: r["val_loss"])["epoch"]
     return result
 
 

@@ -37,6 +37,12 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def literal(s) -> str:
+    """``s`` as matplotlib draws it literally: an unescaped ``$`` pair would start mathtext (a class
+    named ``$5`` and one named ``$10`` crash the renderer); ``\\$`` draws a plain ``$``."""
+    return str(s).replace("$", r"\$")
+
+
 def _image(x) -> tuple[np.ndarray, str | None]:
     """A sample as something imshow draws: (C,H,W) grey or RGB, or (T,F) a sequence as rows."""
     a = np.asarray(x, dtype=np.float32)
@@ -62,7 +68,7 @@ def training_curves(rows: list[dict], title: str = "") -> Figure:
     epochs = [r["epoch"] for r in rows]
     panels = [("loss", "loss")] + ([("accuracy", "accuracy")] if has_acc else [])
     for ax, (key, label) in zip(axes, panels, strict=True):
-        for split, style in (("train", "o-"), ("test", "s--")):
+        for split, style in (("train", "o-"), ("val", "^:"), ("test", "s--")):
             vals = [r.get(f"{split}_{key}") for r in rows]
             pts = [(e, v) for e, v in zip(epochs, vals, strict=True) if v is not None]
             if pts:
@@ -75,7 +81,7 @@ def training_curves(rows: list[dict], title: str = "") -> Figure:
         if len(epochs) <= 20:
             ax.set_xticks(epochs)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(literal(title))
     return fig
 
 
@@ -100,11 +106,12 @@ def confusion(cm: np.ndarray, classes: list[str], title: str = "confusion matrix
                         fontsize=7 if K > 12 else 8,
                         color="white" if frac[i, j] > 0.5 else "black",
                     )
-    ax.set_xticks(range(K), classes, rotation=45, ha="right")
-    ax.set_yticks(range(K), classes)
+    names = [literal(c) for c in classes]
+    ax.set_xticks(range(K), names, rotation=45, ha="right")
+    ax.set_yticks(range(K), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title)
+    ax.set_title(literal(title))
     fig.colorbar(im, ax=ax, label="fraction of the true class", shrink=0.8)
     return fig
 
@@ -117,7 +124,7 @@ def class_scores(scores: dict, classes: list[str]) -> Figure:
     x = np.arange(K)
     ax.bar(x - 0.2, scores["precision"], 0.4, label="precision")
     ax.bar(x + 0.2, scores["recall"], 0.4, label="recall")
-    ax.set_xticks(x, classes, rotation=45, ha="right")
+    ax.set_xticks(x, [literal(c) for c in classes], rotation=45, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("class")
     ax.set_ylabel("score")
@@ -139,7 +146,8 @@ def mistakes(samples: list, mistakes: list[dict], classes: list[str], cols: int 
     for ax, x, m in zip(axes, samples, mistakes, strict=False):  # more axes than samples: the rest stay blank
         img, cmap = _image(x)
         ax.imshow(img, cmap=cmap)
-        ax.set_title(f"true {classes[m['true']]}\npred {classes[m['predicted']]} ({m['confidence']:.2f})", fontsize=7)
+        true, pred = literal(classes[m["true"]]), literal(classes[m["predicted"]])
+        ax.set_title(f"true {true}\npred {pred} ({m['confidence']:.2f})", fontsize=7)
     fig.suptitle("most confidently wrong test samples: true class, predicted class (probability)")
     return fig
 
@@ -182,7 +190,7 @@ def conv_filters(weight, title: str = "") -> Figure:
                 f = (f - f.min()) / max(float(f.max() - f.min()), 1e-12)
                 ax.imshow(f, interpolation="nearest")
                 ax.set_title(str(i), fontsize=7)
-        fig.suptitle(title or f"{c_out} filters {kh}x{kw}x3 (each scaled to its own range)")
+        fig.suptitle(literal(title) or f"{c_out} filters {kh}x{kw}x3 (each scaled to its own range)")
         return fig
     lim = float(np.abs(w).max()) or 1.0
     if c_in == 1:
@@ -192,7 +200,7 @@ def conv_filters(weight, title: str = "") -> Figure:
         im = ax.imshow(_mosaic(w[:, 0], cols), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         _mosaic_ticks(ax, c_out, cols, kh, kw, "filter")
         fig.colorbar(im, ax=ax, label="weight", shrink=0.8)
-        ax.set_title(title or f"{c_out} filters {kh}x{kw} (one input channel)")
+        ax.set_title(literal(title) or f"{c_out} filters {kh}x{kw} (one input channel)")
         return fig
     pad = 1
     mosaic = np.full((c_out * (kh + pad) - pad, c_in * (kw + pad) - pad), np.nan, dtype=np.float32)
@@ -209,7 +217,7 @@ def conv_filters(weight, title: str = "") -> Figure:
     ax.set_xlabel("input channel")
     ax.set_ylabel("filter (output channel)")
     fig.colorbar(im, ax=ax, label="weight", shrink=0.6)
-    ax.set_title(title or f"{c_out} filters of {c_in} kernels {kh}x{kw}")
+    ax.set_title(literal(title) or f"{c_out} filters of {c_in} kernels {kh}x{kw}")
     return fig
 
 
@@ -258,7 +266,7 @@ def feature_maps(maps, title: str, image=None, max_channels: int = 64) -> Figure
     _mosaic_ticks(ax, c, cols, m.shape[1], m.shape[2], "channel")
     fig.colorbar(im, ax=ax, label="activation, scaled per channel", shrink=0.8)
     more = f", first {c} of {m.shape[0]} channels" if c < m.shape[0] else ""
-    ax.set_title(f"{title}: {m.shape[0]} maps of {m.shape[1]}x{m.shape[2]}{more}", fontsize=9)
+    ax.set_title(f"{literal(title)}: {m.shape[0]} maps of {m.shape[1]}x{m.shape[2]}{more}", fontsize=9)
     return fig
 
 
@@ -287,7 +295,7 @@ def layer_elements(summary) -> Figure:
             f"\nwithout pooling the Dense layer would need {w['parameters_without_pools']:,} parameters "
             f"instead of {w['parameters_with_pools']:,}"
         )
-    ax.set_title(title, fontsize=9)
+    ax.set_title(literal(title), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -344,7 +352,7 @@ def gradient_flow(flows: list, title: str = "") -> Figure:
         axes[2].set_ylabel("||dh_T/dh_t||_2 (log scale)")
         axes[2].set_title("gain of the best-kept direction (spectral norm)")
     fig.suptitle(
-        (title + "\n" if title else "gradient flow through time\n")
+        (literal(title) + "\n" if title else "gradient flow through time\n")
         + "legend: fitted factor per step back in time (< 1: the gradient vanishes)",
         fontsize=10,
     )
@@ -424,7 +432,7 @@ def compare_cells(results: list[dict], title: str = "") -> Figure:
         "RMS = Frobenius/sqrt(H), spectral = largest singular value; check R^2 in compare_cells_fit.csv",
         fontsize=9,
     )
-    fig.suptitle(title or "gradient flow through time by cell")
+    fig.suptitle(literal(title) or "gradient flow through time by cell")
     return fig
 
 

@@ -7,21 +7,29 @@ none of them rebuilds these.
 
     RUN/config.toml            resolved configuration (data, model, train)
     RUN/run.json               status, versions, seed, device, dataset and model description, timings
-    RUN/metrics.csv            one row per epoch
-    RUN/checkpoints/last.safetensors, last.state.pt    weights and training state after the last epoch
-    RUN/checkpoints/best.safetensors                   weights with the lowest test loss so far
+    RUN/metrics.csv            one row per finished epoch (rewritten from the checkpoint on resume)
+    RUN/lock                   pid and host of the process writing the run (while it trains)
+    RUN/checkpoints/current.json            names the current checkpoint directory
+    RUN/checkpoints/ckpt-XXXX/last.safetensors  weights at the checkpoint (end of an epoch, or
+                                                 every --checkpoint-every steps)
+    RUN/checkpoints/ckpt-XXXX/state.pt          optimizer, RNG streams, history, position in the epoch
+    RUN/checkpoints/ckpt-XXXX/best.safetensors  weights with the lowest validation loss so far
+                                                 (only for a run trained with --validation)
     RUN/summary.json           final metrics (written when training ends)
 
-Every file is replaced atomically; ``run.json``'s ``status`` says whether training is running,
-completed, failed or interrupted.
+Every file is replaced atomically and a checkpoint is one unit (see :mod:`layerlab.checkpoint`);
+``run.json``'s ``status`` says whether training is running, completed, failed or interrupted.
+Nothing is chosen on the test set: ``best`` exists only when a validation split chose it.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as _dt
+import hashlib
 import io
 import json
+import logging
 import os
 import platform
 import random
@@ -35,21 +43,27 @@ from . import __version__
 from .checkpoint import (
     atomic_write_json,
     atomic_write_text,
+    clean_checkpoints,
     load_training_state,
     load_weights,
-    save_training_state,
-    save_weights,
+    read_pointer,
+    write_checkpoint,
 )
 from .config import ModelConfig, RunConfig
 from .data import Dataset
 from .data.transforms import InputSpec
 from .errors import ConfigError, LayerlabError
 
-WEIGHTS = ("best", "last", "init")
+log = logging.getLogger(__name__)
+
+#: ``auto`` is ``best`` for a run that chose its weights on a validation split, else ``last``.
+WEIGHTS = ("auto", "best", "last", "init")
 METRIC_COLUMNS = [
     "epoch",
     "train_loss",
     "train_accuracy",
+    "val_loss",
+    "val_accuracy",
     "test_loss",
     "test_accuracy",
     "train_seconds",
@@ -90,8 +104,13 @@ class RunDir:
     def ckpt_dir(self) -> Path:
         return self.path / "checkpoints"
 
-    def weights(self, which: str = "best") -> Path:
-        return self.ckpt_dir / f"{which}.safetensors"
+    def weights(self, which: str = "last") -> Path:
+        """The file of the current checkpoint's ``best`` or ``last`` weights (a run made before
+        checkpoints were directories keeps them in ``checkpoints/`` itself)."""
+        pointer = read_pointer(self.ckpt_dir)
+        if pointer is None:
+            return self.ckpt_dir / f"{which}.safetensors"
+        return self.ckpt_dir / pointer["dir"] / f"{which}.safetensors"
 
     # --- creation
     @classmethod
@@ -101,6 +120,7 @@ class RunDir:
             cls.check_new(path)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
+        run.acquire_lock()
         atomic_write_text(path / "config.toml", cfg.to_toml())
         run.write_info({**info, "status": "running", "started": _now(), "environment": environment()})
         return run
@@ -112,6 +132,85 @@ class RunDir:
             raise LayerlabError(
                 f"{path} already exists and is not empty; choose another --out, or --resume it to continue training"
             )
+
+    # --- the lock: one writer at a time
+    @property
+    def lock_path(self) -> Path:
+        return self.path / "lock"
+
+    def lock_holder(self) -> dict | None:
+        """``{"pid", "host"}`` of the process that holds the run's lock, or None."""
+        try:
+            return json.loads(self.lock_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, OSError):
+            return {"pid": None, "host": None}  # being written this instant, or torn by a crash
+
+    def lock_is_stale(self, holder: dict) -> bool:
+        """A lock is stale when its process is dead on this host; a lock of another host never is."""
+        if holder.get("pid") is None:  # unreadable: stale once older than any write of 30 bytes
+            try:
+                return _dt.datetime.now().timestamp() - self.lock_path.stat().st_mtime > 10
+            except FileNotFoundError:
+                return True
+        if holder.get("host") != platform.node():
+            return False
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, someone else's
+            return False
+        return False
+
+    def acquire_lock(self) -> None:
+        """Create ``RUN/lock`` (pid and host) atomically (O_EXCL), so two processes never write one run;
+        take over a stale lock with a warning."""
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self.lock_holder() or {}
+                if not self.lock_is_stale(holder):
+                    raise LayerlabError(
+                        f"{self.path} is locked by process {holder.get('pid')} on {holder.get('host')}, which is "
+                        f"still writing it; wait for it to end (or remove {self.lock_path} if that process is gone)"
+                    ) from None
+                log.warning(
+                    "%s: taking over the lock of process %s on %s, which is no longer running",
+                    self.path,
+                    holder.get("pid"),
+                    holder.get("host"),
+                )
+                self.lock_path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "host": platform.node(), "since": _now()}, f)
+            return
+        raise LayerlabError(f"{self.path}: another process took the lock at the same moment; try again")
+
+    def release_lock(self) -> None:
+        """Remove the lock if this process holds it."""
+        holder = self.lock_holder()
+        if holder and holder.get("pid") == os.getpid() and holder.get("host") == platform.node():
+            self.lock_path.unlink(missing_ok=True)
+
+    def clean_leftovers(self, *, locked: bool = False) -> list[str]:
+        """Remove what a killed write left (temporary files and checkpoint directories no pointer
+        names). Without ``locked`` (this process holds the lock) it does nothing while a live
+        process holds the lock: its temporaries are still being written."""
+        if not locked:
+            holder = self.lock_holder()
+            if holder is not None and not self.lock_is_stale(holder):
+                return []
+        removed = clean_checkpoints(self.ckpt_dir)
+        for p in self.path.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+            removed.append(p.name)
+        if removed:
+            log.info("%s: removed leftovers of an interrupted write: %s", self.path, ", ".join(removed))
+        return removed
 
     def write_info(self, info: dict) -> None:
         atomic_write_json(self.path / "run.json", info)
@@ -152,18 +251,42 @@ class RunDir:
         ds = self.info()["dataset"]
         return ds.get("classes") or [str(i) for i in range(ds["num_outputs"])]
 
-    def resolve_weights(self, which: str = "best") -> str:
-        """The weights ``which`` names that exist: ``best`` falls back to ``last`` (a run stopped in its
-        first epoch has no best yet); ``init`` needs no file."""
+    @property
+    def selected_on(self) -> str | None:
+        """The split that chose the run's ``best`` weights: ``validation``, or None (nothing chosen:
+        a run without a validation split is never selected on its test set)."""
+        return self.info().get("selection")
+
+    def resolve_weights(self, which: str | None = None) -> str:
+        """The weights ``which`` names that exist. ``auto`` (or None) is ``best`` when the run chose
+        its weights on a validation split, else ``last``; ``best`` falls back to ``last`` before the
+        first validated epoch; ``init`` needs no file."""
         self.info()  # a run directory at all, before what it holds
+        which = which or "auto"
         if which not in WEIGHTS:
             raise LayerlabError(f"unknown weights {which!r}; expected one of {', '.join(WEIGHTS)}")
+        validated = self.selected_on == "validation"
+        if which == "auto":
+            which = "best" if validated else "last"
+        elif which == "best" and not validated:
+            raise LayerlabError(
+                f"{self.path} was trained without --validation, so no weights were chosen (nothing is "
+                f"chosen on the test set) and it has no best; use --weights last"
+            )
         for w in [which, "last"] if which == "best" else [which]:
             if w == "init" or self.weights(w).is_file():
                 return w
-        raise LayerlabError(f"{self.path}: no checkpoint yet (checkpoints/{which}.safetensors is missing)")
+        raise LayerlabError(f"{self.path}: no checkpoint yet ({which} weights are missing)")
 
-    def model(self, which: str = "best", device: str | torch.device = "cpu") -> torch.nn.Module:
+    def describe_weights(self, used: str) -> str:
+        """What the weights ``used`` are, naming the split that chose them (for reports)."""
+        if used == "best":
+            return "best: the epoch with the lowest validation loss (chosen on the validation split)"
+        if used == "last":
+            return "last: the final checkpoint (chosen on no split)"
+        return "init: the model as initialised, before training"
+
+    def model(self, which: str | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
         """The run's model in eval mode on ``device``, with its ``best`` or ``last`` weights, or as it was
         before training (``init``: rebuilt from the run's seed exactly as ``train`` built it)."""
         from .engine import resolve_device, seeded
@@ -205,27 +328,48 @@ class RunDir:
         return ds
 
     # --- during training
-    def end_epoch(self, model, optimizer, row: dict, history: list[dict], *, improved: bool, cfg) -> None:
-        """Write the epoch's metrics and checkpoints (weights first, then state, then metrics, so a
-        crash between them leaves a consistent older state plus at most a newer weights file)."""
-        save_weights(self.weights("last"), model)
-        if improved:
-            save_weights(self.weights("best"), model)
-        save_training_state(
-            self.ckpt_dir / "last.state.pt",
-            {
-                "epoch": row["epoch"],
-                "optimizer": optimizer.state_dict(),
-                "history": json.dumps(history),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy_rng": json.dumps(
-                    [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()]
-                ),
-                "python_rng": json.dumps(random.getstate()),
-            },
-        )
+    def save_checkpoint(
+        self,
+        model,
+        optimizer,
+        history: list[dict],
+        *,
+        epoch: int,
+        step: int = 0,
+        train_stats: torch.Tensor | None = None,
+        grad_norms: list[torch.Tensor] | None = None,
+        best: str = "keep",
+    ) -> None:
+        """Write a checkpoint as one unit (weights, optimizer, RNG streams, history and, mid-epoch, the
+        position in the epoch's shuffle order with the running train statistics), then the metrics
+        it holds. ``epoch`` epochs are done and ``step`` batches of the next; ``best`` is ``this``,
+        ``keep`` or ``none`` (see :func:`layerlab.checkpoint.write_checkpoint`)."""
+        state = {
+            "epoch": epoch,
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "history": json.dumps(history),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy_rng": json.dumps([v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()]),
+            "python_rng": json.dumps(random.getstate()),
+        }
+        if step:
+            state["train_stats"] = train_stats.detach().cpu().clone()
+            state["grad_norms"] = (
+                torch.stack([g.detach().float().cpu() for g in grad_norms]) if grad_norms else torch.zeros(0)
+            )
+        write_checkpoint(self.ckpt_dir, model, state, best=best)
         self.write_metrics(history)
+
+    def kept(self) -> str:
+        """A true sentence about the checkpoint a resume would start from."""
+        pointer = read_pointer(self.ckpt_dir)
+        if pointer is None:
+            return "no checkpoint was written"
+        if pointer.get("step"):
+            return f"the checkpoint after step {pointer['step']} of epoch {pointer['epoch'] + 1} is kept"
+        return f"the checkpoint of epoch {pointer['epoch']} is kept"
 
     def write_metrics(self, history: list[dict]) -> None:
         cols = [c for c in METRIC_COLUMNS if any(c in r for r in history)]
@@ -252,9 +396,16 @@ class RunDir:
                 )
         return rows
 
+    def has_checkpoint(self) -> bool:
+        return read_pointer(self.ckpt_dir) is not None or (self.ckpt_dir / "last.state.pt").is_file()
+
     def training_state(self) -> dict:
-        st = load_training_state(self.ckpt_dir / "last.state.pt")
+        """The current checkpoint's training state (``epoch``, ``step``, optimizer, RNG, history)."""
+        pointer = read_pointer(self.ckpt_dir)
+        path = self.ckpt_dir / (f"{pointer['dir']}/state.pt" if pointer else "last.state.pt")
+        st = load_training_state(path)
         st["history"] = json.loads(st["history"])
+        st.setdefault("step", 0)
         return st
 
     @staticmethod
@@ -272,6 +423,47 @@ class RunDir:
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_json(self.path / "summary.json", summary)
+
+
+def split_fingerprint(split) -> dict:
+    """Size, shapes and a sha256 of one split's tensors (x, y and lengths): what resume checks."""
+    h = hashlib.sha256()
+    for t in (split.x, split.y, split.lengths):
+        if t is not None:
+            h.update(str((tuple(t.shape), str(t.dtype))).encode())
+            h.update(t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return {
+        "n": len(split),
+        "x_shape": list(split.x.shape[1:]),
+        "y_shape": list(split.y.shape[1:]),
+        "sha256": h.hexdigest(),
+    }
+
+
+def data_fingerprint(ds: Dataset) -> dict:
+    """The fingerprint of the splits training reads: ``train`` and the split each epoch is
+    evaluated on (``validation`` when one is held out, else ``test``)."""
+    held = "validation" if "validation_fraction" in ds.meta else "test"
+    return {"train": split_fingerprint(ds.train), held: split_fingerprint(ds.test)}
+
+
+def check_fingerprint(path: Path, recorded: dict, now: dict) -> None:
+    """An error naming the first difference between the data a run was trained on and the data now."""
+    for name in sorted(set(recorded) | set(now)):
+        a, b = recorded.get(name), now.get(name)
+        if a is None or b is None:
+            had = "had" if a is not None else "had no"
+            raise LayerlabError(f"the data differs from what {path} was trained on: it {had} a {name} split")
+        if a["n"] != b["n"] or a["x_shape"] != b["x_shape"] or a["y_shape"] != b["y_shape"]:
+            raise LayerlabError(
+                f"the data differs from what {path} was trained on: the {name} split has {b['n']} samples of shape "
+                f"{tuple(b['x_shape'])}, the run recorded {a['n']} of shape {tuple(a['x_shape'])}"
+            )
+        if a["sha256"] != b["sha256"]:
+            raise LayerlabError(
+                f"the data differs from what {path} was trained on: the {name} split has the same size but "
+                f"other content (sha256 {b['sha256'][:12]}, the run recorded {a['sha256'][:12]})"
+            )
 
 
 def build_model_for(model: ModelConfig, spec: InputSpec, num_outputs: int) -> torch.nn.Module:

@@ -95,7 +95,7 @@ def test_report_is_self_contained_with_png_and_csv_for_every_figure(report, trai
     } <= names
     # the confusion CSV holds every test sample once
     cm = list(csv.DictReader(open(trained_run / "report" / "confusion.csv")))
-    assert sum(int(v) for r in cm for k, v in r.items() if k != "true") == 100
+    assert sum(int(v) for r in cm for k, v in r.items() if k != "true \\ predicted") == 100
 
 
 def test_report_feature_maps_match_the_layer_shapes(report, trained_run):
@@ -140,7 +140,7 @@ def test_report_of_a_recurrent_run_has_gradient_flow(tmp_path):
     html = write_report(run.path, gradflow_samples=8).read_text()
     assert ">Gradient flow through time</h2>" in html and ">Filters</h2>" not in html
     rows = list(csv.DictReader(open(run.path / "report" / "gradflow.csv")))
-    assert {r["weights"] for r in rows} == {"init", "trained (best)"}
+    assert {r["weights"] for r in rows} == {"init", "trained (last)"}
     assert len(rows) == 2 * 8
     assert (run.path / "report" / "gradflow_fit.csv").is_file()
     assert (run.path / "report" / "predictions.csv").is_file()

@@ -5,7 +5,9 @@
 - :mod:`.catalog`: ``data list``, ``models``
 - :mod:`.inspect`: ``inspect *``, ``compare-cells``, ``report``
 
-Bad input exits with code 2 and one sentence on stderr; Ctrl-C exits with 130.
+Bad input exits with code 2 and one sentence on stderr; Ctrl-C exits with 130 and SIGTERM (a
+scheduler's or ``kill``'s stop) with 143, each handled the same way: the run records ``interrupted``
+and keeps its last checkpoint.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from ..errors import LayerlabError
@@ -20,6 +23,16 @@ from . import catalog, inspect, run
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process it ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so it unwinds exactly as Ctrl-C does."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,19 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args) or 0
     except LayerlabError as e:
         print(f"layerlab: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        hint = (
-            "; the run directory keeps the last finished epoch (resume with `layerlab train --resume RUN_DIR`)"
-            if args.command == "train"
-            else ""
-        )
-        print(f"layerlab: interrupted{hint}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        note = getattr(e, "run_note", None)  # set by the API once a run directory exists
+        hint = f"; {note} (resume with `layerlab train --resume RUN_DIR`)" if note else ""
+        print(f"layerlab: {what}{hint}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`layerlab ... | head`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet too
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
 from ..errors import ConfigError
-from .run import WEIGHTS
+from .run import WEIGHTS, WEIGHTS_HELP
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -34,6 +35,19 @@ def _files(files: dict) -> str:
     for v in files.values():
         paths += list(v.values()) if isinstance(v, dict) else [v]
     return ", ".join(paths)
+
+
+def _guarding_out(cmd):
+    """``cmd`` run inside :func:`~layerlab.inspect.views.owned_out` for its ``--out`` folder."""
+
+    @functools.wraps(cmd)
+    def run(args) -> int:
+        from ..inspect import views
+
+        with views.owned_out(args.out):
+            return cmd(args)
+
+    return run
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,8 +156,10 @@ def cmd_curves(args) -> int:
 
     r = views.curves_view(args.run_dir, out=args.out)
     last = r["rows"][-1]
-    acc = f", test accuracy {last['test_accuracy']:.4f}" if last.get("test_accuracy") is not None else ""
-    print(f"{len(r['rows'])} epochs; last test loss {last['test_loss']:.4f}{acc}; wrote {_files(r['files'])}")
+    split = "validation" if last.get("val_loss") is not None else "test"
+    key = "val" if split == "validation" else "test"
+    acc = f", {split} accuracy {last[f'{key}_accuracy']:.4f}" if last.get(f"{key}_accuracy") is not None else ""
+    print(f"{len(r['rows'])} epochs; last {split} loss {last[f'{key}_loss']:.4f}{acc}; wrote {_files(r['files'])}")
     return 0
 
 
@@ -241,7 +257,6 @@ def cmd_report(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-_WEIGHTS_HELP = "best or last checkpoint, or init: the model as initialised (default best)"
 
 
 def register(sub) -> None:
@@ -276,11 +291,11 @@ def register(sub) -> None:
         help="0: exact Jacobian norm; K: estimate from K random probes "
         "(default exact up to 64 hidden units, else 32 probes)",
     )
-    g.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
+    g.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
     g.add_argument("--seed", type=int, default=0, help="seed of a fresh MODEL and of the probes")
     g.add_argument("--out", help="output folder (default RUN_DIR/inspect, or inspect-MODEL/gradflow)")
     g.add_argument("--json", action="store_true", help="print the fitted decay rates as JSON")
-    g.set_defaults(func=cmd_gradflow)
+    g.set_defaults(func=_guarding_out(cmd_gradflow))
 
     f = isub.add_parser(
         "filters",
@@ -289,9 +304,9 @@ def register(sub) -> None:
     )
     f.add_argument("run_dir", metavar="RUN_DIR")
     f.add_argument("--layer", help="conv layer: conv1, conv2, ... or a module name such as features.3")
-    f.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
+    f.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
     f.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
-    f.set_defaults(func=cmd_filters)
+    f.set_defaults(func=_guarding_out(cmd_filters))
 
     fe = isub.add_parser(
         "features",
@@ -301,9 +316,9 @@ def register(sub) -> None:
     )
     fe.add_argument("run_dir", metavar="RUN_DIR")
     fe.add_argument("image", metavar="IMAGE")
-    fe.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
+    fe.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
     fe.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
-    fe.set_defaults(func=cmd_features)
+    fe.set_defaults(func=_guarding_out(cmd_features))
 
     s = isub.add_parser(
         "summary",
@@ -321,7 +336,7 @@ def register(sub) -> None:
     s.add_argument("--layers", type=int)
     s.add_argument("--out", help="also write summary.png/csv here (default for a run: RUN_DIR/inspect)")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_summary)
+    s.set_defaults(func=_guarding_out(cmd_summary))
 
     c = isub.add_parser(
         "curves",
@@ -330,7 +345,7 @@ def register(sub) -> None:
     )
     c.add_argument("run_dir", metavar="RUN_DIR")
     c.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
-    c.set_defaults(func=cmd_curves)
+    c.set_defaults(func=_guarding_out(cmd_curves))
 
     e = isub.add_parser(
         "errors",
@@ -338,10 +353,10 @@ def register(sub) -> None:
         description="Evaluate a classification run on its test set and show where it goes wrong.",
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
-    e.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
+    e.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
     e.add_argument("--top", type=int, default=16, help="how many confidently wrong samples to show (default 16)")
     e.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
-    e.set_defaults(func=cmd_errors)
+    e.set_defaults(func=_guarding_out(cmd_errors))
 
     cc = sub.add_parser(
         "compare-cells",
@@ -367,7 +382,7 @@ def register(sub) -> None:
     cc.add_argument("--threads", type=int, help="CPU threads")
     cc.add_argument("--out", default="compare-cells", help="output folder (default ./compare-cells)")
     cc.add_argument("--json", action="store_true")
-    cc.set_defaults(func=cmd_compare_cells)
+    cc.set_defaults(func=_guarding_out(cmd_compare_cells))
 
     r = sub.add_parser(
         "report",
@@ -379,7 +394,7 @@ def register(sub) -> None:
     )
     r.add_argument("run_dir", metavar="RUN_DIR")
     r.add_argument("--image", help="image file for the feature maps (default: the first test image)")
-    r.add_argument("--weights", choices=WEIGHTS, default="best", help=_WEIGHTS_HELP)
+    r.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
     r.add_argument("--samples", type=int, default=32, help="recurrent runs: sequences for the gradient flow")
     r.add_argument("--probes", type=int, help="recurrent runs: Jacobian-norm probes (0 exact)")
     r.set_defaults(func=cmd_report)

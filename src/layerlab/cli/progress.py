@@ -60,9 +60,10 @@ class RichProgress:
         parts = [f"epoch {epoch}", f"loss {row['train_loss']:.4f}"]
         if "train_accuracy" in row:
             parts.append(f"acc {row['train_accuracy']:.4f}")
-        parts.append(f"test_loss {row['test_loss']:.4f}")
-        if "test_accuracy" in row:
-            parts.append(f"test_acc {row['test_accuracy']:.4f}")
+        split = "val" if "val_loss" in row else "test"  # a validation split is named as such, never "test"
+        parts.append(f"{split}_loss {row[f'{split}_loss']:.4f}")
+        if f"{split}_accuracy" in row:
+            parts.append(f"{split}_acc {row[f'{split}_accuracy']:.4f}")
         if "grad_norm_max" in row:
             parts.append(f"grad_norm max {row['grad_norm_max']:.3g} clipped {row['clipped_fraction']:.0%}")
         parts.append(f"{row['train_seconds']:.1f}s ({row['samples_per_second']:,.0f} samples/s)")

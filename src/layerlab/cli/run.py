@@ -14,9 +14,15 @@ from pathlib import Path
 from ..errors import ConfigError
 from .progress import RichProgress
 
-#: Which weights of a run the commands after ``train`` use: ``init`` is the model as initialised,
-#: rebuilt from the run's seed (a baseline, and what gradient flow at initialisation looks at).
-WEIGHTS = ("best", "last", "init")
+#: Which weights of a run the commands after ``train`` use: ``auto`` is ``best`` (lowest validation
+#: loss) for a run trained with --validation, else ``last`` (nothing is chosen on the test set);
+#: ``init`` is the model as initialised, rebuilt from the run's seed (a baseline, and what gradient
+#: flow at initialisation looks at).
+WEIGHTS = ("auto", "best", "last", "init")
+WEIGHTS_HELP = (
+    "auto (the default): best for a run trained with --validation (lowest validation loss), else last; "
+    "best, last, or init: the model as initialised"
+)
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -69,6 +75,7 @@ def _resume(args) -> int:
         epochs=given.get("train.epochs"),
         threads=given.get("train.threads"),
         data_dir=given.get("data.data_dir"),
+        checkpoint_every=given.get("train.checkpoint_every"),
         progress=progress.callbacks,
     )
     return _print_summary(args, run, result)
@@ -77,22 +84,27 @@ def _resume(args) -> int:
 def _print_summary(args, run, result) -> int:
     last = result.history[-1] if result.history else {}
     info = run.info()
+    held = "val" if "val_loss" in last else "test"  # a validation split replaces the test set in training
     summary = {
         "run": str(run.path),
         "model": info["model"]["name"],
         "parameters": info["model"]["parameters"],
         "epochs": len(result.history),
         "wall_seconds": round(result.wall_seconds, 1),
-        "test_loss": last.get("test_loss"),
-        "test_accuracy": last.get("test_accuracy"),
+        f"{held}_loss": last.get(f"{held}_loss"),
+        f"{held}_accuracy": last.get(f"{held}_accuracy"),
     }
+    if result.best_epoch:
+        summary["best_epoch"] = result.best_epoch
     if args.json:
         print(json.dumps(summary))
         return 0
-    acc = f"test accuracy {last['test_accuracy']:.4f}, " if "test_accuracy" in last else ""
+    name = "validation" if held == "val" else "test"
+    acc = f"{name} accuracy {last[f'{held}_accuracy']:.4f}, " if f"{held}_accuracy" in last else ""
+    best = f" (best: epoch {result.best_epoch}, by validation loss)" if result.best_epoch else ""
     print(
-        f"{summary['model']} ({summary['parameters']:,} parameters): {acc}test loss "
-        f"{last.get('test_loss', float('nan')):.4f} after {summary['epochs']} epochs in "
+        f"{summary['model']} ({summary['parameters']:,} parameters): final model {acc}{name} loss "
+        f"{last.get(f'{held}_loss', float('nan')):.4f} after {summary['epochs']} epochs{best} in "
         f"{summary['wall_seconds']}s; run saved in {run.path}"
     )
     return 0
@@ -208,8 +220,8 @@ def register(sub) -> None:
     t.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue an interrupted run exactly; only --epochs (to extend it), --threads and "
-        "--data-dir may be given with it",
+        help="continue an interrupted run exactly; only --epochs (to extend it), --threads, "
+        "--checkpoint-every and --data-dir may be given with it",
     )
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -219,7 +231,8 @@ def register(sub) -> None:
     e = sub.add_parser(
         "evaluate",
         help="test-set accuracy, loss and per-class accuracy of a run",
-        description="Evaluate a run's best checkpoint on its test set (or --data).",
+        description="Evaluate a run on its test set (or --data): its best checkpoint if it was trained "
+        "with --validation, else its last (nothing is chosen on the test set).",
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--data", help="evaluate on this dataset instead of the run's")
@@ -273,7 +286,7 @@ def _weights_and_device(p) -> None:
     p.add_argument(
         "--weights",
         choices=WEIGHTS,
-        default="best",
-        help="best or last checkpoint, or init: the model as initialised (default best)",
+        default="auto",
+        help=WEIGHTS_HELP,
     )
     p.add_argument("--device", choices=DEVICES, default="cpu", help="where to run the model (default cpu)")

@@ -112,17 +112,42 @@ def iterate_batches(
 
 
 def split_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
-    """Hold out ``fraction`` of the training set as the evaluation split (the test set stays unseen).
-    The input spec and meta carry over (the spec's standardisation stays that of the full training set)."""
+    """Hold out ``fraction`` of the training set as the evaluation split (the test set stays unseen),
+    deterministically from ``seed``. For classification with one class per sample the hold-out is
+    stratified: each class gives its share (largest remainders settle the rounding), so a small
+    validation split still holds every class in proportion and the ``best`` it chooses means
+    something; otherwise it is a random subset. The input spec and meta carry over (the spec's
+    standardisation stays that of the full training set)."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"the validation fraction must be between 0 and 1, got {fraction}")
     g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(ds.train), generator=g)
-    n_val = max(1, round(fraction * len(ds.train)))
+    n = len(ds.train)
+    n_val = max(1, round(fraction * n))
+    y = ds.train.y
+    if ds.task == "classification" and y.dim() == 1 and not y.is_floating_point():
+        classes, counts = torch.unique(y, return_counts=True)
+        share = counts.double() * n_val / n
+        take = share.floor().long()
+        rest = n_val - int(take.sum())
+        if rest > 0:  # the classes with the largest remainders (ties: the smaller class label) get one more
+            extra = torch.argsort(-(share - take), stable=True)[:rest]
+            take[extra] += 1
+        val, train = [], []
+        for c, k in zip(classes.tolist(), take.tolist(), strict=True):
+            idx = torch.nonzero(y == c).flatten()
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            val.append(idx[:k])
+            train.append(idx[k:])
+        val_idx, train_idx = torch.cat(val), torch.cat(train)
+        val_idx = val_idx[torch.randperm(len(val_idx), generator=g)]
+        train_idx = train_idx[torch.randperm(len(train_idx), generator=g)]
+    else:
+        order = torch.randperm(n, generator=g)
+        val_idx, train_idx = order[:n_val], order[n_val:]
     return Dataset(
         ds.name,
-        ds.train.subset(order[n_val:]),
-        ds.train.subset(order[:n_val]),
+        ds.train.subset(train_idx),
+        ds.train.subset(val_idx),
         ds.task,
         ds.classes,
         ds.num_outputs,

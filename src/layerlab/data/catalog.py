@@ -8,7 +8,8 @@ Specs, in order of precedence (the first that matches wins):
 3. a file, by suffix: ``NAME_TRAIN.ts``; ``NAME_TRAIN.csv`` / ``.tsv`` (UCR's layout: label first,
    then the values; :mod:`.formats.tabular`); ``.npz`` with ``x_train, y_train, x_test, y_test``;
    ``.txt`` / ``.text`` / ``.md``, a character-level language model (:mod:`.formats.text`); an
-   ``.npy`` is refused (it has no targets), a file of another suffix goes on to 5;
+   ``.npy`` is refused (it has no targets), so is a single image (give a folder) and a file of any
+   other suffix (it exists but is not a dataset), unless its name is also a named image set (5);
 4. a bare ``NAME`` that is neither a file nor a directory: a UCR/UEA set ``NAME/NAME_TRAIN.ts`` in
    ``--data-dir``, ``$LAYERLAB_DATA_DIR`` or the sets the ``aeon`` package bundles (``BasicMotions``,
    ``JapaneseVowels``, ``ArrowHead``, ...);
@@ -370,51 +371,75 @@ def load(
     n_test: int | None = None,
     **_options,
 ) -> Dataset:
-    """The dataset ``spec`` names, tried in the order of the module docstring.
+    """The dataset ``spec`` names, tried in the order of the module docstring, checked by
+    :func:`check_dataset` before anything trains on it.
 
     ``seed`` draws the synthetic tasks and an image folder's test split; ``length`` is T of the
-    synthetic tasks and of text windows; ``n_train`` / ``n_test`` size the synthetic tasks and keep
-    the first cases of other sequence data (image sets ignore them); ``sequence`` is refused for
-    data that already is sequences (the caller reads images as sequences with
-    :func:`~layerlab.data.images_as_sequences`). Other options are ignored. Raises
-    :class:`DataError` for a spec that names nothing.
+    synthetic tasks and of text windows, and an error for any other data (it has no length to
+    set); ``n_train`` / ``n_test`` size the synthetic tasks and keep the first cases of every other
+    dataset; ``sequence`` is refused for data that already is sequences (the caller reads images
+    as sequences with :func:`~layerlab.data.images_as_sequences`). Other options are ignored.
+    Raises :class:`DataError` for a spec that names nothing.
     """
-    # 1. synthetic tasks
+    for flag, v in (("--n-train", n_train), ("--n-test", n_test), ("--length", length)):
+        if v is not None and int(v) < 1:
+            raise DataError(f"{flag} must be at least 1, got {v}")
     key = spec.strip().lower()
     if key in synthetic.DEFAULTS:
         _no_sequence_mode(spec, sequence)
-        return synthetic.load(key, length=length, n_train=n_train, n_test=n_test, seed=seed)
+        return check_dataset(synthetic.load(key, length=length, n_train=n_train, n_test=n_test, seed=seed))
     p = Path(spec).expanduser()
+    if p.suffix and not p.exists() and p.suffix.lower() in SEQUENCE_SUFFIXES + TEXT_SUFFIXES:
+        raise DataError(f"{p}: no such file")
+    if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES:
+        _no_sequence_mode(spec, sequence)
+        return check_dataset(text.load_text(p, length=length, n_train=n_train, n_test=n_test))
+    if length is not None:
+        raise DataError(
+            f"--length sets T of the synthetic tasks (adding, copy) and of text files; {spec} has no length to set"
+        )
+    ds = _subset(_route(spec, p, data_dir, download, seed, sequence), n_train, n_test)
+    return check_dataset(ds, subset=bool(n_train or n_test))
+
+
+def _route(spec: str, p: Path, data_dir, download: bool, seed: int, sequence: str | None) -> Dataset:
+    """Steps 2 to 6 of the module docstring: a spec that is not a synthetic task nor a text file."""
     suffix = p.suffix.lower()
     # 2. a directory of .ts files
     ts_train = next(iter(sorted(p.glob("*_TRAIN.ts"))), None) if p.is_dir() else None
     if ts_train is not None:
         _no_sequence_mode(spec, sequence)
-        return _subset(ts.load_ts_pair(ts_train), n_train, n_test)
-    # 3. a file, by suffix (an unknown suffix falls through to the image side, which has none: unknown)
-    if p.suffix and not p.exists() and suffix in SEQUENCE_SUFFIXES:
-        raise DataError(f"{p}: no such file")
+        return ts.load_ts_pair(ts_train)
+    # 3. a file, by suffix (an unknown suffix is an error, unless the spec is also a named image set)
     if p.is_file():
-        _no_sequence_mode(spec, sequence)
+        if suffix in (".ts", ".csv", ".tsv", ".npz"):
+            _no_sequence_mode(spec, sequence)
         if suffix == ".ts":
-            return _subset(ts.load_ts_pair(p), n_train, n_test)
+            return ts.load_ts_pair(p)
         if suffix in (".csv", ".tsv"):
-            return _subset(tabular.load_csv_pair(p), n_train, n_test)
+            return tabular.load_csv_pair(p)
         if suffix == ".npz":
-            return _subset(tabular.load_npz(p), n_train, n_test)
+            return tabular.load_npz(p)
         if suffix == ".npy":
             raise DataError(
                 f"{p}: an .npy array has no targets to train on; put x_train, y_train, x_test, "
                 f"y_test in one .npz (numpy.savez) instead"
             )
-        if suffix in TEXT_SUFFIXES:
-            return text.load_text(p, length=length, n_train=n_train, n_test=n_test)
+        if suffix in folder.IMAGE_SUFFIXES:
+            raise DataError(
+                f"{p}: a single image is not a dataset; give a folder of class folders (root/<class>/*{suffix})"
+            )
+        if ALIASES.get(spec.lower(), spec.lower()) not in NAMED:  # a named image set wins over a file
+            raise DataError(
+                f"{p}: the file exists but is not a dataset layerlab reads; give a NAME_TRAIN.ts, "
+                f"NAME_TRAIN.csv/.tsv, .npz or text (.txt, .text, .md) file, or a directory"
+            )
     # 4. a named UCR/UEA set (a bare name, not a path that exists)
-    elif not p.is_dir():
+    if not p.is_dir():
         named = find_named_ts(spec.strip(), data_dir)
         if named is not None:
             _no_sequence_mode(spec, sequence)
-            return _subset(ts.load_ts_pair(named), n_train, n_test)
+            return ts.load_ts_pair(named)
     # 5. a named image set
     image_key = ALIASES.get(spec.lower(), spec.lower())
     if image_key in NAMED:
@@ -443,4 +468,48 @@ def _subset(ds: Dataset, n_train: int | None, n_test: int | None) -> Dataset:
         ds.train = ds.train.subset(torch.arange(min(n_train, len(ds.train))))
     if n_test:
         ds.test = ds.test.subset(torch.arange(min(n_test, len(ds.test))))
+    return ds
+
+
+def check_dataset(ds: Dataset, subset: bool = False) -> Dataset:
+    """What every dataset must be before training starts, whatever its format (one sentence naming
+    its source for the first thing wrong): both splits hold samples; train and test samples have
+    one shape; float inputs are finite (missing values were filled by the readers whose formats
+    have them); targets are finite; class labels lie in ``0 .. num_outputs - 1`` (``-100``, ignored,
+    per step); a classification has at least two classes (else accuracy is 1.0 whatever the model).
+    Test classes missing from training are checked by the builders that name classes from the data
+    (sequence sets, image folders); ``subset`` (the first N were kept) adds a hint to a split left
+    empty. Returns ``ds``."""
+    where = ds.source or ds.name
+    hint = " (--n-train/--n-test kept too few samples)" if subset else ""
+    for part, split in (("training", ds.train), ("test", ds.test)):
+        if len(split) == 0:
+            raise DataError(f"{where}: the {part} split holds no samples{hint}")
+        if len(split.y) != len(split):
+            raise DataError(f"{where}: the {part} split has {len(split)} inputs but {len(split.y)} targets")
+        for what, t in (("input", split.x), ("target", split.y)):
+            if t.is_floating_point():
+                bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
+                if bool(bad.any()):
+                    i = int(torch.nonzero(bad)[0])
+                    raise DataError(f"{where}: {part} sample {i} has a non-finite {what} value (inf or NaN)")
+    if ds.train.x.shape[1:] != ds.test.x.shape[1:]:
+        raise DataError(
+            f"{where}: training samples have shape {tuple(ds.train.x.shape[1:])}, test samples "
+            f"{tuple(ds.test.x.shape[1:])}; both splits need one shape"
+        )
+    if ds.task in ("classification", "sequence-classification"):
+        k = ds.num_outputs
+        for part, split in (("training", ds.train), ("test", ds.test)):
+            y = split.y
+            bad = (y < 0) | (y >= k)
+            if ds.task == "sequence-classification":
+                bad &= y != -100
+            if bool(bad.any()):
+                v = int(y[bad][0])
+                raise DataError(f"{where}: a {part} label is {v}, outside the {k} classes (0 to {k - 1})")
+    if ds.task == "classification" and ds.num_outputs < 2:
+        raise DataError(
+            f"{where}: {ds.num_outputs} class ({', '.join(ds.classes or [])}); classification needs at least two"
+        )
     return ds

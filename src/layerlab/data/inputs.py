@@ -77,6 +77,7 @@ def read_inputs(files: list[str | Path], spec: InputSpec, num_tokens: int | None
 
     images, seqs, texts = [], [], []
     names, notes, truths = [], [], []
+    seq_notes: list[list[str]] = []  # per sequence file, what reading it assumed
     for f in map(Path, files):
         suffix = f.suffix.lower()
         if suffix in IMAGE_SUFFIXES:
@@ -112,7 +113,12 @@ def read_inputs(files: list[str | Path], spec: InputSpec, num_tokens: int | None
         else:
             from .formats.tabular import read_sequence_file
 
-            s, n, lab = read_sequence_file(f, spec.features)
+            fixed = None if spec.variable_length or spec.kind != "sequence" else spec.shape[0]
+            s, n, lab = read_sequence_file(f, spec.features, fixed)
+            ucr = bool(lab) and suffix in (".csv", ".tsv")
+            seq_notes.append(
+                [f"every row holds T + 1 = {fixed + 1} values: the first column read as the label"] if ucr else []
+            )
             seqs.append(s)
             names += n
             truths += list(lab) if lab else [None] * len(s)
@@ -131,7 +137,8 @@ def read_inputs(files: list[str | Path], spec: InputSpec, num_tokens: int | None
         lengths = torch.tensor([len(t) for t in texts])
         return Inputs(x, None if bool((lengths == T).all()) else lengths, names, notes, truths)
     x, lengths, _ = spec.sequences([s for file_seqs in seqs for s in file_seqs])
-    for file_seqs in seqs:  # a note per file: how many values were missing (filled with the training mean)
+    for file_seqs, read_notes in zip(seqs, seq_notes, strict=True):  # per file: what was assumed or filled
         missing = sum(int((~np.isfinite(s)).sum()) for s in file_seqs)
-        notes += [[f"{missing} missing values filled with the training mean"] if missing else []] * len(file_seqs)
+        filled = [f"{missing} missing values filled with the training mean"] if missing else []
+        notes += [read_notes + filled for _ in file_seqs]
     return Inputs(x, lengths, names, notes, truths)

@@ -105,7 +105,7 @@ def write_report(
     run_dir: str | Path,
     *,
     image: str | Path | None = None,
-    weights: str = "best",
+    weights: str | None = None,
     gradflow_samples: int = 32,
     probes: int | None = None,
 ) -> Path:
@@ -123,8 +123,8 @@ def write_report(
 
     run = RunDir(run_dir)
     info = run.info()
-    info["weights_used"] = run.resolve_weights(weights)
-    model = run.model(weights)
+    info["weights_used"] = run.resolve_weights(weights)  # None: best if a validation split chose it, else last
+    model = run.model(info["weights_used"])
     out = run.path / "report"
     out.mkdir(parents=True, exist_ok=True)
     name, data = info["model"]["name"], info["dataset"]["name"]
@@ -147,7 +147,7 @@ def write_report(
         ["training wall seconds", info.get("train_wall_seconds")],
         ["device", info.get("device")],
         ["seed", info.get("seed")],
-        ["weights shown", info.get("weights_used")],
+        ["weights shown", run.describe_weights(info["weights_used"])],
         ["started", info.get("started")],
         ["finished", info.get("finished")],
     ]

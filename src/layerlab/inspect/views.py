@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +44,55 @@ def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = No
     return path
 
 
-def save_figure(fig, out: Path, stem: str, rows: list[dict], columns: list[str] | None = None) -> dict:
-    """``out/stem.png`` and ``out/stem.csv``; returns both paths."""
+def write_table(path: str | Path, header: list[str], rows: list[list]) -> Path:
+    """Write a CSV of positional rows under ``header``: any names (a class called ``true``, two
+    classes of one name, commas or quotes in a name) stay in their own column."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows([["" if v is None else v for v in r] for r in rows])
+    return path
+
+
+def save_figure(fig, out: Path, stem: str, rows: list[dict] | list[list], columns: list[str] | None = None) -> dict:
+    """``out/stem.png`` and ``out/stem.csv`` (dict rows, or list rows under ``columns``); returns both paths."""
     png = plots.save(fig, out / f"{stem}.png")
-    data = write_csv(out / f"{stem}.csv", rows, columns)
+    if rows and isinstance(rows[0], list):
+        data = write_table(out / f"{stem}.csv", columns or [], rows)
+    else:
+        data = write_csv(out / f"{stem}.csv", rows, columns)
     return {"png": str(png), "csv": str(data)}
+
+
+#: Written into every ``--out`` folder the inspect commands write to, so that a later call may
+#: write there again; a non-empty folder without it is a user's and is never written to.
+OUT_MARKER = ".layerlab-inspect"
+
+
+@contextmanager
+def owned_out(out: str | Path | None) -> Iterator[None]:
+    """Guard a user-given ``--out`` folder around a view: it must be new, empty, or one an inspect
+    command wrote before (it holds :data:`OUT_MARKER`), else one sentence naming it and nothing is
+    written. Afterwards the folder, if it now exists, is marked. ``None`` (the default folder inside
+    the run) is not guarded."""
+    if out is None:
+        yield
+        return
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise LayerlabError(f"{p}: --out names a file; give a new or empty directory")
+    if p.is_dir() and not (p / OUT_MARKER).is_file() and any(p.iterdir()):
+        raise LayerlabError(
+            f"{p}: --out already holds files that layerlab inspect did not write; give a new or empty "
+            f"directory, so none of yours is overwritten"
+        )
+    try:
+        yield
+    finally:
+        if p.is_dir() and not (p / OUT_MARKER).is_file():
+            (p / OUT_MARKER).write_text("written by layerlab inspect; it may write here again\n")
 
 
 def is_run_dir(target: str | Path) -> bool:
@@ -127,7 +173,7 @@ def gradflow(
     layers: int | None = None,
     samples: int = 32,
     probes: int | None = None,
-    weights: str = "best",
+    weights: str | None = None,
     seed: int = 0,
     out: str | Path | None = None,
     data_dir: str | None = None,
@@ -227,7 +273,7 @@ def filters_view(
     run_dir: str,
     *,
     layer: str | None = None,
-    weights: str = "best",
+    weights: str | None = None,
     out: str | Path | None = None,
     model: nn.Module | None = None,
 ) -> dict:
@@ -253,7 +299,7 @@ def features_view(
     run_dir: str,
     image: str | Path | torch.Tensor,
     *,
-    weights: str = "best",
+    weights: str | None = None,
     out: str | Path | None = None,
     model: nn.Module | None = None,
 ) -> dict:
@@ -360,7 +406,8 @@ def summary_view(
 # ----------------------------------------------------------------------------------------------
 # Training and error views
 # ----------------------------------------------------------------------------------------------
-CURVE_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+CONFUSION_CORNER = "true \\ predicted"  # confusion.csv's first header cell: rows are true classes
+CURVE_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
 
 
 def curves_view(run_dir: str, *, out: str | Path | None = None) -> dict:
@@ -377,7 +424,7 @@ def curves_view(run_dir: str, *, out: str | Path | None = None) -> dict:
 def errors_view(
     run_dir: str,
     *,
-    weights: str = "best",
+    weights: str | None = None,
     out: str | Path | None = None,
     k: int = 16,
     model: nn.Module | None = None,
@@ -399,11 +446,10 @@ def errors_view(
             plots.confusion(cm, classes),
             out,
             "confusion",
-            [
-                {"true": classes[i], **{classes[j]: int(cm[i, j]) for j in range(len(classes))}}
-                for i in range(len(classes))
-            ],
-            ["true"] + classes,
+            # one row per true class, one column per predicted class (by position, so a class may
+            # be called "true" or share a name with another)
+            [[classes[i], *(int(cm[i, j]) for j in range(len(classes)))] for i in range(len(classes))],
+            [CONFUSION_CORNER, *classes],
         )
     }
     score_rows = [

@@ -23,6 +23,7 @@ padding. (Here rather than in :mod:`.tabular` so that :mod:`.ts` and :mod:`.tabu
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -93,14 +94,52 @@ def build_sequence_dataset(
     the training statistics, both splits padded to one length ``T_max`` (``x`` ``(N, T_max, F)``),
     ``lengths`` ``(N,)`` on both splits where any differs. Labels are class names (``classes``
     gives their order, else :func:`class_order`) or, with ``regression``, numbers. ``head`` goes
-    into the input spec (``step`` for per-step targets, which the caller then sets)."""
+    into the input spec (``step`` for per-step targets, which the caller then sets).
+
+    Checked here, before any training, each as one sentence naming ``source`` (else ``name``): both
+    splits hold cases; no value is infinite (NaN is a missing value, filled with the training mean
+    and counted in ``meta["missing_values_filled"]``); regression targets are finite; classes have
+    at least two classes in training, and no test class is missing from training (its cases could
+    never be right, and dropping them silently would overstate accuracy)."""
     (xtr, ytr), (xte, yte) = train, test
+    where = source or name
+    for part, xs, ys in (("training", xtr, ytr), ("test", xte, yte)):
+        if len(xs) == 0:
+            raise DataError(f"{where}: the {part} set holds no cases")
+        for i, s in enumerate(xs):
+            if np.isinf(s).any():
+                raise DataError(f"{where}: {part} case {i + 1} holds an infinite value; only NaN means missing")
+        if regression:
+            bad = [i for i, v in enumerate(ys) if not math.isfinite(float(v))]
+            if bad:
+                raise DataError(
+                    f"{where}: {part} case {bad[0] + 1} has the target {ys[bad[0]]}; targets must be finite"
+                )
+    if not regression:
+        train_classes, test_classes = {str(v) for v in ytr}, {str(v) for v in yte}
+        if len(train_classes) < 2:
+            raise DataError(
+                f"{where}: every training case has the class {next(iter(train_classes))}; "
+                f"classification needs at least two classes"
+            )
+        unseen = class_order(sorted(test_classes - train_classes)) if test_classes - train_classes else []
+        if unseen:
+            raise DataError(
+                f"{where}: the test set has class(es) {', '.join(unseen[:5])} that no training case has"
+                f"{'' if len(unseen) <= 5 else f' (and {len(unseen) - 5} more)'}"
+            )
     F_tr, F_te = xtr[0].shape[1], xte[0].shape[1]
     if F_tr != F_te:
         raise DataError(f"{name}: the training cases have {F_tr} dimensions, the test cases {F_te}")
     mean, std = feature_stats(xtr)
     xtr, miss_tr = standardise(xtr, mean, std)
     xte, miss_te = standardise(xte, mean, std)
+    for part, xs in (("training", xtr), ("test", xte)):
+        for i, s in enumerate(xs):
+            if not np.isfinite(s).all():  # standardise filled NaN: what is left overflowed float32
+                raise DataError(
+                    f"{where}: {part} case {i + 1} holds a value beyond float32's range (after standardising)"
+                )
     T = max(max(len(s) for s in xtr), max(len(s) for s in xte))
     Xtr, Ltr = pad_sequences(xtr, T)
     Xte, Lte = pad_sequences(xte, T)

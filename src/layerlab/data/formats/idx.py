@@ -85,19 +85,43 @@ def find_idx_files(directory: Path) -> dict[tuple[str, str], Path] | None:
     return found
 
 
-def images_to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 images (N, H, W) or (N, H, W, C) to float32 (N, C, H, W) in [0, 1] (Keras's x / 255)."""
+def images_to_tensor(images: np.ndarray, path: Path | str = "") -> torch.Tensor:
+    """Images ``(N, H, W)`` or ``(N, H, W, C)`` to float32 ``(N, C, H, W)``, scaled by their type:
+    uint8 / 255 (Keras's x / 255, [0, 1]); other integer types by their type's largest value
+    (int8 / 127, int16 / 32767, int32 / 2**31 - 1: negative values stay negative, in [-1, 1]);
+    float images as they are, which must then be finite (``path`` names the file in that error)."""
     if images.ndim == 3:
         images = images[:, None]
     elif images.ndim == 4:
         images = images.transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32) / 255.0)
+    if images.dtype.kind == "f":
+        x = np.ascontiguousarray(images, dtype=np.float32)
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"{path}: image {int(np.argmax(bad))} holds a non-finite value (inf or NaN)")
+        return torch.from_numpy(x)
+    scale = 255.0 if images.dtype == np.uint8 else float(np.iinfo(images.dtype).max)
+    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32) / np.float32(scale))
+
+
+def labels_to_tensor(y: np.ndarray, path: Path) -> torch.Tensor:
+    """Class labels ``(N,)`` as int64: they must be integers (an integer IDX type, or floats with
+    no fractional part) and not negative."""
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"{path}: label {i} is {y[i]!r}; class labels must be whole numbers")
+    if y.size and y.min() < 0:
+        i = int(np.argmin(y))
+        raise DataError(f"{path}: label {i} is {y[i]:g}; class labels must be 0 or more")
+    return torch.from_numpy(y.astype(np.int64))
 
 
 def load_idx_dir(directory: Path, name: str, classes: list[str] | None = None) -> Dataset:
     """Train and test splits from a directory holding the four MNIST-layout IDX files: images
-    ``(N, 1, H, W)`` in [0, 1] and int64 labels ``(N,)``. ``classes`` names the labels (digits
-    when not given or too few)."""
+    ``(N, 1, H, W)`` scaled as :func:`images_to_tensor` says and int64 labels ``(N,)``. ``classes``
+    names the labels (digits when not given); a label beyond the given names is an error."""
     files = find_idx_files(directory)
     if files is None:
         raise DataError(
@@ -116,10 +140,21 @@ def load_idx_dir(directory: Path, name: str, classes: list[str] | None = None) -
             raise DataError(f"{directory}: {part} images and labels disagree: {len(x)} images, {len(y)} labels")
         if len(x) == 0:
             raise DataError(f"{files[(part, 'x')]}: holds no images")
-        splits[part] = Split(images_to_tensor(x), torch.from_numpy(y.astype(np.int64)))
+        splits[part] = Split(images_to_tensor(x, files[(part, "x")]), labels_to_tensor(y, files[(part, "y")]))
+    if splits["train"].x.shape[1:] != splits["test"].x.shape[1:]:
+        raise DataError(
+            f"{directory}: training images are {tuple(splits['train'].x.shape[2:])}, test images "
+            f"{tuple(splits['test'].x.shape[2:])}; both splits need one size"
+        )
     n_classes = int(max(splits["train"].y.max(), splits["test"].y.max())) + 1
-    if classes is None or len(classes) < n_classes:
+    if classes is None:
         classes = [str(i) for i in range(n_classes)]
+    elif len(classes) < n_classes:
+        part = "train" if int(splits["train"].y.max()) + 1 == n_classes else "test"
+        raise DataError(
+            f"{files[(part, 'y')]}: label {n_classes - 1} is beyond the {len(classes)} class names "
+            f"of {name} (labels 0 to {len(classes) - 1})"
+        )
     shape = tuple(splits["train"].x.shape[1:])
     return Dataset(
         name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,11 @@ def _parse_rows(rows: list[list[str]], path: Path, labelled: bool):
             raise DataError(
                 f"{path}, row {i}: a value that is not a number ({next(c for c in cells if not _is_number(c))[:30]!r})"
             ) from None
+        if np.isinf(v).any():
+            raise DataError(
+                f"{path}, row {i}: an infinite value ({cells[int(np.argmax(np.isinf(v)))][:30]!r}); "
+                f"leave a cell empty or write '?' for a missing one"
+            )
         if labelled and not row[0].strip():
             raise DataError(f"{path}, row {i}: empty label in the first column")
         s = trim_trailing_missing(v[:, None])
@@ -97,16 +103,35 @@ def load_csv_pair(train_path: str | Path) -> Dataset:
     )
 
 
+def _npz_array(z, key: str, path: Path) -> np.ndarray:
+    """One array of an open ``.npz``: numbers (bool, integer or float) only."""
+    try:
+        a = np.asarray(z[key])
+    except ValueError:  # object arrays need pickle, which we never allow
+        raise DataError(f"{path}: {key} holds Python objects; an .npz dataset holds arrays of numbers") from None
+    except Exception as e:  # a damaged member raises zipfile, zlib or format errors
+        raise DataError(f"{path}: {key} cannot be read ({type(e).__name__})") from None
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {key} holds {a.dtype} values; an .npz dataset holds arrays of numbers")
+    return a
+
+
 def load_npz(path: str | Path) -> Dataset:
     """An ``.npz`` with ``x_train, y_train, x_test, y_test`` (and optionally ``lengths_train``,
     ``lengths_test``). ``x`` is ``(N, T)`` or ``(N, T, F)``; integer ``y`` classes, float ``y``
     regression; ``y`` ``(N, T)`` one target per step (a ``step`` head; -100 beyond a sequence's
-    length, which the loss ignores)."""
+    length, which the loss ignores). Arrays must hold numbers (never pickled objects), ``x`` and
+    float ``y`` must be finite (an .npz has no notion of a missing value), class ids not negative
+    (but -100, ignored, per step)."""
     path = Path(path)
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a NumPy .npz archive ({e})") from None
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except Exception as e:  # not a zip, or a damaged one: zipfile, OSError, ValueError, EOFError...
+        raise DataError(f"{path}: not a NumPy .npz archive ({type(e).__name__})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single NumPy array, not an .npz archive of x_train, y_train, x_test, y_test")
     need = {"x_train", "y_train", "x_test", "y_test"}
     if not need <= set(z.files):
         raise DataError(
@@ -114,26 +139,51 @@ def load_npz(path: str | Path) -> Dataset:
         )
     splits, per_step, regression = {}, False, False
     for part in ("train", "test"):
-        x, y = np.asarray(z[f"x_{part}"]), np.asarray(z[f"y_{part}"])
+        x, y = _npz_array(z, f"x_{part}", path), _npz_array(z, f"y_{part}", path)
         if x.ndim == 2:
             x = x[..., None]
         if x.ndim != 3:
             raise DataError(f"{path}: x_{part} must be (N, T) or (N, T, F), got {x.shape}")
+        if len(x) == 0:
+            raise DataError(f"{path}: x_{part} holds no sequences")
+        if y.ndim not in (1, 2):
+            raise DataError(f"{path}: y_{part} must be (N,) or (N, T), got {y.shape}")
         if len(y) != len(x):
             raise DataError(f"{path}: x_{part} has {len(x)} sequences, y_{part} {len(y)} targets")
         if y.ndim == 2 and y.shape[1] != x.shape[1]:
             raise DataError(f"{path}: per-step y_{part} {y.shape} must have the T={x.shape[1]} of x_{part}")
-        if y.ndim not in (1, 2):
-            raise DataError(f"{path}: y_{part} must be (N,) or (N, T), got {y.shape}")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            i = int(np.argmax(~np.isfinite(y).reshape(len(y), -1).all(axis=1)))
+            raise DataError(f"{path}: y_{part}[{i}] holds a non-finite target (inf or NaN)")
+        if y.dtype.kind in "iu" and y.size and ((y < 0) & ((y != -100) | (y.ndim == 1))).any():
+            i = int(np.argmax(((y < 0) & ((y != -100) | (y.ndim == 1))).reshape(len(y), -1).any(axis=1)))
+            raise DataError(f"{path}: y_{part}[{i}] holds a negative class id (only -100, ignored, per step)")
         per_step |= y.ndim == 2
         regression |= y.dtype.kind == "f"
-        lengths = z[f"lengths_{part}"] if f"lengths_{part}" in z.files else np.full(len(x), x.shape[1])
-        lengths = np.asarray(lengths, dtype=np.int64)
-        if lengths.shape != (len(x),) or lengths.min() < 1 or lengths.max() > x.shape[1]:
-            raise DataError(f"{path}: lengths_{part} must hold {len(x)} lengths between 1 and {x.shape[1]}")
-        splits[part] = (x.astype(np.float64), y, lengths)
+        if f"lengths_{part}" in z.files:
+            lengths = _npz_array(z, f"lengths_{part}", path)
+        else:
+            lengths = np.full(len(x), x.shape[1])
+        if (
+            lengths.shape != (len(x),)
+            or lengths.dtype.kind not in "iu"
+            or lengths.min() < 1
+            or lengths.max() > x.shape[1]
+        ):
+            raise DataError(
+                f"{path}: lengths_{part} must hold {len(x)} whole-number lengths between 1 and {x.shape[1]}"
+            )
+        x, lengths = x.astype(np.float64), lengths.astype(np.int64)
+        for i, n in enumerate(lengths):  # steps beyond a sequence's length are padding, never read
+            if not np.isfinite(x[i, :n]).all():
+                raise DataError(f"{path}: x_{part}[{i}] holds a non-finite value (inf or NaN)")
+        splits[part] = (x, y, lengths)
     name = path.stem
     (xtr, ytr, ltr), (xte, yte, lte) = splits["train"], splits["test"]
+    if ytr.ndim != yte.ndim:
+        raise DataError(
+            f"{path}: y_train is {ytr.shape} and y_test {yte.shape}; both need one target per sequence or per step"
+        )
     seq_tr = [x[:n] for x, n in zip(xtr, ltr, strict=True)]
     seq_te = [x[:n] for x, n in zip(xte, lte, strict=True)]
     meta = {"format": "npz"}
@@ -176,12 +226,21 @@ def load_npz(path: str | Path) -> Dataset:
 # ----------------------------------------------------------------------------------------------
 # One file of sequences to predict on
 # ----------------------------------------------------------------------------------------------
-def read_sequence_file(path: Path, features: int) -> tuple[list[np.ndarray], list[str], list]:
-    """Sequences ``(T_i, F)`` from one file, a name for each, and the labels the file carries (``.ts``).
+def read_sequence_file(
+    path: Path, features: int, length: int | None = None
+) -> tuple[list[np.ndarray], list[str], list]:
+    """Sequences ``(T_i, F)`` from one file, a name for each, and the labels the file carries
+    (``.ts``, and UCR-layout CSV as below; else empty).
 
     ``.npy``: ``(N, T, F)``; ``(N, T)`` N univariate sequences when ``F == 1``, else one ``(T, F)``
     sequence; ``(T,)`` one univariate sequence. ``.csv``/``.tsv``: with ``F == 1`` one sequence per
     row, else one sequence with a row per step and a column per feature. ``.ts``: every case.
+
+    A CSV/TSV in UCR's training layout (the label first, then the values) is recognised when the
+    run is fixed-length (``length`` is its ``T``) and every row holds exactly ``T + 1`` values: the
+    first column is then the label, returned as the case's label (predict's ``true_label``), not
+    read as a value. A file of sequences one step longer than the run's would be misread, but the
+    model could not take those anyway. Give ``length=None`` for variable-length runs.
     """
     from .ts import read_ts
 
@@ -190,11 +249,18 @@ def read_sequence_file(path: Path, features: int) -> tuple[list[np.ndarray], lis
     if suffix == ".npy":
         try:
             a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"{path}: not a NumPy .npy file ({e})") from None
-        if a.dtype.kind not in "iuf":
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        except Exception as e:  # a damaged header raises ValueError, OSError, SyntaxError, EOFError...
+            raise DataError(f"{path}: not a NumPy .npy file ({type(e).__name__})") from None
+        if not isinstance(a, np.ndarray):
+            raise DataError(f"{path}: an .npz archive; predict reads one array of sequences from an .npy file")
+        if a.dtype.kind not in "biuf":
             raise DataError(f"{path}: expected numbers, got an array of {a.dtype}")
         a = a.astype(np.float64)
+        if not np.isfinite(a).all():
+            where = np.argwhere(~np.isfinite(a))[0]
+            raise DataError(f"{path}: the value at index {tuple(int(i) for i in where)} is not finite (inf or NaN)")
         if a.ndim == 1:
             if features != 1:
                 raise DataError(f"{path}: a 1-D array is one univariate sequence, the model takes {features} features")
@@ -208,14 +274,26 @@ def read_sequence_file(path: Path, features: int) -> tuple[list[np.ndarray], lis
     elif suffix in (".csv", ".tsv"):
         if features == 1:
             seqs, _ = read_csv_sequences(path, labelled=False)
+            if length is not None and all(len(s) == length + 1 for s in seqs):
+                seqs, labels = read_csv_sequences(path, labelled=True)  # UCR's layout: label, then T values
         else:
             delim = "\t" if suffix == ".tsv" else ","
             try:
-                a = np.genfromtxt(path, delimiter=delim, dtype=np.float64)
-            except (OSError, ValueError) as e:
-                raise DataError(f"{path}: not a table of numbers ({e})") from None
-            if a.ndim == 2 and np.isnan(a[0]).all():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # an empty file warns
+                    a = np.genfromtxt(path, delimiter=delim, dtype=np.float64, encoding="utf-8")
+            except FileNotFoundError:
+                raise DataError(f"{path}: no such file") from None
+            except Exception as e:  # ragged rows (ValueError), undecodable bytes, ...
+                raise DataError(f"{path}: not a table of numbers ({type(e).__name__})") from None
+            if a.ndim == 2 and len(a) and np.isnan(a[0]).all():
                 a = a[1:]  # a header row
+            if a.size == 0:
+                raise DataError(f"{path}: no rows of numbers")
+            if np.isinf(a).any():
+                raise DataError(
+                    f"{path}, row {int(np.argwhere(np.isinf(np.atleast_2d(a)))[0][0]) + 1}: an infinite value"
+                )
             seqs = [np.atleast_2d(a)]
     elif suffix == ".ts":
         ts = read_ts(path)

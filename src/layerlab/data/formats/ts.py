@@ -52,12 +52,18 @@ def _ts_values(text: str, path: Path, lineno: int, dim: int) -> np.ndarray:
             out.append(math.nan)
             continue
         try:
-            out.append(float(tok))
+            v = float(tok)
         except ValueError:
             raise DataError(
                 f"{path}, line {lineno}: dimension {dim + 1} holds {tok[:30]!r}, which is not a "
                 f"number (nor '?' for a missing value)"
             ) from None
+        if math.isinf(v):
+            raise DataError(
+                f"{path}, line {lineno}: dimension {dim + 1} holds {tok[:30]!r}, an infinite value "
+                f"(write '?' for a missing one)"
+            )
+        out.append(v)
     return np.asarray(out, dtype=np.float64)
 
 
@@ -130,9 +136,12 @@ def read_ts(path: str | Path) -> TsData:
             fields = fields[:-1]
             if regression:
                 try:
-                    labels.append(float(label))
+                    target = float(label)
                 except ValueError:
-                    raise DataError(f"{path}, line {lineno}: target {label!r} is not a number") from None
+                    raise DataError(f"{path}, line {lineno}: target {label[:30]!r} is not a number") from None
+                if not math.isfinite(target):
+                    raise DataError(f"{path}, line {lineno}: target {label[:30]!r} is not a finite number")
+                labels.append(target)
             else:
                 if class_names is not None and label not in class_names:
                     raise DataError(
