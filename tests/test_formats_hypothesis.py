@@ -597,3 +597,60 @@ def test_config_from_toml_parses_or_raises_config_error(workdir, content):
         RunConfig.from_toml(p)
     except LayerlabError as e:
         assert_layerlab_error(e)
+
+
+# ----------------------------------------------------------------------------------------------
+# run.json: a hand-edited or truncated run record is one sentence, never a KeyError later
+# ----------------------------------------------------------------------------------------------
+GOOD_RECORD = {
+    "status": "completed",
+    "model": {"name": "article-cnn", "options": {}, "parameters": 34826},
+    "dataset": {
+        "name": "bars",
+        "task": "classification",
+        "classes": [str(i) for i in range(10)],
+        "num_outputs": 10,
+        "input_shape": [1, 28, 28],
+    },
+    "input_spec": {"kind": "image", "shape": [1, 28, 28], "head": "last", "pixel_scale": 1 / 255},
+}
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 40) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@st.composite
+def run_records(draw):
+    """A valid record with one field replaced, removed or nested away; or any JSON value."""
+    if draw(st.booleans()):
+        return draw(json_values)
+    import copy as _copy
+
+    rec = _copy.deepcopy(GOOD_RECORD)
+    section = draw(st.sampled_from([None, "model", "dataset", "input_spec"]))
+    target = rec if section is None else rec[section]
+    key = draw(st.sampled_from(sorted(target)))
+    if draw(st.booleans()):
+        del target[key]
+    else:
+        target[key] = draw(json_values)
+    return rec
+
+
+@FEW
+@given(run_records())
+def test_run_json_reads_or_raises_one_sentence(workdir, record):
+    import json
+
+    from layerlab.rundir import RunDir
+
+    run = workdir / "run"
+    run.mkdir(exist_ok=True)
+    (run / "run.json").write_text(json.dumps(record))
+    try:
+        RunDir(run).info()
+        _ = RunDir(run).spec, RunDir(run).classes  # what every command after training reads first
+    except LayerlabError as e:
+        assert_layerlab_error(e)

@@ -151,3 +151,22 @@ def test_top_k_and_temperature_out_of_range_are_one_sentence(trained_run, tmp_pa
     assert "--top-k must be at least 1, got 0" in _err(capsys)
     assert main(["generate", str(trained_run), "--temperature", "nan"]) == 2
     assert "--temperature must be 0 or more, got nan" in _err(capsys)
+
+
+def test_out_under_a_file_is_one_sentence(idx_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["train", "--data", str(idx_dir), "--epochs", "1", "--out", str(blocker / "run")]) == 2
+    assert "cannot create the run directory there" in _err(capsys)
+
+
+def test_a_hand_edited_run_record_is_one_sentence(trained_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    info = json.loads((copy / "run.json").read_text())
+    info["dataset"]["num_outputs"] = "ten"
+    (copy / "run.json").write_text(json.dumps(info))
+    assert main(["evaluate", str(copy)]) == 2
+    assert "corrupt run record (dataset.num_outputs must be a positive integer)" in _err(capsys)

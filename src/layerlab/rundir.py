@@ -93,6 +93,43 @@ def environment() -> dict:
     }
 
 
+def run_record_problem(info) -> str | None:
+    """What is wrong with a parsed ``run.json``, or None: the fields everything after training reads
+    must be there with the right types (a hand-edited or truncated record gives one sentence, not a
+    KeyError deep inside a command)."""
+    if not isinstance(info, dict):
+        return f"expected a JSON object, got {type(info).__name__}"
+    if not isinstance(info.get("status"), str):
+        return "no status"
+    ds, model = info.get("dataset"), info.get("model")
+    if not isinstance(ds, dict) or not isinstance(model, dict):
+        return "no dataset or model record"
+    if not isinstance(model.get("name"), str):
+        return "model.name must be a string"
+    if not isinstance(ds.get("task"), str):
+        return "dataset.task must be a string"
+    n = ds.get("num_outputs")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        return "dataset.num_outputs must be a positive integer"
+    shape = ds.get("input_shape")
+    if not isinstance(shape, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+        return "dataset.input_shape must be a list of positive integers"
+    classes = ds.get("classes")
+    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+        return "dataset.classes must be a list of names"
+    if classes is not None and len(classes) != n and ds.get("task") != "regression":
+        return f"{len(classes)} class names for {n} outputs"
+    spec = info.get("input_spec")
+    if spec is not None:
+        if not isinstance(spec, dict):
+            return "input_spec must be an object"
+        try:
+            InputSpec.from_dict(spec)
+        except (LayerlabError, TypeError, ValueError) as e:
+            return f"input_spec: {e}"
+    return None
+
+
 class RunDir:
     """Reads and writes one run directory."""
 
@@ -118,7 +155,13 @@ class RunDir:
         path = Path(path)
         if not overwrite:
             cls.check_new(path)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-probe"  # a read-only place or /proc fails here, before training, not after
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise LayerlabError(f"{path}: cannot create the run directory there ({e.strerror or e})") from None
         run = cls(path)
         run.acquire_lock()
         atomic_write_text(path / "config.toml", cfg.to_toml())
@@ -223,9 +266,15 @@ class RunDir:
         if not p.is_file():
             raise LayerlabError(f"{self.path}: not a run directory (no run.json); give the --out of a layerlab train")
         try:
-            return json.loads(p.read_text())
-        except json.JSONDecodeError as e:
+            info = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise LayerlabError(f"{p}: corrupt run record ({e})") from None
+        except OSError as e:
+            raise LayerlabError(f"{p}: cannot be read ({e.strerror or e})") from None
+        problem = run_record_problem(info)
+        if problem:
+            raise LayerlabError(f"{p}: corrupt run record ({problem})")
+        return info
 
     def update_info(self, **fields) -> None:
         info = self.info()
@@ -240,7 +289,7 @@ class RunDir:
     def spec(self) -> InputSpec:
         """How raw input becomes one of this run's samples, as recorded when it was trained."""
         info = self.info()
-        if "input_spec" not in info:
+        if not isinstance(info.get("input_spec"), dict):
             raise LayerlabError(
                 f"{self.path}: run.json has no input_spec (the run was made by an older layerlab); train it again"
             )
