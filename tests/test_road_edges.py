@@ -65,6 +65,12 @@ def test_train_json_prints_only_json_on_stdout(idx_dir, tmp_path, capsys):
         ("--validation", "1.0", "--validation must be below 1.0"),
         ("--clip", "-1", "--clip must be above 0.0"),
         ("--lr", "nan", "--lr must be a finite number"),
+        ("--batch-size", "-4", "--batch-size must be at least 1"),
+        ("--epochs", "-2", "--epochs must be at least 1"),
+        ("--threads", "0", "--threads must be at least 1"),
+        ("--length", "0", "--length must be at least 1"),
+        ("--n-train", "0", "--n-train must be at least 1"),
+        ("--validation", "0.999", "leaves none to train on"),
     ],
 )
 def test_values_out_of_range_exit_2_before_anything_is_written(flag, value, says, idx_dir, tmp_path, capsys):

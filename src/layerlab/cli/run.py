@@ -102,9 +102,10 @@ def _print_summary(args, run, result) -> int:
     name = "validation" if held == "val" else "test"
     acc = f"{name} accuracy {last[f'{held}_accuracy']:.4f}, " if f"{held}_accuracy" in last else ""
     best = f" (best: epoch {result.best_epoch}, by validation loss)" if result.best_epoch else ""
+    epochs = f"{summary['epochs']} epoch" + ("" if summary["epochs"] == 1 else "s")
     print(
         f"{summary['model']} ({summary['parameters']:,} parameters): final model {acc}{name} loss "
-        f"{last.get(f'{held}_loss', float('nan')):.4f} after {summary['epochs']} epochs{best} in "
+        f"{last.get(f'{held}_loss', float('nan')):.4f} after {epochs}{best} in "
         f"{summary['wall_seconds']}s; run saved in {run.path}"
     )
     return 0

@@ -123,6 +123,11 @@ def split_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
     g = torch.Generator().manual_seed(seed)
     n = len(ds.train)
     n_val = max(1, round(fraction * n))
+    if n_val >= n:
+        raise DataError(
+            f"--validation {fraction} holds out {n_val} of the {n} training samples of {ds.name} and leaves none to "
+            f"train on; use a smaller fraction"
+        )
     y = ds.train.y
     if ds.task == "classification" and y.dim() == 1 and not y.is_floating_point():
         classes, counts = torch.unique(y, return_counts=True)
