@@ -22,7 +22,8 @@
 # Writes RESULTS/report.md (the tables), epochs.csv, results.json, machine.json, and raw/ (the
 # Keras JSON, layerlab's metrics.csv, both logs). See benchmarks/README.md.
 # For testing the harness with a stand-in: LAYERLAB_CLI=path replaces .venv/bin/layerlab and
-# PEER_CONFIG_DIR=dir replaces configs/ (where article_cnn.toml and article_lstm.toml are read).
+# PEER_CONFIG_DIR=dir replaces the packaged presets article_cnn and article_lstm with
+# dir/article_cnn.toml and dir/article_lstm.toml.
 set -euo pipefail
 CALLER_PWD=$PWD
 cd "$(dirname "$0")/.."
@@ -78,10 +79,13 @@ fi
 LAYERLAB=${LAYERLAB_CLI:-$ROOT/.venv/bin/layerlab}
 [ -x "$LAYERLAB" ] || { echo "peer.sh: $LAYERLAB not found; run bash scripts/setup.sh" >&2; exit 2; }
 [ -x "$PEER_VENV/bin/python" ] || { echo "peer.sh: $PEER_VENV missing; run without --no-setup once" >&2; exit 2; }
-CONFIG_DIR=${PEER_CONFIG_DIR:-configs}
-for m in $MODEL_LIST; do
-    [ -f "$CONFIG_DIR/article_$m.toml" ] || { echo "peer.sh: $CONFIG_DIR/article_$m.toml not found" >&2; exit 2; }
-done
+# The presets ship inside layerlab (`layerlab presets`); --config takes their names.
+config_for() { if [ -n "${PEER_CONFIG_DIR:-}" ]; then echo "$PEER_CONFIG_DIR/article_$1.toml"; else echo "article_$1"; fi; }
+if [ -n "${PEER_CONFIG_DIR:-}" ]; then
+    for m in $MODEL_LIST; do
+        [ -f "$(config_for "$m")" ] || { echo "peer.sh: $(config_for "$m") not found" >&2; exit 2; }
+    done
+fi
 
 # ---------------------------------------------------------------- results folder
 TAG="$(date -u +%Y%m%d-%H%M%S)-${MODELS}-e${EPOCHS}"
@@ -146,9 +150,9 @@ for m in $MODEL_LIST; do
         || { echo "peer.sh: the Keras $m program failed; its log is $RES/raw/keras_$m.log" >&2; exit 1; }
 
     echo
-    echo "== [$m] layerlab ($CONFIG_DIR/article_$m.toml), $EPOCHS epoch(s)"
+    echo "== [$m] layerlab (--config $(config_for "$m")), $EPOCHS epoch(s)"
     "${RUN_SIDE[@]}" layerlab "$m" "$RES/raw/layerlab_$m.log" "$RES/raw/sides.jsonl" -- \
-        "$LAYERLAB" train --config "$CONFIG_DIR/article_$m.toml" --data-dir "$RUN_DATA" --epochs "$EPOCHS" \
+        "$LAYERLAB" train --config "$(config_for "$m")" --data-dir "$RUN_DATA" --epochs "$EPOCHS" \
         --out "$WORK/layerlab_$m" "${LAYERLAB_EXTRA[@]}" \
         || { echo "peer.sh: layerlab train ($m) failed; its log is $RES/raw/layerlab_$m.log" >&2; exit 1; }
     # Keep the small records of the run (metrics, resolved config, summary), not its checkpoints.

@@ -263,6 +263,7 @@ def test_every_command_module_registers():
         "generate",
         "data",
         "models",
+        "presets",
         "inspect",
         "compare-cells",
         "report",

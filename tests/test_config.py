@@ -88,7 +88,7 @@ def test_every_field_round_trips_through_its_flag():
     want = RunConfig()
     argv = []
     values = {"str": "x", "int": 7, "float": 0.25}
-    choices = {"data.sequence": "pixels", "train.optimizer": "sgd", "train.device": "cpu"}
+    choices = {"data.sequence": "pixels", "train.optimizer": "sgd", "train.device": "cpu", "train.schedule": "cosine"}
     for key in ALL_KEYS:
         section, name = key.split(".")
         f = next(f for f in fields(SECTIONS[section]) if f.name == name)

@@ -2,8 +2,12 @@
 
 The public API is small::
 
-    from layerlab import load_dataset, build_model, train, fit, evaluate, evaluate_run, predict_files, generate
+    from layerlab import load_dataset, build_model, train, evaluate_run, predict_files, generate
+    from layerlab import fit, evaluate, predict, History   # arrays in, arrays out (Keras-like)
     from layerlab import RunDir      # a run directory: its model, input spec and data
+
+``fit``, ``evaluate`` and ``predict`` are :func:`layerlab.api.fit` & co. (arrays, as Keras's);
+the training loop itself is :func:`layerlab.engine.fit`.
 
 Names are imported on first use, so ``import layerlab.reference`` (NumPy only) never loads torch.
 """
@@ -15,7 +19,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "build_model": "api",
     "count_parameters": "api",
+    "evaluate": "api",
     "evaluate_run": "api",
+    "fit": "api",
+    "History": "api",
+    "predict": "api",
     "generate": "api",
     "load_run": "api",
     "predict_files": "api",
@@ -32,8 +40,6 @@ _EXPORTS = {
     "InputSpec": "data.transforms",
     "RunDir": "rundir",
     "compute_metrics": "engine",
-    "evaluate": "engine",
-    "fit": "engine",
     "LayerlabError": "errors",
     "create_model": "models",
     "list_models": "models",

@@ -121,6 +121,23 @@ class TrainConfig:
         metavar="N",
         ge=1,
     )
+    schedule: str = _opt(
+        "constant",
+        "learning-rate schedule, per step: constant; step (times --gamma every --step-size epochs); "
+        "cosine (down to --min-lr); onecycle (torch's OneCycleLR shape, peaking at --lr)",
+        choices=("constant", "step", "cosine", "onecycle"),
+    )
+    warmup_epochs: float = _opt(
+        0.0,
+        "raise the learning rate linearly from 0 over this many epochs (counted in steps; "
+        "for onecycle, the rising part)",
+        metavar="EPOCHS",
+        ge=0.0,
+    )
+    step_size: int = _opt(1, "step schedule: epochs between two decays of the learning rate", metavar="EPOCHS", ge=1)
+    gamma: float = _opt(0.1, "step schedule: factor of each decay", gt=0.0)
+    min_lr: float = _opt(0.0, "cosine schedule: the learning rate it anneals to", ge=0.0)
+    tensorboard: str | None = _opt(None, "write TensorBoard scalars to this folder", metavar="DIR")
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -149,6 +166,9 @@ class RunConfig:
             obj = getattr(self, section)
             for f in fields(cls):
                 setattr(obj, f.name, _coerce(getattr(obj, f.name), f, f"{where} [{section}] {f.name}"))
+        t = self.train
+        if t.schedule == "cosine" and t.min_lr > t.lr:  # fields that only make sense together
+            raise ConfigError(f"--min-lr {t.min_lr} is above --lr {t.lr}; a cosine schedule goes down to min_lr")
         return self
 
     def to_toml(self) -> str:

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .callbacks import Callback, TensorBoard, Trainer, log_interval
 from .checkpoint import pause_point
 from .config import TrainConfig
 from .data import Dataset, Split, iterate_batches
@@ -85,6 +86,107 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
 
 
 # ----------------------------------------------------------------------------------------------
+# Learning-rate schedules: one per-step LambdaLR, built from the config
+# ----------------------------------------------------------------------------------------------
+def _cos_anneal(start: float, end: float, pct: float) -> float:
+    """From ``start`` (pct 0) to ``end`` (pct 1) along half a cosine, as torch's OneCycleLR."""
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+def check_schedule(cfg: TrainConfig) -> None:
+    """The schedule fields that only make sense together; a ConfigError naming them otherwise."""
+    if cfg.schedule not in ("constant", "step", "cosine", "onecycle"):
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}; expected constant, step, cosine or onecycle")
+    if cfg.schedule == "cosine" and cfg.min_lr > cfg.lr:
+        raise ConfigError(f"--min-lr {cfg.min_lr} is above --lr {cfg.lr}; a cosine schedule goes down to min_lr")
+
+
+def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The schedule as a function of the run's step ``s`` (0-based, across epochs): the factor of
+    ``cfg.lr`` that step ``s`` trains with. With ``N = epochs * steps_per_epoch`` steps and
+    ``W = round(warmup_epochs * steps_per_epoch)`` warm-up steps:
+
+    - warm-up (every schedule but onecycle): ``s / W`` for ``s < W`` (linear from 0), then
+    - ``constant``: 1;
+    - ``step``: ``gamma ** (epoch // step_size)``, ``epoch = s // steps_per_epoch`` (0-based);
+    - ``cosine``: ``m + (1 - m) (1 + cos(pi p)) / 2``, ``p = (s - W) / (N - W)``, ``m = min_lr / lr``
+      (so the step after the last would train at ``min_lr``, as torch's CosineAnnealingLR);
+    - ``onecycle``: torch's OneCycleLR (``anneal_strategy="cos"``, ``div_factor=25``,
+      ``final_div_factor=1e4``; its momentum cycling is not done): from ``lr/25`` up to ``lr`` over
+      the first ``pct = W / N`` of the steps (0.3 without warm-up), then down to ``lr/25/1e4``.
+
+    The curve is over the run's current ``epochs``: extending a run with ``--epochs`` on resume
+    stretches the rest of a cosine or onecycle curve from the step it resumes at.
+    """
+    check_schedule(cfg)
+    spe = max(1, steps_per_epoch)
+    total = max(1, cfg.epochs * spe)
+    warm = round(cfg.warmup_epochs * spe)
+    kind = cfg.schedule
+    floor = cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0
+
+    if kind == "onecycle":
+        pct = warm / total if warm else 0.3
+        end1 = min(pct, 1.0) * total - 1  # torch's phase ends: pct*N - 1, then N - 1
+        end2 = total - 1
+        lo, peak, last = 1 / 25, 1.0, 1 / 25 / 1e4
+
+        def onecycle(s: int) -> float:
+            if end1 > 0 and s <= end1:
+                return _cos_anneal(lo, peak, s / end1)
+            start = max(end1, 0.0)
+            span = end2 - start
+            return _cos_anneal(peak, last, min(1.0, (s - start) / span) if span > 0 else 1.0)
+
+        return onecycle
+
+    def after_warmup(s: int) -> float:
+        if kind == "step":
+            return cfg.gamma ** ((s // spe) // cfg.step_size)
+        if kind == "cosine":
+            p = min(1.0, (s - warm) / max(1, total - warm))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
+        return 1.0
+
+    def factor(s: int) -> float:
+        if s < warm:
+            return s / warm
+        return after_warmup(s)
+
+    return factor
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    steps_per_epoch: int,
+    *,
+    state: dict | None = None,
+    global_step: int = 0,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The config's schedule as a per-step ``LambdaLR`` on ``optimizer`` (stepped after every
+    optimizer step). A resumed run passes the ``state`` its checkpoint saved, or (a checkpoint from
+    before schedules) the ``global_step`` it resumes at: the rate is then exactly what the
+    uninterrupted run had at that step."""
+    factor = lr_factor(cfg, steps_per_epoch)
+    # the constructor takes one step (factor(0)) and records initial_lr (kept from a loaded optimizer)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if state is None and not global_step:
+        return scheduler
+    if state is not None:
+        scheduler.load_state_dict(state)
+    else:
+        scheduler.last_epoch = global_step
+    # the rate of the next step from the curve itself (base * factor, LambdaLR's own expression): the
+    # same float the uninterrupted run has, and on the new curve when --epochs extended the run
+    lrs = [base * factor(scheduler.last_epoch) for base in scheduler.base_lrs]
+    scheduler._last_lr = lrs
+    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+        group["lr"] = lr
+    return scheduler
+
+
+# ----------------------------------------------------------------------------------------------
 # Losses and metrics per task
 # ----------------------------------------------------------------------------------------------
 def compute_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -142,11 +244,29 @@ def metrics_from(task: str, stats: torch.Tensor, prefix: str) -> dict:
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class Progress:
-    """Callbacks the CLI uses to draw progress; the library itself only logs."""
+    """The older progress hooks (kept for code that passes ``progress=``); a :class:`~layerlab.callbacks.Callback`
+    does the same and more. The library itself only logs."""
 
     on_epoch_start: Callable[[int, int, int], None] = lambda epoch, epochs, steps: None
     on_steps: Callable[[int, int, dict], None] = lambda steps_done, samples_done, metrics: None
     on_epoch_end: Callable[[int, dict], None] = lambda epoch, row: None
+
+
+class ProgressCallback(Callback):
+    """A :class:`Progress` as a callback, so ``fit(progress=...)`` works as it did."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        self.progress.on_epoch_start(epoch, trainer.epochs, trainer.steps_per_epoch)
+
+    def on_step_end(self, trainer: Trainer, step: int, logs: dict) -> None:
+        m = {k: logs[k] for k in ("loss", "accuracy") if k in logs}
+        self.progress.on_steps(logs["epoch_step"], logs["samples"], m)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
+        self.progress.on_epoch_end(epoch, row)
 
 
 @dataclass
@@ -174,13 +294,19 @@ def train_one_epoch(
     start: EpochPosition | None = None,
     steps_before: int = 0,
     checkpoint: Callable[[EpochPosition], None] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    on_log: Callable[[int, dict], None] | None = None,
 ) -> dict:
-    """One pass over ``split`` in shuffled batches of ``cfg.batch_size``; returns train metrics.
+    """One pass over ``split`` in shuffled batches of ``cfg.batch_size``; returns train metrics and
+    ``lr``, the learning rate the epoch's last step used.
 
     ``start`` continues an epoch from a mid-epoch checkpoint (its first ``start.step`` batches of the
     same shuffle order are skipped). With ``checkpoint`` and ``cfg.checkpoint_every``, ``checkpoint``
     is called with the position after every ``checkpoint_every``-th step of the run (``steps_before``
     steps were taken in earlier epochs), except the epoch's last (the epoch's own checkpoint follows).
+    ``scheduler`` is stepped after every optimizer step. ``on_log(steps_done, logs)`` is called after
+    every ``log_every``-th step of the run and after the epoch's last (see
+    :meth:`layerlab.callbacks.Callback.on_step_end`); ``progress`` is the older form of it.
     """
     model.train()
     start = start or EpochPosition()
@@ -189,6 +315,19 @@ def train_one_epoch(
     n_steps = math.ceil(len(split) / cfg.batch_size)
     every = getattr(cfg, "checkpoint_every", None) if checkpoint is not None else None
     steps = 0
+    lr = optimizer.param_groups[0]["lr"]
+    loss = None
+    logged = start.step
+
+    def log_now(m: dict) -> None:
+        logs = {**m, "lr": lr, "epoch_step": steps, "samples": min(steps * cfg.batch_size, len(split))}
+        if loss is not None:
+            logs["batch_loss"] = float(loss.detach())
+        if progress:
+            progress.on_steps(steps, logs["samples"], m)
+        if on_log:
+            on_log(steps, logs)
+
     for batch in iterate_batches(split, cfg.batch_size, shuffle=True, generator=generator):
         if steps < start.step:  # done before the checkpoint this epoch resumes from
             steps += 1
@@ -200,29 +339,35 @@ def train_one_epoch(
         loss.backward()
         if cfg.clip:
             grad_norms.append(nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
+        lr = optimizer.param_groups[0]["lr"]  # a host float: reading it costs no sync
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         stats += batch_stats(task, out, batch.y, loss)
         steps += 1
         pause_point("step")
         due = every and (steps_before + steps) % every == 0 and steps < n_steps
-        if steps % log_every == 0 or due:
+        log_due = (steps_before + steps) % log_every == 0  # the run's steps: every_n_steps means the same each epoch
+        if log_due or due:
             m = metrics_from(task, stats, "")
             if not math.isfinite(m["loss"]):  # never checkpoint a poisoned model
                 raise TrainingError(f"the training loss became {m['loss']} by step {steps}; lower --lr or set --clip")
-            if progress and steps % log_every == 0:
-                progress.on_steps(steps, min(steps * cfg.batch_size, len(split)), m)
+            if log_due:
+                log_now(m)
+                logged = steps
             if due:
                 checkpoint(EpochPosition(steps, stats.detach().clone(), list(grad_norms)))
     m = metrics_from(task, stats, "train_")
     if not math.isfinite(m["train_loss"]):
         raise TrainingError(f"the training loss became {m['train_loss']}; lower --lr or set --clip")
-    if progress:
-        progress.on_steps(steps, len(split), {k[6:]: v for k, v in m.items()})
+    if logged != steps:  # the epoch's last steps, unless just logged
+        log_now({k[6:]: v for k, v in m.items()})
     if grad_norms:
         g = torch.stack(grad_norms).float()
         m["grad_norm_mean"] = float(g.mean())
         m["grad_norm_max"] = float(g.max())
         m["clipped_fraction"] = float((g > cfg.clip).float().mean())
+    m["lr"] = lr
     return m
 
 
@@ -313,11 +458,13 @@ def evaluate(
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class FitResult:
-    """``best_epoch`` is the epoch of lowest validation loss, 0 when nothing was chosen (no validation split)."""
+    """``best_epoch`` is the epoch of lowest validation loss, 0 when nothing was chosen (no validation
+    split). ``stopped_early`` is ``{"epoch", "reason"}`` when a callback ended training before ``epochs``."""
 
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     wall_seconds: float = 0.0
+    stopped_early: dict | None = None
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -337,29 +484,69 @@ def fit(
     cfg: TrainConfig,
     *,
     run=None,
-    progress: Progress | None = None,
+    progress: Progress | Callback | None = None,
+    callbacks: list[Callback] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     start_epoch: int = 0,
     history: list[dict] | None = None,
     position: EpochPosition | None = None,
+    scheduler_state: dict | None = None,
+    log_every: int | None = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train`` for ``cfg.epochs`` epochs, evaluating on ``dataset.test``
     after each (a validation split when one was held out: rows have ``val_*`` columns, and the
     lowest ``val_loss`` is the ``best``; on the test set rows have ``test_*`` and nothing is chosen).
     With a :class:`~layerlab.rundir.RunDir`, metrics and checkpoints are written as it goes.
 
-    ``start_epoch``/``optimizer``/``history``/``position`` continue an interrupted run, at an epoch
-    boundary or mid-epoch (see :func:`layerlab.api.resume`). A NaN or infinite loss raises
-    :class:`~layerlab.errors.TrainingError` saying which checkpoint is kept.
+    Args:
+        callbacks: :class:`~layerlab.callbacks.Callback` objects, called in order; one that sets
+            ``trainer.stop_training`` ends training after the current epoch (recorded as
+            ``stopped_early`` in the result and in ``run.json``). ``cfg.tensorboard`` adds a
+            :class:`~layerlab.callbacks.TensorBoard` writing there.
+        progress: a :class:`Progress` (the older hooks), or one more callback (the CLI's progress bar).
+        optimizer, start_epoch, history, position: continue an interrupted run, at an epoch
+            boundary or mid-epoch (see :func:`layerlab.api.resume`).
+        scheduler_state: the learning-rate schedule's saved state; a resumed run without it reads
+            it from ``run``'s checkpoint (or, in a checkpoint from before schedules, derives it
+            from the step it resumes at).
+        log_every: steps between per-step callback calls (default 20, or what the callbacks ask for).
+
+    The learning rate follows ``cfg.schedule`` (see :func:`lr_factor`), stepped after every
+    optimizer step; each row's ``lr`` is the rate its last step used. A NaN or infinite loss
+    raises :class:`~layerlab.errors.TrainingError` saying which checkpoint is kept.
     """
+    cbs = list(callbacks or [])
+    if cfg.tensorboard:
+        cbs.append(TensorBoard(cfg.tensorboard))
+    if isinstance(progress, Callback):
+        cbs.append(progress)
+    elif progress is not None:
+        cbs.append(ProgressCallback(progress))
     try:
-        return _fit(model, dataset, cfg, run, progress, optimizer, start_epoch, history, position)
+        return _fit(
+            model,
+            dataset,
+            cfg,
+            run,
+            cbs,
+            optimizer,
+            start_epoch,
+            history,
+            position,
+            scheduler_state,
+            log_every or log_interval(cbs),
+        )
     except TrainingError as e:
         kept = run.kept() if run is not None else "no checkpoint is written without a run directory"
         raise TrainingError(f"{e}; {kept}") from None
+    finally:
+        for cb in cbs:  # files and live displays are released however training ended
+            cb.close()
 
 
-def _fit(model, dataset, cfg, run, progress, optimizer, start_epoch, history, position) -> FitResult:
+def _fit(
+    model, dataset, cfg, run, callbacks, optimizer, start_epoch, history, position, scheduler_state, log_every
+) -> FitResult:
     device = next(model.parameters()).device
     if cfg.channels_last and device.type in ("cpu", "cuda") and any(p.dim() == 4 for p in model.parameters()):
         model = model.to(memory_format=torch.channels_last)
@@ -373,9 +560,35 @@ def _fit(model, dataset, cfg, run, progress, optimizer, start_epoch, history, po
     best = min((r.get("val_loss", math.inf) for r in result.history), default=math.inf)
     t_start = time.perf_counter()
     steps = math.ceil(len(train_split) / cfg.batch_size)
+    done_steps = start_epoch * steps + (position.step if position is not None else 0)
+    resuming = done_steps > 0
+    if resuming and scheduler_state is None and run is not None:
+        scheduler_state = run.training_state().get("scheduler")  # None in a checkpoint from before schedules
+    scheduler = make_scheduler(optimizer, cfg, steps, state=scheduler_state, global_step=done_steps)
+    factor = lr_factor(cfg, steps)
+    trainer = Trainer(
+        model=model,
+        optimizer=optimizer,
+        history=result.history,
+        cfg=cfg,
+        run=run,
+        scheduler=scheduler,
+        held_out=held,
+        epochs=cfg.epochs,
+        steps_per_epoch=steps,
+        n_train=len(train_split),
+        start_epoch=start_epoch,
+        global_step=done_steps,
+        lr_at=lambda s: scheduler.base_lrs[0] * factor(s),
+    )
+    if run is not None and resuming:
+        run.record_stop(None)  # a run that stopped early and is resumed trains on: it no longer stopped there
+    for cb in callbacks:
+        cb.on_train_begin(trainer)
     for epoch in range(start_epoch, cfg.epochs):
-        if progress:
-            progress.on_epoch_start(epoch + 1, cfg.epochs, steps)
+        trainer.epoch = epoch + 1
+        for cb in callbacks:
+            cb.on_epoch_begin(trainer, epoch + 1)
         t0 = time.perf_counter()
         row = {"epoch": epoch + 1}
 
@@ -389,7 +602,14 @@ def _fit(model, dataset, cfg, run, progress, optimizer, start_epoch, history, po
                 train_stats=pos.stats,
                 grad_norms=pos.grad_norms,
                 best="keep" if validated else "none",
+                scheduler=scheduler,
             )
+
+        def on_log(epoch_step: int, logs: dict, epoch=epoch) -> None:
+            trainer.global_step = epoch * steps + epoch_step
+            logs["epoch"] = epoch + 1
+            for cb in callbacks:
+                cb.on_step_end(trainer, trainer.global_step, logs)
 
         row.update(
             train_one_epoch(
@@ -400,12 +620,16 @@ def _fit(model, dataset, cfg, run, progress, optimizer, start_epoch, history, po
                 task=dataset.task,
                 device=device,
                 generator=epoch_generator(cfg.seed, epoch),
-                progress=progress,
+                log_every=log_every,
                 start=position if epoch == start_epoch else None,
                 steps_before=epoch * steps,
                 checkpoint=checkpoint if run is not None else None,
+                scheduler=scheduler,
+                on_log=on_log if callbacks else None,
             )
         )
+        lr_used = row.pop("lr")
+        trainer.global_step = (epoch + 1) * steps
         if device.type == "cuda":
             torch.cuda.synchronize()
         t1 = time.perf_counter()
@@ -431,21 +655,39 @@ def _fit(model, dataset, cfg, run, progress, optimizer, start_epoch, history, po
         row["train_seconds"] = round(t1 - t0, 3)
         row["eval_seconds"] = round(t2 - t1, 3)
         row["samples_per_second"] = round(len(train_split) / max(t1 - t0, 1e-9), 1)
-        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["lr"] = lr_used
         result.history.append(row)
+        # before the checkpoint, so what callbacks add to the row, and a stop, are in it
+        for cb in callbacks:
+            cb.on_epoch_end(trainer, epoch + 1, row)
         improved = validated and row["val_loss"] < best
         if improved:
             best = row["val_loss"]
         if run is not None:
             keep = "keep" if validated else "none"
-            run.save_checkpoint(model, optimizer, result.history, epoch=epoch + 1, best="this" if improved else keep)
+            run.save_checkpoint(
+                model,
+                optimizer,
+                result.history,
+                epoch=epoch + 1,
+                best="this" if improved else keep,
+                scheduler=scheduler,
+            )
             pause_point("after-epoch")
         log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, {k: v for k, v in row.items() if k != "epoch"})
-        if progress:
-            progress.on_epoch_end(epoch + 1, row)
+        if trainer.stop_training:
+            if epoch + 1 < cfg.epochs:  # a stop asked at the last epoch stops nothing
+                reason = trainer.stop_reason or "a callback set stop_training"
+                result.stopped_early = {"epoch": epoch + 1, "reason": reason}
+                log.info("training stopped early after epoch %d: %s", epoch + 1, reason)
+                if run is not None:
+                    run.record_stop(result.stopped_early)
+            break
     result.wall_seconds = time.perf_counter() - t_start
     if result.history and validated:
         result.best_epoch = min(result.history, key=lambda r: r["val_loss"])["epoch"]
+    for cb in callbacks:
+        cb.on_train_end(trainer, result.history)
     return result
 
 

@@ -8,6 +8,7 @@ figure with the CSV of every number behind it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -50,8 +51,10 @@ def compare_cells(
     on_cell=None,
 ) -> dict:
     """Train each cell briefly under one seed and budget on ``task`` and measure its gradient flow
-    at initialisation and after training. Writes ``compare_cells.png`` (curves and table),
-    ``compare_cells.csv`` (the table), ``compare_cells_curves.csv`` and ``compare_cells_fit.csv``."""
+    at initialisation and after training. Every cell is warmed up once, untimed, before any is timed
+    (:func:`warm_up`), so ``seconds`` compares the cells, not which one ran first. Writes
+    ``compare_cells.png`` (curves and table), ``compare_cells.csv`` (the table),
+    ``compare_cells_curves.csv`` and ``compare_cells_fit.csv``."""
     if threads:
         torch.set_num_threads(threads)
     if task not in TASKS:
@@ -62,14 +65,18 @@ def compare_cells(
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, seed=seed, device="cpu", channels_last=False
     )
-    results = []
-    for cell in cells:
+    models = {}
+    for cell in cells:  # every name checked before minutes of training, not after the first cell
         if cell not in list_models():
             raise LayerlabError(f"unknown model {cell!r}; known models: {', '.join(list_models())}")
         if not sequence_model(cell):
             raise LayerlabError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
+        models[cell] = ModelConfig(name=cell, hidden=hidden, layers=layers)
+    warmup_seconds = warm_up(list(models.values()), ds, cfg)
+    results = []
+    for cell in cells:
         seed_everything(seed)
-        model = build_model_for(ModelConfig(name=cell, hidden=hidden, layers=layers), ds.spec, ds.num_outputs)
+        model = build_model_for(models[cell], ds.spec, ds.num_outputs)
         if not has_states(model):
             raise LayerlabError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
         init = gradient_flow(model, x, y, task=ds.task, probes=probes, label="init", seed=seed)
@@ -141,7 +148,23 @@ def compare_cells(
         "length": length,
         "metric": metric,
         "baseline": ds.meta.get("baseline_mse") if ds.meta else None,
+        "warmup_seconds": warmup_seconds,
     }
+
+
+def warm_up(models: list[ModelConfig], ds, cfg: TrainConfig) -> float:
+    """Train a throwaway copy of each model for one epoch of one batch, untimed, and return the
+    seconds it took. The first training in a process pays for thread pools, kernel selection and
+    allocator growth; without this the first cell of a comparison was charged for all of it."""
+    t0 = time.perf_counter()
+    n = min(cfg.batch_size, len(ds.train), len(ds.test))
+    tiny = dataclasses.replace(ds, train=ds.train.subset(torch.arange(n)), test=ds.test.subset(torch.arange(n)))
+    for model_cfg in models:
+        model = build_model_for(model_cfg, ds.spec, ds.num_outputs)
+        fit(model, tiny, dataclasses.replace(cfg, epochs=1))
+    seconds = time.perf_counter() - t0
+    log.info("compare-cells: warmed up %d model(s) in %.2fs, untimed", len(models), seconds)
+    return seconds
 
 
 def table_rows(results: list[dict]) -> list[dict]:

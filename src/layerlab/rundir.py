@@ -388,11 +388,12 @@ class RunDir:
         train_stats: torch.Tensor | None = None,
         grad_norms: list[torch.Tensor] | None = None,
         best: str = "keep",
+        scheduler=None,
     ) -> None:
-        """Write a checkpoint as one unit (weights, optimizer, RNG streams, history and, mid-epoch, the
-        position in the epoch's shuffle order with the running train statistics), then the metrics
-        it holds. ``epoch`` epochs are done and ``step`` batches of the next; ``best`` is ``this``,
-        ``keep`` or ``none`` (see :func:`layerlab.checkpoint.write_checkpoint`)."""
+        """Write a checkpoint as one unit (weights, optimizer, learning-rate schedule, RNG streams,
+        history and, mid-epoch, the position in the epoch's shuffle order with the running train
+        statistics), then the metrics it holds. ``epoch`` epochs are done and ``step`` batches of the
+        next; ``best`` is ``this``, ``keep`` or ``none`` (see :func:`layerlab.checkpoint.write_checkpoint`)."""
         state = {
             "epoch": epoch,
             "step": step,
@@ -403,6 +404,8 @@ class RunDir:
             "numpy_rng": json.dumps([v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()]),
             "python_rng": json.dumps(random.getstate()),
         }
+        if scheduler is not None:  # plain numbers and lists: loads with weights_only=True
+            state["scheduler"] = scheduler.state_dict()
         if step:
             state["train_stats"] = train_stats.detach().cpu().clone()
             state["grad_norms"] = (
@@ -470,7 +473,27 @@ class RunDir:
     def finish(self, status: str, **fields) -> None:
         self.update_info(status=status, finished=_now(), **fields)
 
+    def record_stop(self, stopped: dict | None) -> None:
+        """Record in run.json that a callback stopped training early (``{"epoch", "reason"}``), or,
+        with None, that it did not (a resumed run trains on: an old record is removed)."""
+        info = self.info()
+        if stopped is None:
+            if "stopped_early" not in info:
+                return
+            info.pop("stopped_early")
+        else:
+            info["stopped_early"] = stopped
+        self.write_info(info)
+
     def write_summary(self, summary: dict) -> None:
+        """Write summary.json; a run that stopped early says so there too (from run.json)."""
+        if "stopped_early" not in summary:
+            try:
+                stopped = self.info().get("stopped_early")
+            except LayerlabError:
+                stopped = None
+            if stopped:
+                summary = {**summary, "stopped_early": stopped}
         atomic_write_json(self.path / "summary.json", summary)
 
 

@@ -6,8 +6,8 @@
 - :mod:`.inspect`: ``inspect *``, ``compare-cells``, ``report``
 
 Bad input exits with code 2 and one sentence on stderr; Ctrl-C exits with 130 and SIGTERM (a
-scheduler's or ``kill``'s stop) with 143, each handled the same way: the run records ``interrupted``
-and keeps its last checkpoint.
+scheduler's or ``kill``'s stop) with 143, each handled the same way: the run records ``interrupted``,
+keeps its last checkpoint, and the message names the run directory and the command that resumes it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import signal
 import sys
 
@@ -33,6 +34,22 @@ class Terminated(KeyboardInterrupt):
 def _on_sigterm(signum, frame) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
     raise Terminated()
+
+
+def interrupt_hint(e: KeyboardInterrupt) -> str:
+    """What follows "interrupted" on stderr: the checkpoint kept and the command that continues the
+    run, named by its real path; empty when no run directory was made yet (nothing to resume)."""
+    note = getattr(e, "run_note", None)  # set by the API once a run directory exists
+    if not note:
+        return ""
+    run_dir = getattr(e, "run_dir", None)  # set by `train` (cli.run), which knows the path it chose
+    if run_dir is None:  # a caller that did not say where: the note names it
+        return f"; {note} (resume with `layerlab train --resume RUN_DIR`)"
+    command = f"layerlab train --resume {shlex.quote(run_dir)}"
+    if getattr(e, "run_has_checkpoint", True):
+        return f"; {note}; resume with `{command}`"
+    # api.resume trains such a run again from its seed, exactly as `train` would have
+    return f"; {note}; `{command}` starts it again from its seed"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as e:
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-        note = getattr(e, "run_note", None)  # set by the API once a run directory exists
-        hint = f"; {note} (resume with `layerlab train --resume RUN_DIR`)" if note else ""
-        print(f"layerlab: {what}{hint}", file=sys.stderr)
+        print(f"layerlab: {what}{interrupt_hint(e)}", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`layerlab ... | head`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet too

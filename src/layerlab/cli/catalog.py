@@ -1,4 +1,4 @@
-"""What there is to train on and with: ``layerlab data list`` and ``layerlab models``."""
+"""What there is to train on and with: ``layerlab data list``, ``layerlab models`` and ``layerlab presets``."""
 
 from __future__ import annotations
 
@@ -9,26 +9,60 @@ def cmd_data_list(args) -> int:
     from ..data.catalog import availability, known_datasets
 
     rows = availability(args.data_dir)
-    named = {r["name"] for r in rows}
     if args.json:
         print(json.dumps(rows))
         return 0
+    named = {r["name"] for r in rows}
+    table = [(r["name"], "yes" if r["available"] else "no", r["description"], _where(r)) for r in rows]
+    table += [
+        (name, "yes", desc, "generated or bundled") for name, desc in known_datasets().items() if name not in named
+    ]
     from rich.console import Console
-    from rich.table import Table
 
-    t = Table("name", "available", "where / how to get it", "description")
-    t.columns[2].overflow = "fold"
-    for r in rows:
-        t.add_row(
-            r["name"],
-            "yes" if r["available"] else "no",
-            r["path"] or f"download from {r['download']}",
-            r["description"],
-        )
-    for name, desc in known_datasets().items():
-        if name not in named:
-            t.add_row(name, "yes", "generated or bundled", desc)
-    Console().print(t)
+    render_data_table(table, Console())
+    return 0
+
+
+def _where(row: dict) -> str:
+    return row["path"] or f"download from {row['download']}"
+
+
+def render_data_table(rows: list[tuple[str, str, str, str]], console) -> None:
+    """``data list``'s rows (name, here, description, where) on ``console``. Paths and URLs are
+    printed whole, never folded, since they are what one copies: as a table's last column on a
+    terminal wide enough for them, else (a narrow terminal, a pipe, a file) as a listing with the
+    location on its own line, in plain text that no one wraps."""
+    name_w = max(len(r[0]) for r in rows)
+    where_w = max(len(r[3]) for r in rows)
+    # name, here and where whole, 30 columns for the description, 13 for borders and padding
+    if console.is_terminal and console.width >= name_w + 4 + where_w + 30 + 13:
+        from rich.table import Table
+
+        t = Table("name", "here", "description", "where / how to get it")
+        t.columns[0].no_wrap = True
+        t.columns[3].no_wrap = True
+        t.columns[3].min_width = where_w
+        for r in rows:
+            t.add_row(*r)
+        console.print(t)
+        return
+    indent = " " * (name_w + 2 + 5)  # under the description
+    lines = [f"{'name':<{name_w}}  here description / where"]
+    for name, here, desc, where in rows:
+        lines += [f"{name:<{name_w}}  {here:<4} {desc}", f"{indent}{where}"]
+    print("\n".join(lines), file=console.file)
+
+
+def cmd_presets(args) -> int:
+    from ..presets import list_presets
+
+    presets = list_presets()
+    if args.json:
+        print(json.dumps(presets))
+        return 0
+    width = max(map(len, presets))
+    for name, desc in presets.items():
+        print(f"{name:<{width}}  {desc}")
     return 0
 
 
@@ -46,7 +80,7 @@ def cmd_models(args) -> int:
 
 
 def register(sub) -> None:
-    """Add ``data list`` and ``models`` to the ``layerlab`` sub-parsers."""
+    """Add ``data list``, ``models`` and ``presets`` to the ``layerlab`` sub-parsers."""
     d = sub.add_parser("data", help="datasets: what is available where", description="Dataset commands.")
     dsub = d.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     dl = dsub.add_parser(
@@ -61,3 +95,12 @@ def register(sub) -> None:
     m = sub.add_parser("models", help="registered models", description="List the registered models.")
     m.add_argument("--json", action="store_true", help="print a JSON object: name to description")
     m.set_defaults(func=cmd_models)
+
+    pr = sub.add_parser(
+        "presets",
+        help="the packaged training presets (train --config NAME)",
+        description="List the TOML presets that ship with layerlab, one line each; "
+        "train one with `layerlab train --config NAME` (flags override it).",
+    )
+    pr.add_argument("--json", action="store_true", help="print a JSON object: name to description")
+    pr.set_defaults(func=cmd_presets)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -36,22 +37,41 @@ def _and(names: list[str]) -> str:
 def cmd_train(args) -> int:
     from .. import api
     from ..config import RunConfig, check_model_options, config_from_flags
+    from ..presets import resolve
+    from ..rundir import RunDir, default_run_path
 
     if args.resume:
         return _resume(args)
-    base = RunConfig.from_toml(args.config) if args.config else RunConfig()
+    base = RunConfig.from_toml(resolve(args.config)) if args.config else RunConfig()
     cfg, given = config_from_flags(args, base)
-    check_model_options(cfg.model, args.config or "config", given)  # before minutes of data loading
-    if args.out:
-        from ..rundir import RunDir
-
-        RunDir.check_new(Path(args.out))
+    cfg.validate(args.config or "config")  # flags and preset together, before minutes of data loading
+    check_model_options(cfg.model, args.config or "config", given)
+    # the path is chosen here, not inside api.train, so that a Ctrl-C can name the run it stopped
+    out = Path(args.out) if args.out else default_run_path(cfg.model.name, cfg.data.name)
+    RunDir.check_new(out)
     progress = RichProgress(quiet=args.quiet, to_stderr=args.json)
     ds = api.prepare_data(cfg)
     if not args.quiet:
         progress.out.print(f"data: {ds.describe()}")
-    run, result = api.train(cfg, args.out, progress=progress.callbacks, dataset=ds)
+    with _names_run_on_interrupt(out):
+        run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
     return _print_summary(args, run, result)
+
+
+@contextmanager
+def _names_run_on_interrupt(path: Path):
+    """On Ctrl-C or SIGTERM once the run directory exists (the API has set ``run_note``), attach
+    ``run_dir`` and whether it has a checkpoint to the exception, for the message
+    :func:`layerlab.cli.main` prints: resuming a run with no checkpoint trains it again from its seed."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if getattr(e, "run_note", None):
+            from ..rundir import RunDir
+
+            e.run_dir = str(path)
+            e.run_has_checkpoint = RunDir(path).has_checkpoint()
+        raise
 
 
 def _resume(args) -> int:
@@ -70,14 +90,15 @@ def _resume(args) -> int:
             f"{_and(conflicts)} would change the run being resumed; only {allowed} may be given with --resume"
         )
     progress = RichProgress(quiet=args.quiet, to_stderr=args.json)
-    run, result = api.resume(
-        args.resume,
-        epochs=given.get("train.epochs"),
-        threads=given.get("train.threads"),
-        data_dir=given.get("data.data_dir"),
-        checkpoint_every=given.get("train.checkpoint_every"),
-        progress=progress.callbacks,
-    )
+    with _names_run_on_interrupt(Path(args.resume)):
+        run, result = api.resume(
+            args.resume,
+            epochs=given.get("train.epochs"),
+            threads=given.get("train.threads"),
+            data_dir=given.get("data.data_dir"),
+            checkpoint_every=given.get("train.checkpoint_every"),
+            progress=progress.callbacks,
+        )
     return _print_summary(args, run, result)
 
 
@@ -216,7 +237,12 @@ def register(sub) -> None:
         description="Train a model. Defaults reproduce the article: article-cnn on fashion-mnist, "
         "Adam lr 1e-3 eps 1e-7, batch 32, 10 epochs. Flags override --config.",
     )
-    t.add_argument("--config", metavar="FILE", help="TOML preset with [data], [model], [train] tables (see configs/)")
+    t.add_argument(
+        "--config",
+        metavar="PRESET|FILE",
+        help="a packaged preset by name (`layerlab presets` lists them, e.g. article_cnn) or a TOML file "
+        "with [data], [model], [train] tables; a file that exists wins over a preset of the same name",
+    )
     t.add_argument("--out", metavar="RUN_DIR", help="run directory to create (default runs/MODEL-DATA-TIME)")
     t.add_argument(
         "--resume",

@@ -18,7 +18,14 @@ from .transforms import InputSpec
 
 def prepare_data(cfg: DataConfig, *, seed: int = 0, sequence_model: bool = False) -> Dataset:
     """Load the dataset ``cfg`` names, read images as sequences when it asks (or when the model is
-    recurrent: rows, the article's reading), and hold out a validation split if it asks for one."""
+    recurrent: rows, the article's reading), and hold out a validation split if it asks for one.
+    Arrays that :func:`layerlab.fit` kept in a run (``RUN/arrays.npz``) are read back as they were
+    trained on (their held-out split included)."""
+    from .arrays import is_arrays_file, load_arrays
+
+    if is_arrays_file(cfg.name):  # an .npz of ours is not the sequence .npz the catalog reads
+        ds = load_arrays(cfg.name)
+        return split_validation(ds, cfg.validation, seed) if cfg.validation else ds
     ds = load_dataset(
         cfg.name,
         data_dir=cfg.data_dir,

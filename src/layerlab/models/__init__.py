@@ -4,11 +4,20 @@ Each factory takes the shape of one input sample, the number of outputs and its 
 options. ``create_model`` checks the options against the factory's signature: one a model does not
 take is an error, never silently dropped (``hidden`` on a CNN would otherwise train a model the
 user did not ask for). An option whose value is None counts as not given.
+
+Models of your own need no edit here: a name ``package.module:factory`` is imported on first use and
+registered under that name for the process (so ``--model mymodels:tiny_cnn`` works in every command,
+and a run records the name that rebuilds it), and the modules ``$LAYERLAB_PLUGINS`` lists
+(``mod1,mod2``) are imported when the registry loads, to call :func:`register_model` themselves.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import operator
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,9 +89,70 @@ def sequence_model(name: str) -> bool:
 
 
 def _get(name: str) -> _Entry:
+    if name.startswith("<object "):  # what layerlab.fit records for a module it was handed
+        raise ConfigError(
+            f"the model {name[8:-1]} was given to layerlab.fit as a Python object, which no command can "
+            f"rebuild; evaluate it from Python (layerlab.evaluate(model, x, y)), or train a registered "
+            f"name or package.module:factory"
+        )
+    if name not in _REGISTRY and ":" in name:
+        _import_factory(name)
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+        raise ConfigError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}, or "
+            f"package.module:factory for a model of your own"
+        )
     return _REGISTRY[name]
+
+
+def _import_factory(name: str) -> None:
+    """Register ``package.module:factory`` under that name, importing the module: the factory is a
+    callable ``(input_shape, num_outputs, **options) -> nn.Module`` (a function or a class)."""
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"model {name!r}: a model of your own is named package.module:factory")
+    # a factory in the working directory is found as `python -m` and a script would find it
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(
+            f"model {name!r}: cannot import module {module_name} ({e}); put it on PYTHONPATH or in the "
+            f"working directory"
+        ) from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+    if factory is None:
+        raise ConfigError(f"model {name!r}: module {module_name} has no attribute {attr}")
+    if not callable(factory):
+        raise ConfigError(
+            f"model {name!r}: {attr} in {module_name} is a {type(factory).__name__}, not a callable "
+            f"(input_shape, num_outputs, **options) -> nn.Module"
+        )
+    try:
+        inspect.signature(factory)
+    except (TypeError, ValueError):
+        raise ConfigError(f"model {name!r}: the signature of {attr} cannot be read; wrap it in a function") from None
+    desc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
+    _REGISTRY[name] = _Entry(factory, desc[0] if desc else f"{attr} from {module_name}", None, None, False)
+
+
+def load_plugins(names: str | None = None) -> list[str]:
+    """Import the modules ``names`` (default ``$LAYERLAB_PLUGINS``) lists, comma-separated; each
+    registers its models with :func:`register_model` as it is imported. Returns the modules imported."""
+    names = os.environ.get("LAYERLAB_PLUGINS", "") if names is None else names
+    done = []
+    for module_name in (n.strip() for n in names.split(",")):
+        if not module_name:
+            continue
+        try:
+            importlib.import_module(module_name)
+        except ImportError as e:
+            raise ConfigError(f"LAYERLAB_PLUGINS: cannot import module {module_name} ({e})") from None
+        done.append(module_name)
+    return done
 
 
 def _and(names: list[str]) -> str:
@@ -112,8 +182,29 @@ def create_model(
             f"model {name} needs an input shape and a number of outputs (only "
             f"{_and(with_defaults) if with_defaults else 'none'} have defaults)"
         )
-    return entry.factory(tuple(input_shape), int(num_outputs), **options)
+    # checked here, so a wrong value is one sentence now, not torch's IndexError inside training
+    given = num_outputs
+    try:
+        num_outputs = None if isinstance(given, bool) else operator.index(given)  # NumPy ints too, never 2.5
+    except TypeError:
+        num_outputs = None
+    if num_outputs is None or num_outputs < 1:
+        raise ConfigError(f"num_outputs must be at least 1, got {given!r}")
+    try:
+        input_shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input_shape must be a tuple of sizes such as (1, 28, 28), got {input_shape!r}") from None
+    if not input_shape or any(s < 1 for s in input_shape):
+        raise ConfigError(f"input_shape must be a tuple of positive sizes such as (1, 28, 28), got {input_shape}")
+    model = entry.factory(input_shape, num_outputs, **options)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model {name} returned a {type(model).__name__}, not a torch.nn.Module")
+    # what rebuilds it: a run of this module, given to layerlab.fit as an object, records the name
+    model._layerlab_build = {"name": name, "input_shape": input_shape, "num_outputs": num_outputs, "options": options}
+    return model
 
 
-# Populate the registry on import.
+# Populate the registry on import: ours, then the plugins the environment names.
 from . import cnn, rnn  # noqa: E402,F401
+
+load_plugins()

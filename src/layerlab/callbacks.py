@@ -1,0 +1,439 @@
+"""Callbacks: code of yours that :func:`layerlab.engine.fit` calls as training goes (Keras's protocol).
+
+Subclass :class:`Callback` and override the hooks you need; each gets the :class:`Trainer`, a small
+object with the model, optimizer, history, config and run directory, and ``stop_training``: set it
+(with ``stop_reason``) and training ends cleanly after the current epoch, its checkpoint, metrics
+and run record whole (``run.json`` then says ``stopped_early``).
+
+Shipped: :class:`EarlyStopping`, :class:`LearningRateMonitor`, :class:`TensorBoard`,
+:class:`StepLogger`, :class:`ProgressBar` (the command line's progress display; it works in a
+terminal and in a Jupyter notebook). The library itself never prints: only ``ProgressBar`` draws.
+
+Hooks run in the order of the list. Per-step hooks run every ``log_every`` steps (20, or the
+``every_n_steps`` a callback asks for), never per step unless asked: reading a loss back syncs a
+GPU with the host.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import unwrap
+from .errors import LayerlabError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Trainer:
+    """What callbacks see of a training run.
+
+    Attributes:
+        model: the model being trained (not the ``torch.compile`` wrapper).
+        optimizer: its optimizer; ``optimizer.param_groups[0]["lr"]`` is the learning rate the next
+            step uses.
+        history: the rows of finished epochs (the list :class:`~layerlab.engine.FitResult` returns).
+        cfg: the :class:`~layerlab.config.TrainConfig`.
+        run: the :class:`~layerlab.rundir.RunDir` written to, or None.
+        stop_training: set True to end training after the current epoch; ``stop_reason`` says why
+            (recorded in ``run.json``'s ``stopped_early``).
+        held_out: ``"val_"`` when rows are evaluated on a validation split, ``"test_"`` on the test set.
+        epochs, steps_per_epoch, n_train: the run's length, steps in an epoch, training samples.
+        start_epoch: epochs done before this call (a resumed run); ``epoch``: the current epoch (1-based).
+        global_step: optimizer steps taken in the whole run so far.
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    history: list[dict]
+    cfg: object
+    run: object = None
+    scheduler: object = None
+    stop_training: bool = False
+    stop_reason: str | None = None
+    held_out: str = "test_"
+    epochs: int = 0
+    steps_per_epoch: int = 0
+    n_train: int = 0
+    start_epoch: int = 0
+    epoch: int = 0
+    global_step: int = 0
+    lr_at: object = field(default=None, repr=False)  # global step -> lr of that step (the schedule's closed form)
+
+
+class Callback:
+    """Override the hooks you need; each is a no-op here. ``every_n_steps`` (None: no wish) asks
+    :func:`~layerlab.engine.fit` to call :meth:`on_step_end` at least that often."""
+
+    every_n_steps: int | None = None
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Before the first epoch (of this call: a resumed run has ``trainer.history`` already)."""
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        """Before epoch ``epoch`` (1-based) trains."""
+
+    def on_step_end(self, trainer: Trainer, step: int, logs: dict) -> None:
+        """Every ``log_every`` steps and after an epoch's last step. ``step`` counts the run's optimizer
+        steps (1-based, across epochs); ``logs``: ``loss`` and ``accuracy`` (running means over the
+        epoch so far; no accuracy for regression), ``batch_loss`` (the latest batch), ``lr`` (the
+        rate the latest step used), ``epoch``, ``epoch_step`` (steps done in the epoch), ``samples``
+        (samples done in the epoch)."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
+        """After epoch ``epoch`` is evaluated, before its checkpoint: ``row`` is its metrics (``train_*``,
+        ``val_*`` or ``test_*``, ``lr``, timings); keys added here go to the history and metrics.csv."""
+
+    def on_train_end(self, trainer: Trainer, history: list[dict]) -> None:
+        """After the last epoch (or the one a callback stopped at); not called when training fails."""
+
+    def close(self) -> None:
+        """Called last whether training ended, failed or was interrupted: release files and displays."""
+
+
+def log_interval(callbacks: list[Callback], default: int = 20) -> int:
+    """Steps between :meth:`Callback.on_step_end` calls: ``default``, or the greatest common divisor of
+    the ``every_n_steps`` the callbacks ask for, so each gets every step it wants."""
+    wanted = [cb.every_n_steps for cb in callbacks if cb.every_n_steps]
+    return math.gcd(*wanted) if wanted else default
+
+
+# ----------------------------------------------------------------------------------------------
+# Early stopping
+# ----------------------------------------------------------------------------------------------
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs after its best.
+
+    Args:
+        monitor: a column of the epoch rows: ``val_loss`` (default), ``val_accuracy``,
+            ``train_loss``, ... Never ``test_*``: that would choose the number of epochs on the
+            test set (hold out a validation split, ``validation=F``, and monitor ``val_*``).
+        patience: epochs without improvement to wait; 0 stops at the first epoch that does not improve.
+        min_delta: an improvement must exceed this much.
+        mode: ``min``, ``max`` or ``auto`` (``max`` for a name with ``acc`` in it, else ``min``).
+        restore_best: at the end of training load the weights of the best epoch, kept in memory,
+            into the model. Only the model object changes: the run directory's ``last`` stays the
+            epoch training stopped at, and its ``best`` is the lowest ``val_loss`` (written only
+            with a validation split). After a resume, the best epoch may be one trained before it:
+            its weights are not in memory, and the model is left as it is (with a warning).
+
+    A resumed run replays the history it has, so patience counts the epochs before the resume too.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best: bool = False,
+    ):
+        if mode not in ("auto", "min", "max"):
+            raise LayerlabError(f"EarlyStopping mode must be auto, min or max, got {mode!r}")
+        if patience < 0 or min_delta < 0:
+            raise LayerlabError(f"EarlyStopping patience and min_delta must be at least 0, got {patience}, {min_delta}")
+        self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
+        self.mode = mode if mode != "auto" else ("max" if "acc" in monitor else "min")
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_weights: dict | None = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def _value(self, row: dict) -> float:
+        if self.monitor not in row:
+            have = ", ".join(k for k in row if k != "epoch")
+            raise LayerlabError(f"EarlyStopping monitors {self.monitor}, which the epoch rows do not have ({have})")
+        return float(row[self.monitor])
+
+    def _see(self, epoch: int, row: dict) -> bool:
+        """Update best/wait with one epoch's row; True when it improved."""
+        value = self._value(row)
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return True
+        self.wait += 1
+        return False
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if self.monitor.startswith("test_"):
+            raise LayerlabError(
+                f"EarlyStopping on {self.monitor} would choose on the test set; hold out a validation split "
+                f"(validation=F) and monitor val_{self.monitor[5:]}"
+            )
+        if self.monitor.startswith("val_") and trainer.held_out != "val_":
+            raise LayerlabError(
+                f"EarlyStopping monitors {self.monitor}, but the run has no validation split; set validation=F "
+                f"(--validation F) or monitor a train_ column"
+            )
+        self.best, self.best_epoch, self.wait, self.best_weights = None, 0, 0, None
+        for row in trainer.history:  # a resumed run: the epochs before count
+            self._see(int(row["epoch"]), row)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
+        if self._see(epoch, row):
+            if self.restore_best:  # a CPU copy: the device keeps only the weights being trained
+                self.best_weights = {k: v.detach().cpu().clone() for k, v in unwrap(trainer.model).state_dict().items()}
+            return
+        if self.wait >= self.patience:  # Keras's count: patience epochs without improvement, at least one
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+            trainer.stop_reason = (
+                f"{self.monitor} did not improve for {self.wait} epoch{'s' * (self.wait != 1)} "
+                f"(best {self.best:.6g} at epoch {self.best_epoch})"
+            )
+
+    def on_train_end(self, trainer: Trainer, history: list[dict]) -> None:
+        if not self.restore_best or self.best_epoch == 0:
+            return
+        if self.best_weights is None:
+            log.warning(
+                "EarlyStopping: the best epoch (%d) was trained before this run was resumed; its weights are "
+                "not in memory, so the model keeps the weights of its last epoch",
+                self.best_epoch,
+            )
+            return
+        unwrap(trainer.model).load_state_dict(self.best_weights)
+        log.info("EarlyStopping: restored the weights of epoch %d (%s %.6g)", self.best_epoch, self.monitor, self.best)
+
+
+# ----------------------------------------------------------------------------------------------
+# The learning rate
+# ----------------------------------------------------------------------------------------------
+class LearningRateMonitor(Callback):
+    """Record the learning rate actually used.
+
+    Each history row (and metrics.csv) gets ``lr_start``, the rate of the epoch's first step, beside
+    the engine's ``lr`` (the rate of its last step). ``steps`` collects ``(step, lr)`` at every call
+    of :meth:`on_step_end` (every ``every_n_steps`` steps; None: every ``log_every``).
+    """
+
+    def __init__(self, every_n_steps: int | None = None):
+        self.every_n_steps = every_n_steps
+        self.steps: list[tuple[int, float]] = []
+
+    def on_step_end(self, trainer: Trainer, step: int, logs: dict) -> None:
+        if self.every_n_steps and step % self.every_n_steps:
+            return
+        self.steps.append((step, logs["lr"]))
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
+        first = (epoch - 1) * trainer.steps_per_epoch  # 0-based global index of the epoch's first step
+        row["lr_start"] = trainer.lr_at(first) if trainer.lr_at else row.get("lr")
+
+
+# ----------------------------------------------------------------------------------------------
+# Writers
+# ----------------------------------------------------------------------------------------------
+def _scalars(row: dict) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in row.items()
+        if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+
+class TensorBoard(Callback):
+    """Write scalars for TensorBoard (``tensorboard --logdir DIR``): every numeric column of each
+    epoch's row as ``epoch/<name>`` at step = epoch, and with ``every_n_steps`` the running
+    ``loss``/``accuracy``, ``batch_loss`` and ``lr`` as ``step/<name>`` at the run's global step.
+
+    Needs the ``tensorboard`` package (``pip install 'layerlab[tensorboard]'``). A resumed run
+    appends a new event file to the same folder; TensorBoard shows both.
+    """
+
+    def __init__(self, log_dir: str | Path, every_n_steps: int | None = None):
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (checked here, before training)
+        except ImportError:
+            raise LayerlabError(
+                "TensorBoard logging needs the tensorboard package; install it with "
+                "pip install 'layerlab[tensorboard]' (or pip install tensorboard)"
+            ) from None
+        self.log_dir = Path(log_dir)
+        self.every_n_steps = every_n_steps
+        self.writer = None
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        try:
+            self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        except OSError as e:
+            raise LayerlabError(f"{self.log_dir}: cannot write TensorBoard files there ({e.strerror or e})") from None
+
+    def on_step_end(self, trainer: Trainer, step: int, logs: dict) -> None:
+        if not self.every_n_steps or step % self.every_n_steps or self.writer is None:
+            return
+        for k in ("loss", "accuracy", "batch_loss", "lr"):
+            if k in logs:
+                self.writer.add_scalar(f"step/{k}", float(logs[k]), step)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
+        if self.writer is None:
+            return
+        for k, v in _scalars(row).items():
+            self.writer.add_scalar(f"epoch/{k}", v, epoch)
+        self.writer.flush()  # an epoch's scalars are on disk before the next one starts
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class StepLogger(Callback):
+    """Write one CSV row per logged step to ``path``: ``step`` (the run's), ``epoch``, ``epoch_step``,
+    ``loss`` and ``accuracy`` (running means over the epoch), ``batch_loss``, ``lr``.
+
+    ``every_n_steps`` (default 1: every step) sets how often; each row reads a loss back from the
+    device, so on a GPU every step costs a sync (pass 20 to avoid it). The file is replaced at the
+    start of training, or appended to with ``append=True`` (a resumed run). Rows are flushed as
+    written, so a killed run leaves every row it logged.
+    """
+
+    COLUMNS = ("step", "epoch", "epoch_step", "loss", "accuracy", "batch_loss", "lr")
+
+    def __init__(self, path: str | Path, every_n_steps: int = 1, append: bool = False):
+        if every_n_steps < 1:
+            raise LayerlabError(f"StepLogger every_n_steps must be at least 1, got {every_n_steps}")
+        self.path = Path(path)
+        self.every_n_steps = every_n_steps
+        self.append = append
+        self._file = None
+        self._writer = None
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        keep = self.append and self.path.is_file() and self.path.stat().st_size > 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a" if keep else "w", newline="")
+        except OSError as e:
+            raise LayerlabError(f"{self.path}: cannot write the step log there ({e.strerror or e})") from None
+        self._writer = csv.DictWriter(self._file, fieldnames=self.COLUMNS, extrasaction="ignore")
+        if not keep:
+            self._writer.writeheader()
+
+    def on_step_end(self, trainer: Trainer, step: int, logs: dict) -> None:
+        if self._writer is None or step % self.every_n_steps:
+            return
+        self._writer.writerow({"step": step, **{k: logs.get(k, "") for k in self.COLUMNS if k != "step"}})
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = self._writer = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Progress display
+# ----------------------------------------------------------------------------------------------
+def epoch_line(epoch: int, row: dict) -> str:
+    """The one-line summary of a finished epoch that ``ProgressBar`` prints."""
+    parts = [f"epoch {epoch}", f"loss {row['train_loss']:.4f}"]
+    if "train_accuracy" in row:
+        parts.append(f"acc {row['train_accuracy']:.4f}")
+    split = "val" if "val_loss" in row else "test"  # a validation split is named as such, never "test"
+    if f"{split}_loss" in row:
+        parts.append(f"{split}_loss {row[f'{split}_loss']:.4f}")
+    if f"{split}_accuracy" in row:
+        parts.append(f"{split}_acc {row[f'{split}_accuracy']:.4f}")
+    if "grad_norm_max" in row:
+        parts.append(f"grad_norm max {row['grad_norm_max']:.3g} clipped {row['clipped_fraction']:.0%}")
+    parts.append(f"{row['train_seconds']:.1f}s ({row['samples_per_second']:,.0f} samples/s)")
+    return " | ".join(parts)
+
+
+def _jupyter_bar_possible(console) -> bool:
+    """rich draws a live bar in Jupyter through ipywidgets; without it, it would only warn."""
+    if not console.is_jupyter:
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class ProgressBar(Callback):
+    """Training progress as Keras's ``verbose`` draws it, with rich (in a terminal or a Jupyter notebook).
+
+    Args:
+        verbose: 0 silent; 1 a bar per epoch (loss, accuracy, samples/s, ETA) and a line per
+            finished epoch; 2 only the line per epoch.
+        console: a ``rich.console.Console`` for the epoch lines (default: stdout, or stderr with
+            ``to_stderr``).
+        bar_console: the console the bar is drawn on (default: stderr). The bar is drawn only where
+            it can be: a terminal, or a notebook with ipywidgets; elsewhere (a pipe, a log file)
+            verbose 1 prints the epoch lines alone.
+        to_stderr: epoch lines to stderr (so stdout carries only what a program reads, e.g. JSON).
+    """
+
+    def __init__(self, verbose: int = 1, *, console=None, bar_console=None, to_stderr: bool = False):
+        from rich.console import Console
+
+        if verbose not in (0, 1, 2):
+            raise LayerlabError(f"ProgressBar verbose must be 0, 1 or 2, got {verbose!r}")
+        self.verbose = verbose
+        self.out = console if console is not None else Console(highlight=False, stderr=to_stderr)
+        self.err = bar_console if bar_console is not None else Console(stderr=True)
+        self.bar = None
+        self.task = None
+        self.t0 = 0.0
+
+    def _can_draw(self) -> bool:
+        return self.err.is_terminal or _jupyter_bar_possible(self.err)
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.t0 = time.perf_counter()
+        if self.verbose != 1 or not self._can_draw():
+            return
+        self.bar = Progress(
+            TextColumn(f"epoch {epoch}/{trainer.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=trainer.steps_per_epoch, stats="")
+
+    def on_step_end(self, trainer: Trainer, step: int, logs: dict) -> None:
+        if self.bar is None:
+            return
+        rate = logs["samples"] / max(time.perf_counter() - self.t0, 1e-9)
+        m = logs
+        stats = f"loss {m['loss']:.4f}" + (f" acc {m['accuracy']:.4f}" if "accuracy" in m else "") + f" {rate:,.0f}/s"
+        self.bar.update(self.task, completed=logs["epoch_step"], stats=stats)
+
+    def _stop_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
+        self._stop_bar()
+        if self.verbose:
+            self.out.print(epoch_line(epoch, row))
+
+    def close(self) -> None:
+        self._stop_bar()  # a failed or interrupted run must not leave the terminal in a live display

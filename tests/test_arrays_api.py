@@ -1,0 +1,222 @@
+"""Arrays in, arrays out: ``layerlab.fit``, ``evaluate`` and ``predict`` on NumPy arrays, tensors and
+PIL images, as Keras users hand them over; the checks the CLI makes, as one sentence each; a run
+directory from Python that every command reads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import layerlab
+from datagen import bar_images, save_png
+from layerlab import api
+from layerlab.callbacks import Callback
+from layerlab.data import arrays
+from layerlab.errors import LayerlabError
+
+
+@pytest.fixture(scope="module")
+def bars():
+    rng = np.random.default_rng(0)
+    x, y = bar_images(240, rng)  # (N, 28, 28) uint8, (N,) uint8: keras.datasets' types
+    xv, yv = bar_images(80, rng)
+    return x, y, xv, yv
+
+
+@pytest.fixture(scope="module")
+def fitted(bars, tmp_path_factory):
+    x, y, xv, yv = bars
+    run_dir = tmp_path_factory.mktemp("arrays") / "run"
+    return layerlab.fit("article-cnn", x, y, validation_data=(xv, yv), epochs=2, verbose=0, run_dir=run_dir)
+
+
+def test_the_package_exports_the_array_api():
+    assert layerlab.fit is api.fit
+    assert layerlab.evaluate is api.evaluate
+    assert layerlab.predict is api.predict
+    assert layerlab.History is api.History
+
+
+def test_history_is_keras_like(fitted):
+    h = fitted
+    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == 2 for v in h.history.values())
+    assert h.epoch == [0, 1]
+    assert h.best_epoch in (1, 2)
+    assert [r["epoch"] for r in h.rows] == [1, 2]
+    assert isinstance(h.model, torch.nn.Module)
+    assert h.history["val_accuracy"][-1] > 0.5  # bars are learnable in two epochs
+
+
+def test_evaluate_and_predict_agree_with_the_run_and_the_cli(fitted, bars, capsys):
+    from layerlab.cli import main
+
+    _, _, xv, yv = bars
+    on_model = layerlab.evaluate(fitted, xv, yv)
+    assert on_model["n"] == 80
+    assert set(on_model) >= {"loss", "accuracy", "per_class_accuracy", "confusion"}
+    # the run's auto weights are best (chosen on validation_data); the object holds the last
+    last = layerlab.evaluate(fitted.run.path, xv, yv, which="last")
+    assert last["accuracy"] == pytest.approx(on_model["accuracy"])
+    assert last["loss"] == pytest.approx(on_model["loss"], rel=1e-5)
+    # the CLI evaluates the run on its held-out split: the validation data
+    assert main(["evaluate", str(fitted.run.path), "--weights", "last", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["n"] == 80 and cli["accuracy"] == pytest.approx(on_model["accuracy"])
+    assert layerlab.evaluate(fitted.run.path)["n"] == 80  # a run without x, y: its own held-out split
+    probs = layerlab.predict(fitted, xv)
+    assert probs.shape == (80, 10) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (probs.argmax(1) == yv).mean() == pytest.approx(on_model["accuracy"])
+
+
+def test_every_input_form_gives_the_same_prediction(fitted, bars, tmp_path):
+    from PIL import Image
+
+    _, _, xv, _ = bars
+    want = layerlab.predict(fitted.model, xv[:3])
+    forms = {
+        "HWC": xv[:3, :, :, None],
+        "CHW": xv[:3, None],
+        "float in [0, 1]": xv[:3].astype(np.float64) / 255,
+        "tensor": torch.from_numpy(xv[:3]),
+        "list of arrays": list(xv[:3]),
+        "PIL images": [Image.fromarray(a) for a in xv[:3]],
+        "files": [save_png(tmp_path / f"{i}.png", a) for i, a in enumerate(xv[:3])],
+    }
+    for what, x in forms.items():
+        got = layerlab.predict(fitted.model, x)
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=what)
+    one = layerlab.predict(fitted.run.path, Image.fromarray(xv[0]), which="last")  # one image: a batch of one
+    np.testing.assert_allclose(one, want[:1], atol=1e-5)
+    tops = layerlab.predict(fitted, xv[:2], top_k=3)
+    assert len(tops) == 2 and len(tops[0]["top_k"]) == 3
+    assert tops[0]["index"] == int(want[0].argmax())
+
+
+def test_image_layouts_and_types_are_read_as_documented():
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    a, spec, pixels = arrays.model_inputs(grey, sequence=False)
+    assert a.shape == (4, 1, 28, 28) and a.dtype == torch.float32 and pixels
+    assert float(a.max()) <= 1.0 and spec.shape == (1, 28, 28)
+    torch.testing.assert_close(a[:, 0], torch.from_numpy(grey).float() / 255)
+    rgb = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)  # keras.datasets.cifar10's layout
+    b, spec, _ = arrays.model_inputs(rgb, sequence=False)
+    assert b.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(b[1, 2], torch.from_numpy(rgb[1, :, :, 2]).float() / 255)
+    f64 = rng.normal(size=(3, 2, 8, 8))  # float64, channels-first, kept as they are
+    c, _, pixels = arrays.model_inputs(f64, sequence=False)
+    assert c.dtype == torch.float32 and c.shape == (3, 2, 8, 8) and not pixels
+    torch.testing.assert_close(c, torch.from_numpy(f64).float())
+    seq, spec, _ = arrays.model_inputs(rng.normal(size=(5, 7)), sequence=True)
+    assert seq.shape == (5, 7, 1) and spec.kind == "sequence"
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        (np.zeros(10, np.uint8), np.arange(10) % 2, "is not a batch of images"),
+        (np.full((4, 8, 8), np.nan), [0, 1, 0, 1], "x\\[0\\] holds a NaN or infinite value"),
+        (np.zeros((4, 8, 8), np.uint8), [0, 1, 0], "x holds 4 samples and y 3 targets"),
+        (np.zeros((4, 8, 8), np.uint8), [0, 1, -1, 1], "negative label -1"),
+        (np.zeros((4, 8, 8), np.uint8), [1, 1, 1, 1], "classification needs at least two classes"),
+        (np.zeros((4, 8, 8), np.uint8), ["a", "b", "a", "b"], "give integer class ids"),
+        (np.zeros((4, 8, 8), np.int64), [0, 1, 0, 1], "give uint8 pixels"),
+        (np.zeros((4, 8, 8), np.uint8), [0.0, np.inf, 0.0, 1.0], "y\\[1\\] is NaN or infinite"),
+        (np.zeros((0, 8, 8), np.uint8), [], "holds no samples"),
+    ],
+)
+def test_bad_arrays_are_one_sentence(x, y, message):
+    with pytest.raises(LayerlabError, match=message) as e:
+        layerlab.fit("cnn", x, y, epochs=1, verbose=0)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_calls_are_one_sentence(fitted, bars, tmp_path):
+    x, y, xv, yv = bars
+    with pytest.raises(LayerlabError, match="not a whole class id"):
+        layerlab.evaluate(fitted, xv, yv + 0.5)
+    with pytest.raises(LayerlabError, match="the model knows 10 classes"):
+        layerlab.evaluate(fitted, xv, yv.astype(np.int64) + 5)
+    with pytest.raises(LayerlabError, match="does not fit the model, which takes images of 28x28"):
+        layerlab.predict(fitted, np.zeros((2, 32, 32), np.uint8))
+    with pytest.raises(LayerlabError, match="validation_data or validation_split, not both"):
+        layerlab.fit("cnn", x, y, validation_data=(xv, yv), validation_split=0.1, verbose=0)
+    with pytest.raises(LayerlabError, match="unknown option 'hiden'"):
+        layerlab.fit("lstm", x, y, hiden=8, verbose=0)
+    with pytest.raises(LayerlabError, match="model cnn does not take hidden"):
+        layerlab.fit("cnn", x, y, hidden=8, verbose=0)
+    with pytest.raises(LayerlabError, match="epochs must be at least 1"):
+        layerlab.fit("cnn", x, y, epochs=0, verbose=0)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "f").write_text("")
+    with pytest.raises(LayerlabError, match="already exists and is not empty"):
+        layerlab.fit("cnn", x, y, verbose=0, run_dir=tmp_path / "full")
+    with pytest.raises(LayerlabError, match="top_k must be at least 1"):
+        layerlab.predict(fitted, xv, top_k=0)
+
+
+def test_validation_split_regression_and_options(bars):
+    x, y, _, _ = bars
+    h = layerlab.fit("cnn", x, y, validation_split=0.25, epochs=1, verbose=0, channels="4,M", optimizer="sgd", lr=0.1)
+    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    none = layerlab.fit("cnn", x[:64], y[:64], epochs=1, verbose=0, channels="4,M")
+    assert set(none.history) == {"loss", "accuracy"}  # nothing held out: no val_*, and no test_* on training data
+    target = (y.astype(np.float64) / 9.0)[:, None]  # float y: regression with one output
+    reg = layerlab.fit("cnn", x, target, epochs=1, verbose=0, channels="4,M", validation_split=0.2)
+    assert set(reg.history) == {"loss", "val_loss"}
+    values = layerlab.predict(reg, x[:5])
+    assert values.shape == (5, 1)
+    assert set(layerlab.evaluate(reg, x[:5], target[:5])) == {"loss", "n"}
+
+
+def test_a_recurrent_model_reads_uint8_images_as_rows(bars, tmp_path):
+    x, y, xv, yv = bars
+    h = layerlab.fit("lstm", x, y, epochs=1, verbose=0, hidden=8, run_dir=tmp_path / "run")
+    spec = h.run.spec
+    assert spec.kind == "sequence" and spec.sequence == "rows" and spec.shape == (28, 28)
+    p = layerlab.predict(h.run.path, [save_png(tmp_path / "a.png", xv[0])])  # a file, read as rows too
+    np.testing.assert_allclose(p, layerlab.predict(h, xv[:1]), atol=1e-5)
+    assert layerlab.evaluate(h, xv, yv)["n"] == 80
+
+
+def test_a_run_from_arrays_resumes_exactly(bars, tmp_path):
+    x, y, _, _ = bars
+    a = layerlab.fit("cnn", x, y, validation_split=0.2, epochs=2, verbose=0, channels="4,M", run_dir=tmp_path / "a")
+    b = layerlab.fit("cnn", x, y, validation_split=0.2, epochs=1, verbose=0, channels="4,M", run_dir=tmp_path / "b")
+    assert (tmp_path / "b" / "arrays.npz").is_file()
+    _, result = api.resume(tmp_path / "b", epochs=2)  # the kept arrays pass the data fingerprint
+    assert result.history[-1]["val_loss"] == pytest.approx(a.history["val_loss"][-1], rel=1e-6)
+    assert len(b.history["loss"]) == 1
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_end(self, trainer, epoch, row):
+        self.epochs.append(epoch)
+
+
+def test_callbacks_reach_the_training_loop(bars, tmp_path, idx_dir):
+    x, y, _, _ = bars
+    rec = Recorder()
+    layerlab.fit("cnn", x[:64], y[:64], epochs=2, verbose=0, channels="4,M", callbacks=[rec])
+    assert rec.epochs == [1, 2]
+    from layerlab.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.name, cfg.model.name, cfg.model.channels, cfg.train.epochs = str(idx_dir), "cnn", "4,M", 1
+    rec2 = Recorder()
+    api.train(cfg, tmp_path / "run", callbacks=[rec2])
+    assert rec2.epochs == [1]
+
+
+def test_verbose_draws_epoch_lines(bars, capsys):
+    x, y, _, _ = bars
+    layerlab.fit("cnn", x[:64], y[:64], epochs=1, verbose=2, channels="4,M")
+    assert "1" in capsys.readouterr().out  # ProgressBar(2): one line per epoch
