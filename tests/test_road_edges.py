@@ -176,3 +176,21 @@ def test_a_hand_edited_run_record_is_one_sentence(trained_run, tmp_path, capsys)
     (copy / "run.json").write_text(json.dumps(info))
     assert main(["evaluate", str(copy)]) == 2
     assert "corrupt run record (dataset.num_outputs must be a positive integer)" in _err(capsys)
+
+
+def test_arrays_fitted_without_held_out_data_never_call_the_training_data_a_test(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = (rng.random((60, 28, 28)) * 255).astype(np.uint8)
+    y = rng.integers(0, 3, 60)
+    history = layerlab_fit(x, y, tmp_path / "run")
+    assert set(history.history) == {"loss", "accuracy"}
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "train_eval_loss" in header and not any(c.startswith(("test_", "val_")) for c in header)
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    assert "60 training samples" in capsys.readouterr().out
+
+
+def layerlab_fit(x, y, run_dir):
+    import layerlab
+
+    return layerlab.fit("article-cnn", x, y, epochs=1, verbose=0, run_dir=str(run_dir))

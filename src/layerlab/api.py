@@ -266,7 +266,10 @@ def evaluate_run(
     t0 = time.perf_counter()
     out = engine.predict_logits(model, ds.test, device=next(model.parameters()).device)
     m = engine.compute_metrics(ds.task, out, ds.test.y, ds.num_outputs if ds.task != "regression" else None)
-    result = {"run": str(run.path), "data": ds.name, "weights": used, "n": len(ds.test), "loss": m["loss"]}
+    # arrays fitted without held-out data have no test set: say that the numbers are on the training data
+    split = "training" if ds.meta.get("held_out") == "training" else "test"
+    result = {"run": str(run.path), "data": ds.name, "split": split, "weights": used, "n": len(ds.test)}
+    result["loss"] = m["loss"]
     if "accuracy" in m:
         classes = ds.classes or [str(i) for i in range(ds.num_outputs)]
         result["accuracy"] = m["accuracy"]

@@ -348,11 +348,13 @@ def epoch_line(epoch: int, row: dict) -> str:
     parts = [f"epoch {epoch}", f"loss {row['train_loss']:.4f}"]
     if "train_accuracy" in row:
         parts.append(f"acc {row['train_accuracy']:.4f}")
-    split = "val" if "val_loss" in row else "test"  # a validation split is named as such, never "test"
-    if f"{split}_loss" in row:
-        parts.append(f"{split}_loss {row[f'{split}_loss']:.4f}")
-    if f"{split}_accuracy" in row:
-        parts.append(f"{split}_acc {row[f'{split}_accuracy']:.4f}")
+    from .engine import row_prefix
+
+    p = row_prefix(row)  # val_, test_ or train_eval_: each split named as what it is
+    if f"{p}loss" in row:
+        parts.append(f"{p}loss {row[f'{p}loss']:.4f}")
+    if f"{p}accuracy" in row:
+        parts.append(f"{p}acc {row[f'{p}accuracy']:.4f}")
     if "grad_norm_max" in row:
         parts.append(f"grad_norm max {row['grad_norm_max']:.3g} clipped {row['clipped_fraction']:.0%}")
     parts.append(f"{row['train_seconds']:.1f}s ({row['samples_per_second']:,.0f} samples/s)")

@@ -472,10 +472,22 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
+HELD_OUT_PREFIXES = ("val_", "test_", "train_eval_")
+
+
 def held_out_prefix(dataset: Dataset) -> str:
-    """``val_`` when ``dataset.test`` is a validation split held out of the training set (it then
-    chooses the ``best`` weights), else ``test_`` (the test set: reported, never chosen on)."""
-    return "val_" if "validation_fraction" in dataset.meta else "test_"
+    """What the split evaluated after each epoch is, as the prefix of its metrics: ``val_`` a
+    validation split held out of the training set (it then chooses the ``best`` weights),
+    ``train_eval_`` the training data itself (arrays fitted with no held-out data: a name that does
+    not pass it off as a test), else ``test_`` (the test set: reported, never chosen on)."""
+    if "validation_fraction" in dataset.meta:
+        return "val_"
+    return "train_eval_" if dataset.meta.get("held_out") == "training" else "test_"
+
+
+def row_prefix(row: dict) -> str:
+    """The held-out prefix of a metrics row (see :func:`held_out_prefix`)."""
+    return next((p for p in HELD_OUT_PREFIXES if f"{p}loss" in row), "test_")
 
 
 def fit(

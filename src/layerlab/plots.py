@@ -68,7 +68,7 @@ def training_curves(rows: list[dict], title: str = "") -> Figure:
     epochs = [r["epoch"] for r in rows]
     panels = [("loss", "loss")] + ([("accuracy", "accuracy")] if has_acc else [])
     for ax, (key, label) in zip(axes, panels, strict=True):
-        for split, style in (("train", "o-"), ("val", "^:"), ("test", "s--")):
+        for split, style in (("train", "o-"), ("val", "^:"), ("test", "s--"), ("train_eval", "d-.")):
             vals = [r.get(f"{split}_{key}") for r in rows]
             pts = [(e, v) for e, v in zip(epochs, vals, strict=True) if v is not None]
             if pts:

@@ -66,6 +66,8 @@ METRIC_COLUMNS = [
     "val_accuracy",
     "test_loss",
     "test_accuracy",
+    "train_eval_loss",
+    "train_eval_accuracy",
     "train_seconds",
     "eval_seconds",
     "samples_per_second",

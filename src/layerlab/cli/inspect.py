@@ -156,10 +156,14 @@ def cmd_curves(args) -> int:
 
     r = views.curves_view(args.run_dir, out=args.out)
     last = r["rows"][-1]
-    split = "validation" if last.get("val_loss") is not None else "test"
-    key = "val" if split == "validation" else "test"
+    key = next((p for p in ("val", "test", "train_eval") if last.get(f"{p}_loss") is not None), "test")
+    split = {"val": "validation", "test": "test", "train_eval": "training-data"}[key]
     acc = f", {split} accuracy {last[f'{key}_accuracy']:.4f}" if last.get(f"{key}_accuracy") is not None else ""
-    print(f"{len(r['rows'])} epochs; last {split} loss {last[f'{key}_loss']:.4f}{acc}; wrote {_files(r['files'])}")
+    n = len(r["rows"])
+    print(
+        f"{n} epoch{'' if n == 1 else 's'}; last {split} loss {last[f'{key}_loss']:.4f}{acc}; "
+        f"wrote {_files(r['files'])}"
+    )
     return 0
 
 

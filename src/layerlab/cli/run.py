@@ -103,9 +103,11 @@ def _resume(args) -> int:
 
 
 def _print_summary(args, run, result) -> int:
+    from ..engine import row_prefix
+
     last = result.history[-1] if result.history else {}
     info = run.info()
-    held = "val" if "val_loss" in last else "test"  # a validation split replaces the test set in training
+    held = row_prefix(last)[:-1] if last else "test"  # val, test or train_eval: named as what it is
     summary = {
         "run": str(run.path),
         "model": info["model"]["name"],
@@ -120,7 +122,7 @@ def _print_summary(args, run, result) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
-    name = "validation" if held == "val" else "test"
+    name = {"val": "validation", "train_eval": "training-data"}.get(held, "test")
     acc = f"{name} accuracy {last[f'{held}_accuracy']:.4f}, " if f"{held}_accuracy" in last else ""
     best = f" (best: epoch {result.best_epoch}, by validation loss)" if result.best_epoch else ""
     epochs = f"{summary['epochs']} epoch" + ("" if summary["epochs"] == 1 else "s")
@@ -149,7 +151,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(r))
         return 0
-    print(f"{r['run']} on {r['data']} ({r['n']} test samples, {r['weights']} weights)")
+    print(f"{r['run']} on {r['data']} ({r['n']} {r.get('split', 'test')} samples, {r['weights']} weights)")
     if "accuracy" in r:
         print(f"accuracy {r['accuracy']:.4f}  loss {r['loss']:.4f}")
     else:

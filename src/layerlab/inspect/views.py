@@ -407,7 +407,17 @@ def summary_view(
 # Training and error views
 # ----------------------------------------------------------------------------------------------
 CONFUSION_CORNER = "true \\ predicted"  # confusion.csv's first header cell: rows are true classes
-CURVE_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"]
+CURVE_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "train_eval_loss",
+    "train_eval_accuracy",
+]
 
 
 def curves_view(run_dir: str, *, out: str | Path | None = None) -> dict:
