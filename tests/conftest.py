@@ -3,11 +3,19 @@ on what the machine has, and small datasets and runs made on the spot."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from datagen import make_idx_dir
+
+# CI replays the same examples every run (a red build is then the code's, never the draw's); a
+# developer's run draws new ones each time, which is how the property tests find new cases.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ re-derives it.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,12 +65,31 @@ class InputSpec:
             raise DataError(f"unknown head {self.head!r}; expected 'last' or 'step'")
         if self.sequence is not None and self.sequence not in SEQUENCE_MODES:
             raise DataError(f"unknown --sequence {self.sequence!r}; expected one of {', '.join(SEQUENCE_MODES)}")
-        # tuples, whatever came in (JSON gives lists)
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        for name in ("image_shape", "feature_mean", "feature_std"):
+        # tuples, whatever came in (JSON gives lists); a spec read back from run.json is checked as
+        # strictly as one a loader made, so a hand-edited record fails here in one sentence
+        object.__setattr__(self, "shape", _sizes(self.shape, "shape"))
+        if self.image_shape is not None:
+            object.__setattr__(self, "image_shape", _sizes(self.image_shape, "image_shape", length=3))
+        for name in ("feature_mean", "feature_std"):
             v = getattr(self, name)
             if v is not None:
-                object.__setattr__(self, name, tuple(int(s) if name == "image_shape" else float(s) for s in v))
+                object.__setattr__(self, name, _numbers(v, name))
+        if (self.feature_mean is None) != (self.feature_std is None) or (
+            self.feature_mean is not None and len(self.feature_mean) != len(self.feature_std)
+        ):
+            raise DataError("input spec: feature_mean and feature_std must be given together, one per feature")
+        if self.pixel_scale is not None and not (
+            isinstance(self.pixel_scale, (int, float)) and 0 < self.pixel_scale < float("inf")
+        ):
+            raise DataError(f"input spec: pixel_scale must be a positive number, got {self.pixel_scale!r}")
+        if self.permutation_seed is not None and (
+            not isinstance(self.permutation_seed, int) or isinstance(self.permutation_seed, bool)
+        ):
+            raise DataError(f"input spec: permutation_seed must be an integer, got {self.permutation_seed!r}")
+        if not isinstance(self.variable_length, bool):
+            raise DataError(f"input spec: variable_length must be true or false, got {self.variable_length!r}")
+        if self.vocab is not None and (not isinstance(self.vocab, str) or not self.vocab):
+            raise DataError("input spec: vocab must be a non-empty string of characters")
 
     # --- record
     def to_dict(self) -> dict:
@@ -161,6 +181,28 @@ class Vocabulary:
 
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] for i in ids)
+
+
+def _sizes(v, name: str, length: int | None = None) -> tuple[int, ...]:
+    """A shape: a non-empty list of positive integers (of ``length`` items)."""
+    ok = (
+        isinstance(v, (list, tuple))
+        and len(v) > 0
+        and all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in v)
+    )
+    if not ok or (length is not None and len(v) != length):
+        raise DataError(f"input spec: {name} must be {length or 'one or more'} positive integers, got {v!r}")
+    return tuple(int(n) for n in v)
+
+
+def _numbers(v, name: str) -> tuple[float, ...]:
+    """Finite numbers, one per feature."""
+    ok = isinstance(v, (list, tuple)) and all(
+        isinstance(n, numbers.Real) and not isinstance(n, bool) and abs(n) < float("inf") for n in v
+    )
+    if not ok:
+        raise DataError(f"input spec: {name} must be finite numbers, got {v!r}")
+    return tuple(float(n) for n in v)
 
 
 # ----------------------------------------------------------------------------------------------
