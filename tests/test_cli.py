@@ -267,4 +267,5 @@ def test_every_command_module_registers():
         "inspect",
         "compare-cells",
         "report",
+        "export",
     }

@@ -88,7 +88,14 @@ def test_every_field_round_trips_through_its_flag():
     want = RunConfig()
     argv = []
     values = {"str": "x", "int": 7, "float": 0.25}
-    choices = {"data.sequence": "pixels", "train.optimizer": "sgd", "train.device": "cpu", "train.schedule": "cosine"}
+    choices = {
+        "data.sequence": "pixels",
+        "train.optimizer": "sgd",
+        "train.device": "cpu",
+        "train.schedule": "cosine",
+        "model.padding": "same",
+        "model.global_pool": "max",
+    }
     for key in ALL_KEYS:
         section, name = key.split(".")
         f = next(f for f in fields(SECTIONS[section]) if f.name == name)
@@ -212,7 +219,9 @@ def test_check_model_options_names_flags_and_keys():
     with pytest.raises(ConfigError) as e:
         check_model_options(m, "p.toml", flags={"model.hidden": 8})
     msg = str(e.value)
-    assert "--hidden and [model] layers (p.toml)" in msg and msg.endswith("it takes channels")
+    assert "--hidden and [model] layers (p.toml)" in msg and msg.endswith(
+        "it takes channels, padding, batch_norm, dropout, residual, global_pool"
+    )
     check_model_options(ModelConfig(name="lstm", hidden=8, layers=2, bidirectional=True, dropout=0.1), "x")
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
         check_model_options(ModelConfig(name="nope"), "x")

@@ -343,13 +343,20 @@ class StepLogger(Callback):
 # ----------------------------------------------------------------------------------------------
 # Progress display
 # ----------------------------------------------------------------------------------------------
+#: What the split evaluated after each epoch is (see :func:`layerlab.engine.held_out_prefix`).
+HELD_OUT_PREFIXES = ("val_", "test_", "train_eval_")
+
+
+def row_prefix(row: dict) -> str:
+    """The held-out prefix of a metrics row: ``val_``, ``test_`` or ``train_eval_``."""
+    return next((p for p in HELD_OUT_PREFIXES if f"{p}loss" in row), "test_")
+
+
 def epoch_line(epoch: int, row: dict) -> str:
     """The one-line summary of a finished epoch that ``ProgressBar`` prints."""
     parts = [f"epoch {epoch}", f"loss {row['train_loss']:.4f}"]
     if "train_accuracy" in row:
         parts.append(f"acc {row['train_accuracy']:.4f}")
-    from .engine import row_prefix
-
     p = row_prefix(row)  # val_, test_ or train_eval_: each split named as what it is
     if f"{p}loss" in row:
         parts.append(f"{p}loss {row[f'{p}loss']:.4f}")

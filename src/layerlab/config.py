@@ -76,13 +76,38 @@ class ModelConfig:
         None, "recurrent models: read each sequence in both directions", default_text="the model's"
     )
     dropout: float | None = _opt(
-        None, "recurrent models: dropout between stacked layers", default_text="the model's", ge=0.0, lt=1.0
+        None,
+        "recurrent models: dropout between stacked layers; cnn: dropout before the Dense head",
+        default_text="the model's",
+        ge=0.0,
+        lt=1.0,
     )
     channels: str | None = _opt(
         None,
         "cnn: conv and pool layers such as 32,M,64,M (3x3 convs, 2x2 pools)",
         metavar="LIST",
         default_text="the model's",
+    )
+    padding: str | None = _opt(
+        None,
+        "cnn: conv padding, valid (each conv shrinks its input, Keras's default) or same (keeps the size)",
+        choices=("valid", "same"),
+        default_text="valid",
+    )
+    batch_norm: bool | None = _opt(
+        None, "cnn: batch normalisation after each conv (the conv then has no bias)", default_text="off"
+    )
+    residual: bool | None = _opt(
+        None,
+        "cnn: residual blocks ReLU(x + conv(x)) on every conv that keeps its input's shape "
+        "(--padding same, as many filters as the layer before)",
+        default_text="off",
+    )
+    global_pool: str | None = _opt(
+        None,
+        "cnn: end with global avg or max pooling instead of Flatten, so the model takes any size",
+        choices=("avg", "max"),
+        default_text="Flatten",
     )
 
     def options(self) -> dict:

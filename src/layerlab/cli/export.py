@@ -1,0 +1,40 @@
+"""``layerlab export RUN_DIR``: the run's model as ONNX, with ``model.json`` beside it."""
+
+from __future__ import annotations
+
+from .run import WEIGHTS, WEIGHTS_HELP
+
+
+def cmd_export(args) -> int:
+    from ..export import export_run
+
+    r = export_run(args.run_dir, out=args.out, which=args.weights, opset=args.opset, exporter=args.exporter)
+    shape = "x".join(str(s) for s in r["input"]["shape"])
+    print(f"wrote {r['onnx']} (opset {r['opset']}, {r['weights']} weights, input {shape}) and {r['json']}")
+    c = r["check"]
+    print(f"onnxruntime vs torch on {c['samples']} samples of the {c['on']}: max abs diff {c['max_abs_diff']:.3g}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``export`` to the ``layerlab`` sub-parsers."""
+    e = sub.add_parser(
+        "export",
+        help="write a run's model as ONNX, checked with onnxruntime",
+        description="Write the run's model as ONNX (dynamic batch axis; any size for a CNN with a global "
+        "pool, any length for a recurrent model) and model.json beside it (input spec, classes, how to "
+        "preprocess); check it with onnxruntime against torch on samples of the run's data. "
+        "Needs pip install 'layerlab[onnx]'.",
+    )
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
+    e.add_argument("--out", metavar="FILE.onnx", help="the ONNX file to write (default RUN_DIR/model.onnx)")
+    e.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
+    e.add_argument("--opset", type=int, metavar="N", help="ONNX opset (default 17)")
+    e.add_argument(
+        "--exporter",
+        choices=("torchscript", "dynamo"),
+        default="torchscript",
+        help="torch's exporter: torchscript (default; every layerlab model, dynamic axes) or dynamo "
+        "(torch.export-based; needs onnxscript)",
+    )
+    e.set_defaults(func=cmd_export)

@@ -1,0 +1,242 @@
+"""ONNX export of a run's model, checked with onnxruntime.
+
+``export_run(RUN_DIR)`` writes ``model.onnx`` (input ``input``, output ``logits``) and ``model.json``
+beside it: the run's input spec, its classes and how raw input becomes the model's input, so a
+program with onnxruntime alone can use the model. The export is checked at once: the same samples
+of the run's data go through torch and onnxruntime and the largest difference is recorded.
+
+Axes: the batch is always dynamic; so are the spatial axes of a CNN with a global pool (it takes
+any size) and the time axis of a recurrent model (it takes any length). A CNN with a Flatten head
+is fixed to the size it was built for.
+
+Exporter: torch's TorchScript-based exporter (``dynamo=False``) by default. The torch.export-based
+one (``exporter="dynamo"``, torch's default since 2.9, needs ``onnxscript``) is there too, but with
+torch 2.13 it fixes the length of a 1-D CNN's input at the example's (``MaxPool1d`` specialises it)
+and takes 2-15 s per model against well under one; the TorchScript one exports every layerlab model
+(CNNs 1-D/2-D/3-D, ``rnn``, ``lstm``, ``gru``, ``residual``) with the axes above.
+
+Not exported: ``lengths``. The ONNX model reads whole batches, so sequences of different lengths
+are run one at a time (or padded, which a masked CNN or a packed RNN would have left out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_write_text
+from .errors import LayerlabError
+from .rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+EXPORTERS = ("torchscript", "dynamo")
+DEFAULT_OPSET = 17  # onnxruntime 1.17+ runs it; both exporters write it
+CHECK_SAMPLES = 16
+
+
+def _require(*modules: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise LayerlabError(
+            f"ONNX export needs {' and '.join(missing)}, which is not installed; "
+            f"pip install 'layerlab[onnx]' (or pip install {' '.join(missing)})"
+        )
+
+
+def dynamic_axes(model: torch.nn.Module, ndim: int) -> dict[int, str]:
+    """The input axes (of ``ndim``, batch included) that may change size: the batch; the spatial
+    axes of a CNN ending in a global pool; the time axis of a recurrent model."""
+    axes = {0: "batch"}
+    if getattr(model, "pool", None) is not None and hasattr(model, "steps_first"):  # ConvNet, global pool
+        spatial = [1] if model.steps_first else list(range(2, ndim))
+        axes.update({i: f"size{i}" for i in spatial})
+    elif getattr(model, "input_kind", None) in ("sequence", "tokens"):  # a recurrent model: any length
+        axes[1] = "time"
+    return axes
+
+
+def preprocess_text(spec) -> str:
+    """How raw input becomes the ONNX model's input, in words (``model.json`` ``preprocess``)."""
+    if spec.kind == "image":
+        scale = spec.pixel_scale if spec.pixel_scale is not None else 1.0
+        text = (
+            f"images as float32 (N, C, H, W), channels first, each 8-bit value times {scale:g} "
+            f"(x / 255: values in [0, 1]); C, H, W = {list(spec.image_shape or spec.shape)}"
+        )
+        return text
+    if spec.kind == "tokens":
+        return "int64 token ids (N, T); character i of `input_spec.vocab` is id i"
+    text = "float32 sequences (N, T, F), steps first"
+    if spec.image_shape is not None and spec.sequence:
+        text = (
+            f"images read as sequences ({spec.sequence}): the image (C, H, W) in [0, 1] (x / 255) as "
+            f"{'its rows (H, W*C)' if spec.sequence == 'rows' else 'its pixels (H*W, C)'}"
+            + (", in the fixed order of input_spec.permutation_seed" if spec.sequence == "permuted" else "")
+            + "; float32 (N, T, F)"
+        )
+    if spec.feature_mean is not None:
+        text += (
+            "; each feature standardised as (x - input_spec.feature_mean) / input_spec.feature_std, missing values 0"
+        )
+    if spec.variable_length:
+        text += "; sequences of different lengths one at a time (the ONNX model takes no lengths)"
+    return text
+
+
+def _check_inputs(run: RunDir, spec, model: torch.nn.Module) -> tuple[torch.Tensor, str]:
+    """Up to :data:`CHECK_SAMPLES` samples of the run's test data (the model's input as the run
+    prepares it), or random ones of the spec's shape when the data cannot be read here."""
+    try:
+        x = run.dataset().test.x[:CHECK_SAMPLES]
+        return x, "test data"
+    except LayerlabError as e:
+        log.warning("checking the export on random inputs: the run's data cannot be read (%s)", e)
+    g = torch.Generator().manual_seed(0)
+    if spec.kind == "tokens":
+        n = int(run.info()["dataset"]["num_outputs"])
+        return torch.randint(0, n, (4, *spec.shape), generator=g), "random inputs"
+    return torch.rand(4, *spec.shape, generator=g), "random inputs"
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    which: str | None = None,
+    opset: int | None = None,
+    *,
+    exporter: str = "torchscript",
+) -> dict:
+    """Write the run's model as ONNX (``out``, default ``RUN_DIR/model.onnx``) and ``model.json``
+    beside it; check it with onnxruntime on samples of the run's data.
+
+    Args:
+        run_dir: a run directory.
+        out: the ``.onnx`` file to write.
+        which: weights, ``auto`` (default), ``best``, ``last`` or ``init``.
+        opset: the ONNX opset (default :data:`DEFAULT_OPSET`).
+        exporter: ``torchscript`` (default) or ``dynamo`` (see the module's docstring).
+
+    Returns: what ``model.json`` holds, plus ``onnx`` and ``json`` (the paths written).
+    """
+    if exporter not in EXPORTERS:
+        raise LayerlabError(f"unknown exporter {exporter!r}; expected torchscript or dynamo")
+    _require("onnx", "onnxruntime", *(["onnxscript"] if exporter == "dynamo" else []))
+    import onnx
+    import onnxruntime as ort
+
+    run = RunDir(run_dir)
+    used = run.resolve_weights(which)
+    model = run.model(used).float().eval()
+    spec = run.spec
+    info = run.info()
+    out = Path(out) if out is not None else run.path / "model.onnx"
+    if out.suffix != ".onnx":
+        raise LayerlabError(f"--out {out}: an ONNX file is named *.onnx")
+    if not out.parent.is_dir():
+        raise LayerlabError(f"--out {out}: the folder {out.parent} does not exist")
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    if not 9 <= opset <= onnx.defs.onnx_opset_version():
+        raise LayerlabError(f"--opset must be between 9 and {onnx.defs.onnx_opset_version()}, got {opset}")
+
+    x, source = _check_inputs(run, spec, model)
+    axes = dynamic_axes(model, x.dim())
+    example = x[:2] if len(x) >= 2 else torch.cat([x, x])  # a batch of 1 would be fixed at 1
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        _export(model, example, tmp, opset, axes, exporter)
+        onnx.checker.check_model(str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"input": x.numpy()})[0]
+    except LayerlabError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as e:  # the exporter's and onnxruntime's own errors, as one sentence
+        tmp.unlink(missing_ok=True)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise LayerlabError(
+            f"{run.path}: {info['model']['name'] if isinstance(info.get('model'), dict) else 'the model'} "
+            f"could not be exported to ONNX with the {exporter} exporter ({type(e).__name__}: {first})"
+        ) from None
+    with torch.no_grad():
+        want = model(x).numpy()
+    diff = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
+    tmp.replace(out)  # a complete file or none: the check ran on what is now in place
+
+    cfg = run.config()
+    record = {
+        "format": "onnx",
+        "file": out.name,
+        "exporter": exporter,
+        "opset": opset,
+        "model": cfg.model.name,
+        "model_options": cfg.model.options(),
+        "weights": used,
+        "input": {
+            "name": "input",
+            "dtype": "int64" if spec.kind == "tokens" else "float32",
+            "shape": [axes.get(i, int(s)) for i, s in enumerate(x.shape)],
+        },
+        "output": {"name": "logits", "meaning": _output_text(info["dataset"].get("task"), spec)},
+        "input_spec": spec.to_dict(),
+        "task": info["dataset"].get("task"),
+        "classes": run.classes,
+        "preprocess": preprocess_text(spec),
+        "check": {"samples": int(x.shape[0]), "on": source, "max_abs_diff": diff, "onnxruntime": ort.__version__},
+        "torch": torch.__version__,
+    }
+    json_path = out.with_suffix(".json")
+    atomic_write_text(json_path, json.dumps(record, indent=2) + "\n")
+    log.info("exported %s to %s (max abs diff %.3g on %d samples)", run.path, out, diff, x.shape[0])
+    return {**record, "onnx": str(out), "json": str(json_path)}
+
+
+def _output_text(task: str | None, spec) -> str:
+    per = "per step (N, T, K)" if spec.head == "step" else "(N, K)"
+    if task == "regression":
+        return f"predicted values {per}"
+    return f"logits {per}; softmax gives probabilities, output i is classes[i]"
+
+
+def _export(model, example: torch.Tensor, path: Path, opset: int, axes: dict[int, str], exporter: str) -> None:
+    out_axes = {0: "batch"}
+    if getattr(model, "head", "last") == "step" and 1 in axes:
+        out_axes[1] = axes[1]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
+        # the TorchScript exporter warns that it is the legacy one on every call: a known choice here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # torch warns that a GRU/LSTM exported at batch 2 may fail at other sizes: the check runs 16
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        if exporter == "torchscript":
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["input"],
+                output_names=["logits"],
+                opset_version=opset,
+                dynamic_axes={"input": axes, "logits": out_axes},
+                dynamo=False,
+            )
+        else:
+            from torch.export import Dim
+
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["input"],
+                output_names=["logits"],
+                opset_version=opset,
+                dynamic_shapes=({i: Dim.DYNAMIC for i in axes},),
+                dynamo=True,
+                external_data=False,
+            )
