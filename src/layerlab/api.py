@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import engine
+from . import distributed, engine
 from .checkpoint import atomic_write_text
 from .config import ModelConfig, RunConfig, TrainConfig, check_model_options
 from .data import Dataset, Split, arrays, known_datasets
@@ -80,18 +80,36 @@ def train(
     callbacks: list | None = None,
 ) -> tuple[RunDir, engine.FitResult]:
     """Build the model and data a config names, train it, and keep everything in a run directory.
-    ``callbacks`` (:mod:`layerlab.callbacks`) go to :func:`layerlab.engine.fit`."""
+    ``callbacks`` (:mod:`layerlab.callbacks`) go to :func:`layerlab.engine.fit`.
+
+    Under ``torchrun`` with several processes (:mod:`layerlab.distributed`) every rank calls this;
+    rank 0 alone writes ``out`` and the others return ``(None, result)``."""
     cfg.validate()
     check_model_options(cfg.model)  # before minutes of data loading, not after
     if cfg.data.name not in known_datasets() and Path(cfg.data.name).expanduser().exists():
         cfg.data.name = str(Path(cfg.data.name).expanduser().resolve())  # so the run finds it from any directory
     out = Path(out) if out else default_run_path(cfg.model.name, cfg.data.name)
-    if not overwrite:
+    ctx = distributed.context()
+    if not overwrite and (ctx is None or ctx.is_main):
         RunDir.check_new(out)
+    if ctx is None:
+        return _train(cfg, out, None, progress, dataset, overwrite, callbacks)
+    distributed.start(ctx)
+    try:
+        return _train(cfg, out, ctx, progress, dataset, overwrite, callbacks)
+    finally:
+        distributed.stop()
+
+
+def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbacks):
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
+    if ctx is not None:
+        device = distributed.rank_device(ctx, device)
     engine.seed_everything(cfg.train.seed)
     ds = dataset if dataset is not None else prepare_data(cfg)
+    if ctx is not None:  # before the run directory exists: a bad batch leaves nothing half-made
+        distributed.check_batch(cfg.train.batch_size, len(ds.train), ctx.world_size)
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
     info = {
         "model": {"name": cfg.model.name, "options": cfg.model.options(), "parameters": count_parameters(model)},
@@ -103,8 +121,14 @@ def train(
         "selection": "validation" if engine.held_out_prefix(ds) == "val_" else None,
         "data_fingerprint": data_fingerprint(ds),
     }
-    run = RunDir.create(out, cfg, info, overwrite=overwrite)  # takes the run's lock
-    return run, _fit_and_record(run, model, ds, cfg, progress, **_callbacks_kw(callbacks))
+    if ctx is None:
+        run = RunDir.create(out, cfg, info, overwrite=overwrite)  # takes the run's lock
+        return run, _fit_and_record(run, model, ds, cfg, progress, **_callbacks_kw(callbacks))
+    info["distributed"] = distributed.record(ctx, device, info["data_fingerprint"])
+    made: list[RunDir] = []
+    distributed.from_main(ctx, lambda: made.append(RunDir.create(out, cfg, info, overwrite=overwrite)))
+    run = made[0] if made else None
+    return run, _fit_and_record(run, model, ds, cfg, progress, dist=ctx, **_callbacks_kw(callbacks))
 
 
 def _callbacks_kw(callbacks: list | None) -> dict:
@@ -127,17 +151,45 @@ def resume(
     the result may differ: more ``epochs``, the CPU ``threads``, where the data is found
     (``data_dir``), how often it is saved (``checkpoint_every``). The run is locked while it trains;
     a run another live process writes is an error, and so is data that differs from the data it was
-    trained on (its fingerprint)."""
-    run = RunDir(run_dir)
-    info = run.info()
-    run.acquire_lock()
+    trained on (its fingerprint).
+
+    Under ``torchrun`` with several processes every rank calls this: rank 0 locks and reads the run
+    and gives the others its config and training state (the weights follow with DDP's first
+    broadcast); they never open the run directory and return ``(None, result)``. Any world size may
+    resume any run (see README, "Training on several processes or machines")."""
+    ctx = distributed.context()
+    if ctx is None:
+        run = RunDir(run_dir)
+        info = run.info()
+        run.acquire_lock()
+        try:
+            cfg, state = _read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every)
+            return _resume_locked(run, info, cfg, state, progress, dataset, None)
+        finally:
+            run.release_lock()
+    distributed.start(ctx)
+    run = RunDir(run_dir) if ctx.is_main else None
+    locked = False
     try:
-        return _resume_locked(run, info, epochs, threads, data_dir, checkpoint_every, progress, dataset)
+
+        def read():
+            nonlocal locked
+            info = run.info()
+            run.acquire_lock()
+            locked = True
+            return (info, *_read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every))
+
+        info, cfg, state = distributed.from_main(ctx, read)
+        return _resume_locked(run, info, cfg, state, progress, dataset, ctx)
     finally:
-        run.release_lock()
+        if locked:
+            run.release_lock()
+        distributed.stop()
 
 
-def _resume_locked(run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every, progress, dataset):
+def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every):
+    """The config to continue with (the allowed overrides applied) and the checkpoint's training
+    state (None: no checkpoint yet), read under the run's lock."""
     run.clean_leftovers(locked=True)
     cfg = run.config()
     if checkpoint_every is not None:
@@ -148,10 +200,8 @@ def _resume_locked(run: RunDir, info: dict, epochs, threads, data_dir, checkpoin
         cfg.train.threads = threads
     if data_dir is not None:
         cfg.data.data_dir = data_dir
-    _setup_threads(cfg.train.threads)
-    device = engine.resolve_device(cfg.train.device)
-    if not run.has_checkpoint():  # killed before its first checkpoint: train again from the seed, as train did
-        return run, _restart(run, info, cfg, device, progress, dataset)
+    if not run.has_checkpoint():
+        return cfg, None
     state = run.training_state()
     # a run killed after its last checkpoint but before it recorded the end resumes to record it
     done = state["epoch"] > cfg.train.epochs or (
@@ -161,11 +211,24 @@ def _resume_locked(run: RunDir, info: dict, epochs, threads, data_dir, checkpoin
         raise ConfigError(
             f"{run.path} already trained {state['epoch']} epochs; pass --epochs N with N > {state['epoch']}"
         )
+    return cfg, state
+
+
+def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict | None, progress, dataset, ctx):
+    """Continue from ``state``; ``run`` is None on the ranks other than rank 0 of a torchrun job."""
+    _setup_threads(cfg.train.threads)
+    device = engine.resolve_device(cfg.train.device)
+    if ctx is not None:
+        device = distributed.rank_device(ctx, device)
+    if state is None:  # killed before its first checkpoint: train again from the seed, as train did
+        return run, _restart(run, info, cfg, device, progress, dataset, ctx)
     ds = dataset if dataset is not None else prepare_data(cfg)
-    if "data_fingerprint" in info:  # runs of older layerlab versions have none to check
-        check_fingerprint(run.path, info["data_fingerprint"], data_fingerprint(ds))
-    run.write_metrics(state["history"])  # metrics.csv says what the checkpoint holds, nothing newer
-    model = run.model("last", device).train()
+    fields = _check_resumed_data(run, info, cfg, ds, device, ctx)
+    if run is None:  # DDP broadcasts rank 0's weights when it wraps the model: these are placeholders
+        model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device).train()
+    else:
+        run.write_metrics(state["history"])  # metrics.csv says what the checkpoint holds, nothing newer
+        model = run.model("last", device).train()
     if cfg.train.channels_last and any(p.dim() == 4 for p in model.parameters()):
         model = model.to(memory_format=torch.channels_last)
     optimizer = engine.make_optimizer(model, cfg.train, device)
@@ -174,11 +237,12 @@ def _resume_locked(run: RunDir, info: dict, epochs, threads, data_dir, checkpoin
     position = None
     if state["step"]:
         position = engine.EpochPosition(state["step"], state["train_stats"], list(state["grad_norms"]))
-    atomic_write_text(run.path / "config.toml", cfg.to_toml())
-    fields = {"resumed_from_epoch": state["epoch"]}
+    fields["resumed_from_epoch"] = state["epoch"]
     if state["step"]:
         fields["resumed_from_step"] = state["step"]
-    run.update_info(status="running", **fields)
+    if run is not None:
+        atomic_write_text(run.path / "config.toml", cfg.to_toml())
+        run.update_info(status="running", **fields)
     return run, _fit_and_record(
         run,
         model,
@@ -190,25 +254,52 @@ def _resume_locked(run: RunDir, info: dict, epochs, threads, data_dir, checkpoin
         history=state["history"],
         position=position,
         prior_seconds=info.get("train_wall_seconds", 0.0),
+        **({"dist": ctx} if ctx is not None else {}),
     )
 
 
-def _restart(run: RunDir, info: dict, cfg: RunConfig, device, progress, dataset) -> engine.FitResult:
+def _check_resumed_data(run: RunDir | None, info: dict, cfg: RunConfig, ds: Dataset, device, ctx) -> dict:
+    """Check that the data is what the run was trained on (on every rank of a torchrun job: each
+    against rank 0, rank 0 against the record) and return run.json's new ``distributed`` field."""
+    fingerprint = data_fingerprint(ds)
+    fields: dict = {}
+    if ctx is not None:
+        distributed.check_batch(cfg.train.batch_size, len(ds.train), ctx.world_size)
+        fields["distributed"] = distributed.record(ctx, device, fingerprint)
+    elif "distributed" in info:  # a DDP run continued by one process
+        fields["distributed"] = None
+
+    def check() -> None:
+        if "data_fingerprint" in info:  # runs of older layerlab versions have none to check
+            check_fingerprint(run.path, info["data_fingerprint"], fingerprint)
+
+    if ctx is None:
+        check()
+    else:  # every rank stops with rank 0's sentence, none waits in a collective
+        distributed.from_main(ctx, check)
+    return fields
+
+
+def _restart(run: RunDir | None, info: dict, cfg: RunConfig, device, progress, dataset, ctx) -> engine.FitResult:
     """Train a run that has no checkpoint yet from the start, exactly as :func:`train` would have."""
     engine.seed_everything(cfg.train.seed)
     ds = dataset if dataset is not None else prepare_data(cfg)
-    if "data_fingerprint" in info:
-        check_fingerprint(run.path, info["data_fingerprint"], data_fingerprint(ds))
+    fields = _check_resumed_data(run, info, cfg, ds, device, ctx)
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
-    atomic_write_text(run.path / "config.toml", cfg.to_toml())
-    (run.path / "metrics.csv").unlink(missing_ok=True)
-    run.update_info(status="running", resumed_from_epoch=0)
-    return _fit_and_record(run, model, ds, cfg, progress)
+    fields["resumed_from_epoch"] = 0
+    if run is not None:
+        atomic_write_text(run.path / "config.toml", cfg.to_toml())
+        (run.path / "metrics.csv").unlink(missing_ok=True)
+        run.update_info(status="running", **fields)
+    return _fit_and_record(run, model, ds, cfg, progress, **({"dist": ctx} if ctx is not None else {}))
 
 
-def _fit_and_record(run: RunDir, model, ds, cfg, progress, prior_seconds: float = 0.0, **kw) -> engine.FitResult:
+def _fit_and_record(run: RunDir | None, model, ds, cfg, progress, prior_seconds: float = 0.0, **kw) -> engine.FitResult:
     """Fit, then record how it ended in run.json: ``completed``, ``interrupted`` (Ctrl-C, SIGTERM) or
-    ``failed`` (with the error), so ``status`` never stays ``running``; the lock goes either way."""
+    ``failed`` (with the error), so ``status`` never stays ``running``; the lock goes either way.
+    Without a run (a rank other than rank 0 of a torchrun job) it only fits."""
+    if run is None:
+        return engine.fit(model, ds, cfg.train, run=None, progress=progress, **kw)
     t0 = time.perf_counter()
     try:
         try:

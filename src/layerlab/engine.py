@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import distributed
 from .callbacks import Callback, TensorBoard, Trainer, log_interval
 from .checkpoint import pause_point
 from .config import TrainConfig
@@ -296,9 +297,15 @@ def train_one_epoch(
     checkpoint: Callable[[EpochPosition], None] | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     on_log: Callable[[int, dict], None] | None = None,
+    dist: distributed.DistContext | None = None,
 ) -> dict:
     """One pass over ``split`` in shuffled batches of ``cfg.batch_size``; returns train metrics and
     ``lr``, the learning rate the epoch's last step used.
+
+    With ``dist`` (a torchrun job; ``model`` is DDP-wrapped) ``cfg.batch_size`` is the global batch:
+    this rank trains on its shard of each (see :func:`layerlab.data.iterate_batches`), and the
+    metrics, logs and checkpointed statistics are sums over all ranks (``start.stats`` is taken as
+    such a sum, so only rank 0 starts from it).
 
     ``start`` continues an epoch from a mid-epoch checkpoint (its first ``start.step`` batches of the
     same shuffle order are skipped). With ``checkpoint`` and ``cfg.checkpoint_every``, ``checkpoint``
@@ -310,7 +317,13 @@ def train_one_epoch(
     """
     model.train()
     start = start or EpochPosition()
-    stats = start.stats.to(device) if start.stats is not None else torch.zeros(3, device=device)
+    main = dist is None or dist.is_main
+    stats = start.stats.to(device) if start.stats is not None and main else torch.zeros(3, device=device)
+    shard = (dist.rank, dist.world_size) if dist is not None else None
+
+    def total(t: torch.Tensor) -> torch.Tensor:  # every rank calls it at the same steps: a collective
+        return distributed.all_sum(t) if dist is not None else t
+
     grad_norms: list[torch.Tensor] = [g.to(device) for g in start.grad_norms]
     n_steps = math.ceil(len(split) / cfg.batch_size)
     every = getattr(cfg, "checkpoint_every", None) if checkpoint is not None else None
@@ -328,7 +341,7 @@ def train_one_epoch(
         if on_log:
             on_log(steps, logs)
 
-    for batch in iterate_batches(split, cfg.batch_size, shuffle=True, generator=generator):
+    for batch in iterate_batches(split, cfg.batch_size, shuffle=True, generator=generator, shard=shard):
         if steps < start.step:  # done before the checkpoint this epoch resumes from
             steps += 1
             continue
@@ -336,7 +349,14 @@ def train_one_epoch(
         with _autocast(device, cfg.amp):
             out = _forward(model, batch, cfg.channels_last)
         loss = compute_loss(task, out, batch.y)
-        loss.backward()
+        if dist is not None:
+            # DDP averages the ranks' gradients; an epoch's last batch may split unevenly, and this
+            # weight (1 for equal shards, so those keep their bits) makes the average the batch mean
+            global_n = min(cfg.batch_size, len(split) - steps * cfg.batch_size)
+            weight = len(batch) * dist.world_size / global_n
+            (loss * weight if weight != 1 else loss).backward()
+        else:
+            loss.backward()
         if cfg.clip:
             grad_norms.append(nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
         lr = optimizer.param_groups[0]["lr"]  # a host float: reading it costs no sync
@@ -349,15 +369,16 @@ def train_one_epoch(
         due = every and (steps_before + steps) % every == 0 and steps < n_steps
         log_due = (steps_before + steps) % log_every == 0  # the run's steps: every_n_steps means the same each epoch
         if log_due or due:
-            m = metrics_from(task, stats, "")
+            summed = total(stats)
+            m = metrics_from(task, summed, "")
             if not math.isfinite(m["loss"]):  # never checkpoint a poisoned model
                 raise TrainingError(f"the training loss became {m['loss']} by step {steps}; lower --lr or set --clip")
             if log_due:
                 log_now(m)
                 logged = steps
             if due:
-                checkpoint(EpochPosition(steps, stats.detach().clone(), list(grad_norms)))
-    m = metrics_from(task, stats, "train_")
+                checkpoint(EpochPosition(steps, summed.detach().clone(), list(grad_norms)))
+    m = metrics_from(task, total(stats), "train_")
     if not math.isfinite(m["train_loss"]):
         raise TrainingError(f"the training loss became {m['train_loss']}; lower --lr or set --clip")
     if logged != steps:  # the epoch's last steps, unless just logged
@@ -472,9 +493,6 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-HELD_OUT_PREFIXES = ("val_", "test_", "train_eval_")
-
-
 def held_out_prefix(dataset: Dataset) -> str:
     """What the split evaluated after each epoch is, as the prefix of its metrics: ``val_`` a
     validation split held out of the training set (it then chooses the ``best`` weights),
@@ -483,11 +501,6 @@ def held_out_prefix(dataset: Dataset) -> str:
     if "validation_fraction" in dataset.meta:
         return "val_"
     return "train_eval_" if dataset.meta.get("held_out") == "training" else "test_"
-
-
-def row_prefix(row: dict) -> str:
-    """The held-out prefix of a metrics row (see :func:`held_out_prefix`)."""
-    return next((p for p in HELD_OUT_PREFIXES if f"{p}loss" in row), "test_")
 
 
 def fit(
@@ -504,6 +517,7 @@ def fit(
     position: EpochPosition | None = None,
     scheduler_state: dict | None = None,
     log_every: int | None = None,
+    dist: distributed.DistContext | None = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset.train`` for ``cfg.epochs`` epochs, evaluating on ``dataset.test``
     after each (a validation split when one was held out: rows have ``val_*`` columns, and the
@@ -522,13 +536,16 @@ def fit(
             it from ``run``'s checkpoint (or, in a checkpoint from before schedules, derives it
             from the step it resumes at).
         log_every: steps between per-step callback calls (default 20, or what the callbacks ask for).
+        dist: this process's place in a torchrun job (:func:`layerlab.distributed.context`): the
+            model is trained under DistributedDataParallel, ``cfg.batch_size`` is the global batch,
+            ``run`` is given to rank 0 only, and every rank evaluates the whole held-out split.
 
     The learning rate follows ``cfg.schedule`` (see :func:`lr_factor`), stepped after every
     optimizer step; each row's ``lr`` is the rate its last step used. A NaN or infinite loss
     raises :class:`~layerlab.errors.TrainingError` saying which checkpoint is kept.
     """
     cbs = list(callbacks or [])
-    if cfg.tensorboard:
+    if cfg.tensorboard and (dist is None or dist.is_main):  # one writer of the logs, as of the run
         cbs.append(TensorBoard(cfg.tensorboard))
     if isinstance(progress, Callback):
         cbs.append(progress)
@@ -547,6 +564,7 @@ def fit(
             position,
             scheduler_state,
             log_every or log_interval(cbs),
+            dist,
         )
     except TrainingError as e:
         kept = run.kept() if run is not None else "no checkpoint is written without a run directory"
@@ -557,7 +575,7 @@ def fit(
 
 
 def _fit(
-    model, dataset, cfg, run, callbacks, optimizer, start_epoch, history, position, scheduler_state, log_every
+    model, dataset, cfg, run, callbacks, optimizer, start_epoch, history, position, scheduler_state, log_every, dist
 ) -> FitResult:
     device = next(model.parameters()).device
     if cfg.channels_last and device.type in ("cpu", "cuda") and any(p.dim() == 4 for p in model.parameters()):
@@ -565,7 +583,15 @@ def _fit(
     optimizer = optimizer or make_optimizer(model, cfg, device)
     train_split = _to_device(dataset.train, device)
     test_split = _to_device(dataset.test, device)
-    step_model = torch.compile(model) if cfg.compile else model
+    if dist is not None:
+        distributed.check_batch(cfg.batch_size, len(train_split), dist.world_size)
+        step_model = distributed.wrap(model, device)
+        step_model = torch.compile(step_model) if cfg.compile else step_model
+        # evaluated without the DDP wrapper: its forward would broadcast buffers, a collective per batch
+        eval_model = torch.compile(model) if cfg.compile else model
+    else:
+        step_model = torch.compile(model) if cfg.compile else model
+        eval_model = step_model
     result = FitResult(history=list(history or []))
     held = held_out_prefix(dataset)
     validated = held == "val_"
@@ -635,9 +661,11 @@ def _fit(
                 log_every=log_every,
                 start=position if epoch == start_epoch else None,
                 steps_before=epoch * steps,
-                checkpoint=checkpoint if run is not None else None,
+                # ranks without the run still reach each checkpoint's sum of statistics (a collective)
+                checkpoint=checkpoint if run is not None else (_no_checkpoint if dist is not None else None),
                 scheduler=scheduler,
                 on_log=on_log if callbacks else None,
+                dist=dist,
             )
         )
         lr_used = row.pop("lr")
@@ -647,7 +675,7 @@ def _fit(
         t1 = time.perf_counter()
         row.update(
             evaluate(
-                step_model,
+                eval_model,
                 test_split,
                 task=dataset.task,
                 batch_size=cfg.eval_batch_size,
@@ -701,6 +729,10 @@ def _fit(
     for cb in callbacks:
         cb.on_train_end(trainer, result.history)
     return result
+
+
+def _no_checkpoint(pos: EpochPosition) -> None:
+    """What a rank other than rank 0 does at a checkpoint: nothing (rank 0 alone writes the run)."""
 
 
 def _to_device(split: Split, device: torch.device) -> Split:

@@ -37,6 +37,7 @@ def _and(names: list[str]) -> str:
 def cmd_train(args) -> int:
     from .. import api
     from ..config import RunConfig, check_model_options, config_from_flags
+    from ..distributed import is_main_process
     from ..presets import resolve
     from ..rundir import RunDir, default_run_path
 
@@ -48,10 +49,12 @@ def cmd_train(args) -> int:
     check_model_options(cfg.model, args.config or "config", given)
     # the path is chosen here, not inside api.train, so that a Ctrl-C can name the run it stopped
     out = Path(args.out) if args.out else default_run_path(cfg.model.name, cfg.data.name)
-    RunDir.check_new(out)
-    progress = RichProgress(quiet=args.quiet, to_stderr=args.json)
+    main = is_main_process()  # under torchrun only rank 0 looks at the run directory and prints
+    if main:
+        RunDir.check_new(out)
+    progress = RichProgress(quiet=args.quiet or not main, to_stderr=args.json)
     ds = api.prepare_data(cfg)
-    if not args.quiet:
+    if not args.quiet and main:
         progress.out.print(f"data: {ds.describe()}")
     with _names_run_on_interrupt(out):
         run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
@@ -78,18 +81,20 @@ def _resume(args) -> int:
     """``train --resume RUN``: a flag that would change the run is an error, not silently ignored."""
     from .. import api
     from ..config import RESUME_FLAGS, RunConfig, config_from_flags, flag, resume_conflicts
+    from ..distributed import is_main_process
 
     _, given = config_from_flags(args, RunConfig())
     conflicts = [name for name, value in (("--config", args.config), ("--out", args.out)) if value]
     saved = Path(args.resume) / "config.toml"
-    if saved.is_file():  # otherwise api.resume says what is wrong with RUN_DIR
+    main = is_main_process()  # the other ranks of a torchrun job never open the run directory
+    if main and saved.is_file():  # otherwise api.resume says what is wrong with RUN_DIR
         conflicts += resume_conflicts(RunConfig.from_toml(saved), given)
     if conflicts:
         allowed = _and([flag(k) for k in RESUME_FLAGS])
         raise ConfigError(
             f"{_and(conflicts)} would change the run being resumed; only {allowed} may be given with --resume"
         )
-    progress = RichProgress(quiet=args.quiet, to_stderr=args.json)
+    progress = RichProgress(quiet=args.quiet or not main, to_stderr=args.json)
     with _names_run_on_interrupt(Path(args.resume)):
         run, result = api.resume(
             args.resume,
@@ -103,8 +108,10 @@ def _resume(args) -> int:
 
 
 def _print_summary(args, run, result) -> int:
-    from ..engine import row_prefix
+    from ..callbacks import row_prefix
 
+    if run is None:  # a rank other than rank 0 of a torchrun job: rank 0 prints the summary
+        return 0
     last = result.history[-1] if result.history else {}
     info = run.info()
     held = row_prefix(last)[:-1] if last else "test"  # val, test or train_eval: named as what it is

@@ -97,14 +97,26 @@ def default_spec(split: Split) -> InputSpec:
 
 
 def iterate_batches(
-    split: Split, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    split: Split,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[Split]:
-    """Yield batches of ``split`` as index slices; the last batch may be smaller (as in Keras)."""
+    """Yield batches of ``split`` as index slices; the last batch may be smaller (as in Keras).
+
+    ``shard=(rank, world_size)`` (shuffled only) yields rank's contiguous slice of each batch of the
+    same order (``torch.tensor_split``: equal slices when ``world_size`` divides the batch), so the
+    union of the ranks' shards of a step is the single-process batch of that step."""
     n = len(split)
     if shuffle:
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
-            yield split.subset(order[start : start + batch_size])
+            index = order[start : start + batch_size]
+            if shard is not None:
+                index = torch.tensor_split(index, shard[1])[shard[0]]
+            yield split.subset(index)
     else:
         for start in range(0, n, batch_size):
             sl = slice(start, start + batch_size)
