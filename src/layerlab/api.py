@@ -101,6 +101,20 @@ def train(
         distributed.stop()
 
 
+def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
+    """What ``run.json`` records of a new run (``train`` and ``fit`` with a ``run_dir`` alike)."""
+    return {
+        "model": {"name": cfg.model.name, "options": cfg.model.options(), "parameters": count_parameters(model)},
+        "dataset": dataset_info(ds),
+        "input_spec": ds.spec.to_dict(),
+        "seed": cfg.train.seed,
+        "device": str(device),
+        # which split chose the `best` weights: a validation split, or none (never the test set)
+        "selection": "validation" if engine.held_out_prefix(ds) == "val_" else None,
+        "data_fingerprint": data_fingerprint(ds),
+    }
+
+
 def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbacks):
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
@@ -111,16 +125,7 @@ def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbac
     if ctx is not None:  # before the run directory exists: a bad batch leaves nothing half-made
         distributed.check_batch(cfg.train.batch_size, len(ds.train), ctx.world_size)
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
-    info = {
-        "model": {"name": cfg.model.name, "options": cfg.model.options(), "parameters": count_parameters(model)},
-        "dataset": dataset_info(ds),
-        "input_spec": ds.spec.to_dict(),
-        "seed": cfg.train.seed,
-        "device": str(device),
-        # which split chose the `best` weights: a validation split, or none (never the test set)
-        "selection": "validation" if engine.held_out_prefix(ds) == "val_" else None,
-        "data_fingerprint": data_fingerprint(ds),
-    }
+    info = run_info(cfg, model, ds, device)
     if ctx is None:
         run = RunDir.create(out, cfg, info, overwrite=overwrite)  # takes the run's lock
         return run, _fit_and_record(run, model, ds, cfg, progress, **_callbacks_kw(callbacks))
@@ -694,15 +699,8 @@ def fit(
         result = engine.fit(model, ds, cfg.train, **_callbacks_kw(cbs))
     else:
         cfg.data.name = str((out / "arrays.npz").resolve())
-        info = {
-            "model": {"name": cfg.model.name, "options": cfg.model.options(), "parameters": count_parameters(model)},
-            "dataset": {**dataset_info(ds), "name": "arrays"},
-            "input_spec": ds.spec.to_dict(),
-            "seed": cfg.train.seed,
-            "device": str(device),
-            "selection": "validation" if engine.held_out_prefix(ds) == "val_" else None,
-            "data_fingerprint": data_fingerprint(ds),
-        }
+        info = run_info(cfg, model, ds, device)
+        info["dataset"]["name"] = "arrays"
         run = RunDir.create(out, cfg, info)  # takes the run's lock
         try:
             arrays.save_arrays(out / "arrays.npz", ds)
