@@ -430,24 +430,15 @@ def decode(
             return {"kind": "value", "value": float(o[0])}
         return {"kind": "values", "values": [float(v) for v in o[:length]]}
     if out.dim() == 3 and spec.vocab is not None:  # a character model: what comes after the text
-        top = top_k(torch.softmax(out[i, length - 1], -1), classes, k)
-        return {
-            "kind": "next",
-            "index": top[0]["index"],
-            "label": top[0]["label"],
-            "probability": top[0]["probability"],
-            "top_k": top,
-        }
+        return _top_result("next", top_k(torch.softmax(out[i, length - 1], -1), classes, k))
     if out.dim() == 3:
         return {"kind": "steps", "labels": [classes[int(j)] for j in out[i, :length].argmax(-1)]}
-    top = top_k(torch.softmax(out[i], -1), classes, k)
-    return {
-        "kind": "class",
-        "index": top[0]["index"],
-        "label": top[0]["label"],
-        "probability": top[0]["probability"],
-        "top_k": top,
-    }
+    return _top_result("class", top_k(torch.softmax(out[i], -1), classes, k))
+
+
+def _top_result(kind: str, top: list[dict]) -> dict:
+    """A prediction of ``kind`` from its top-k list: the likeliest class in front, then the list."""
+    return {"kind": kind, **{key: top[0][key] for key in ("index", "label", "probability")}, "top_k": top}
 
 
 def predict_files(

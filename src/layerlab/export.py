@@ -215,28 +215,19 @@ def _export(model, example: torch.Tensor, path: Path, opset: int, axes: dict[int
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # torch warns that a GRU/LSTM exported at batch 2 may fail at other sizes: the check runs 16
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        # the two exporters name the dynamic axes differently; everything else is the same call
         if exporter == "torchscript":
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                input_names=["input"],
-                output_names=["logits"],
-                opset_version=opset,
-                dynamic_axes={"input": axes, "logits": out_axes},
-                dynamo=False,
-            )
+            dynamic = {"dynamic_axes": {"input": axes, "logits": out_axes}, "dynamo": False}
         else:
             from torch.export import Dim
 
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                input_names=["input"],
-                output_names=["logits"],
-                opset_version=opset,
-                dynamic_shapes=({i: Dim.DYNAMIC for i in axes},),
-                dynamo=True,
-                external_data=False,
-            )
+            dynamic = {"dynamic_shapes": ({i: Dim.DYNAMIC for i in axes},), "dynamo": True, "external_data": False}
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=opset,
+            **dynamic,
+        )

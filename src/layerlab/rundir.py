@@ -58,7 +58,8 @@ log = logging.getLogger(__name__)
 
 #: ``auto`` is ``best`` for a run that chose its weights on a validation split, else ``last``.
 WEIGHTS = ("auto", "best", "last", "init")
-METRIC_COLUMNS = [
+#: The loss and accuracy columns of metrics.csv, per split (what the curves plot).
+CURVE_COLUMNS = [
     "epoch",
     "train_loss",
     "train_accuracy",
@@ -68,6 +69,9 @@ METRIC_COLUMNS = [
     "test_accuracy",
     "train_eval_loss",
     "train_eval_accuracy",
+]
+METRIC_COLUMNS = [
+    *CURVE_COLUMNS,
     "train_seconds",
     "eval_seconds",
     "samples_per_second",

@@ -20,7 +20,7 @@ from .. import plots
 from ..config import DataConfig, ModelConfig
 from ..data import Dataset
 from ..errors import LayerlabError
-from ..rundir import RunDir, build_model_for
+from ..rundir import CURVE_COLUMNS, RunDir, build_model_for
 
 log = logging.getLogger(__name__)
 
@@ -407,17 +407,6 @@ def summary_view(
 # Training and error views
 # ----------------------------------------------------------------------------------------------
 CONFUSION_CORNER = "true \\ predicted"  # confusion.csv's first header cell: rows are true classes
-CURVE_COLUMNS = [
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "test_loss",
-    "test_accuracy",
-    "train_eval_loss",
-    "train_eval_accuracy",
-]
 
 
 def curves_view(run_dir: str, *, out: str | Path | None = None) -> dict:
