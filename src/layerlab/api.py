@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .config import ModelConfig, RunConfig, TrainConfig, check_model_options
 from .data import Dataset, Split, arrays, known_datasets
 from .data.inputs import read_inputs
 from .data.transforms import InputSpec
-from .errors import ConfigError, LayerlabError
+from .errors import ConfigError, DataError, LayerlabError
 from .models import create_model, model_options, sequence_model
 from .rundir import RunDir, build_model_for, check_fingerprint, data_fingerprint, default_run_path
 
@@ -48,7 +49,9 @@ def prepare_data(cfg: RunConfig) -> Dataset:
     validation split it asks for."""
     from .data.inputs import prepare_data as _prepare
 
-    return _prepare(cfg.data, seed=cfg.train.seed, sequence_model=sequence_model(cfg.model.name))
+    return _prepare(
+        cfg.data, seed=cfg.train.seed, sequence_model=sequence_model(cfg.model.name), any_size=cfg.model.any_size
+    )
 
 
 def dataset_info(ds: Dataset) -> dict:
@@ -115,6 +118,20 @@ def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
     }
 
 
+def check_sizes(model: nn.Module, split: Split, name: Callable[[int], str]) -> None:
+    """An error naming the first sample of ``split`` smaller than ``model`` reads (a CNN's
+    ``min_size`` on each side; models without one take what they were built for)."""
+    need = getattr(model, "min_size", None)
+    if need is None or split.x.dim() < 4:
+        return
+    sizes = split.sizes if split.sizes is not None else torch.tensor([list(split.x.shape[2:])] * len(split))
+    small = (sizes < need).any(dim=1)
+    if bool(small.any()):
+        i = int(torch.nonzero(small)[0])
+        size = "x".join(str(v) for v in sizes[i].tolist())
+        raise DataError(f"{name(i)} is {size}; this model needs at least {need} on each side (its convs and pools)")
+
+
 def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbacks):
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
@@ -125,6 +142,9 @@ def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbac
     if ctx is not None:  # before the run directory exists: a bad batch leaves nothing half-made
         distributed.check_batch(cfg.train.batch_size, len(ds.train), ctx.world_size)
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
+    for part, split in (("training", ds.train), ("test", ds.test)):
+        if split.sizes is not None:
+            check_sizes(model, split, lambda i, part=part: f"{ds.source or ds.name}: {part} image {i}")
     info = run_info(cfg, model, ds, device)
     if ctx is None:
         run = RunDir.create(out, cfg, info, overwrite=overwrite)  # takes the run's lock
@@ -456,13 +476,16 @@ def predict_files(
         raise LayerlabError(f"--top-k must be at least 1, got {top_k}")
     run = RunDir(run_dir)
     info, spec = run.info(), run.spec
-    inputs = read_inputs(files, spec, num_tokens=info["dataset"]["num_outputs"] if spec.kind == "tokens" else None)
+    any_size = run.config().model.any_size and spec.sequence is None
+    num_tokens = info["dataset"]["num_outputs"] if spec.kind == "tokens" else None
+    inputs = read_inputs(files, spec, num_tokens=num_tokens, any_size=any_size)
     if inputs is None:
         return []
     model = run.model(which, device)
-    out = engine.predict_logits(
-        model, Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths), device=next(model.parameters()).device
-    )
+    split = Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths, inputs.sizes)
+    if any_size:
+        check_sizes(model, split, lambda i: inputs.names[i])
+    out = engine.predict_logits(model, split, device=next(model.parameters()).device)
     results = []
     for i, name in enumerate(inputs.names):
         r = {

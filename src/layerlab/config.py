@@ -110,6 +110,11 @@ class ModelConfig:
         default_text="Flatten",
     )
 
+    @property
+    def any_size(self) -> bool:
+        """True when the model takes inputs of any size (a global pool ends its feature extractor)."""
+        return self.global_pool in ("avg", "max")
+
     def options(self) -> dict:
         """The factory keyword options this config sets (a None field is not set)."""
         return {

@@ -24,7 +24,7 @@ from . import distributed
 from .callbacks import Callback, TensorBoard, Trainer, log_interval
 from .checkpoint import pause_point
 from .config import TrainConfig
-from .data import Dataset, Split, iterate_batches
+from .data import Dataset, Split, batch_indices, iterate_batches, num_batches
 from .errors import ConfigError, TrainingError
 
 log = logging.getLogger(__name__)
@@ -325,7 +325,8 @@ def train_one_epoch(
         return distributed.all_sum(t) if dist is not None else t
 
     grad_norms: list[torch.Tensor] = [g.to(device) for g in start.grad_norms]
-    n_steps = math.ceil(len(split) / cfg.batch_size)
+    batches = batch_indices(split, cfg.batch_size, shuffle=True, generator=generator)
+    n_steps = len(batches)
     every = getattr(cfg, "checkpoint_every", None) if checkpoint is not None else None
     steps = 0
     lr = optimizer.param_groups[0]["lr"]
@@ -341,10 +342,12 @@ def train_one_epoch(
         if on_log:
             on_log(steps, logs)
 
-    for batch in iterate_batches(split, cfg.batch_size, shuffle=True, generator=generator, shard=shard):
+    for index in batches:
         if steps < start.step:  # done before the checkpoint this epoch resumes from
             steps += 1
             continue
+        global_n = len(index)  # the step's whole batch, over all ranks
+        batch = split.take(torch.tensor_split(index, shard[1])[shard[0]] if shard is not None else index)
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device, cfg.amp):
             out = _forward(model, batch, cfg.channels_last)
@@ -352,7 +355,6 @@ def train_one_epoch(
         if dist is not None:
             # DDP averages the ranks' gradients; an epoch's last batch may split unevenly, and this
             # weight (1 for equal shards, so those keep their bits) makes the average the batch mean
-            global_n = min(cfg.batch_size, len(split) - steps * cfg.batch_size)
             weight = len(batch) * dist.world_size / global_n
             (loss * weight if weight != 1 else loss).backward()
         else:
@@ -412,7 +414,11 @@ def predict_logits(
         with _autocast(device, amp):
             out = _forward(model, batch, channels_last).float()
         outs.append(out.cpu() if to_cpu else out)
-    return torch.cat(outs)
+    out = torch.cat(outs)
+    if split.sizes is not None:  # batched by size: put every output back in the split's order
+        order = torch.cat(batch_indices(split, batch_size)).to(out.device)
+        out = torch.empty_like(out).index_copy_(0, order, out)
+    return out
 
 
 @torch.no_grad()
@@ -597,7 +603,7 @@ def _fit(
     validated = held == "val_"
     best = min((r.get("val_loss", math.inf) for r in result.history), default=math.inf)
     t_start = time.perf_counter()
-    steps = math.ceil(len(train_split) / cfg.batch_size)
+    steps = num_batches(train_split, cfg.batch_size)
     done_steps = start_epoch * steps + (position.step if position is not None else 0)
     resuming = done_steps > 0
     if resuming and scheduler_state is None and run is not None:
@@ -736,4 +742,4 @@ def _no_checkpoint(pos: EpochPosition) -> None:
 
 
 def _to_device(split: Split, device: torch.device) -> Split:
-    return Split(split.x.to(device), split.y.to(device), None if split.lengths is None else split.lengths.to(device))
+    return split.to(device)

@@ -368,8 +368,13 @@ class RunDir:
         if data_dir:
             cfg.data.data_dir = data_dir
         spec = self.spec
-        ds = prepare_data(cfg.data, seed=cfg.train.seed, sequence_model=spec.sequence is not None)
-        if tuple(ds.spec.shape) != tuple(spec.shape) or ds.spec.kind != spec.kind:
+        ds = prepare_data(
+            cfg.data, seed=cfg.train.seed, sequence_model=spec.sequence is not None, any_size=cfg.model.any_size
+        )
+        same = ds.spec.shape[:1] == spec.shape[:1] and len(ds.spec.shape) == len(spec.shape)
+        if not (cfg.model.any_size and spec.kind in ("image", "volume") and same) and (
+            tuple(ds.spec.shape) != tuple(spec.shape) or ds.spec.kind != spec.kind
+        ):
             raise LayerlabError(
                 f"{cfg.data.name} has samples of shape {tuple(ds.spec.shape)} ({ds.spec.kind}), "
                 f"the model of {self.path} was trained on {tuple(spec.shape)} ({spec.kind})"
@@ -506,7 +511,7 @@ class RunDir:
 def split_fingerprint(split) -> dict:
     """Size, shapes and a sha256 of one split's tensors (x, y and lengths): what resume checks."""
     h = hashlib.sha256()
-    for t in (split.x, split.y, split.lengths):
+    for t in (split.x, split.y, split.lengths, split.sizes):
         if t is not None:
             h.update(str((tuple(t.shape), str(t.dtype))).encode())
             h.update(t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())

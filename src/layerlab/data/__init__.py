@@ -28,17 +28,44 @@ TASKS = ("classification", "regression", "sequence-classification")
 
 @dataclass
 class Split:
-    """Inputs ``x`` (N, ...) and targets ``y`` (N,) or (N, T); ``lengths`` (N,) for padded sequences."""
+    """Inputs ``x`` (N, ...) and targets ``y`` (N,) or (N, T); ``lengths`` (N,) for padded sequences;
+    ``sizes`` (N, k) for images (k = 2) or volumes (k = 3) of different sizes, each held top-left in
+    ``x`` padded with zeros to the largest (batches take one size at a time: :func:`batch_indices`)."""
 
     x: torch.Tensor
     y: torch.Tensor
     lengths: torch.Tensor | None = None
+    sizes: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
     def subset(self, index: torch.Tensor) -> Split:
-        return Split(self.x[index], self.y[index], None if self.lengths is None else self.lengths[index])
+        return Split(
+            self.x[index],
+            self.y[index],
+            None if self.lengths is None else self.lengths[index],
+            None if self.sizes is None else self.sizes[index],
+        )
+
+    def take(self, index: torch.Tensor) -> Split:
+        """The samples ``index`` as a batch: with ``sizes``, all of one size (as :func:`batch_indices`
+        makes them), cut to that size, so the model reads each as it was, without padding."""
+        if self.sizes is None:
+            return self.subset(index)
+        size = self.sizes[index[0]].tolist()
+        crop = (slice(None), slice(None), *(slice(0, s) for s in size))
+        return Split(self.x[index][crop], self.y[index], None if self.lengths is None else self.lengths[index])
+
+    def to(self, device) -> Split:
+        def move(t):
+            return None if t is None else t.to(device)
+
+        return Split(self.x.to(device), self.y.to(device), move(self.lengths), self.sizes)
+
+    def sample(self, i: int) -> torch.Tensor:
+        """Sample ``i``'s input ``x[i]``, cut to its own size when sizes differ."""
+        return self.take(torch.tensor([i])).x[0]
 
 
 @dataclass
@@ -80,20 +107,59 @@ class Dataset:
 
 
 def default_spec(split: Split) -> InputSpec:
-    """The input spec of tensors made by hand: images ``(N, C, H, W)``, float sequences
+    """The input spec of tensors made by hand: images ``(N, C, H, W)``, volumes ``(N, C, D, H, W)``, float sequences
     ``(N, T, F)`` or integer tokens ``(N, T)``; a per-step head when targets are ``(N, T)``."""
     x = split.x
     head = "step" if split.y.dim() == 2 and x.dim() in (2, 3) else "last"
-    if x.dim() == 4:
-        return InputSpec("image", tuple(x.shape[1:]))
+    if x.dim() in (4, 5):
+        kind = "image" if x.dim() == 4 else "volume"
+        return InputSpec(kind, tuple(x.shape[1:]), variable_size=split.sizes is not None)
     if x.dim() == 3 and x.is_floating_point():
         return InputSpec("sequence", tuple(x.shape[1:]), head=head, variable_length=split.lengths is not None)
     if x.dim() == 2 and not x.is_floating_point():
         return InputSpec("tokens", tuple(x.shape[1:]), head=head, variable_length=split.lengths is not None)
     raise DataError(
         f"cannot tell what samples of shape {tuple(x.shape[1:])} ({x.dtype}) are: expected images "
-        f"(N, C, H, W), float sequences (N, T, F) or integer tokens (N, T)"
+        f"(N, C, H, W), volumes (N, C, D, H, W), float sequences (N, T, F) or integer tokens (N, T)"
     )
+
+
+def _size_buckets(split: Split, order: torch.Tensor) -> list[torch.Tensor]:
+    """``order`` grouped by sample size, each group in ``order``'s order, groups by first appearance."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, size in zip(order.tolist(), split.sizes[order].tolist(), strict=True):
+        groups.setdefault(tuple(size), []).append(i)
+    return [torch.tensor(g, dtype=torch.int64) for g in groups.values()]
+
+
+def batch_indices(
+    split: Split, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+) -> list[torch.Tensor]:
+    """The sample indices of each batch of an epoch: in order, or shuffled by ``generator``; the last
+    batch may be smaller (as in Keras).
+
+    Samples of different sizes (``split.sizes``) are batched by size (size-bucketed batches): each
+    size's samples, in the epoch's order, make batches of ``batch_size`` (the last of each size may be
+    smaller), and the batches are then shuffled, so an epoch mixes sizes from batch to batch while
+    every batch holds one. Chosen over padding with a mask: a sample is read exactly as it is alone
+    (no border of zeros for a convolution or a batch norm to see), no compute is spent on padding,
+    and predict at a sample's own size gives what evaluation gave."""
+    n = len(split)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    if split.sizes is None:
+        return list(torch.split(order, batch_size))
+    batches = [b for group in _size_buckets(split, order) for b in torch.split(group, batch_size)]
+    if shuffle:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
+
+
+def num_batches(split: Split, batch_size: int) -> int:
+    """How many batches an epoch of ``split`` has (more than ``ceil(N / batch_size)`` when sizes differ)."""
+    if split.sizes is None:
+        return -(-len(split) // batch_size)
+    _, counts = torch.unique(split.sizes, dim=0, return_counts=True)
+    return int(sum(-(-int(c) // batch_size) for c in counts))
 
 
 def iterate_batches(
@@ -108,17 +174,15 @@ def iterate_batches(
 
     ``shard=(rank, world_size)`` (shuffled only) yields rank's contiguous slice of each batch of the
     same order (``torch.tensor_split``: equal slices when ``world_size`` divides the batch), so the
-    union of the ranks' shards of a step is the single-process batch of that step."""
-    n = len(split)
-    if shuffle:
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]
+    union of the ranks' shards of a step is the single-process batch of that step. Samples of
+    different sizes come in batches of one size each (see :func:`batch_indices`)."""
+    if shuffle or split.sizes is not None:
+        for index in batch_indices(split, batch_size, shuffle=shuffle, generator=generator):
             if shard is not None:
                 index = torch.tensor_split(index, shard[1])[shard[0]]
-            yield split.subset(index)
+            yield split.take(index)
     else:
-        for start in range(0, n, batch_size):
+        for start in range(0, len(split), batch_size):
             sl = slice(start, start + batch_size)
             yield Split(split.x[sl], split.y[sl], None if split.lengths is None else split.lengths[sl])
 

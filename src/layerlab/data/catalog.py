@@ -4,6 +4,7 @@ and the one routing function, :func:`load`, that turns a spec into a :class:`~la
 Specs, in order of precedence (the first that matches wins):
 
 1. ``adding``, ``copy``: generated (:mod:`.synthetic`; ``--length T``, ``--n-train``, ``--n-test``);
+   ``mnist-1d``: generated once by the ``mnist1d`` package and cached (:mod:`.formats.mnist1d`);
 2. a directory holding ``NAME_TRAIN.ts`` (with ``NAME_TEST.ts``): a UCR/UEA set (:mod:`.formats.ts`);
 3. a file, by suffix: ``NAME_TRAIN.ts``; ``NAME_TRAIN.csv`` / ``.tsv`` (UCR's layout: label first,
    then the values; :mod:`.formats.tabular`); ``.npz`` with ``x_train, y_train, x_test, y_test``;
@@ -24,7 +25,8 @@ Named image sets are looked for, in order, in: the directory the user gives (``-
 ``$XDG_CACHE_HOME/layerlab`` or ``~/.cache/layerlab``), known system locations (Debian's
 ``dataset-fashion-mnist`` package installs /usr/share/datasets/fashion-mnist), and finally
 downloaded from the official location into the cache and verified by SHA-256. Set
-``LAYERLAB_OFFLINE=1`` to never download.
+``LAYERLAB_OFFLINE=1`` to never download. ``mnist-1d`` is looked for (as ``mnist1d_data.npz``) in
+the same directories but the system ones, and otherwise generated (offline) into the cache.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import torch
 
 from ..errors import DataError
 from . import Dataset, synthetic
-from .formats import cifar, folder, idx, tabular, text, ts
+from .formats import cifar, folder, idx, mnist1d, tabular, text, ts
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +180,13 @@ NAMED: dict[str, NamedSet] = {
 }
 #: One line per named image set (``known_datasets`` adds the synthetic tasks and bundled UCR/UEA sets).
 DESCRIPTIONS = {k: v.description for k, v in NAMED.items()}
-ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
+ALIASES = {
+    "fashion_mnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "cifar-10": "cifar10",
+    "mnist1d": mnist1d.NAME,
+    "mnist_1d": mnist1d.NAME,
+}
 
 
 def cache_root() -> Path:
@@ -189,15 +197,15 @@ def cache_root() -> Path:
 
 
 def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[tuple[str, Path]]:
-    """Where a named set is looked for, in order, each with the reason it is a candidate."""
-    ns = NAMED[name]
+    """Where a named set (or ``mnist-1d``'s cache file) is looked for, in order, each with the reason
+    it is a candidate."""
     out: list[tuple[str, Path]] = []
     for label, base in (("--data-dir", data_dir), ("LAYERLAB_DATA_DIR", os.environ.get("LAYERLAB_DATA_DIR"))):
         if base:
             out.append((label, Path(base)))
             out.append((label, Path(base) / name))
     out.append(("cache", cache_root() / name))
-    out += [("system", Path(d)) for d in ns.system_dirs]
+    out += [("system", Path(d)) for d in (NAMED[name].system_dirs if name in NAMED else ())]
     return out
 
 
@@ -306,6 +314,35 @@ def availability(data_dir=None) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------
+# MNIST-1D: generated once with the mnist1d package, then read from its cached .npz
+# ----------------------------------------------------------------------------------------------
+MNIST1D_DESCRIPTION = "MNIST-1D digits as 40-step sequences, 10 classes, 4000/1000 (made by the mnist1d package)"
+
+
+def locate_mnist1d(data_dir: str | Path | None = None) -> Path | None:
+    """The first ``mnist1d_data.npz`` in the named sets' directories (``--data-dir``,
+    ``$LAYERLAB_DATA_DIR``, each also with ``mnist-1d/``, then the cache), or None."""
+    for _, d in candidate_dirs(mnist1d.NAME, data_dir):
+        if (d / mnist1d.FILENAME).is_file():
+            return d / mnist1d.FILENAME
+    return None
+
+
+def load_mnist1d(data_dir: str | Path | None = None) -> Dataset:
+    """MNIST-1D from its cache file, or generated (never downloaded) into the cache the first time."""
+    target = cache_root() / mnist1d.NAME / mnist1d.FILENAME
+    return mnist1d.load_mnist1d(locate_mnist1d(data_dir), target)
+
+
+def _mnist1d_description() -> str:
+    try:
+        installed = find_spec("mnist1d") is not None
+    except (ImportError, ValueError):
+        installed = False
+    return MNIST1D_DESCRIPTION + ("" if installed else f"; {mnist1d.INSTALL_HINT}")
+
+
+# ----------------------------------------------------------------------------------------------
 # Named UCR/UEA sets: in --data-dir, $LAYERLAB_DATA_DIR, or bundled with aeon
 # ----------------------------------------------------------------------------------------------
 def bundled_ts_root() -> Path | None:
@@ -349,9 +386,10 @@ def bundled_ts_names() -> list[str]:
 
 def known_datasets() -> dict[str, str]:
     """Every dataset name the catalogue knows, with a one-line description: the named image sets,
-    the synthetic tasks and the UCR/UEA sets aeon bundles."""
+    the synthetic tasks, MNIST-1D and the UCR/UEA sets aeon bundles."""
     out = dict(DESCRIPTIONS)
     out.update(synthetic.DESCRIPTIONS)
+    out[mnist1d.NAME] = _mnist1d_description()
     out.update({n: "UCR/UEA time-series set bundled with the aeon package" for n in bundled_ts_names()})
     return out
 
@@ -369,6 +407,7 @@ def load(
     length: int | None = None,
     n_train: int | None = None,
     n_test: int | None = None,
+    any_size: bool = False,
     **_options,
 ) -> Dataset:
     """The dataset ``spec`` names, tried in the order of the module docstring, checked by
@@ -378,7 +417,8 @@ def load(
     synthetic tasks and of text windows, and an error for any other data (it has no length to
     set); ``n_train`` / ``n_test`` size the synthetic tasks and keep the first cases of every other
     dataset; ``sequence`` is refused for data that already is sequences (the caller reads images
-    as sequences with :func:`~layerlab.data.images_as_sequences`). Other options are ignored.
+    as sequences with :func:`~layerlab.data.images_as_sequences`); ``any_size`` (the model takes any
+    size) keeps an image folder's images at their own sizes. Other options are ignored.
     Raises :class:`DataError` for a spec that names nothing.
     """
     for flag, v in (("--n-train", n_train), ("--n-test", n_test), ("--length", length)):
@@ -398,12 +438,18 @@ def load(
         raise DataError(
             f"--length sets T of the synthetic tasks (adding, copy) and of text files; {spec} has no length to set"
         )
-    ds = _subset(_route(spec, p, data_dir, download, seed, sequence), n_train, n_test)
+    ds = _subset(_route(spec, p, data_dir, download, seed, sequence, any_size), n_train, n_test)
     return check_dataset(ds, subset=bool(n_train or n_test))
 
 
-def _route(spec: str, p: Path, data_dir, download: bool, seed: int, sequence: str | None) -> Dataset:
-    """Steps 2 to 6 of the module docstring: a spec that is not a synthetic task nor a text file."""
+def _route(
+    spec: str, p: Path, data_dir, download: bool, seed: int, sequence: str | None, any_size: bool = False
+) -> Dataset:
+    """Steps 2 to 6 of the module docstring: a spec that is not a synthetic task nor a text file
+    (and ``mnist-1d``, generated as they are, first)."""
+    if ALIASES.get(spec.strip().lower(), spec.strip().lower()) == mnist1d.NAME:
+        _no_sequence_mode(spec, sequence)
+        return load_mnist1d(data_dir)
     suffix = p.suffix.lower()
     # 2. a directory of .ts files
     ts_train = next(iter(sorted(p.glob("*_TRAIN.ts"))), None) if p.is_dir() else None
@@ -452,7 +498,7 @@ def _route(spec: str, p: Path, data_dir, download: bool, seed: int, sequence: st
             return cifar.load_cifar10_dir(p)
         if cifar.is_cifar10_dir(p / "cifar-10-batches-py"):
             return cifar.load_cifar10_dir(p / "cifar-10-batches-py")
-        return folder.load_image_folder(p, seed=seed)
+        return folder.load_image_folder(p, seed=seed, keep_sizes=any_size and not sequence)
     names = ", ".join(sorted(known_datasets()))
     raise DataError(f"unknown dataset {spec!r}: not a known name ({names}) nor an existing file or directory")
 

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import DataError
 
-KINDS = ("image", "sequence", "tokens")
+KINDS = ("image", "volume", "sequence", "tokens")
 HEADS = ("last", "step")
 SEQUENCE_MODES = ("rows", "pixels", "permuted")
 PERMUTATION_SEED = 0  # the permuted-pixel task uses one fixed permutation, whatever the run's seed
@@ -31,10 +31,10 @@ class InputSpec:
     """How raw input becomes one model input sample.
 
     Attributes:
-        kind: ``image`` (samples ``(C, H, W)``), ``sequence`` (``(T, F)`` floats) or ``tokens``
-            (``(T,)`` integer ids).
+        kind: ``image`` (samples ``(C, H, W)``), ``volume`` (``(C, D, H, W)``), ``sequence``
+            (``(T, F)`` floats) or ``tokens`` (``(T,)`` integer ids).
         shape: the shape of one sample as the model takes it (``T`` is the longest training length
-            when lengths vary).
+            when lengths vary; the largest size when image or volume sizes vary).
         head: ``last`` (one target per sample) or ``step`` (one target per step).
         pixel_scale: image data: raw 8-bit value times this (``1/255``).
         image_shape: images, or images read as sequences: ``(C, H, W)`` of the image files.
@@ -43,6 +43,8 @@ class InputSpec:
         feature_mean, feature_std: sequences: per-feature standardisation from the training set
             (``(x - mean) / std``; missing values become 0, the training mean).
         variable_length: sequences of different lengths, right-padded (``Split.lengths``).
+        variable_size: images or volumes of different sizes (``Split.sizes``), for a model that takes
+            any size (a CNN with a global pool): predict then reads each image at its own size.
         vocab: tokens from text: the characters, in id order.
     """
 
@@ -56,6 +58,7 @@ class InputSpec:
     feature_mean: tuple[float, ...] | None = None
     feature_std: tuple[float, ...] | None = None
     variable_length: bool = False
+    variable_size: bool = False
     vocab: str | None = None
 
     def __post_init__(self):
@@ -86,8 +89,9 @@ class InputSpec:
             not isinstance(self.permutation_seed, int) or isinstance(self.permutation_seed, bool)
         ):
             raise DataError(f"input spec: permutation_seed must be an integer, got {self.permutation_seed!r}")
-        if not isinstance(self.variable_length, bool):
-            raise DataError(f"input spec: variable_length must be true or false, got {self.variable_length!r}")
+        for name in ("variable_length", "variable_size"):
+            if not isinstance(getattr(self, name), bool):
+                raise DataError(f"input spec: {name} must be true or false, got {getattr(self, name)!r}")
         if self.vocab is not None and (not isinstance(self.vocab, str) or not self.vocab):
             raise DataError("input spec: vocab must be a non-empty string of characters")
 
@@ -126,7 +130,7 @@ class InputSpec:
         gives them) as the model's input: unchanged for an image model, the spec's sequence
         reading for a recurrent one."""
         if self.sequence is None:
-            if self.kind != "image":
+            if self.kind not in ("image", "volume"):
                 raise DataError(f"the model takes {self.kind} of shape {self.shape}, not images")
             return x
         return image_sequence(x, self.sequence, self.permutation)

@@ -155,7 +155,8 @@ class ConvNet(nn.Module):
     head's inputs while training.
 
     Attributes read by the inspection tools: ``features``, ``flatten``, ``classifier``,
-    ``input_shape`` (as given), ``dims`` (1, 2 or 3), ``steps_first`` (True for ``(T, F)``).
+    ``input_shape`` (as given), ``dims`` (1, 2 or 3), ``steps_first`` (True for ``(T, F)``);
+    ``min_size``: the smallest side (length, height, width, depth) an input may have.
     """
 
     def __init__(
@@ -233,6 +234,10 @@ class ConvNet(nn.Module):
         self.padding = padding
         self.residual_blocks = blocks
         self._size = tuple(size)  # spatial size after the extractor, at the built input size
+        need = 1  # the smallest input side whose feature maps keep at least one position
+        for spec in reversed(layers):
+            need = 2 * need if spec == "M" else max(1, need - 2 * pad + kernel_size - 1)
+        self.min_size = need
         self.features = nn.Sequential(*feats)
         self.pool = GlobalPool(global_pool) if global_pool else None
         self.flatten = nn.Flatten()

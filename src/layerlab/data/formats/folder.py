@@ -122,7 +122,8 @@ def read_image(path: Path, channels: int | None = None, size: tuple[int, int] | 
     return torch.from_numpy(np.ascontiguousarray(arr)), notes
 
 
-def _folder_split(root: Path, classes: list[str], channels: int, size) -> Split:
+def _folder_split(root: Path, classes: list[str], channels: int, size) -> tuple[list[torch.Tensor], list[int]]:
+    """Every image of ``root/<class>/`` as ``(C, H, W)`` (resized to ``size`` unless it is None), and its class."""
     xs, ys = [], []
     for k, cls in enumerate(classes):
         d = root / cls
@@ -135,7 +136,22 @@ def _folder_split(root: Path, classes: list[str], channels: int, size) -> Split:
                 ys.append(k)
     if not xs:
         raise DataError(f"{root}: no images found in its class folders ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return Split(torch.stack(xs), torch.tensor(ys, dtype=torch.int64))
+    return xs, ys
+
+
+def pad_images(
+    xs: list[torch.Tensor], shape: tuple[int, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images ``(C, *size)`` as one tensor: stacked when they share one size (sizes None), else each
+    top-left in zeros of the largest size (or ``shape``), with the sizes ``(N, k)`` beside them."""
+    sizes = {tuple(x.shape[1:]) for x in xs}
+    if len(sizes) == 1 and (shape is None or tuple(shape[1:]) in sizes):
+        return torch.stack(xs), None
+    shape = shape or (xs[0].shape[0], *(max(s[i] for s in sizes) for i in range(len(xs[0].shape) - 1)))
+    out = torch.zeros(len(xs), *shape, dtype=xs[0].dtype)
+    for i, x in enumerate(xs):
+        out[(i, slice(None), *(slice(0, s) for s in x.shape[1:]))] = x
+    return out, torch.tensor([list(x.shape[1:]) for x in xs], dtype=torch.int64)
 
 
 def _class_dirs(root: Path) -> list[str]:
@@ -153,10 +169,15 @@ def _has_images(d: Path) -> bool:
     return d.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir())
 
 
-def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2) -> Dataset:
+def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2, keep_sizes: bool = False) -> Dataset:
     """``root/<class>/*.png`` (split ``test_fraction`` for testing, stratified, by ``seed``), or
-    ``root/train/<class>/...`` with ``root/test/<class>/...``. Channels and size come from the
-    first image; others are converted to match. Images ``(N, C, H, W)`` in [0, 1].
+    ``root/train/<class>/...`` with ``root/test/<class>/...``. Channels come from the first image;
+    others are converted to match. Images ``(N, C, H, W)`` in [0, 1].
+
+    Images of different sizes are resized to the first image's size, unless ``keep_sizes`` (for a
+    model that takes any size: a CNN with a global pool): then each keeps its own, held top-left in
+    zeros of the largest size with ``Split.sizes``, and training batches them by size
+    (:func:`layerlab.data.batch_indices`).
 
     The classes are the training class folders that hold images; at least two are needed, and a
     test class folder with images but no training folder of that name is an error (it would be
@@ -183,15 +204,26 @@ def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2) 
             )
     first = _first_image(train_root / classes[0])
     x0, _ = read_image(first)
-    channels, size = x0.shape[0], tuple(x0.shape[1:])
+    channels, size = x0.shape[0], None if keep_sizes else tuple(x0.shape[1:])
+    roots = [root / "train", root / "test"] if has_split else [root]
+    parts = [_folder_split(r, classes, channels, size) for r in roots]
+    # one padded shape for both splits (the largest of either), so train and test samples share it
+    all_x = [x for xs, _ in parts for x in xs]
+    biggest = (channels, *(max(int(x.shape[i]) for x in all_x) for i in (1, 2)))
+    varied = len({tuple(x.shape[1:]) for x in all_x}) > 1
+    splits = []
+    for xs, ys in parts:
+        x, sizes = pad_images(xs, biggest)
+        if varied and sizes is None:  # this split's images are all of the largest size
+            sizes = torch.tensor([list(biggest[1:])] * len(xs), dtype=torch.int64)
+        splits.append(Split(x, torch.tensor(ys, dtype=torch.int64), sizes=sizes))
     g = torch.Generator().manual_seed(seed)
     if has_split:
-        train = _folder_split(root / "train", classes, channels, size)
-        test = _folder_split(root / "test", classes, channels, size)
+        train, test = splits
         train = train.subset(torch.randperm(len(train), generator=g))
         test = test.subset(torch.randperm(len(test), generator=g))
     else:
-        full = _folder_split(root, classes, channels, size)
+        full = splits[0]
         train_idx, test_idx = [], []
         for k in range(len(classes)):
             idx = torch.nonzero(full.y == k).flatten()
@@ -205,7 +237,10 @@ def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2) 
         train, test = full.subset(train_idx_all), full.subset(test_idx_all)
         if len(test) == 0:
             raise DataError(f"{root}: too few images to hold out a test split; add a test/ folder")
-    shape = (channels, *size)
+    meta = {}
+    if varied:
+        kinds = sorted({tuple(s) for s in torch.cat([train.sizes, test.sizes]).tolist()})
+        meta["image_sizes"] = len(kinds)
     return Dataset(
         root.name,
         train,
@@ -214,5 +249,6 @@ def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2) 
         classes,
         len(classes),
         source=str(root),
-        spec=InputSpec("image", shape, pixel_scale=PIXEL_SCALE, image_shape=shape),
+        meta=meta,
+        spec=InputSpec("image", biggest, pixel_scale=PIXEL_SCALE, image_shape=biggest, variable_size=varied),
     )

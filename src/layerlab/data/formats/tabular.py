@@ -118,7 +118,8 @@ def _npz_array(z, key: str, path: Path) -> np.ndarray:
 
 def load_npz(path: str | Path) -> Dataset:
     """An ``.npz`` with ``x_train, y_train, x_test, y_test`` (and optionally ``lengths_train``,
-    ``lengths_test``). ``x`` is ``(N, T)`` or ``(N, T, F)``; integer ``y`` classes, float ``y``
+    ``lengths_test``). The rank of ``x`` says what it holds: sequences ``(N, T)`` or ``(N, T, F)``,
+    images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)`` (see :func:`_npz_grids`); integer ``y`` classes, float ``y``
     regression; ``y`` ``(N, T)`` one target per step (a ``step`` head; -100 beyond a sequence's
     length, which the loss ignores). Arrays must hold numbers (never pickled objects), ``x`` and
     float ``y`` must be finite (an .npz has no notion of a missing value), class ids not negative
@@ -137,13 +138,18 @@ def load_npz(path: str | Path) -> Dataset:
         raise DataError(
             f"{path}: an .npz dataset needs arrays {', '.join(sorted(need))}; it holds {', '.join(z.files) or 'none'}"
         )
+    if _npz_array(z, "x_train", path).ndim in (4, 5):
+        return _npz_grids(z, path)
     splits, per_step, regression = {}, False, False
     for part in ("train", "test"):
         x, y = _npz_array(z, f"x_{part}", path), _npz_array(z, f"y_{part}", path)
         if x.ndim == 2:
             x = x[..., None]
         if x.ndim != 3:
-            raise DataError(f"{path}: x_{part} must be (N, T) or (N, T, F), got {x.shape}")
+            raise DataError(
+                f"{path}: x_{part} must be sequences (N, T) or (N, T, F), images (N, C, H, W) or volumes "
+                f"(N, C, D, H, W), got {x.shape}"
+            )
         if len(x) == 0:
             raise DataError(f"{path}: x_{part} holds no sequences")
         if y.ndim not in (1, 2):
@@ -309,3 +315,68 @@ def read_sequence_file(
             raise DataError(f"{path}: an empty sequence")
     names = [str(path)] if len(seqs) == 1 else [f"{path}[{i}]" for i in range(len(seqs))]
     return seqs, names, labels
+
+
+def _npz_grids(z, path: Path) -> Dataset:
+    """Images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)`` of an ``.npz``, one target each: integer
+    ``y`` classes (named by their values, sorted), float ``y`` regression. ``uint8`` inputs are
+    pixels, scaled by 1/255 (as predict scales ``uint8`` arrays); other numbers
+    are taken as they are and must be finite. Both splits need one sample shape."""
+    from ..transforms import PIXEL_SCALE, InputSpec
+
+    parts = {}
+    for part in ("train", "test"):
+        x, y = _npz_array(z, f"x_{part}", path), _npz_array(z, f"y_{part}", path)
+        if x.ndim not in (4, 5):
+            raise DataError(f"{path}: x_train is {x.ndim - 1}-D samples, x_{part} {x.shape}; both need one rank")
+        if len(x) == 0:
+            raise DataError(f"{path}: x_{part} holds no samples")
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{path}: y_{part} must hold one target per sample, ({len(x)},), got {y.shape}")
+        if x.dtype == np.uint8:
+            x = x.astype(np.float32) * np.float32(PIXEL_SCALE)
+        else:
+            x = x.astype(np.float32)
+            bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+            if bad.any():
+                raise DataError(f"{path}: x_{part}[{int(np.argmax(bad))}] holds a non-finite value (inf or NaN)")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise DataError(f"{path}: y_{part}[{int(np.argmax(~np.isfinite(y)))}] is not finite (inf or NaN)")
+        parts[part] = (x, y)
+    (xtr, ytr), (xte, yte) = parts["train"], parts["test"]
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise DataError(f"{path}: x_train samples are {xtr.shape[1:]}, x_test samples {xte.shape[1:]}; both need one")
+    regression = ytr.dtype.kind == "f" or yte.dtype.kind == "f"
+    if regression:
+        classes, task, outputs = None, "regression", 1
+        ytr_t, yte_t = torch.from_numpy(ytr.astype(np.float32)), torch.from_numpy(yte.astype(np.float32))
+    else:
+        values = np.unique(ytr)
+        missing = np.setdiff1d(np.unique(yte), values)
+        if missing.size:
+            raise DataError(f"{path}: y_test holds class {missing[0]}, which y_train never does")
+        classes, task, outputs = [str(int(v)) for v in values], "classification", len(values)
+        ytr_t = torch.from_numpy(np.searchsorted(values, ytr).astype(np.int64))
+        yte_t = torch.from_numpy(np.searchsorted(values, yte).astype(np.int64))
+    from .. import Split
+
+    shape = tuple(int(v) for v in xtr.shape[1:])
+    kind = "image" if len(shape) == 3 else "volume"
+    scaled = z["x_train"].dtype == np.uint8
+    spec = InputSpec(
+        kind,
+        shape,
+        pixel_scale=PIXEL_SCALE if scaled else None,
+        image_shape=shape if kind == "image" else None,
+    )
+    return Dataset(
+        path.stem,
+        Split(torch.from_numpy(xtr), ytr_t),
+        Split(torch.from_numpy(xte), yte_t),
+        task,
+        classes,
+        outputs,
+        source=str(path),
+        meta={"format": "npz"},
+        spec=spec,
+    )
