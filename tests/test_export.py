@@ -1,4 +1,4 @@
-"""ONNX export of a run: the file, model.json, and onnxruntime agreeing with torch."""
+"""ONNX export of a run: the file, the metadata inside it, and onnxruntime agreeing with torch."""
 
 import json
 import sys
@@ -58,17 +58,39 @@ def _run_onnx(path, x: torch.Tensor) -> np.ndarray:
     return session.run(None, {"input": x.numpy()})[0]
 
 
+def _metadata(path) -> dict:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
 def test_export_article_cnn_matches_torch(image_run, tmp_path):
     r = export_run(image_run.path, out=tmp_path / "cnn.onnx")
-    assert (tmp_path / "cnn.onnx").is_file() and (tmp_path / "cnn.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["cnn.onnx"]  # one self-contained file
     assert r["check"]["on"] == "test data" and r["check"]["samples"] == 16
     assert r["check"]["max_abs_diff"] < 1e-4
-    record = json.loads((tmp_path / "cnn.json").read_text())
     run = RunDir(image_run.path)
-    assert record["input_spec"] == run.spec.to_dict()
-    assert record["classes"] == run.classes
-    assert record["input"]["shape"] == ["batch", 1, 28, 28]
-    assert record["weights"] == "last" and "x / 255" in record["preprocess"]
+    # everything a deployed model needs is in the file's metadata_props
+    meta = _metadata(tmp_path / "cnn.onnx")
+    assert json.loads(meta["input_spec"]) == run.spec.to_dict() == r["input_spec"]
+    assert json.loads(meta["classes"]) == run.classes
+    assert (meta["model"], meta["task"], meta["decode"], meta["weights"]) == (
+        "article-cnn",
+        "classification",
+        "class",
+        "last",
+    )
+    import layerlab
+
+    assert meta["layerlab_version"] == layerlab.__version__ and meta["layerlab_format"] == "1"
+    assert json.loads(meta["input"])["shape"] == ["batch", 1, 28, 28] == r["input"]["shape"]
+    assert "x / 255" in meta["preprocess"] and json.loads(meta["check"])["max_abs_diff"] < 1e-4
+    assert "permutation" not in meta
+    # read back as predict --onnx reads it, with onnxruntime alone
+    from layerlab.deploy import OnnxModel
+
+    m = OnnxModel(tmp_path / "cnn.onnx").meta
+    assert (m.spec, m.classes, m.task, m.decode) == (run.spec.to_dict(), run.classes, "classification", "class")
     # any batch size, the same numbers as torch on the run's own test samples
     model = run.model()
     x = run.dataset().test.x[:7]
@@ -79,9 +101,12 @@ def test_export_article_cnn_matches_torch(image_run, tmp_path):
 
 
 def test_export_default_path_is_in_the_run(image_run):
+    # a model.json an earlier layerlab wrote beside the file would go stale: it is removed
+    old = image_run.path / "model.json"
+    old.write_text(json.dumps({"format": "onnx", "file": "model.onnx"}))
     r = export_run(image_run.path, which="last", opset=18)
     assert r["onnx"] == str(image_run.path / "model.onnx") and r["opset"] == 18
-    assert (image_run.path / "model.json").is_file()
+    assert not old.exists()
 
 
 def test_export_sequence_cnn_and_gru(sequence_data, tmp_path):
@@ -91,6 +116,7 @@ def test_export_sequence_cnn_and_gru(sequence_data, tmp_path):
         assert r["check"]["max_abs_diff"] < 1e-4
         assert r["input"]["shape"][0] == "batch" and r["input"]["shape"][2] == 2
         assert "standardised" in r["preprocess"]
+        assert json.loads(_metadata(r["onnx"])["input_spec"])["feature_mean"] == r["input_spec"]["feature_mean"]
         torch_model = RunDir(run.path).model()
         if model == "gru":  # a recurrent model takes any length
             assert r["input"]["shape"][1] == "time"

@@ -70,8 +70,10 @@ class DataConfig:
 class ModelConfig:
     # Every field but name is a keyword option of the model factories, under the same name.
     name: str = _opt("article-cnn", "model name (see `layerlab models`)", flag="--model", metavar="NAME")
-    hidden: int | None = _opt(None, "recurrent models: hidden units per layer", default_text="the model's", ge=1)
-    layers: int | None = _opt(None, "recurrent models: stacked layers", default_text="the model's", ge=1)
+    hidden: int | None = _opt(
+        None, "recurrent models and mlp: hidden units per layer", default_text="the model's", ge=1
+    )
+    layers: int | None = _opt(None, "recurrent models and mlp: stacked layers", default_text="the model's", ge=1)
     bidirectional: bool | None = _opt(
         None, "recurrent models: read each sequence in both directions", default_text="the model's"
     )

@@ -1,9 +1,14 @@
 """ONNX export of a run's model, checked with onnxruntime.
 
-``export_run(RUN_DIR)`` writes ``model.onnx`` (input ``input``, output ``logits``) and ``model.json``
-beside it: the run's input spec, its classes and how raw input becomes the model's input, so a
-program with onnxruntime alone can use the model. The export is checked at once: the same samples
-of the run's data go through torch and onnxruntime and the largest difference is recorded.
+``export_run(RUN_DIR)`` writes ``model.onnx`` (input ``input``, output ``logits``): one
+self-contained file whose ``metadata_props`` hold the run's input spec (and for permuted-pixel runs
+the permutation itself), its class names, the task and how the outputs are decoded, the model's
+name and options, the weights used, the layerlab version and the export's check
+(:func:`layerlab.deploy.metadata_props` lists the keys). ``layerlab predict --onnx model.onnx
+FILES`` (:mod:`layerlab.deploy`) needs nothing else, and neither torch: onnxruntime, NumPy and
+Pillow. No JSON file is written beside it any more: nothing read it, and a copy beside the model
+could go stale. The export is checked at once: the same samples of the run's data go through torch
+and onnxruntime and the largest difference is recorded.
 
 Axes: the batch is always dynamic; so are the spatial axes of a CNN with a global pool (it takes
 any size) and the time axis of a recurrent model (it takes any length). A CNN with a Flatten head
@@ -16,7 +21,8 @@ and takes 2-15 s per model against well under one; the TorchScript one exports e
 (CNNs 1-D/2-D/3-D, ``rnn``, ``lstm``, ``gru``, ``residual``) with the axes above.
 
 Not exported: ``lengths``. The ONNX model reads whole batches, so sequences of different lengths
-are run one at a time (or padded, which a masked CNN or a packed RNN would have left out).
+are run one length at a time (``predict --onnx`` does so), never padded, which a masked CNN or a
+packed RNN would have left out.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_text
+from . import __version__
+from .deploy import decode_kind, metadata_props
 from .errors import LayerlabError
 from .rundir import RunDir
 
@@ -64,14 +71,15 @@ def dynamic_axes(model: torch.nn.Module, ndim: int) -> dict[int, str]:
 
 
 def preprocess_text(spec) -> str:
-    """How raw input becomes the ONNX model's input, in words (``model.json`` ``preprocess``)."""
-    if spec.kind == "image":
-        scale = spec.pixel_scale if spec.pixel_scale is not None else 1.0
-        text = (
-            f"images as float32 (N, C, H, W), channels first, each 8-bit value times {scale:g} "
-            f"(x / 255: values in [0, 1]); C, H, W = {list(spec.image_shape or spec.shape)}"
-        )
-        return text
+    """How raw input becomes the ONNX model's input, in words (the metadata's ``preprocess``)."""
+    if spec.kind in ("image", "volume"):
+        axes = "(N, C, H, W)" if spec.kind == "image" else "(N, C, D, H, W)"
+        if spec.pixel_scale is not None:
+            scale = f"each 8-bit value times {spec.pixel_scale:g} (x / 255: values in [0, 1])"
+        else:
+            scale = "values as the training arrays held them"
+        size = "the largest training size" if spec.variable_size else "the size"
+        return f"{spec.kind}s as float32 {axes}, channels first, {scale}; {size}: {list(spec.shape)}"
     if spec.kind == "tokens":
         return "int64 token ids (N, T); character i of `input_spec.vocab` is id i"
     text = "float32 sequences (N, T, F), steps first"
@@ -79,7 +87,7 @@ def preprocess_text(spec) -> str:
         text = (
             f"images read as sequences ({spec.sequence}): the image (C, H, W) in [0, 1] (x / 255) as "
             f"{'its rows (H, W*C)' if spec.sequence == 'rows' else 'its pixels (H*W, C)'}"
-            + (", in the fixed order of input_spec.permutation_seed" if spec.sequence == "permuted" else "")
+            + (", in the fixed order the metadata's permutation holds" if spec.sequence == "permuted" else "")
             + "; float32 (N, T, F)"
         )
     if spec.feature_mean is not None:
@@ -114,8 +122,8 @@ def export_run(
     *,
     exporter: str = "torchscript",
 ) -> dict:
-    """Write the run's model as ONNX (``out``, default ``RUN_DIR/model.onnx``) and ``model.json``
-    beside it; check it with onnxruntime on samples of the run's data.
+    """Write the run's model as ONNX (``out``, default ``RUN_DIR/model.onnx``), its metadata inside
+    it (see the module docstring); check it with onnxruntime on samples of the run's data.
 
     Args:
         run_dir: a run directory.
@@ -124,7 +132,8 @@ def export_run(
         opset: the ONNX opset (default :data:`DEFAULT_OPSET`).
         exporter: ``torchscript`` (default) or ``dynamo`` (see the module's docstring).
 
-    Returns: what ``model.json`` holds, plus ``onnx`` and ``json`` (the paths written).
+    Returns: what the file's metadata holds (unencoded), plus ``format``, ``file``, ``opset`` and
+    ``onnx`` (the path written).
     """
     if exporter not in EXPORTERS:
         raise LayerlabError(f"unknown exporter {exporter!r}; expected torchscript or dynamo")
@@ -149,12 +158,48 @@ def export_run(
     x, source = _check_inputs(run, spec, model)
     axes = dynamic_axes(model, x.dim())
     example = x[:2] if len(x) >= 2 else torch.cat([x, x])  # a batch of 1 would be fixed at 1
+    cfg = run.config()
+    task = info["dataset"].get("task")
+    record = {
+        "layerlab_version": __version__,
+        "model": cfg.model.name,
+        "model_options": cfg.model.options(),
+        "weights": used,
+        "task": task,
+        "decode": decode_kind(task, spec.to_dict()),
+        "classes": run.classes,
+        "num_outputs": int(info["dataset"]["num_outputs"]),
+        "input_spec": spec.to_dict(),
+        # torch's randperm is not NumPy's: the order itself, so that a reader needs no torch
+        "permutation": None if spec.permutation is None else [int(i) for i in spec.permutation],
+        "input": {
+            "name": "input",
+            "dtype": "int64" if spec.kind == "tokens" else "float32",
+            "shape": [axes.get(i, int(s)) for i, s in enumerate(x.shape)],
+        },
+        "output": {"name": "logits", "meaning": _output_text(task, spec)},
+        "preprocess": preprocess_text(spec),
+        "min_size": getattr(model, "min_size", None) if len(axes) > 1 and spec.kind != "sequence" else None,
+        "exporter": exporter,
+        "torch": torch.__version__,
+    }
     tmp = out.with_name(out.name + ".tmp")
     try:
         _export(model, example, tmp, opset, axes, exporter)
+        _set_metadata(onnx, tmp, record)
         onnx.checker.check_model(str(tmp))
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         got = session.run(None, {"input": x.numpy()})[0]
+        with torch.no_grad():
+            want = model(x).numpy()
+        diff = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
+        record["check"] = {
+            "samples": int(x.shape[0]),
+            "on": source,
+            "max_abs_diff": diff,
+            "onnxruntime": ort.__version__,
+        }
+        _set_metadata(onnx, tmp, {"check": record["check"]})  # a metadata string more: the graph is as checked
     except LayerlabError:
         tmp.unlink(missing_ok=True)
         raise
@@ -165,37 +210,32 @@ def export_run(
             f"{run.path}: {info['model']['name'] if isinstance(info.get('model'), dict) else 'the model'} "
             f"could not be exported to ONNX with the {exporter} exporter ({type(e).__name__}: {first})"
         ) from None
-    with torch.no_grad():
-        want = model(x).numpy()
-    diff = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
     tmp.replace(out)  # a complete file or none: the check ran on what is now in place
-
-    cfg = run.config()
-    record = {
-        "format": "onnx",
-        "file": out.name,
-        "exporter": exporter,
-        "opset": opset,
-        "model": cfg.model.name,
-        "model_options": cfg.model.options(),
-        "weights": used,
-        "input": {
-            "name": "input",
-            "dtype": "int64" if spec.kind == "tokens" else "float32",
-            "shape": [axes.get(i, int(s)) for i, s in enumerate(x.shape)],
-        },
-        "output": {"name": "logits", "meaning": _output_text(info["dataset"].get("task"), spec)},
-        "input_spec": spec.to_dict(),
-        "task": info["dataset"].get("task"),
-        "classes": run.classes,
-        "preprocess": preprocess_text(spec),
-        "check": {"samples": int(x.shape[0]), "on": source, "max_abs_diff": diff, "onnxruntime": ort.__version__},
-        "torch": torch.__version__,
-    }
-    json_path = out.with_suffix(".json")
-    atomic_write_text(json_path, json.dumps(record, indent=2) + "\n")
+    _remove_old_sidecar(out)
     log.info("exported %s to %s (max abs diff %.3g on %d samples)", run.path, out, diff, x.shape[0])
-    return {**record, "onnx": str(out), "json": str(json_path)}
+    return {**record, "format": "onnx", "file": out.name, "opset": opset, "onnx": str(out)}
+
+
+def _set_metadata(onnx, path: Path, values: dict) -> None:
+    """Add (or replace) ``values`` in the ``metadata_props`` of the ONNX file ``path``, in place."""
+    m = onnx.load(str(path))
+    props = {p.key: p.value for p in m.metadata_props}
+    props.update(metadata_props(values))
+    del m.metadata_props[:]
+    onnx.helper.set_model_props(m, props)
+    onnx.save(m, str(path))
+
+
+def _remove_old_sidecar(out: Path) -> None:
+    """Remove the ``model.json`` an earlier layerlab wrote beside ``out`` (it would now be stale);
+    only a file that says it describes ``out`` is removed."""
+    old = out.with_suffix(".json")
+    try:
+        record = json.loads(old.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(record, dict) and record.get("format") == "onnx" and record.get("file") == out.name:
+        old.unlink(missing_ok=True)
 
 
 def _output_text(task: str | None, spec) -> str:

@@ -270,6 +270,180 @@ def feature_maps(maps, title: str, image=None, max_channels: int = 64) -> Figure
     return fig
 
 
+# 1-D and 3-D convolutions: how many panels a figure holds, so a caller can say what it drew
+MAX_PANELS = 64  # filters (1-D, 3-D) or channels (1-D) drawn; the CSV beside the figure holds them all
+MAX_VOLUME_CHANNELS = 16  # channels of a 3-D map drawn, each a row of depth slices
+MAX_SLICES = 16  # depth slices of a 3-D map drawn (evenly spaced when there are more)
+
+
+def depth_slices(depth: int, most: int = MAX_SLICES) -> list[int]:
+    """The depth indices drawn of a volume ``depth`` deep: all, or ``most`` evenly spaced."""
+    if depth <= most:
+        return list(range(depth))
+    return sorted(set(np.linspace(0, depth - 1, most).round().astype(int).tolist()))
+
+
+def filter_panels(shape) -> int:
+    """How many kernels a filters figure draws for a conv weight ``(C_out, C_in, *kernel)``: one
+    per filter for 2-D (all) and 1-D (the first :data:`MAX_PANELS`), one per filter and depth
+    slice for 3-D (the first :data:`MAX_PANELS` filters)."""
+    c_out = int(shape[0])
+    if len(shape) == 4:
+        return c_out
+    n = min(c_out, MAX_PANELS)
+    return n * int(shape[2]) if len(shape) == 5 else n
+
+
+def map_panels(shape) -> int:
+    """How many panels a feature-maps figure draws for maps ``(C, *S)``: one per channel (the first
+    64; 1-D: a heatmap row each), or for 3-D one per channel (the first 16) and depth slice drawn."""
+    c = int(shape[0])
+    if len(shape) == 4:
+        return min(c, MAX_VOLUME_CHANNELS) * len(depth_slices(int(shape[1])))
+    return min(c, MAX_PANELS)
+
+
+def conv_filters_1d(weight, title: str = "") -> Figure:
+    """The kernels of a Conv1d, weight ``(C_out, C_in, k)``: one small panel per filter (the first
+    64). Up to three input channels: a line per input channel, weight against tap; more: a tile
+    per filter, input channels down and taps across, on a diverging scale (red positive, blue
+    negative)."""
+    w = np.asarray(weight, dtype=np.float32)
+    c_out, c_in, k = w.shape
+    n = min(c_out, MAX_PANELS)
+    cols = min(8, n)
+    rows = math.ceil(n / cols)
+    lim = float(np.abs(w).max()) or 1.0
+    more = f" (first {n} of {c_out})" if n < c_out else ""
+    if c_in <= 3:
+        fig = new_figure(1.5 * cols + 1.0, 1.25 * rows + 1.1)
+        axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True).ravel()
+        taps = np.arange(k)
+        for i, ax in enumerate(axes):
+            if i >= n:
+                ax.axis("off")
+                continue
+            for ch in range(c_in):
+                ax.plot(taps, w[i, ch], "o-", ms=2.5, lw=1.2, label=f"input channel {ch}")
+            ax.axhline(0.0, color="0.6", lw=0.6)
+            ax.set_title(f"filter {i}", fontsize=7)
+            ax.tick_params(labelsize=6)
+        axes[0].set_ylim(-1.1 * lim, 1.1 * lim)
+        axes[0].set_xticks(taps if k <= 9 else taps[:: math.ceil(k / 9)])
+        if c_in > 1:
+            axes[0].legend(fontsize=6)
+        fig.supxlabel("tap (position in the kernel)", fontsize=9)
+        fig.supylabel("weight", fontsize=9)
+        fig.suptitle(
+            literal(title or f"{c_out} filters of {c_in}x{k}") + f"{more}: one line per input channel", fontsize=10
+        )
+        return fig
+    fig = new_figure(min(14.0, 0.35 * cols * (k + 1) + 2.5), min(14.0, 0.12 * rows * (c_in + 1) + 1.6))
+    ax = fig.subplots()
+    im = ax.imshow(_mosaic(w[:n], cols), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest", aspect="auto")
+    _mosaic_ticks(ax, n, cols, c_in, k, "filter")
+    fig.colorbar(im, ax=ax, label="weight", shrink=0.8)
+    ax.set_title(
+        literal(title or f"{c_out} filters of {c_in}x{k}") + f"{more}\neach tile: input channels down, taps across",
+        fontsize=9,
+    )
+    return fig
+
+
+def conv_filters_3d(weight, title: str = "") -> Figure:
+    """The kernels of a Conv3d, weight ``(C_out, C_in, kD, kH, kW)``: a grid with a row per filter
+    (the first 64) and a column per depth slice of the kernel, each tile its ``kH x kW`` weights
+    on a diverging scale. With one input channel that channel's kernel; with more, the mean over
+    the input channels (the title says which; the CSV holds every weight)."""
+    w = np.asarray(weight, dtype=np.float32)
+    c_out, c_in, kd, kh, kw = w.shape
+    n = min(c_out, MAX_PANELS)
+    tiles = w[:n, 0] if c_in == 1 else w[:n].mean(axis=1)  # (n, kD, kH, kW)
+    which = "the one input channel" if c_in == 1 else f"the mean over the {c_in} input channels"
+    lim = float(np.abs(tiles).max()) or 1.0
+    pad = 1
+    mosaic = _mosaic(tiles.reshape(n * kd, kh, kw), kd, pad)  # tile i: filter i // kD, slice i % kD
+    fig = new_figure(min(14.0, 0.3 * kd * (kw + pad) + 2.8), min(14.0, 0.3 * n * (kh + pad) + 1.6))
+    ax = fig.subplots()
+    im = ax.imshow(mosaic, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    ax.set_xticks([d * (kw + pad) + (kw - 1) / 2 for d in range(kd)], [f"d={d}" for d in range(kd)])
+    step = max(1, n // 16)
+    ax.set_yticks([o * (kh + pad) + (kh - 1) / 2 for o in range(0, n, step)], list(range(0, n, step)))
+    ax.tick_params(length=0, labelsize=7)
+    ax.set_xlabel("depth slice of the kernel")
+    ax.set_ylabel("filter (output channel)")
+    fig.colorbar(im, ax=ax, label="weight", shrink=0.8)
+    more = f", first {n} of {c_out} filters" if n < c_out else ""
+    ax.set_title(
+        literal(title or f"{c_out} filters of {c_in}x{kd}x{kh}x{kw}") + f"\n{kh}x{kw} slices of {which}{more}",
+        fontsize=9,
+    )
+    return fig
+
+
+def feature_maps_1d(maps, title: str, sequence=None) -> Figure:
+    """The channels of one 1-D layer's output ``(C, L)`` for one input as a heatmap, a row per
+    channel (the first 64) along the steps, each channel scaled to its own range (the CSV holds
+    the raw values); the input sequence ``(F, T)`` above it when given (a line per feature up to
+    eight, else a heatmap)."""
+    m = np.asarray(maps, dtype=np.float32)
+    c = min(m.shape[0], MAX_PANELS)
+    lo = m[:c].min(axis=1, keepdims=True)
+    span = np.maximum(m[:c].max(axis=1, keepdims=True) - lo, 1e-12)
+    fig = new_figure(8.0, min(12.0, 0.12 * c + 2.4) + (1.8 if sequence is not None else 0))
+    if sequence is not None:
+        a0, ax = fig.subplots(2, 1, height_ratios=[1.8, min(10.0, 0.12 * c + 1.2)])
+        s = np.asarray(sequence, dtype=np.float32)
+        if s.shape[0] <= 8:
+            for f in range(s.shape[0]):
+                a0.plot(np.arange(s.shape[1]), s[f], lw=1.0, label=f"feature {f}")
+            a0.set_ylabel("value")
+            if s.shape[0] > 1:
+                a0.legend(fontsize=6, ncol=min(4, s.shape[0]))
+        else:
+            a0.imshow(s, aspect="auto", cmap="viridis", interpolation="nearest")
+            a0.set_ylabel("feature")
+        a0.set_xlabel("time step of the input")
+        a0.set_title(f"input: {s.shape[0]} features over {s.shape[1]} steps", fontsize=9)
+    else:
+        ax = fig.subplots()
+    im = ax.imshow((m[:c] - lo) / span, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xlabel("position along the sequence (step)")
+    ax.set_ylabel("channel")
+    fig.colorbar(im, ax=ax, label="activation, scaled per channel", shrink=0.8)
+    more = f", first {c} of {m.shape[0]} channels" if c < m.shape[0] else ""
+    ax.set_title(f"{literal(title)}: {m.shape[0]} maps of length {m.shape[1]}{more}", fontsize=9)
+    return fig
+
+
+def feature_maps_3d(maps, title: str) -> Figure:
+    """The channels of one 3-D layer's output ``(C, D, H, W)`` for one input: a grid with a row per
+    channel (the first 16) and a column per depth slice (all, or 16 evenly spaced), each channel
+    scaled to its own range over the whole volume (the CSV holds the raw values)."""
+    m = np.asarray(maps, dtype=np.float32)
+    C, D, H, W = m.shape
+    c = min(C, MAX_VOLUME_CHANNELS)
+    slices = depth_slices(D)
+    lo = m[:c].min(axis=(1, 2, 3), keepdims=True)
+    span = np.maximum(m[:c].max(axis=(1, 2, 3), keepdims=True) - lo, 1e-12)
+    tiles = ((m[:c] - lo) / span)[:, slices]  # (c, S, H, W)
+    pad = 1
+    mosaic = _mosaic(tiles.reshape(c * len(slices), H, W), len(slices), pad)
+    fig = new_figure(min(14.0, 0.12 * len(slices) * (W + pad) + 2.6), min(14.0, 0.12 * c * (H + pad) + 1.8))
+    ax = fig.subplots()
+    im = ax.imshow(mosaic, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([j * (W + pad) + (W - 1) / 2 for j in range(len(slices))], [f"d={d}" for d in slices])
+    ax.set_yticks([i * (H + pad) + (H - 1) / 2 for i in range(c)], list(range(c)))
+    ax.tick_params(length=0, labelsize=7)
+    ax.set_xlabel("depth slice")
+    ax.set_ylabel("channel")
+    fig.colorbar(im, ax=ax, label="activation, scaled per channel", shrink=0.8)
+    more = f", first {c} of {C} channels" if c < C else ""
+    shown = "" if len(slices) == D else f", {len(slices)} of {D} depth slices"
+    ax.set_title(f"{literal(title)}: {C} maps of {D}x{H}x{W}{more}{shown}", fontsize=9)
+    return fig
+
+
 def layer_elements(summary) -> Figure:
     """Elements each layer passes on (log scale) and parameters per layer: pooling shrinks what follows."""
     rows = [r for r in summary.rows if r.output_shape]

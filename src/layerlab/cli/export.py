@@ -1,4 +1,5 @@
-"""``layerlab export RUN_DIR``: the run's model as ONNX, with ``model.json`` beside it."""
+"""``layerlab export RUN_DIR``: the run's model as one ONNX file, its input spec, classes and
+decoding in the file's metadata (``layerlab predict --onnx FILE`` reads them)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ def cmd_export(args) -> int:
 
     r = export_run(args.run_dir, out=args.out, which=args.weights, opset=args.opset, exporter=args.exporter)
     shape = "x".join(str(s) for s in r["input"]["shape"])
-    print(f"wrote {r['onnx']} (opset {r['opset']}, {r['weights']} weights, input {shape}) and {r['json']}")
+    print(
+        f"wrote {r['onnx']} (opset {r['opset']}, {r['weights']} weights, input {shape}; input spec, "
+        f"{len(r['classes'])} classes and decoding in its metadata: `layerlab predict --onnx {r['onnx']} FILE`)"
+    )
     c = r["check"]
     print(f"onnxruntime vs torch on {c['samples']} samples of the {c['on']}: max abs diff {c['max_abs_diff']:.3g}")
     return 0
@@ -22,9 +26,10 @@ def register(sub) -> None:
         "export",
         help="write a run's model as ONNX, checked with onnxruntime",
         description="Write the run's model as ONNX (dynamic batch axis; any size for a CNN with a global "
-        "pool, any length for a recurrent model) and model.json beside it (input spec, classes, how to "
-        "preprocess); check it with onnxruntime against torch on samples of the run's data. "
-        "Needs pip install 'layerlab[onnx]'.",
+        "pool, any length for a recurrent model), with the run's input spec, its classes, how outputs are "
+        "decoded, the model's name and the layerlab version in the file's metadata, so that "
+        "`layerlab predict --onnx FILE` needs onnxruntime alone; check it with onnxruntime against torch "
+        "on samples of the run's data. Needs pip install 'layerlab[onnx]'.",
     )
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
     e.add_argument("--out", metavar="FILE.onnx", help="the ONNX file to write (default RUN_DIR/model.onnx)")

@@ -108,9 +108,11 @@ def cmd_features(args) -> int:
 
     from ..inspect import views
 
-    r = views.features_view(args.run_dir, args.image, weights=args.weights, out=args.out)
+    r = views.features_view(args.run_dir, args.image, weights=args.weights, out=args.out, data_dir=args.data_dir)
     for n in r["notes"]:
         print(f"note: {args.image}: {n}", file=sys.stderr)
+    if args.image is None:
+        print(f"input: {r['input']} of the run's data, {'x'.join(map(str, r['image'].shape))}")
     for layer in r["layers"]:
         print(f"{layer['label']:<28} {'x'.join(map(str, layer['shape']))}")
     print(f"wrote {_files(r['files'])}")
@@ -304,7 +306,9 @@ def register(sub) -> None:
     f = isub.add_parser(
         "filters",
         help="the learned filters of a conv layer as an image grid",
-        description="Draw the kernels of a conv layer (default the first) and write their weights.",
+        description="Draw the kernels of a conv layer (default the first) and write their weights: a "
+        "Conv2d's as an image grid, a Conv1d's as a small line plot (or heatmap of input channel "
+        "against tap) per filter, a Conv3d's as a grid of filters against depth slices.",
     )
     f.add_argument("run_dir", metavar="RUN_DIR")
     f.add_argument("--layer", help="conv layer: conv1, conv2, ... or a module name such as features.3")
@@ -314,12 +318,21 @@ def register(sub) -> None:
 
     fe = isub.add_parser(
         "features",
-        help="feature maps of every conv/pool layer for one image",
-        description="Run one image file (converted like `layerlab predict` does) through the model "
-        "and draw the output of every conv and pool layer.",
+        help="feature maps of every conv/pool layer for one input",
+        description="Run one input through the model and draw the output of every conv and pool layer: "
+        "an image file (converted like `layerlab predict` does), a sequence file (.npy, .csv, .tsv) for a "
+        "1-D CNN on sequences, or, without FILE, the first test sample of the run's data (how a 3-D CNN "
+        "on volumes is shown). 2-D maps are image mosaics, 1-D maps heatmaps of channel against step, "
+        "3-D maps grids of channel against depth slice.",
     )
     fe.add_argument("run_dir", metavar="RUN_DIR")
-    fe.add_argument("image", metavar="IMAGE")
+    fe.add_argument(
+        "image",
+        metavar="FILE",
+        nargs="?",
+        help="image or sequence file (default: the first test sample of the run's data)",
+    )
+    fe.add_argument("--data-dir", help="directory to look in first for the run's named dataset (no FILE)")
     fe.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
     fe.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
     fe.set_defaults(func=_guarding_out(cmd_features))

@@ -203,9 +203,29 @@ def prediction_line(r: dict) -> str:
 
 
 def cmd_predict(args) -> int:
-    from .. import api
+    if args.onnx:  # onnxruntime, NumPy and Pillow alone: this path never imports torch (layerlab.deploy)
+        from ..deploy import predict_files
 
-    results = api.predict_files(args.run_dir, args.files, top_k=args.top_k, which=args.weights, device=args.device)
+        given = [f for f, v in (("--weights", args.weights != "auto"), ("--device", args.device != "cpu")) if v]
+        if given:
+            raise ConfigError(
+                f"{_and(given)} apply to a run directory; an ONNX file holds the weights it was exported "
+                f"with and runs on the CPU"
+            )
+        results = predict_files(args.onnx, args.inputs, top_k=args.top_k)
+    else:
+        from .. import api
+
+        run_dir, files = args.inputs[0], args.inputs[1:]
+        if run_dir.endswith(".onnx") and not Path(run_dir).is_dir():
+            raise ConfigError(
+                f"{run_dir} is an ONNX file, not a run directory: layerlab predict --onnx {run_dir} FILE..."
+            )
+        if not files:
+            raise ConfigError(
+                f"predict needs files to predict on after the run directory: layerlab predict {run_dir} FILE..."
+            )
+        results = api.predict_files(run_dir, files, top_k=args.top_k, which=args.weights, device=args.device)
     if args.json:
         print(json.dumps(results))
         return 0
@@ -286,12 +306,21 @@ def register(sub) -> None:
     pr = sub.add_parser(
         "predict",
         help="predictions for image, sequence or text files",
+        usage="layerlab predict [-h] RUN_DIR FILE [FILE ...] [--top-k K] [--weights W] [--device D] [--json]\n"
+        "       layerlab predict [-h] --onnx MODEL.onnx FILE [FILE ...] [--top-k K] [--json]",
         description="Predict with a run's model: image files (PNG/JPEG, converted to the model's "
         "channels and size), sequence files (.npy, .csv, .tsv, .ts) or, for a "
-        "character model, text files (the next character).",
+        "character model, text files (the next character). With --onnx, predict with a model "
+        "`layerlab export` wrote, read exactly as the run reads its inputs, with onnxruntime, NumPy "
+        "and Pillow alone (torch is not imported; .ts files need the run directory).",
     )
-    pr.add_argument("run_dir", metavar="RUN_DIR")
-    pr.add_argument("files", nargs="+", metavar="FILE")
+    pr.add_argument("inputs", nargs="+", metavar="RUN_DIR FILE", help="the run directory, then the files")
+    pr.add_argument(
+        "--onnx",
+        metavar="MODEL.onnx",
+        help="predict with this exported model (layerlab export) instead of a run directory: "
+        "then every positional argument is a file",
+    )
     pr.add_argument("--top-k", type=int, default=3, help="classes to show per prediction (default 3)")
     _weights_and_device(pr)
     pr.add_argument("--json", action="store_true", help="print a JSON list, one object per prediction")

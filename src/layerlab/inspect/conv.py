@@ -1,6 +1,7 @@
 """Convolutional views: the learned filters of a conv layer and the feature maps of every
-conv/pool layer for one input image (article section 2: each kernel learns to recognise a
-pattern; pooling shrinks the maps)."""
+conv/pool layer for one input (article section 2: each kernel learns to recognise a pattern;
+pooling shrinks the maps), for 1-D, 2-D and 3-D convolutions alike: a sequence ``(T, F)`` or
+``(C, L)``, an image ``(C, H, W)``, a volume ``(C, D, H, W)``."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def conv_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The 2-D convolutions of ``model`` by module name, in definition order."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    """The convolutions (1-D, 2-D and 3-D) of ``model`` by module name, in definition order."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, CONVS)}
 
 
-def find_layer(model: nn.Module, layer: str | None, kinds=(nn.Conv2d,), what: str = "conv") -> tuple[str, nn.Module]:
+def find_layer(model: nn.Module, layer: str | None, kinds=CONVS, what: str = "conv") -> tuple[str, nn.Module]:
     """A layer by module name (``features.0``) or short name (``conv1``); None: the first of ``kinds``."""
     aliases = layer_aliases(model)
     mods = dict(model.named_modules())
@@ -38,7 +39,9 @@ def find_layer(model: nn.Module, layer: str | None, kinds=(nn.Conv2d,), what: st
 
 
 def filters(model: nn.Module, layer: str | None = None) -> tuple[str, str, torch.Tensor]:
-    """``(name, alias, weight)`` of a conv layer; weight ``(C_out, C_in, kH, kW)`` on the CPU."""
+    """``(name, alias, weight)`` of a conv layer; weight ``(C_out, C_in, *kernel)`` on the CPU:
+    ``(C_out, C_in, k)`` for a Conv1d, ``(C_out, C_in, kH, kW)`` for a Conv2d, ``(C_out, C_in, kD,
+    kH, kW)`` for a Conv3d."""
     name, mod = find_layer(model, layer)
     return name, layer_aliases(model).get(name, name), mod.weight.detach().float().cpu().clone()
 
@@ -48,17 +51,25 @@ class FeatureMap:
     name: str  # module whose output this is (features.1 for conv1 + ReLU)
     alias: str  # conv1, pool1
     label: str  # "conv1 (Conv2d + ReLU)"
-    maps: torch.Tensor  # (C, H, W) for the one input
+    maps: torch.Tensor  # (C, L), (C, H, W) or (C, D, H, W) for the one input
 
 
 def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
-    """Outputs of every conv and pool layer for one input ``x`` ``(C, H, W)``, in the order they run.
+    """Outputs of every conv and pool layer for one input ``x``, in the order they run.
+
+    ``x`` is one sample as the model takes it: ``(C, H, W)`` for a 2-D CNN, ``(C, D, H, W)`` for a
+    3-D one, and for a 1-D one ``(C, L)``, or ``(T, F)`` for layerlab's sequence CNN (which reads
+    the F features as channels over the T steps). Each map is ``(C, *S)``, channels first: a
+    Conv1d's ``(C, L)`` whatever the input's layout.
 
     A conv followed directly by an activation module (Keras's ``Conv2D(..., activation='relu')``)
     is shown after the activation, as Keras's layer output would be.
     """
-    if x.dim() != 3:
-        raise LayerlabError(f"feature maps need one image of shape (channels, height, width), got {tuple(x.shape)}")
+    if x.dim() not in (2, 3, 4):
+        raise LayerlabError(
+            f"feature maps need one sample: (steps, features) or (channels, length), (channels, height, "
+            f"width) or (channels, depth, height, width); got shape {tuple(x.shape)}"
+        )
     aliases = layer_aliases(model)
     record: list[tuple[str, nn.Module, torch.Tensor]] = []
 
@@ -79,8 +90,9 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
         with torch.no_grad():
             model(x[None].to(p.device, p.dtype))
     except RuntimeError as e:
+        what = "an image" if x.dim() == 3 else "a sample"
         raise LayerlabError(
-            f"the model does not take an image of shape {tuple(x.shape)} ({str(e).splitlines()[0]})"
+            f"the model does not take {what} of shape {tuple(x.shape)} ({str(e).splitlines()[0]})"
         ) from None
     finally:
         for h in handles:

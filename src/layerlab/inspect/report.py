@@ -264,7 +264,7 @@ def write_report(
         doc.section("features", "Feature maps")
         if image is None:
             x, what = (
-                ds.test.x[0],
+                ds.test.sample(0),
                 "the first test image"
                 + (f" (class {ds.classes[int(ds.test.y[0])]})" if ds.classes and ds.test.y.dim() == 1 else ""),
             )

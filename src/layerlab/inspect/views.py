@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -269,87 +270,158 @@ def write_gradflow(flows: list, out: Path, title: str, stem: str = "gradflow") -
 # ----------------------------------------------------------------------------------------------
 # Convolutional views and the summary
 # ----------------------------------------------------------------------------------------------
+def _kernel_rows(name: str, w: torch.Tensor) -> list[dict]:
+    """One CSV row per weight of a conv layer's kernels ``(C_out, C_in, *kernel)``: ``filter``,
+    ``input_channel`` and the position in the kernel (``tap``; ``row``, ``col``; ``depth``, ``row``,
+    ``col``)."""
+    axes = {1: ("tap",), 2: ("row", "col"), 3: ("depth", "row", "col")}[w.dim() - 2]
+    a = w.numpy()
+    rows = []
+    for idx in np.ndindex(*a.shape):
+        r = {"layer": name, "filter": idx[0], "input_channel": idx[1]}
+        r.update(zip(axes, idx[2:], strict=True))
+        r["weight"] = float(a[idx])
+        rows.append(r)
+    return rows
+
+
 def filters_view(
-    run_dir: str,
+    run_dir: str | None,
     *,
     layer: str | None = None,
     weights: str | None = None,
     out: str | Path | None = None,
     model: nn.Module | None = None,
 ) -> dict:
-    """The filters of one conv layer (default: the first) as an image grid and a CSV of weights."""
+    """The filters of one conv layer (default: the first) as a figure and a CSV of weights.
+
+    A Conv2d's kernels are an image grid; a Conv1d's a small line plot per filter (a heatmap of
+    input channel against tap when more than three channels come in); a Conv3d's a grid of filters
+    against depth slices. ``run_dir`` None draws ``model`` (then ``out`` is needed)."""
     from .conv import filters
 
-    run = RunDir(run_dir)
+    if run_dir is None and (model is None or out is None):
+        raise LayerlabError("filters of a model that is not a run need the model and an output folder")
+    run = RunDir(run_dir) if run_dir is not None else None
     model = model if model is not None else run.model(weights)
     name, alias, w = filters(model, layer)
-    rows = [
-        {"layer": name, "filter": o, "input_channel": i, "row": r, "col": c, "weight": float(w[o, i, r, c])}
-        for o in range(w.shape[0])
-        for i in range(w.shape[1])
-        for r in range(w.shape[2])
-        for c in range(w.shape[3])
-    ]
-    title = f"{alias} ({name}): {w.shape[0]} filters of {w.shape[1]}x{w.shape[2]}x{w.shape[3]}"
-    files = save_figure(plots.conv_filters(w, title), _out(out, run), f"filters_{alias}", rows)
-    return {"layer": name, "alias": alias, "shape": tuple(w.shape), "files": files}
+    title = f"{alias} ({name}): {w.shape[0]} filters of {'x'.join(map(str, w.shape[1:]))}"
+    if w.dim() == 4:
+        fig = plots.conv_filters(w, title)
+    elif w.dim() == 3:
+        fig = plots.conv_filters_1d(w, f"{title} (input channels x taps)")
+    else:
+        fig = plots.conv_filters_3d(w, f"{title} (input channels x depth x height x width)")
+    files = save_figure(fig, Path(out) if run is None else _out(out, run), f"filters_{alias}", _kernel_rows(name, w))
+    return {
+        "layer": name,
+        "alias": alias,
+        "shape": tuple(w.shape),
+        "panels": plots.filter_panels(w.shape),
+        "files": files,
+    }
+
+
+def _map_rows(layer: str | None, m: torch.Tensor, digits: int | None = 6) -> list[dict]:
+    """One CSV row per value of maps ``(C, *S)``: ``channel``, the position (``step``; ``row``,
+    ``col``; ``depth``, ``row``, ``col``) and ``value``; ``layer`` first unless None (the input)."""
+    axes = {1: ("step",), 2: ("row", "col"), 3: ("depth", "row", "col")}[m.dim() - 1]
+    a = m.numpy()
+    rows = []
+    for idx in np.ndindex(*a.shape):
+        r = {} if layer is None else {"layer": layer}
+        r["channel"] = idx[0]
+        r.update(zip(axes, idx[1:], strict=True))
+        v = float(a[idx])
+        r["value"] = round(v, digits) if digits is not None else v
+        rows.append(r)
+    return rows
+
+
+def _sample(run: RunDir, model: nn.Module, image, data_dir: str | None) -> tuple[torch.Tensor, list[str], str]:
+    """The one input of a features view: a tensor as given; a file read as ``predict`` reads it
+    (an image, or a sequence file for a sequence model); None: the first sample of the run's test
+    data. Returns the sample, the notes on what reading it converted, and what it is in words."""
+    from ..data.inputs import read_inputs
+
+    if isinstance(image, torch.Tensor):
+        return image, [], "the given input"
+    spec = run.spec
+    if spec.kind == "tokens":
+        raise LayerlabError(
+            f"the model of {run.path} takes token ids of shape {spec.shape}; feature maps apply to "
+            f"convolutional models of images, volumes and sequences"
+        )
+    if image is None:
+        ds = run.dataset(data_dir=data_dir)
+        return ds.test.sample(0), [], "the first test sample"
+    inputs = read_inputs([image], spec)
+    x = inputs.x[0]
+    if inputs.lengths is not None:
+        x = x[: inputs.length(0)]
+    return x, inputs.notes[0], str(image)
 
 
 def features_view(
-    run_dir: str,
-    image: str | Path | torch.Tensor,
+    run_dir: str | None,
+    image: str | Path | torch.Tensor | None = None,
     *,
     weights: str | None = None,
     out: str | Path | None = None,
     model: nn.Module | None = None,
+    data_dir: str | None = None,
 ) -> dict:
-    """Feature maps of every conv/pool layer for one image (a file, read as ``predict`` reads it:
-    through the run's input spec)."""
-    from ..data.inputs import read_inputs
-    from .conv import feature_maps
+    """Feature maps of every conv/pool layer for one input: an image file (read as ``predict``
+    reads it: through the run's input spec), a sequence file for a sequence model, a tensor (one
+    sample as the model takes it), or None: the first sample of the run's test data.
 
-    run = RunDir(run_dir)
+    2-D maps are drawn as an image mosaic per layer; 1-D maps as a heatmap of channel against
+    time step; 3-D maps as a grid of channels against depth slices. ``run_dir`` None draws
+    ``model`` for the tensor ``image`` (then ``out`` is needed)."""
+    from .conv import conv_layers, feature_maps
+
+    if run_dir is None and (model is None or out is None or not isinstance(image, torch.Tensor)):
+        raise LayerlabError("feature maps of a model that is not a run need the model, an input tensor and a folder")
+    run = RunDir(run_dir) if run_dir is not None else None
     model = model if model is not None else run.model(weights)
-    out = _out(out, run)
-    notes: list[str] = []
-    if isinstance(image, torch.Tensor):
-        x = image
-    else:
-        spec = run.spec
-        if spec.kind != "image":
-            raise LayerlabError(
-                f"the model of {run.path} takes {spec.kind} of shape {spec.shape}, not images; "
-                f"feature maps apply to convolutional models"
-            )
-        inputs = read_inputs([image], spec)
-        x, notes = inputs.x[0], inputs.notes[0]
-    maps = feature_maps(model, x)
-    layers = []
-    c, h, w = x.shape
-    files = {
-        "input": save_figure(
-            plots.feature_maps(x, "input image"),
-            out,
-            "features_input",
-            [
-                {"channel": ch, "row": r, "col": q, "value": float(x[ch, r, q])}
-                for ch in range(c)
-                for r in range(h)
-                for q in range(w)
-            ],
+    if not conv_layers(model):
+        where = f"the model of {run.path}" if run is not None else type(model).__name__
+        raise LayerlabError(
+            f"{where} has no conv layer (it is not a convolutional model); feature maps apply to cnn and article-cnn"
         )
-    }
+    out = Path(out) if run is None else _out(out, run)
+    x, notes, what = _sample(run, model, image, data_dir) if run is not None else (image, [], "the given input")
+    maps = feature_maps(model, x)
+    # the input as its maps are drawn, channels first: layerlab's sequence CNN reads (T, F) as F channels
+    shown = x.transpose(0, 1) if x.dim() == 2 and getattr(model, "steps_first", False) else x
+    shown = shown.detach().float().cpu()
+    if shown.dim() == 3:
+        fig = plots.feature_maps(shown, "input image")
+    elif shown.dim() == 2:
+        fig = plots.feature_maps_1d(shown, "input sequence")
+    else:
+        fig = plots.feature_maps_3d(shown, "input volume")
+    files = {"input": save_figure(fig, out, "features_input", _map_rows(None, shown, None))}
+    layers = []
     for fm in maps:
         m = fm.maps
-        rows = [
-            {"layer": fm.name, "channel": ch, "row": r, "col": q, "value": round(float(m[ch, r, q]), 6)}
-            for ch in range(m.shape[0])
-            for r in range(m.shape[1])
-            for q in range(m.shape[2])
-        ]
-        files[fm.alias] = save_figure(plots.feature_maps(m, fm.label, image=x), out, f"features_{fm.alias}", rows)
-        layers.append({"layer": fm.name, "alias": fm.alias, "label": fm.label, "shape": tuple(m.shape)})
-    return {"layers": layers, "files": files, "notes": notes, "image": x}
+        if m.dim() == 3:
+            fig = plots.feature_maps(m, fm.label, image=shown)
+        elif m.dim() == 2:
+            fig = plots.feature_maps_1d(m, fm.label, sequence=shown)
+        else:
+            fig = plots.feature_maps_3d(m, fm.label)
+        files[fm.alias] = save_figure(fig, out, f"features_{fm.alias}", _map_rows(fm.name, m))
+        layers.append(
+            {
+                "layer": fm.name,
+                "alias": fm.alias,
+                "label": fm.label,
+                "shape": tuple(m.shape),
+                "panels": plots.map_panels(m.shape),
+            }
+        )
+    return {"layers": layers, "files": files, "notes": notes, "image": x, "input": what}
 
 
 def summary_view(
