@@ -60,12 +60,16 @@ def _require(*modules: str) -> None:
 
 def dynamic_axes(model: torch.nn.Module, ndim: int) -> dict[int, str]:
     """The input axes (of ``ndim``, batch included) that may change size: the batch; the spatial
-    axes of a CNN ending in a global pool; the time axis of a recurrent model."""
+    axes of a CNN ending in a global pool; the time axis of a recurrent model on torch's fused layers
+    (not the residual cell's loop, which the exporter unrolls)."""
     axes = {0: "batch"}
     if getattr(model, "pool", None) is not None and hasattr(model, "steps_first"):  # ConvNet, global pool
         spatial = [1] if model.steps_first else list(range(2, ndim))
         axes.update({i: f"size{i}" for i in spatial})
-    elif getattr(model, "input_kind", None) in ("sequence", "tokens"):  # a recurrent model: any length
+    elif getattr(model, "input_kind", None) in ("sequence", "tokens") and not any(
+        getattr(m, "fused", True) is None for m in model.modules()
+    ):  # a recurrent model on torch's fused layers: any length (a cell of ours runs a Python loop that
+        # the exporter unrolls for the example's T, so its time axis stays fixed)
         axes[1] = "time"
     return axes
 
