@@ -226,3 +226,37 @@ def test_npz_images_of_two_ranks_or_bad_targets_are_one_sentence(tmp_path):
     np.savez(tmp_path / "c.npz", x_train=x, y_train=np.arange(4) % 2, x_test=x, y_test=np.arange(4))
     with pytest.raises(DataError, match="y_test holds class 2"):
         load_npz(tmp_path / "c.npz")
+
+
+def test_mixed_sizes_resume_mid_epoch_bit_identical(tmp_path, monkeypatch):
+    """Size-bucketed batches come in the same order after a resume: stopped after a mid-epoch
+    checkpoint, the resumed run ends with the weights of an uninterrupted one, bit for bit."""
+    from safetensors.torch import load_file
+
+    from layerlab.config import RunConfig
+    from layerlab.rundir import RunDir
+
+    mixed_folder(tmp_path / "d", np.random.default_rng(4), 16, [(12, 12), (16, 12), (12, 20)])
+
+    def cfg() -> RunConfig:
+        c = RunConfig()
+        c.data.name = str(tmp_path / "d")
+        c.model.name, c.model.channels, c.model.padding, c.model.global_pool = "cnn", "4,M,8", "same", "avg"
+        c.train.epochs, c.train.batch_size, c.train.checkpoint_every = 2, 4, 5
+        return c
+
+    full, _ = api.train(cfg(), tmp_path / "full")
+    real = RunDir.save_checkpoint
+
+    def stop_after_mid_epoch(self, *a, **kw):
+        real(self, *a, **kw)
+        if kw.get("step"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", stop_after_mid_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(cfg(), tmp_path / "cut")
+    monkeypatch.undo()
+    resumed, _ = api.resume(tmp_path / "cut")
+    a, b = (load_file(str(RunDir(p).weights("last"))) for p in (full.path, resumed.path))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
