@@ -9,7 +9,7 @@ Runs ``layerlab`` as a user would (subprocesses) and writes ``benchmarks/results
 3. a 3-D task learned from generated volumes: which axis (depth, height or width) a bright bar
    runs along, in 12x12x12 volumes of noise.
 
-    python benchmarks/beyond_limits.py            # about 10 minutes on 2 cores
+    python benchmarks/beyond_limits.py            # about 26 CPU-minutes (46 min on a loaded 2-core machine)
     python benchmarks/beyond_limits.py --quick    # one seed, fewer epochs
 """
 

@@ -237,11 +237,12 @@ def test_ts_infinite_value_names_the_line(tmp_path):
 # 8, 9. huge images; a single image given as the data
 # ----------------------------------------------------------------------------------------------
 def test_decompression_bomb_is_one_sentence(tmp_path, monkeypatch):
+    from layerlab import readers
     from layerlab.data.formats import folder
 
     save_png(tmp_path / "big.png", np.zeros((40, 40)))
     assert folder.MAX_PIXELS > 80_000_000  # Pillow's own limit, documented
-    monkeypatch.setattr(folder, "MAX_PIXELS", 100)
+    monkeypatch.setattr(readers, "MAX_PIXELS", 100)  # the limit the one image reader reads
     with pytest.raises(DataError) as e:
         read_image(tmp_path / "big.png")
     one_sentence(e, "big.png", "40x40", "larger than")

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import readers
 from ..errors import DataError
+from ..readers import SEQUENCE_MODES, standardise  # standardise: (s - mean) / std, NaN to 0, as predict --onnx
 
 KINDS = ("image", "volume", "sequence", "tokens")
 HEADS = ("last", "step")
-SEQUENCE_MODES = ("rows", "pixels", "permuted")
 PERMUTATION_SEED = 0  # the permuted-pixel task uses one fixed permutation, whatever the run's seed
 PIXEL_SCALE = 1 / 255  # uint8 pixels to [0, 1], Keras's x / 255
 
@@ -175,13 +176,8 @@ class Vocabulary:
         return len(self.chars)
 
     def encode(self, s: str, what: str = "text") -> torch.Tensor:
-        unknown = sorted({c for c in s if c not in self.index})
-        if unknown:
-            shown = ", ".join(repr(c) for c in unknown[:8])
-            raise DataError(
-                f"the {what} holds character(s) {shown} that the model's vocabulary of {len(self)} characters lacks"
-            )
-        return torch.tensor([self.index[c] for c in s], dtype=torch.int64)
+        """Token ids ``(T,)`` of ``s`` (:func:`layerlab.readers.text_ids`, shared with predict --onnx)."""
+        return torch.from_numpy(readers.text_ids(s, self.chars, what))
 
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] for i in ids)
@@ -213,19 +209,13 @@ def _numbers(v, name: str) -> tuple[float, ...]:
 # Images as sequences
 # ----------------------------------------------------------------------------------------------
 def image_sequence(x: torch.Tensor, mode: str, permutation: torch.Tensor | None = None) -> torch.Tensor:
-    """Images ``(N, C, H, W)`` as sequences: ``rows`` ``(N, H, W*C)``; ``pixels`` ``(N, H*W, C)``;
-    ``permuted`` the pixel sequence in the fixed order ``permutation``."""
-    N, C, H, W = x.shape
-    if mode == "rows":
-        return x.permute(0, 2, 3, 1).reshape(N, H, W * C).contiguous()
-    seq = x.permute(0, 2, 3, 1).reshape(N, H * W, C)
-    if mode == "pixels":
-        return seq.contiguous()
-    if mode == "permuted":
-        if permutation is None:
-            permutation = pixel_permutation(H * W)
-        return seq[:, permutation].contiguous()
-    raise DataError(f"unknown --sequence {mode!r}; expected one of {', '.join(SEQUENCE_MODES)}")
+    """Images ``(N, C, H, W)`` (on the CPU) as sequences: ``rows`` ``(N, H, W*C)``; ``pixels``
+    ``(N, H*W, C)``; ``permuted`` the pixel sequence in the fixed order ``permutation`` (by default
+    :func:`pixel_permutation`'s). :func:`layerlab.readers.image_sequence` reorders them."""
+    if mode == "permuted" and permutation is None:
+        permutation = pixel_permutation(x.shape[2] * x.shape[3])
+    order = None if permutation is None else permutation.numpy()
+    return torch.from_numpy(readers.image_sequence(x.numpy(), mode, order))
 
 
 def pixel_permutation(n: int, seed: int = PERMUTATION_SEED) -> torch.Tensor:
@@ -233,7 +223,7 @@ def pixel_permutation(n: int, seed: int = PERMUTATION_SEED) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# Padding and standardising
+# Padding, and the statistics standardise uses (standardise itself is layerlab.readers.standardise)
 # ----------------------------------------------------------------------------------------------
 def pad_sequences(seqs: list[np.ndarray], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Right-pad ``(T_i, F)`` arrays with zeros to ``(N, T, F)`` float32; lengths ``(N,)``, or None
@@ -255,16 +245,3 @@ def feature_stats(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     mean = np.nan_to_num(mean)
     std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
     return mean, std
-
-
-def standardise(seqs: list[np.ndarray], mean, std) -> tuple[list[np.ndarray], int]:
-    """``(s - mean) / std`` per feature; missing values (NaN) become 0, the training mean. Returns
-    the new sequences and how many values were missing."""
-    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
-    out, missing = [], 0
-    for s in seqs:
-        z = (s - mean) / std
-        bad = ~np.isfinite(z)
-        missing += int(bad.sum())
-        out.append(np.where(bad, 0.0, z).astype(np.float32))
-    return out, missing

@@ -11,13 +11,14 @@ Every reader raises :class:`~layerlab.errors.DataError` with one sentence naming
 anything it cannot read; which format a dataset spec means is decided in :mod:`..catalog`.
 
 This module holds what the readers share: bytes that may be gzipped, trimming trailing missing
-steps, UCR's ``NAME_TRAIN``/``NAME_TEST`` pairing, and :func:`build_sequence_dataset`, where every
-sequence format (``.ts``, CSV/TSV, ``.npz``) ends: features standardised with the training set's
-per-feature mean and standard deviation (recorded in the input spec, so predict applies the same),
-one padded length ``T_max`` for both splits, and the true lengths in ``Split.lengths`` where they
-differ; the recurrent models pack or mask them, so a sequence's result does not depend on the
-padding. (Here rather than in :mod:`.tabular` so that :mod:`.ts` and :mod:`.tabular`, which reads
-``.ts`` files for prediction, do not import each other.)
+steps (:func:`layerlab.readers.trim_trailing_missing`, shared with predict --onnx), UCR's
+``NAME_TRAIN``/``NAME_TEST`` pairing, and :func:`build_sequence_dataset`, where every sequence
+format (``.ts``, CSV/TSV, ``.npz``) ends: features standardised with the training set's per-feature
+mean and standard deviation (recorded in the input spec, so predict applies the same), one padded
+length ``T_max`` for both splits, and the true lengths in ``Split.lengths`` where they differ; the
+recurrent models pack or mask them, so a sequence's result does not depend on the padding. (Here
+rather than in :mod:`.tabular` so that :mod:`.ts` and :mod:`.tabular`, which reads ``.ts`` files
+for prediction, do not import each other.)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from ...errors import DataError
+from ...readers import trim_trailing_missing as trim_trailing_missing  # the readers' (NumPy), shared
 from .. import Dataset, Split
 from ..transforms import InputSpec, feature_stats, pad_sequences, standardise
 
@@ -50,15 +52,6 @@ def read_maybe_gzip(path: Path) -> bytes:
         except (OSError, EOFError, zlib.error) as e:
             raise DataError(f"{path}: corrupt gzip data ({e})") from None
     return raw
-
-
-def trim_trailing_missing(s: np.ndarray) -> np.ndarray:
-    """Drop trailing steps of ``s`` ``(T, F)`` where every feature is missing (NaN): how some files
-    encode unequal lengths."""
-    valid = ~np.isnan(s).all(axis=1)
-    if not valid.any():
-        return s[:0]
-    return s[: int(np.nonzero(valid)[0][-1]) + 1]
 
 
 # ----------------------------------------------------------------------------------------------

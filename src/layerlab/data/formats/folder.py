@@ -1,125 +1,34 @@
-"""Image files (Pillow reads them) and image folders: ``root/<class>/*.png``, or
-``root/train/<class>/...`` with ``root/test/<class>/...``.
-
-Pixels become float32 in [0, 1] by the range of their type, not by 255 alone: 8-bit modes
-(``L``, ``RGB``, ``P``, ...) / 255; 16-bit grey (``I;16``, as Pillow reads 16-bit PNG and TIFF)
-/ 65535; 32-bit integers (``I``) / 65535 when every value fits 16 bits (how Pillow often holds
-16-bit files), else / (2**31 - 1), negatives clipped to 0; float images (``F``) as they are (they
-must be finite). Converting a 16-bit image to ``L`` would clip it to 255 and make it all ones.
+"""Image folders: ``root/<class>/*.png``, or ``root/train/<class>/...`` with
+``root/test/<class>/...``; image files are read by :func:`layerlab.readers.read_image` (in NumPy,
+shared with ``predict --onnx``), whose docstring says how each pixel type is scaled.
 
 An image larger than :data:`MAX_PIXELS` (width times height) is refused before it is decoded.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ... import readers
 from ...errors import DataError
+from ...readers import HIGH_BIT_MODES as HIGH_BIT_MODES
+from ...readers import IMAGE_SUFFIXES as IMAGE_SUFFIXES
+from ...readers import MAX_PIXELS as MAX_PIXELS
 from .. import Dataset, Split
 from ..transforms import PIXEL_SCALE, InputSpec
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
-#: The largest image read, in pixels (width x height): Pillow's own decompression-bomb limit,
-#: about 89 megapixels (a 9459 x 9459 image, 358 MB as float32 RGB).
-MAX_PIXELS = 89_478_485
-#: Modes holding more than 8 bits per pixel, read by :func:`_high_bit_array` (grey, one channel).
-HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-
-
-def _high_bit_array(im, path: Path) -> tuple[np.ndarray, str]:
-    """A 16-bit, 32-bit integer or float grey image as float32 ``(H, W)`` in [0, 1], and a note."""
-    a = np.asarray(im)
-    if im.mode == "F":
-        a = a.astype(np.float32)
-        if not np.isfinite(a).all():
-            raise DataError(f"{path}: a float image holding non-finite pixel values (inf or NaN)")
-        return a, "float pixels taken as they are"
-    if im.mode.startswith("I;16"):
-        return a.astype(np.float32) / 65535.0, f"{im.mode} pixels divided by 65535"
-    a = a.astype(np.float64)
-    if a.size and a.min() >= 0 and a.max() <= 65535:
-        return (a / 65535.0).astype(np.float32), "32-bit pixels holding 16-bit values divided by 65535"
-    return np.clip(a / (2**31 - 1), 0.0, 1.0).astype(np.float32), "32-bit pixels divided by 2**31 - 1"
-
-
-def _decode(path: Path, channels: int | None, size: tuple[int, int] | None) -> tuple[np.ndarray, list[str]]:
-    """Pixels of ``path`` as float32 ``(H, W)`` or ``(H, W, C)`` and notes (see :func:`read_image`)."""
-    from PIL import Image
-
-    notes = []
-    with Image.open(path) as im:
-        if im.width * im.height > MAX_PIXELS:
-            raise DataError(
-                f"{path}: an image of {im.width}x{im.height} pixels is larger than the "
-                f"{MAX_PIXELS:,} pixels layerlab reads; scale it down first"
-            )
-        im.load()
-        img = im
-        if img.mode in HIGH_BIT_MODES:
-            arr, note = _high_bit_array(img, path)
-            notes.append(note)
-            if size is not None and arr.shape != tuple(size):
-                notes.append(f"resized from {arr.shape[1]}x{arr.shape[0]} to {size[1]}x{size[0]}")
-                resized = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32)).resize(
-                    (size[1], size[0]), Image.BILINEAR
-                )
-                arr = np.array(resized, dtype=np.float32)
-            if channels == 3:
-                notes.append(f"converted from {img.mode} grey to RGB")
-                arr = np.repeat(arr[..., None], 3, axis=2)
-        else:
-            if channels is None:
-                channels = 1 if img.mode in ("1", "L", "LA") else 3
-            mode = "L" if channels == 1 else "RGB"
-            if img.mode != mode:
-                if channels == 1 or img.mode not in ("1", "L", "P"):
-                    notes.append(f"converted from {img.mode} to {mode}")
-                img = img.convert(mode)
-            if size is not None and (img.height, img.width) != tuple(size):
-                notes.append(f"resized from {img.width}x{img.height} to {size[1]}x{size[0]}")
-                img = img.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
-    return arr, notes
-
 
 def read_image(path: Path, channels: int | None = None, size: tuple[int, int] | None = None):
-    """Read an image file as float32 ``(C, H, W)`` in [0, 1] (see the module docstring for how
+    """Read an image file as float32 ``(C, H, W)`` in [0, 1] (see :mod:`layerlab.readers` for how
     each pixel type is scaled).
 
     ``channels`` 1 or 3 converts (grey <-> RGB); ``size`` (H, W) resizes. Returns the tensor and
     a list of notes on what had to be changed.
     """
-    from PIL import Image
-
-    notes = []
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            # we check MAX_PIXELS ourselves; damaged EXIF or TIFF tags only warn, and the pixels decide
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            arr, notes = _decode(path, channels, size)
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: a directory, not an image file") from None
-    except Image.DecompressionBombError:
-        raise DataError(f"{path}: an image larger than the {MAX_PIXELS:,} pixels layerlab reads") from None
-    except MemoryError:
-        raise DataError(f"{path}: too large to decode in memory") from None
-    except Exception as e:  # a damaged file raises many kinds of error inside Pillow's decoders
-        raise DataError(f"{path}: not an image Pillow can read ({type(e).__name__})") from None
-    if arr.ndim == 2:
-        arr = arr[None]
-    else:
-        arr = arr.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(arr)), notes
+    arr, notes = readers.read_image(path, channels, size)
+    return torch.from_numpy(arr), notes
 
 
 def _folder_split(root: Path, classes: list[str], channels: int, size) -> tuple[list[torch.Tensor], list[int]]:

@@ -6,85 +6,22 @@ The datasets are built by :func:`~layerlab.data.formats.build_sequence_dataset`,
 
 from __future__ import annotations
 
-import csv
-import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ... import readers
 from ...errors import DataError
+from ...readers import read_csv_sequences
 from .. import Dataset
-from . import build_sequence_dataset, label_kind, paired_test_file, trim_trailing_missing
+from . import build_sequence_dataset, label_kind, paired_test_file
 
 
 # ----------------------------------------------------------------------------------------------
-# UCR-style CSV/TSV: one case per row, label first, then the values (NaN/empty pad unequal lengths)
+# UCR-style CSV/TSV: one case per row, label first, then the values (NaN/empty pad unequal lengths);
+# the rows are read by layerlab.readers.read_csv_sequences (in NumPy, shared with predict --onnx)
 # ----------------------------------------------------------------------------------------------
-def read_csv_sequences(path: str | Path, labelled: bool = True) -> tuple[list[np.ndarray], list[str]]:
-    """Univariate sequences ``(T_i, 1)`` from a CSV (``,``) or TSV (tab) file: each row
-    ``label, v1, v2, ...`` (or only values with ``labelled=False``), and the labels as written.
-    Empty cells and ``?`` are missing (NaN); trailing missing values shorten the row's sequence.
-    A first row whose values are not numbers is a header and skipped."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    delim = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first and "," not in first) else ","
-    try:
-        rows = [r for r in csv.reader(text.splitlines(), delimiter=delim) if any(c.strip() for c in r)]
-    except csv.Error as e:  # e.g. a field longer than the csv module's limit
-        kind = "TSV" if delim == "\t" else "CSV"
-        raise DataError(f"{path}: not a readable {kind} file ({e})") from None
-    return _parse_rows(rows, path, labelled)
-
-
-def _parse_rows(rows: list[list[str]], path: Path, labelled: bool):
-    seqs, labels = [], []
-    start = 1 if labelled else 0
-    for i, row in enumerate(rows, 1):
-        cells = [c.strip() for c in row[start:]]
-        try:
-            v = np.array([float(c) if c not in ("", "?") else math.nan for c in cells], dtype=np.float64)
-        except ValueError:
-            if i == 1:
-                continue  # a header row
-            raise DataError(
-                f"{path}, row {i}: a value that is not a number ({next(c for c in cells if not _is_number(c))[:30]!r})"
-            ) from None
-        if np.isinf(v).any():
-            raise DataError(
-                f"{path}, row {i}: an infinite value ({cells[int(np.argmax(np.isinf(v)))][:30]!r}); "
-                f"leave a cell empty or write '?' for a missing one"
-            )
-        if labelled and not row[0].strip():
-            raise DataError(f"{path}, row {i}: empty label in the first column")
-        s = trim_trailing_missing(v[:, None])
-        if len(s) == 0:
-            raise DataError(f"{path}, row {i}: no values")
-        seqs.append(s)
-        if labelled:
-            labels.append(row[0].strip())
-    if not seqs:
-        raise DataError(f"{path}: no rows of numbers")
-    return seqs, labels
-
-
-def _is_number(c: str) -> bool:
-    try:
-        float(c)
-        return True
-    except ValueError:
-        return c in ("", "?")
-
-
 def load_csv_pair(train_path: str | Path) -> Dataset:
     """``NAME_TRAIN.csv`` / ``.tsv`` (label, values...) and ``NAME_TEST`` beside it; numeric
     non-integer labels make a regression."""
@@ -235,86 +172,20 @@ def load_npz(path: str | Path) -> Dataset:
 def read_sequence_file(
     path: Path, features: int, length: int | None = None
 ) -> tuple[list[np.ndarray], list[str], list]:
-    """Sequences ``(T_i, F)`` from one file, a name for each, and the labels the file carries
-    (``.ts``, and UCR-layout CSV as below; else empty).
-
-    ``.npy``: ``(N, T, F)``; ``(N, T)`` N univariate sequences when ``F == 1``, else one ``(T, F)``
-    sequence; ``(T,)`` one univariate sequence. ``.csv``/``.tsv``: with ``F == 1`` one sequence per
-    row, else one sequence with a row per step and a column per feature. ``.ts``: every case.
-
-    A CSV/TSV in UCR's training layout (the label first, then the values) is recognised when the
-    run is fixed-length (``length`` is its ``T``) and every row holds exactly ``T + 1`` values: the
-    first column is then the label, returned as the case's label (predict's ``true_label``), not
-    read as a value. A file of sequences one step longer than the run's would be misread, but the
-    model could not take those anyway. Give ``length=None`` for variable-length runs.
+    """Sequences ``(T_i, F)`` from one ``.npy``, ``.csv``, ``.tsv`` or ``.ts`` file, a name for each,
+    and the labels the file carries (``.ts``, and UCR-layout CSV; else empty): see
+    :func:`layerlab.readers.read_sequence_file`, which reads them, and ``.ts`` files with
+    :func:`~layerlab.data.formats.ts.read_ts`.
     """
+    return readers.read_sequence_file(path, features, length, read_ts=ts_cases)
+
+
+def ts_cases(path: Path) -> tuple[list[np.ndarray], list]:
+    """Every case of a ``.ts`` file and its label, as :mod:`layerlab.readers` takes them (``read_ts``)."""
     from .ts import read_ts
 
-    suffix = path.suffix.lower()
-    labels: list = []
-    if suffix == ".npy":
-        try:
-            a = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except Exception as e:  # a damaged header raises ValueError, OSError, SyntaxError, EOFError...
-            raise DataError(f"{path}: not a NumPy .npy file ({type(e).__name__})") from None
-        if not isinstance(a, np.ndarray):
-            raise DataError(f"{path}: an .npz archive; predict reads one array of sequences from an .npy file")
-        if a.dtype.kind not in "biuf":
-            raise DataError(f"{path}: expected numbers, got an array of {a.dtype}")
-        a = a.astype(np.float64)
-        if not np.isfinite(a).all():
-            where = np.argwhere(~np.isfinite(a))[0]
-            raise DataError(f"{path}: the value at index {tuple(int(i) for i in where)} is not finite (inf or NaN)")
-        if a.ndim == 1:
-            if features != 1:
-                raise DataError(f"{path}: a 1-D array is one univariate sequence, the model takes {features} features")
-            seqs = [a[:, None]]
-        elif a.ndim == 2:
-            seqs = [row[:, None] for row in a] if features == 1 else [a]
-        elif a.ndim == 3:
-            seqs = list(a)
-        else:
-            raise DataError(f"{path}: expected (N, T, F), (N, T) or (T, F) sequences, got shape {a.shape}")
-    elif suffix in (".csv", ".tsv"):
-        if features == 1:
-            seqs, _ = read_csv_sequences(path, labelled=False)
-            if length is not None and all(len(s) == length + 1 for s in seqs):
-                seqs, labels = read_csv_sequences(path, labelled=True)  # UCR's layout: label, then T values
-        else:
-            delim = "\t" if suffix == ".tsv" else ","
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # an empty file warns
-                    a = np.genfromtxt(path, delimiter=delim, dtype=np.float64, encoding="utf-8")
-            except FileNotFoundError:
-                raise DataError(f"{path}: no such file") from None
-            except Exception as e:  # ragged rows (ValueError), undecodable bytes, ...
-                raise DataError(f"{path}: not a table of numbers ({type(e).__name__})") from None
-            if a.ndim == 2 and len(a) and np.isnan(a[0]).all():
-                a = a[1:]  # a header row
-            if a.size == 0:
-                raise DataError(f"{path}: no rows of numbers")
-            if np.isinf(a).any():
-                raise DataError(
-                    f"{path}, row {int(np.argwhere(np.isinf(np.atleast_2d(a)))[0][0]) + 1}: an infinite value"
-                )
-            seqs = [np.atleast_2d(a)]
-    elif suffix == ".ts":
-        ts = read_ts(path)
-        seqs, labels = ts.series, list(ts.labels)
-    else:
-        raise DataError(
-            f"{path}: cannot predict on a {suffix or 'suffix-less'} file; give .npy, .csv, .tsv or .ts sequences"
-        )
-    for s in seqs:
-        if s.shape[1] != features:
-            raise DataError(f"{path}: sequences of {s.shape[1]} features, the model takes {features}")
-        if len(s) == 0:
-            raise DataError(f"{path}: an empty sequence")
-    names = [str(path)] if len(seqs) == 1 else [f"{path}[{i}]" for i in range(len(seqs))]
-    return seqs, names, labels
+    ts = read_ts(path)
+    return ts.series, list(ts.labels)
 
 
 def _npz_grids(z, path: Path) -> Dataset:

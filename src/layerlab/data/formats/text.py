@@ -16,24 +16,12 @@ from pathlib import Path
 import torch
 
 from ...errors import DataError
+from ...readers import read_text  # the UTF-8 text of a file, shared with predict --onnx
 from .. import Dataset, Split
 from ..transforms import InputSpec, Vocabulary
 
 DEFAULT_LENGTH = 100
 TEST_FRACTION = 0.1
-
-
-def read_text(path: Path) -> str:
-    """The UTF-8 text of ``path``, with Windows line ends made ``\\n``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start} cannot be decoded)") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
-    return text.replace("\r\n", "\n")
 
 
 def windows(ids: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
