@@ -268,4 +268,5 @@ def test_every_command_module_registers():
         "compare-cells",
         "report",
         "export",
+        "claims",
     }

@@ -1,0 +1,439 @@
+"""Every claim of the article, measured: ``layerlab claims`` runs one experiment per claim under a
+stated budget and writes one page (``docs/claims.md``) with, for each claim, the article's words and
+section, the experiment, the command that reruns it, the numbers, a verdict and a figure; the log,
+the figures (with their CSVs) and every number as JSON go to ``benchmarks/results/claims/``.
+
+A verdict is never written by hand: each claim states a rule, and its ``decide`` function applies the
+rule to the raw numbers kept in ``claims.json`` (``numbers``), so anyone can check it. Verdicts are
+``supported``, ``supported with a caveat`` or ``not supported``.
+
+- :mod:`.cnn`: 6.1.1 (conv features), 2 (pooling), 6.1.2 (input size, 2-D only), 5 (fewer parameters);
+- :mod:`.rnn`: 3.2.3 and 6.2.1 (vanishing gradient), 6.2.2 (deeper, residual, LSTM and GRU);
+- :mod:`.base`: the budget (:data:`~.base.FULL`, :data:`~.base.QUICK`), the claim record, the shared
+  trainings; :mod:`.figures`: the figures.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, LayerlabError
+from . import cnn, rnn
+from .base import FULL, QUICK, VERDICTS, Budget, Claim, Context
+
+DEFAULT_OUT = "docs/claims.md"
+DEFAULT_RESULTS = "benchmarks/results/claims"
+ONLY_DIR = "claims-only"  # where a partial run (--only) writes unless told: never over the full page
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A claim: the article's words (quoted exactly from ARTICLE.md; fragments joined by `` … ``), its
+    rule, the experiment that measures it and the function that applies the rule to the numbers."""
+
+    name: str
+    title: str
+    section: str
+    quote: str
+    rule: str
+    run: Callable[[Context, Claim], None]
+    decide: Callable[[dict], tuple[str, str]]
+
+
+CLAIMS: dict[str, ClaimSpec] = {
+    s.name: s
+    for s in (
+        ClaimSpec(
+            "conv-features",
+            "Convolution learns features by itself",
+            "6.1.1",
+            "Why CNNs do well on images: conv layers learn features automatically (no hand-made features) and "
+            "keep spatial information, so local features are handled well.",
+            cnn.CONV_FEATURES_RULE,
+            cnn.run_conv_features,
+            cnn.decide_conv_features,
+        ),
+        ClaimSpec(
+            "pooling",
+            "Pooling lowers the parameter count and makes the model more robust",
+            "2",
+            "shrinks the feature maps by sampling, which lowers the parameter count and makes the model more robust.",
+            cnn.POOLING_RULE,
+            cnn.run_pooling,
+            cnn.decide_pooling,
+        ),
+        ClaimSpec(
+            "input-size",
+            "A CNN needs a fixed input size and handles 2-D images only",
+            "6.1.2",
+            'strong requirements on input size ("the input must match the kernel size"; in practice: a '
+            "Flatten+Dense head fixes the input size); … conv layers only handle 2-D images; 3-D data such as "
+            "video needs 3-D convolution.",
+            cnn.INPUT_SIZE_RULE,
+            cnn.run_input_size,
+            cnn.decide_input_size,
+        ),
+        ClaimSpec(
+            "vanishing",
+            "Gradients vanish in the tanh RNN, and training stalls",
+            "3.2.3, 6.2.1",
+            "When these factors have norm below 1 the product shrinks exponentially in T. … during training the "
+            "gradient decays step by step until it is tiny or zero, so training becomes slow or stalls.",
+            rnn.VANISHING_RULE,
+            rnn.run_vanishing,
+            rnn.decide_vanishing,
+        ),
+        ClaimSpec(
+            "deeper",
+            "Deeper (stacked) RNNs add capacity",
+            "6.2.2",
+            "deeper (stacked) recurrent networks, for more capacity;",
+            rnn.DEEPER_RULE,
+            rnn.run_deeper,
+            rnn.decide_deeper,
+        ),
+        ClaimSpec(
+            "residual",
+            "Residual recurrent connections reduce vanishing gradients",
+            "6.2.2",
+            "recurrent residual connections, to reduce vanishing gradients;",
+            rnn.RESIDUAL_RULE,
+            rnn.run_residual,
+            rnn.decide_residual,
+        ),
+        ClaimSpec(
+            "gated",
+            "LSTM and GRU carry long dependencies",
+            "2, 6.2.2",
+            "stores past inputs, for long-term dependencies. … more elaborate cells: LSTM and GRU.",
+            rnn.GATED_RULE,
+            rnn.run_gated,
+            rnn.decide_gated,
+        ),
+        ClaimSpec(
+            "efficiency",
+            "Fewer parameters, faster training",
+            "5",
+            "Optimisation becomes the focus: fewer parameters, faster training, lower compute cost.",
+            cnn.EFFICIENCY_RULE,
+            cnn.run_efficiency,
+            cnn.decide_efficiency,
+        ),
+    )
+}
+
+
+def claim_names() -> list[str]:
+    return list(CLAIMS)
+
+
+def parse_only(only: str | list[str] | None) -> list[str]:
+    """The claims a ``--only`` list names, in the page's order; every claim when None."""
+    if only is None:
+        return claim_names()
+    names = [n.strip() for n in (only.split(",") if isinstance(only, str) else only) if n.strip()]
+    unknown = [n for n in names if n not in CLAIMS]
+    if unknown or not names:
+        raise ConfigError(f"--only {','.join(unknown) or '(empty)'}: unknown claim; the claims are {', '.join(CLAIMS)}")
+    return [n for n in CLAIMS if n in names]
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------
+def run_claims(
+    *,
+    quick: bool = False,
+    only: str | list[str] | None = None,
+    seeds: int | None = None,
+    threads: int | None = None,
+    data_dir: str | Path | None = None,
+    text: str | Path | None = None,
+    out: str | Path | None = None,
+    results: str | Path | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict:
+    """Run the experiments of the claims ``only`` names (default all) and write the page ``out``, and
+    ``claims.json``, ``claims.log`` and the figures with their CSVs into ``results``.
+
+    Args:
+        quick: the :data:`~.base.QUICK` budget (a smoke test, minutes) instead of :data:`~.base.FULL`.
+        seeds: override the budget's number of seeds.
+        threads: torch CPU threads while it runs (the caller's setting is put back after); default 2 for a
+            full run, 1 for a quick one (its tiny steps took 280 s on two threads and 25 s on one, on a
+            2-core machine busy with other jobs).
+        data_dir: where to look first for Fashion-MNIST; text: the character model's corpus.
+        out, results: default ``docs/claims.md`` and ``benchmarks/results/claims``, or, for a partial
+            run (``only``), ``claims-only/claims.md`` and ``claims-only``, so it never overwrites the
+            page of a full run unless told to.
+        say: called with each line of progress (everything also goes to ``results/claims.log``).
+    Returns:
+        What ``claims.json`` holds: ``meta`` and ``claims`` (one dict per claim, ``numbers`` raw).
+    """
+    names = parse_only(only)
+    partial = only is not None
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    budget: Budget = (QUICK if quick else FULL).with_seeds(seeds)
+    given_threads = threads
+    threads = threads or (1 if quick else 2)
+    out = Path(out) if out else Path(ONLY_DIR if partial else ".") / ("claims.md" if partial else DEFAULT_OUT)
+    results = Path(results) if results else Path(ONLY_DIR if partial else DEFAULT_RESULTS)
+    if "conv-features" in names:
+        _need_sklearn()
+    if text is not None and not Path(text).is_file():
+        raise ConfigError(f"--text {text}: no such file")
+    _prepare_results(results)
+    log_path = results / "claims.log"
+    log_file = open(log_path, "w", encoding="utf-8")  # closed in the finally below
+
+    def emit(line: str) -> None:
+        log_file.write(line + "\n")
+        log_file.flush()
+        if say is not None:
+            say(line)
+
+    ctx = Context(budget, data_dir=data_dir, text=text, results=results, warm=cnn.WARM_UP, say=emit)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    env = environment(threads)
+    t_start = time.perf_counter()
+    claims: list[Claim] = []
+    try:
+        emit(
+            f"layerlab claims: {_n(len(names), 'claim')}, {budget.mode} mode ({_n(budget.seeds, 'seed')}, budget "
+            f"{budget.limit_seconds} s) on {env['cpu']} with {_n(env['threads'], 'torch thread')}"
+        )
+        for i, name in enumerate(names, 1):
+            spec = CLAIMS[name]
+            emit(f"[{i}/{len(names)}] {spec.section} {spec.title} ({name})")
+            claim = Claim(name=name, title=spec.title, section=spec.section, quote=spec.quote, rule=spec.rule)
+            t0 = time.perf_counter()
+            spec.run(ctx, claim)
+            claim.verdict, claim.reason = spec.decide(_jsonable(claim.numbers))
+            claim.seconds = time.perf_counter() - t0
+            claims.append(claim)
+            emit(f"  -> {claim.verdict}: {claim.reason} ({claim.seconds:.0f} s)")
+        total = time.perf_counter() - t_start
+        within = total <= budget.limit_seconds
+        emit(
+            f"total {total:.0f} s of a {budget.limit_seconds} s budget"
+            + ("" if within else " (over budget: a busy machine, or the budget needs adjusting)")
+        )
+        meta = {
+            **env,
+            "mode": budget.mode,
+            "seeds": budget.seeds,
+            "claims_run": names,
+            "partial": partial,
+            "total_seconds": round(total, 1),
+            "budget_seconds": budget.limit_seconds,
+            "within_budget": within,
+            "image_data": ctx.image_source or None,
+            "notes": ctx.notes,
+            "budget": budget.describe(),
+            "command": command_line(quick, only, seeds, given_threads, data_dir, text, out, results, partial),
+        }
+        doc = {"meta": meta, "claims": [_jsonable(c.to_dict()) for c in claims]}
+        (results / "claims.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_page(doc, out, results), encoding="utf-8")
+        emit(f"wrote {out}, {results / 'claims.json'}, {log_path} and {sum(len(c.figures) for c in claims)} figures")
+        return doc
+    finally:
+        torch.set_num_threads(previous)
+        log_file.close()
+
+
+def _need_sklearn() -> None:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise LayerlabError(
+            "the claim conv-features fits a linear classifier with scikit-learn, which is not installed: "
+            "pip install 'layerlab[claims]' (or leave it out with --only)"
+        ) from None
+
+
+#: What a claims run writes into its results folder (and so may replace in a later run).
+OWN_SUFFIXES = (".png", ".csv", ".json", ".log")
+
+
+def _prepare_results(results: Path) -> None:
+    """The results folder must be new, empty, or one a claims run wrote (it holds ``claims.json``);
+    the files an earlier run wrote there are removed, so no stale figure outlives its run."""
+    if results.exists() and not results.is_dir():
+        raise ConfigError(f"{results}: --results names a file; give a new or empty directory")
+    if results.is_dir() and any(results.iterdir()):
+        if not (results / "claims.json").is_file():
+            raise ConfigError(
+                f"{results}: --results already holds files that layerlab claims did not write; give a new or "
+                f"empty directory"
+            )
+        for p in results.iterdir():
+            if p.is_file() and p.suffix in OWN_SUFFIXES:
+                p.unlink()
+    results.mkdir(parents=True, exist_ok=True)
+
+
+def command_line(quick, only, seeds, threads, data_dir, text, out, results, partial) -> str:
+    parts = ["layerlab claims"]
+    if quick:
+        parts.append("--quick")
+    if only is not None:
+        parts.append(f"--only {','.join(parse_only(only))}")
+    if seeds is not None:
+        parts.append(f"--seeds {seeds}")
+    if threads is not None:
+        parts.append(f"--threads {threads}")
+    if data_dir:
+        parts.append(f"--data-dir {data_dir}")
+    if text:
+        parts.append(f"--text {text}")
+    default_out = Path(ONLY_DIR) / "claims.md" if partial else Path(DEFAULT_OUT)
+    if Path(out) != default_out:
+        parts.append(f"--out {out}")
+    if Path(results) != Path(ONLY_DIR if partial else DEFAULT_RESULTS):
+        parts.append(f"--results {results}")
+    return " ".join(parts)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def environment(threads: int) -> dict:
+    from .. import __version__
+
+    return {
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "layerlab": __version__,
+    }
+
+
+def _jsonable(v):
+    """Plain JSON values: tuples as lists, NumPy numbers as floats, dict keys as strings, and a
+    number that is not finite (a diverged run's loss) as None."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(float(v)) else None
+    return v
+
+
+# ----------------------------------------------------------------------------------------------
+# The page
+# ----------------------------------------------------------------------------------------------
+def _cell(v) -> str:
+    return "" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(columns: list[str], rows: list[dict]) -> list[str]:
+    lines = ["| " + " | ".join(_cell(c.strip()) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return lines
+
+
+def _n(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _anchor(title: str, section: str) -> str:
+    text = f"{title} ({section})".lower()
+    keep = "".join(ch for ch in text if ch.isalnum() or ch in " -")
+    return keep.replace(" ", "-")
+
+
+def render_page(doc: dict, out: Path, results: Path) -> str:
+    """The claims page (Markdown) from what ``claims.json`` holds; links relative to ``out``."""
+    m = doc["meta"]
+    rel = Path(os.path.relpath(results, out.parent)).as_posix()
+    quick = m["mode"] == "quick"
+    lines = ["# The article's claims, measured", ""]
+    if quick:
+        lines += [
+            "> **Quick mode: these numbers say nothing about the claims.** This page comes from "
+            "`layerlab claims --quick`, the smoke test the test suite runs: tiny subsets, one seed, short "
+            "sequences, a few steps of training. It checks that every experiment runs and that every row is "
+            "filled; the verdicts below follow their rules from these numbers, and mean nothing. The full run "
+            "is `layerlab claims`.",
+            "",
+        ]
+    if m.get("partial"):
+        lines += [f"> **A partial run**: only {', '.join(m['claims_run'])}.", ""]
+    lines += [
+        f"Every claim the article makes (sections 2, 5 and 6), each measured by one experiment under one "
+        f"budget. Generated by `{m['command']}` on {m['date']}: **{m['mode']} mode**, {_n(m['seeds'], 'seed')}, "
+        f"CPU {m['cpu']} ({m['cores']} cores, {_n(m['threads'], 'torch thread')}), torch {m['torch']}, layerlab "
+        f"{m['layerlab']}, Python {m['python']}. Total **{m['total_seconds']:,.0f} s** against a budget of "
+        f"{m['budget_seconds']:,} s ({'within' if m['within_budget'] else 'over'} budget). "
+        f"The log, the figures with their CSVs, and every number as JSON are in [{rel}/]({rel}/) "
+        f"(`claims.json`: each claim's raw `numbers`, from which its verdict follows by the rule stated here). "
+        f"Each experiment reruns alone with the command under it; a partial run writes to `{ONLY_DIR}/` unless "
+        f"given `--out` and `--results`.",
+        "",
+        "Seconds are wall time on a shared machine, indicative only; a claim's seconds include the trainings "
+        "it shares with later claims (the article's CNN, the adding-task runs) when it is the first to need them.",
+        "",
+    ]
+    for note in m.get("notes") or []:
+        lines += [f"> {note}", ""]
+    lines += ["| claim | section | verdict | seconds |", "|---|---|---|---:|"]
+    for c in doc["claims"]:
+        lines.append(
+            f"| [{_cell(c['title'])}](#{_anchor(c['title'], c['section'])}) | {c['section']} | "
+            f"**{c['verdict']}** | {c['seconds']:.0f} |"
+        )
+    lines.append("")
+    for c in doc["claims"]:
+        lines += [f"## {c['title']} ({c['section']})", ""]
+        where = f"section{'s' if ',' in c['section'] else ''} {c['section']}"
+        lines += [f"> {c['quote']}", ">", f"> (the article, {where})", ""]
+        lines += [f"**Experiment.** {c['experiment']}", ""]
+        lines += [f"**Command.** `{c['command']}{' --quick' if quick else ''}`", ""]
+        lines += [*_table(c["columns"], c["rows"]), ""]
+        lines += [f"**Verdict: {c['verdict']}.** {c['reason'][:1].upper()}{c['reason'][1:]}.", ""]
+        lines += [f"*Rule:* {c['rule']}", ""]
+        for note in c["notes"]:
+            lines += [f"*Note:* {note}", ""]
+        for fig in c["figures"]:
+            lines += [f"![{c['name']}: {fig}]({rel}/{fig})", ""]
+        lines += [f"*{c['seconds']:.0f} s.*", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+__all__ = ["CLAIMS", "FULL", "QUICK", "VERDICTS", "Budget", "Claim", "ClaimSpec", "claim_names", "run_claims"]

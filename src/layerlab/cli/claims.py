@@ -1,0 +1,63 @@
+"""``layerlab claims``: every claim of the article measured under one budget, written as one page.
+Like the rest of the CLI it only parses, calls :func:`layerlab.claims.run_claims` and prints."""
+
+from __future__ import annotations
+
+# the claim names, for --help, without importing torch to print it
+CLAIM_NAMES = "conv-features, pooling, input-size, vanishing, deeper, residual, gated, efficiency"
+
+
+def cmd_claims(args) -> int:
+    from .. import claims
+
+    doc = claims.run_claims(
+        quick=args.quick,
+        only=args.only,
+        seeds=args.seeds,
+        threads=args.threads,
+        data_dir=args.data_dir,
+        text=args.text,
+        out=args.out,
+        results=args.results,
+        say=lambda line: print(line, flush=True),
+    )
+    width = max(len(c["name"]) for c in doc["claims"])
+    print()
+    for c in doc["claims"]:
+        print(f"{c['section']:<13} {c['name']:<{width}}  {c['verdict']:<24} {c['seconds']:>6.0f} s")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``claims`` to the ``layerlab`` sub-parsers."""
+    c = sub.add_parser(
+        "claims",
+        help="measure every claim of the article and write one page (docs/claims.md)",
+        description="Run one experiment per claim of the article (sections 2, 5, 6) under a stated budget "
+        "(30 minutes on 2 CPU cores; --quick: 3 minutes, numbers that mean nothing) and write "
+        "the page: for each claim the article's words, the experiment, the command, the numbers, a verdict "
+        "decided by a stated rule, and a figure. The log, figures (with CSVs) and claims.json go to --results.",
+    )
+    c.add_argument("--quick", action="store_true", help="tiny subsets, one seed, short sequences: a smoke test")
+    c.add_argument(
+        "--only",
+        metavar="NAME,...",
+        help=f"run these claims only ({CLAIM_NAMES}); their page and results then go to claims-only/ "
+        "unless --out and --results say otherwise",
+    )
+    c.add_argument("--seeds", type=int, help="seeds per noisy number (default 3; --quick: 1)")
+    c.add_argument("--threads", type=int, help="torch CPU threads (default 2; --quick: 1)")
+    c.add_argument("--data-dir", help="where to look first for Fashion-MNIST (as `layerlab train --data-dir`)")
+    c.add_argument(
+        "--text",
+        metavar="FILE",
+        help="UTF-8 text for the character model of the deeper-RNN claim (default: the licence texts in "
+        "/usr/share/common-licenses)",
+    )
+    c.add_argument("--out", metavar="PAGE.md", help="the page to write (default docs/claims.md)")
+    c.add_argument(
+        "--results",
+        metavar="DIR",
+        help="folder for claims.log, claims.json and the figures (default benchmarks/results/claims)",
+    )
+    c.set_defaults(func=cmd_claims)
