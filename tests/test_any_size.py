@@ -260,3 +260,15 @@ def test_mixed_sizes_resume_mid_epoch_bit_identical(tmp_path, monkeypatch):
     resumed, _ = api.resume(tmp_path / "cut")
     a, b = (load_file(str(RunDir(p).weights("last"))) for p in (full.path, resumed.path))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_fixed_size_cnn_says_which_size_it_takes():
+    """Without a global pool the Dense head fixes the size: another size is a sentence, not torch's
+    'mat1 and mat2 shapes cannot be multiplied' (what the article CNN gave at 36x36 before)."""
+    model = build_model("article-cnn")
+    with pytest.raises(ValueError, match=r"takes inputs of 28x28 .* got 36x36; a global pool"):
+        model(torch.zeros(1, 1, 36, 36))
+    assert build_model("cnn", (1, 20, 20), 3, channels="4,M", global_pool="avg")(torch.zeros(1, 1, 36, 30)).shape == (
+        1,
+        3,
+    )

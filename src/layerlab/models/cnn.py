@@ -331,6 +331,12 @@ class ConvNet(nn.Module):
         mask = None
         if self.steps_first:
             x, lengths = self._channels(x, lengths)
+        elif self.pool is None and tuple(x.shape[2:]) != self.input_shape[1:]:
+            size, built = ("x".join(map(str, s)) for s in (tuple(x.shape[2:]), self.input_shape[1:]))
+            raise ValueError(
+                f"this CNN takes inputs of {built} (its Dense head is built for that size), got {size}; "
+                f"a global pool (--global-pool avg) takes any size"
+            )
         if lengths is not None and self.dims == 1:
             x, mask = self._masked_features(x, lengths)
         elif self._observed():
