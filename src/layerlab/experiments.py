@@ -4,6 +4,9 @@ figure with the CSV of every number behind it.
 - :func:`compare_cells`: the article's section 6.2 in one figure: rnn, lstm, gru and the residual
   cell trained on a long-range task, with their gradient flow through time at initialisation and
   after training (``layerlab compare-cells``).
+- :func:`run_adding`, :func:`run_copy` (:func:`run_task`): one recurrent model on the adding problem
+  or the copy task under one budget, the numbers ``layerlab train`` gives for the same flags
+  (``benchmarks/adding_table.py`` runs the same budgets through the CLI: ``adding.md``, ``copy.md``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 from . import plots
 from .config import ModelConfig, TrainConfig
 from .data import load_dataset
-from .engine import fit, seed_everything
+from .engine import fit, seed_everything, seeded
 from .errors import LayerlabError
 from .inspect.gradflow import gradient_flow, has_states
 from .inspect.views import save_figure, write_csv
@@ -28,6 +31,24 @@ from .rundir import build_model_for
 log = logging.getLogger(__name__)
 
 TASKS = ("adding", "copy")
+
+#: The budget of ``benchmarks/results/adding.md``: one for every cell (12 epochs of 200 steps).
+ADDING_BUDGET = {
+    "hidden": 64,
+    "n_train": 10_000,
+    "n_test": 1000,
+    "epochs": 12,
+    "batch_size": 50,
+    "lr": 0.01,
+    "clip": 1.0,
+    "seed": 0,
+    "threads": 1,
+}
+#: The budget of ``benchmarks/results/copy.md``.
+COPY_BUDGET = {**ADDING_BUDGET, "epochs": 10, "lr": 0.003}
+#: Solved: test MSE below this (adding; always answering 1 scores 1/6), or per-step accuracy on the
+#: recalled symbols at least this (copy; chance 1/8).
+SOLVED = {"adding": 0.01, "copy": 0.99}
 
 
 def compare_cells(
@@ -150,6 +171,107 @@ def compare_cells(
         "baseline": ds.meta.get("baseline_mse") if ds.meta else None,
         "warmup_seconds": warmup_seconds,
     }
+
+
+def run_task(
+    task: str,
+    model: str,
+    length: int,
+    *,
+    hidden: int = 64,
+    layers: int = 1,
+    epochs: int = 12,
+    n_train: int = 10_000,
+    n_test: int = 1000,
+    batch_size: int = 50,
+    lr: float = 0.01,
+    clip: float | None = 1.0,
+    seed: int = 0,
+    threads: int | None = 1,
+) -> dict:
+    """Train recurrent ``model`` on the synthetic ``task`` (``adding`` or ``copy``) with T = ``length``
+    and evaluate it on the test set after every epoch, as ``layerlab train --model MODEL --data TASK
+    --length T --hidden ... --threads THREADS`` does (the same seeding, data, initialisation and
+    numbers), without a run directory. The caller's random state and thread count are left as they
+    were.
+
+    Returns a dict: ``task``, ``model``, ``length``, ``layers``, ``budget`` (the arguments),
+    ``metric`` (``mse`` for adding, ``accuracy`` for copy: per-step accuracy on the 10 recalled
+    symbols, the only steps with targets), ``per_epoch`` (that metric after each epoch), ``final``
+    (the last epoch's: nothing is chosen on the test set), ``best`` and ``best_epoch``,
+    ``solved_epoch`` (the first epoch meeting :data:`SOLVED`, or None), ``baseline`` (1/6 MSE, or
+    chance 1/8), ``parameters``, ``seconds`` (training, without evaluation), ``grad_norm_max`` and
+    ``clipped_fraction`` (the largest over epochs; None without ``clip``) and ``history`` (the rows
+    ``metrics.csv`` would hold).
+    """
+    if task not in TASKS:
+        raise LayerlabError(f"unknown task {task!r}; expected {' or '.join(TASKS)}")
+    if model not in list_models() or not sequence_model(model):
+        raise LayerlabError(f"{model!r} is not a recurrent model; expected one of rnn, lstm, gru, residual")
+    budget = {
+        "hidden": hidden,
+        "layers": layers,
+        "epochs": epochs,
+        "n_train": n_train,
+        "n_test": n_test,
+        "batch_size": batch_size,
+        "lr": lr,
+        "clip": clip,
+        "seed": seed,
+        "threads": threads,
+    }
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        clip=clip,
+        seed=seed,
+        threads=threads,
+        device="cpu",
+        channels_last=False,
+    )
+    with seeded(seed, threads):  # as `layerlab train`: threads, seed, data, model, fit
+        ds = load_dataset(task, length=length, n_train=n_train, n_test=n_test, seed=seed)
+        net = build_model_for(ModelConfig(name=model, hidden=hidden, layers=layers), ds.spec, ds.num_outputs)
+        hist = fit(net, ds, cfg).history
+    metric = "mse" if task == "adding" else "accuracy"
+    per_epoch = [r["test_loss"] if metric == "mse" else r["test_accuracy"] for r in hist]
+    better = min if metric == "mse" else max
+    best = better(per_epoch)
+    solved = next(
+        (i + 1 for i, v in enumerate(per_epoch) if (v < SOLVED[task] if metric == "mse" else v >= SOLVED[task])),
+        None,
+    )
+    return {
+        "task": task,
+        "model": model,
+        "length": length,
+        "layers": layers,
+        "budget": budget,
+        "metric": metric,
+        "per_epoch": per_epoch,
+        "final": per_epoch[-1],
+        "best": best,
+        "best_epoch": per_epoch.index(best) + 1,
+        "solved_epoch": solved,
+        "baseline": ds.meta.get("baseline_mse") if metric == "mse" else ds.meta.get("chance_accuracy"),
+        "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        "seconds": sum(r.get("train_seconds", 0.0) for r in hist),
+        "grad_norm_max": max((r["grad_norm_max"] for r in hist if "grad_norm_max" in r), default=None),
+        "clipped_fraction": max((r["clipped_fraction"] for r in hist if "clipped_fraction" in r), default=None),
+        "history": hist,
+    }
+
+
+def run_adding(model: str, length: int, **budget) -> dict:
+    """:func:`run_task` on the adding problem, :data:`ADDING_BUDGET` unless ``budget`` overrides it
+    (e.g. ``run_adding("gru", 150, epochs=2, n_train=2000)``)."""
+    return run_task("adding", model, length, **{**ADDING_BUDGET, **budget})
+
+
+def run_copy(model: str, length: int, **budget) -> dict:
+    """:func:`run_task` on the copy task, :data:`COPY_BUDGET` unless ``budget`` overrides it."""
+    return run_task("copy", model, length, **{**COPY_BUDGET, **budget})
 
 
 def warm_up(models: list[ModelConfig], ds, cfg: TrainConfig) -> float:

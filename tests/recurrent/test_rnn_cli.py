@@ -241,3 +241,25 @@ def test_images_default_to_rows_and_sequence_modes(tmp_path, idx_dir, capsys):
     cfg.data.name, cfg.data.sequence = str(idx_dir), "permuted"
     ds = api.prepare_data(cfg)
     assert ds.input_shape == (784, 1) and ds.spec.sequence == "permuted"
+
+
+@pytest.mark.parametrize("task,model", [("adding", "residual"), ("copy", "gru")])
+def test_run_task_gives_what_layerlab_train_gives(tmp_path, task, model):
+    """layerlab.experiments.run_adding / run_copy (what `layerlab claims` calls) train as the CLI
+    does: the same per-epoch numbers, and the caller's thread count is left alone."""
+    import torch
+
+    from layerlab.experiments import run_adding, run_copy
+
+    budget = {"hidden": 8, "n_train": 64, "n_test": 16, "epochs": 2, "batch_size": 16, "lr": 0.01, "seed": 3}
+    run = tmp_path / "run"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in budget.items()]
+    argv = ["train", "--model", model, "--data", task, "--length", "6", *flags, "--clip", "1", "--threads", "1"]
+    assert main([*argv, "--out", str(run), "--quiet"]) == 0
+    threads = torch.get_num_threads()
+    r = (run_adding if task == "adding" else run_copy)(model, 6, **budget)
+    assert torch.get_num_threads() == threads
+    key = "test_loss" if task == "adding" else "test_accuracy"
+    assert r["per_epoch"] == [float(row[key]) for row in _metrics(run)]
+    assert r["metric"] == ("mse" if task == "adding" else "accuracy") and r["final"] == r["per_epoch"][-1]
+    assert r["parameters"] == json.loads((run / "run.json").read_text())["model"]["parameters"]

@@ -6,7 +6,8 @@ One family, configured by cell, hidden size, layers, directions, dropout between
     rnn        h_t = tanh(W x_t + U h_{t-1} + b)                    the article's cell (3.2.1)
     lstm       gated cell state c_t, torch's nn.LSTM                 (6.2.2)
     gru        gated interpolation, torch's nn.GRU                   (6.2.2)
-    residual   h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b)     (6.2.2, z_t a gate; cells.ResidualCell)
+    residual   h_t = h_{t-1} + z_t * tanh(W x_t + A h_{t-1} + b)     (6.2.2, z_t a gate, A antisymmetric;
+                                                                      cells.ResidualCell)
 
     head "last"  one output per sequence from the last valid step:   y = V h_T + c
     head "step"  one output per step (3.2.2):                         y_t = V h_t + c
@@ -36,7 +37,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import ConfigError
 from . import register_model
-from .cells import CELLS, Cell, ResidualCell
+from .cells import CELLS, Cell
 
 HEADS = ("last", "step")
 
@@ -64,6 +65,7 @@ def run_layer(
     """
     B, T, _ = x.shape
     xw = F.linear(x, W, b)  # (B, T, G*H), all steps at once
+    U = cell.recurrent_matrix(U)  # U itself, or the residual cell's antisymmetric form
     state = cell.init_state(B, U.shape[1], xw) if initial is None else initial
     hs: list[torch.Tensor] = [None] * T  # type: ignore[list-item]
     for t in range(T - 1, -1, -1) if reverse else range(T):
@@ -86,8 +88,10 @@ class RecurrentStack(nn.Module):
     """``layers`` stacked recurrent layers of one cell, one or two directions, dropout between layers.
 
     For cells torch has, the weights live in one fused ``nn.RNN``/``nn.LSTM``/``nn.GRU``
-    (``self.fused``) and :meth:`loop` reuses them step by step; for the others, parameters with the
-    same names (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``..._reverse``) live here.
+    (``self.fused``) and :meth:`loop` reuses them step by step; for the others, parameters named
+    as torch names them (``weight_ih_l0``, ``bias_ih_l0``, ``..._reverse``; the recurrent weight
+    under the cell's :attr:`~layerlab.models.cells.Cell.recurrent_weight`, ``weight_hh_l0`` or the
+    residual cell's ``antisym_hh_l0``) live here.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class RecurrentStack(nn.Module):
         self.directions = 2 if bidirectional else 1
         self.dropout = float(dropout)
         self.suffixes = ["", "_reverse"][: self.directions]
+        self.recurrent_weight = cell.recurrent_weight
         if cell.torch_module is not None:
             kw = {"nonlinearity": "tanh"} if cell.torch_module is nn.RNN else {}
             self.fused = cell.torch_module(
@@ -123,7 +128,9 @@ class RecurrentStack(nn.Module):
                 d_in = input_size if k == 0 else hidden * self.directions
                 for sfx in self.suffixes:
                     self.register_parameter(f"weight_ih_l{k}{sfx}", nn.Parameter(torch.empty(G * hidden, d_in)))
-                    self.register_parameter(f"weight_hh_l{k}{sfx}", nn.Parameter(torch.empty(G * hidden, hidden)))
+                    self.register_parameter(
+                        f"{self.recurrent_weight}_l{k}{sfx}", nn.Parameter(torch.empty(G * hidden, hidden))
+                    )
                     self.register_parameter(f"bias_ih_l{k}{sfx}", nn.Parameter(torch.zeros(G * hidden)))
                     if cell.two_biases:
                         self.register_parameter(f"bias_hh_l{k}{sfx}", nn.Parameter(torch.zeros(G * hidden)))
@@ -131,12 +138,13 @@ class RecurrentStack(nn.Module):
     def weights(
         self, layer: int, direction: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """``(W, U, b, b_U)`` of one layer and direction (0 forward, 1 reverse), torch layouts."""
+        """``(W, U, b, b_U)`` of one layer and direction (0 forward, 1 reverse), torch layouts (``U``
+        the parameter; the steps use the cell's ``recurrent_matrix(U)``)."""
         src = self.fused if self.fused is not None else self
         sfx = self.suffixes[direction]
         return (
             getattr(src, f"weight_ih_l{layer}{sfx}"),
-            getattr(src, f"weight_hh_l{layer}{sfx}"),
+            getattr(src, f"{self.recurrent_weight}_l{layer}{sfx}"),
             getattr(src, f"bias_ih_l{layer}{sfx}"),
             getattr(src, f"bias_hh_l{layer}{sfx}", None),
         )
@@ -157,7 +165,7 @@ class RecurrentStack(nn.Module):
                         b_U.zero_()
                     if self.cell_impl.name == "lstm":
                         b[H : 2 * H] = 1.0
-                    if getattr(self.cell_impl, "gated", False):  # residual: small first steps
+                    if self.cell_impl.gate_bias is not None:  # residual: small first steps
                         b[:H] = self.cell_impl.gate_bias
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,7 +249,6 @@ class RecurrentNet(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         head: str = "last",
-        gated: bool = True,
     ):
         super().__init__()
         shape = tuple(int(s) for s in input_shape)
@@ -270,7 +277,7 @@ class RecurrentNet(nn.Module):
         self.num_layers = int(layers)
         self.bidirectional = bool(bidirectional)
         self.head = head
-        cell_impl = ResidualCell(gated) if cell == "residual" else CELLS[cell]()
+        cell_impl = CELLS[cell]()
         self.rnn = RecurrentStack(cell_impl, features, self.hidden_size, self.num_layers, self.bidirectional, dropout)
         self.out = nn.Linear(self.hidden_size * self.rnn.directions, self.num_outputs)
         self.rnn.keras_init_()
@@ -393,7 +400,7 @@ for _name, _desc in (
     ("gru", "GRU (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
     (
         "residual",
-        "Residual tanh RNN h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b), z_t a gate: "
+        "Residual tanh RNN h_t = h_{t-1} + z_t * tanh(W x_t + A h_{t-1} + b), z_t a gate, A antisymmetric: "
         "--hidden --layers --bidirectional --dropout",
     ),
 ):
