@@ -272,3 +272,10 @@ def test_a_fixed_size_cnn_says_which_size_it_takes():
         1,
         3,
     )
+
+
+def test_an_empty_shard_of_mixed_sizes_is_an_empty_batch():
+    """Under DDP a rank's shard of a size's small last batch can be empty: a batch of 0, not an IndexError."""
+    split = Split(torch.zeros(3, 1, 4, 4), torch.arange(3), sizes=torch.tensor([[4, 4], [2, 2], [4, 4]]))
+    assert split.take(torch.tensor([], dtype=torch.int64)).x.shape == (0, 1, 4, 4)
+    assert split.take(torch.tensor([1])).x.shape == (1, 1, 2, 2)

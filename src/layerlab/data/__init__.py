@@ -51,7 +51,7 @@ class Split:
     def take(self, index: torch.Tensor) -> Split:
         """The samples ``index`` as a batch: with ``sizes``, all of one size (as :func:`batch_indices`
         makes them), cut to that size, so the model reads each as it was, without padding."""
-        if self.sizes is None:
+        if self.sizes is None or len(index) == 0:  # (a rank's empty shard of a small last batch)
             return self.subset(index)
         size = self.sizes[index[0]].tolist()
         crop = (slice(None), slice(None), *(slice(0, s) for s in size))
