@@ -183,7 +183,17 @@ CPU thread. "largest grad norm" is the largest gradient norm before clipping ove
 other jobs, so indicative only). The residual cell is the one registered now, with antisymmetric
 recurrent matrices (`benchmarks/results/residual_fix.md`: why, and the cell it replaced)."""
 
-ADDING_NOTES = """**What it shows.** (to be written from the numbers)"""
+ADDING_NOTES = """**What it shows.** The article's tanh RNN stays at the 0.167 baseline at T = 50, 150 and 400,
+with one layer or two: stacking adds capacity, not gradient flow (the two-layer nets had the largest
+gradient norms at each length, 91, 529 and 780 before clipping, and learnt nothing from them). The
+GRU solves every length by epoch 2. The residual cell (antisymmetric recurrent matrices; the cell
+first committed diverged at T = 150, see `residual_fix.md`) solves every length too, below 0.01 by
+epoch 1, 2 and 3 at T = 50, 150 and 400; at T = 150 its last epoch, 0.0012, is a bump above its
+lowest, 0.0001. The LSTM solves T = 50 by epoch 3 and T = 150 only after sitting near 0.165 for five
+epochs (0.0019 at epoch 6, 0.0004 after the last); at T = 400 it stays at the baseline for all 12
+epochs: under this budget and seed its escape from the plateau comes later as T grows, and at
+T = 400 not within 12 epochs. The residual cell runs in a Python loop over time where the others use
+torch's fused kernels, hence its seconds per epoch."""
 
 COPY_INTRO = """# The copy task: which recurrent cell recalls 10 symbols after T blank steps?
 
@@ -193,11 +203,17 @@ Accuracy is the per-step accuracy on those 10 recalled symbols, on the test set,
 epoch (nothing chosen on the test set); chance is 1/8 = 12.5% (loss ln 8 = 2.08); at least
 {solved:.0%} counts as solved.
 
-One budget for every cell: hidden 64, 10,000 training sequences, 1,000 test sequences, 10 epochs of
-batch 50 (2,000 steps), Adam lr 0.003 (eps 1e-7), gradients clipped to global norm 1, seed 0, one
-CPU thread; s/epoch as in `adding.md` (indicative only)."""
+One budget for every cell, the adding problem's (`adding.md`): hidden 64, 10,000 training sequences,
+1,000 test sequences, 12 epochs of batch 50 (2,400 steps), Adam lr 0.01 (eps 1e-7), gradients
+clipped to global norm 1, seed 0, one CPU thread; s/epoch as in `adding.md` (indicative only)."""
 
-COPY_NOTES = """**What it shows.** (to be written from the numbers)"""
+COPY_NOTES = """**What it shows.** Under the adding problem's budget no cell reaches 99% on the recalled
+symbols, and the two that learn most were still improving at the last epoch (accuracy up and test
+loss down in every one of their last three epochs), so the table says how far each cell gets in
+2,400 steps, not where it ends. The GRU gets furthest: 94.4% at T = 30, 80.6% at T = 100. The
+residual cell reaches 63.2% and 59.8%, the least affected by T. The LSTM sits at chance for six
+epochs at T = 30 (its plateau, as on the adding problem) and then reaches 29.2%; at T = 100 it stays
+at chance. The tanh RNN reaches 22.0% at T = 30 and stays at chance (13.5%) at T = 100."""
 
 
 def write_markdown(lengths: list[int], out: Path, dest: Path, task: str = "adding") -> None:

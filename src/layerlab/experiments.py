@@ -44,8 +44,8 @@ ADDING_BUDGET = {
     "seed": 0,
     "threads": 1,
 }
-#: The budget of ``benchmarks/results/copy.md``.
-COPY_BUDGET = {**ADDING_BUDGET, "epochs": 10, "lr": 0.003}
+#: The budget of ``benchmarks/results/copy.md``: the adding problem's.
+COPY_BUDGET = dict(ADDING_BUDGET)
 #: Solved: test MSE below this (adding; always answering 1 scores 1/6), or per-step accuracy on the
 #: recalled symbols at least this (copy; chance 1/8).
 SOLVED = {"adding": 0.01, "copy": 0.99}

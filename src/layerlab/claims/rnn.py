@@ -189,8 +189,9 @@ def run_residual(ctx: Context, claim: Claim) -> None:
             rows.append(row)
             numbers["cells"][f"{cell}@{T}"] = num
     claim.experiment = (
-        "The residual recurrent cell (`--model residual`: h_t = h_{t-1} + z_t * tanh(W x_t + U h_{t-1} + b), "
-        "z_t a learnt gate; the cell as it is in `layerlab.models.cells` at the time of this run) against the "
+        "The residual recurrent cell (`--model residual`: h_t = h_{t-1} + z_t * tanh(W x_t + A h_{t-1} + b), "
+        "A antisymmetric, z_t a learnt gate; the cell as it is in `layerlab.models.cells` at the time of this run) "
+        "against the "
         f"tanh RNN, LSTM and GRU on the adding problem at T = {', '.join(map(str, _long_lengths(ctx)))}, one "
         f"budget for all ({_budget_text(ctx)}). 'Worst epoch' is the highest test MSE after any epoch of any seed: "
         f"stable means every epoch finite and at most 1.5 x the baseline ({1.5 * BASELINE_MSE:.2f}). The gradient "
