@@ -138,11 +138,24 @@ class TrainConfig:
     beta2: float = _opt(0.999, "Adam's decay rate of the second moment", ge=0.0, lt=1.0)
     momentum: float = _opt(0.0, "SGD momentum", ge=0.0)
     weight_decay: float = _opt(0.0, "L2 penalty the optimizer adds to the gradient", ge=0.0)
+    label_smoothing: float = _opt(
+        0.0,
+        "classification: train against targets smoothed by this much (0: the article's cross-entropy; "
+        "evaluation always reports the plain one)",
+        metavar="X",
+        ge=0.0,
+        lt=1.0,
+    )
     clip: float | None = _opt(None, "clip gradients to this global L2 norm", default_text="no clipping", gt=0.0)
     seed: int = _opt(0, "seed of the initialisation, the shuffling and dropout", ge=0, lt=2**63)
     device: str = _opt("auto", "where to train (auto: cuda when there is a GPU)", choices=("cpu", "cuda", "auto"))
     amp: bool = _opt(False, "bf16 autocast (CUDA, or CPUs with bf16 support)")
     compile: bool = _opt(False, "torch.compile the model")
+    cuda_graph: bool = _opt(
+        False,
+        "capture the training step (forward, backward, Adam) in one CUDA graph and replay it: "
+        "no per-step launch overhead (CUDA, Adam, batches of one shape)",
+    )
     channels_last: bool = _opt(True, "NHWC memory layout for convolutions: faster with oneDNN and cuDNN")
     threads: int | None = _opt(None, "CPU threads (torch.set_num_threads)", default_text="torch's", ge=1)
     eval_batch_size: int = _opt(1000, "samples per step when evaluating", ge=1)

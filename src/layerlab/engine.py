@@ -190,28 +190,32 @@ def make_scheduler(
 # ----------------------------------------------------------------------------------------------
 # Losses and metrics per task
 # ----------------------------------------------------------------------------------------------
-def compute_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def compute_loss(task: str, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean loss of a batch. Classification: softmax cross-entropy on logits (B, K) or per step
-    (B, T, K) against (B, T) targets (-100 = ignore); regression: mean squared error."""
+    (B, T, K) against (B, T) targets (-100 = ignore), against targets smoothed by
+    ``label_smoothing`` (training only: evaluation reports the plain cross-entropy); regression:
+    mean squared error."""
     if task == "regression":
         return F.mse_loss(out.float().reshape(y.shape), y)
     if out.dim() == 3:
-        return F.cross_entropy(out.float().reshape(-1, out.shape[-1]), y.reshape(-1), ignore_index=-100)
-    return F.cross_entropy(out.float(), y)
+        return F.cross_entropy(
+            out.float().reshape(-1, out.shape[-1]), y.reshape(-1), ignore_index=-100, label_smoothing=label_smoothing
+        )
+    return F.cross_entropy(out.float(), y, label_smoothing=label_smoothing)
 
 
 def batch_stats(task: str, out: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
     """(summed loss, correct, count) of a batch as one device tensor, so nothing syncs per step."""
     with torch.no_grad():
         if task == "regression":
-            n = torch.tensor(float(y.numel()), device=y.device)
+            n = torch.full((), float(y.numel()), device=y.device)  # a fill kernel, not a host copy
             return torch.stack([loss.detach() * n, torch.zeros((), device=y.device), n])
         if out.dim() == 3:
             mask = y != -100
             n = mask.sum().float()
             correct = ((out.argmax(-1) == y) & mask).sum().float()
         else:
-            n = torch.tensor(float(y.shape[0]), device=y.device)
+            n = torch.full((), float(y.shape[0]), device=y.device)
             correct = (out.argmax(-1) == y).sum().float()
         return torch.stack([loss.detach().float() * n, correct, n])
 
@@ -225,10 +229,11 @@ def _forward(model: nn.Module, batch: Split, channels_last: bool) -> torch.Tenso
     return model(x)
 
 
-def _autocast(device: torch.device, enabled: bool):
+def _autocast(device: torch.device, enabled: bool, cache: bool = True):
     if not enabled:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    # a CUDA graph must not keep autocast's cast weights from capture: they would go stale
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
 
 def metrics_from(task: str, stats: torch.Tensor, prefix: str) -> dict:
@@ -281,6 +286,126 @@ class EpochPosition:
     grad_norms: list[torch.Tensor] = field(default_factory=list)
 
 
+class GraphStep:
+    """The training step captured once in a CUDA graph and replayed for every full batch.
+
+    A replay launches the whole step (forward, loss, backward, clipping, the optimizer and the
+    epoch's running statistics) as one graph: no Python, no kernel launches, no host sync per
+    step. The batch is copied into fixed input buffers first; a batch of another size (the epoch's
+    last) runs the same step eagerly on the same tensors. Capturing needs a few warm-up steps; they
+    are undone (weights, buffers and optimizer state restored in place), so a run with the graph
+    trains exactly the steps a run without it does. ``capture=False`` runs the same buffers and
+    warm-up without a graph: how the tests check that logic on a CPU.
+    """
+
+    def __init__(self, model, optimizer, cfg, task: str, device: torch.device, example: Split, capture: bool = True):
+        if example.lengths is not None or example.sizes is not None:
+            raise ConfigError(
+                "--cuda-graph needs batches of one shape; this data has samples of several lengths or sizes"
+            )
+        self.model, self.optimizer, self.cfg, self.task, self.device = model, optimizer, cfg, task, device
+        self.batch_size = min(cfg.batch_size, len(example))
+        first = example.take(torch.arange(self.batch_size))
+        memory = torch.channels_last if cfg.channels_last and first.x.dim() == 4 else torch.contiguous_format
+        self.x = first.x.to(device).contiguous(memory_format=memory)
+        self.y = first.y.to(device).clone()
+        self.stats = torch.zeros(3, device=device)
+        self.norm = torch.zeros((), device=device)
+        self.out = self.loss = None
+        self.graph = None
+        params = [p for p in model.parameters() if p.requires_grad]
+        saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        saved_opt = {id(t): t.clone() for st in optimizer.state.values() for t in st.values() if torch.is_tensor(t)}
+        side = torch.cuda.Stream() if capture else None
+        if side is not None:
+            side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+            for _ in range(3):
+                self._body(params)
+        if side is not None:
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.out, self.loss = self._body(params)
+        # undo the warm-up: the same tensors (the graph reads their addresses) get their values back
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                v.copy_(saved[k])
+            for st in optimizer.state.values():
+                for t in st.values():
+                    if torch.is_tensor(t):
+                        t.copy_(saved_opt[id(t)]) if id(t) in saved_opt else t.zero_()
+            for p in params:
+                p.grad.zero_()
+        self.stats.zero_()
+        self._params = params
+
+    def _body(self, params):
+        cfg = self.cfg
+        self.optimizer.zero_grad(set_to_none=False)
+        with _autocast(self.device, cfg.amp, cache=False):
+            out = _forward(self.model, Split(self.x, self.y), cfg.channels_last)
+        loss = compute_loss(self.task, out, self.y, cfg.label_smoothing)
+        loss.backward()
+        if cfg.clip:
+            self.norm.copy_(nn.utils.clip_grad_norm_(params, cfg.clip))
+        self.optimizer.step()
+        self.stats += batch_stats(self.task, out, self.y, loss)
+        return out, loss
+
+    def __call__(self, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train on ``batch``; returns the step's (outputs, loss); adds its statistics to ``stats``."""
+        if len(batch) != self.batch_size or self.graph is None:
+            if len(batch) == self.batch_size:
+                self.x.copy_(batch.x)
+                self.y.copy_(batch.y)
+                return self._body(self._params)
+            # the epoch's last, smaller batch: the same step, eagerly, on its own tensors
+            x, y = self.x, self.y
+            self.x, self.y = batch.x, batch.y
+            try:
+                return self._body(self._params)
+            finally:
+                self.x, self.y = x, y
+        self.x.copy_(batch.x)
+        self.y.copy_(batch.y)
+        self.graph.replay()
+        return self.out, self.loss
+
+
+def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> torch.optim.Optimizer:
+    """Adam as a CUDA graph needs it, in place: capturable, its learning rate a device tensor that
+    the schedule fills in place (a float would be baked into the graph at capture)."""
+    for group in optimizer.param_groups:
+        group["capturable"] = True
+        if not torch.is_tensor(group["lr"]):
+            group["lr"] = torch.tensor(float(group["lr"]), device=device)
+    return optimizer
+
+
+def _host_lr(optimizer: torch.optim.Optimizer, scheduler) -> float:
+    """The rate the next optimizer step uses, as a host float without a device sync (a captured
+    step keeps it in a device tensor; the schedule knows it on the host)."""
+    lr = optimizer.param_groups[0]["lr"]
+    if not torch.is_tensor(lr):
+        return lr
+    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        return float(scheduler.base_lrs[0]) * scheduler.lr_lambdas[0](scheduler.last_epoch)
+    return float(lr)
+
+
+def check_cuda_graph(cfg: TrainConfig, device: torch.device, dist) -> None:
+    """The settings a captured training step cannot take: one sentence each."""
+    if device.type != "cuda":
+        raise ConfigError(f"--cuda-graph needs a CUDA device (--device cuda); this run trains on {device.type}")
+    if dist is not None:
+        raise ConfigError("--cuda-graph trains on one GPU; a torchrun job runs without it")
+    if cfg.compile:
+        raise ConfigError("--cuda-graph and --compile are two ways to cut per-step overhead; choose one")
+    if cfg.optimizer != "adam":
+        raise ConfigError(f"--cuda-graph needs --optimizer adam (capturable); got {cfg.optimizer}")
+
+
 def train_one_epoch(
     model: nn.Module,
     split: Split,
@@ -298,9 +423,11 @@ def train_one_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     on_log: Callable[[int, dict], None] | None = None,
     dist: distributed.DistContext | None = None,
+    graph: GraphStep | None = None,
 ) -> dict:
     """One pass over ``split`` in shuffled batches of ``cfg.batch_size``; returns train metrics and
-    ``lr``, the learning rate the epoch's last step used.
+    ``lr``, the learning rate the epoch's last step used. With ``graph`` each step is its replay
+    (see :class:`GraphStep`; ``model`` and ``optimizer`` are the ones it captured).
 
     With ``dist`` (a torchrun job; ``model`` is DDP-wrapped) ``cfg.batch_size`` is the global batch:
     this rank trains on its shard of each (see :func:`layerlab.data.iterate_batches`), and the
@@ -319,6 +446,8 @@ def train_one_epoch(
     start = start or EpochPosition()
     main = dist is None or dist.is_main
     stats = start.stats.to(device) if start.stats is not None and main else torch.zeros(3, device=device)
+    if graph is not None:  # the captured step adds to its own buffer
+        stats = graph.stats.copy_(stats)
     shard = (dist.rank, dist.world_size) if dist is not None else None
 
     def total(t: torch.Tensor) -> torch.Tensor:  # every rank calls it at the same steps: a collective
@@ -326,10 +455,12 @@ def train_one_epoch(
 
     grad_norms: list[torch.Tensor] = [g.to(device) for g in start.grad_norms]
     batches = batch_indices(split, cfg.batch_size, shuffle=True, generator=generator)
+    if device.type == "cuda" and batches:  # the epoch's order crosses to the GPU once, not per step
+        batches = list(torch.cat(batches).to(device, non_blocking=True).split([len(b) for b in batches]))
     n_steps = len(batches)
     every = getattr(cfg, "checkpoint_every", None) if checkpoint is not None else None
     steps = 0
-    lr = optimizer.param_groups[0]["lr"]
+    lr = _host_lr(optimizer, scheduler)
     loss = None
     logged = start.step
 
@@ -348,24 +479,31 @@ def train_one_epoch(
             continue
         global_n = len(index)  # the step's whole batch, over all ranks
         batch = split.take(torch.tensor_split(index, shard[1])[shard[0]] if shard is not None else index)
-        optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, cfg.amp):
-            out = _forward(model, batch, cfg.channels_last)
-        loss = compute_loss(task, out, batch.y)
-        if dist is not None:
-            # DDP averages the ranks' gradients; an epoch's last batch may split unevenly, and this
-            # weight (1 for equal shards, so those keep their bits) makes the average the batch mean
-            weight = len(batch) * dist.world_size / global_n
-            (loss * weight if weight != 1 else loss).backward()
+        lr = _host_lr(optimizer, scheduler)  # the rate this step trains with
+        if graph is not None:
+            out, loss = graph(batch)
+            if cfg.clip:
+                grad_norms.append(graph.norm.clone())
+            if scheduler is not None:
+                scheduler.step()
         else:
-            loss.backward()
-        if cfg.clip:
-            grad_norms.append(nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
-        lr = optimizer.param_groups[0]["lr"]  # a host float: reading it costs no sync
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        stats += batch_stats(task, out, batch.y, loss)
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(device, cfg.amp):
+                out = _forward(model, batch, cfg.channels_last)
+            loss = compute_loss(task, out, batch.y, cfg.label_smoothing)
+            if dist is not None:
+                # DDP averages the ranks' gradients; an epoch's last batch may split unevenly, and this
+                # weight (1 for equal shards, so those keep their bits) makes the average the batch mean
+                weight = len(batch) * dist.world_size / global_n
+                (loss * weight if weight != 1 else loss).backward()
+            else:
+                loss.backward()
+            if cfg.clip:
+                grad_norms.append(nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            stats += batch_stats(task, out, batch.y, loss)
         steps += 1
         pause_point("step")
         due = every and (steps_before + steps) % every == 0 and steps < n_steps
@@ -492,6 +630,7 @@ class FitResult:
     best_epoch: int = 0
     wall_seconds: float = 0.0
     stopped_early: dict | None = None
+    graph_capture_seconds: float | None = None  # --cuda-graph: warm-up and capture, before epoch 1
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -584,9 +723,13 @@ def _fit(
     model, dataset, cfg, run, callbacks, optimizer, start_epoch, history, position, scheduler_state, log_every, dist
 ) -> FitResult:
     device = next(model.parameters()).device
+    if cfg.cuda_graph:
+        check_cuda_graph(cfg, device, dist)
     if cfg.channels_last and device.type in ("cpu", "cuda") and any(p.dim() == 4 for p in model.parameters()):
         model = model.to(memory_format=torch.channels_last)
     optimizer = optimizer or make_optimizer(model, cfg, device)
+    if cfg.cuda_graph:
+        make_capturable(optimizer, device)
     train_split = _to_device(dataset.train, device)
     test_split = _to_device(dataset.test, device)
     if dist is not None:
@@ -610,6 +753,16 @@ def _fit(
         scheduler_state = run.training_state().get("scheduler")  # None in a checkpoint from before schedules
     scheduler = make_scheduler(optimizer, cfg, steps, state=scheduler_state, global_step=done_steps)
     factor = lr_factor(cfg, steps)
+    graph = None
+    if cfg.cuda_graph:
+        # host floats: the schedule then fills the rate tensor without reading the device back
+        scheduler.base_lrs = [float(b) for b in scheduler.base_lrs]
+        t_graph = time.perf_counter()
+        model.train()
+        graph = GraphStep(model, optimizer, cfg, dataset.task, device, train_split)
+        torch.cuda.synchronize()
+        result.graph_capture_seconds = time.perf_counter() - t_graph
+        log.info("captured the training step in a CUDA graph in %.2fs", result.graph_capture_seconds)
     trainer = Trainer(
         model=model,
         optimizer=optimizer,
@@ -672,6 +825,7 @@ def _fit(
                 scheduler=scheduler,
                 on_log=on_log if callbacks else None,
                 dist=dist,
+                graph=graph,
             )
         )
         lr_used = row.pop("lr")
