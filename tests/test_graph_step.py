@@ -9,7 +9,16 @@ from datagen import make_idx_dir
 from layerlab import api
 from layerlab.config import RunConfig, TrainConfig
 from layerlab.data import Split
-from layerlab.engine import GraphStep, compute_loss, epoch_generator, make_optimizer, make_scheduler, train_one_epoch
+from layerlab.engine import (
+    GraphStep,
+    _host_lr,
+    compute_loss,
+    epoch_generator,
+    make_capturable,
+    make_optimizer,
+    make_scheduler,
+    train_one_epoch,
+)
 from layerlab.errors import ConfigError
 from layerlab.models import create_model
 
@@ -105,3 +114,19 @@ def test_label_smoothing_is_the_smoothed_cross_entropy():
     expected = -(0.9 * logp[0, 0] + 0.1 * logp[0].mean())
     assert compute_loss("classification", logits, y, 0.1) == pytest.approx(float(expected))
     assert compute_loss("classification", logits, y) == pytest.approx(float(-logp[0, 0]))
+
+
+def test_a_resumed_schedule_fills_a_captured_rate_in_place():
+    # a captured step reads the rate from one tensor: resuming must fill that tensor, not replace it
+    cfg = TrainConfig(lr=0.01, schedule="onecycle", epochs=2)
+    model = nn.Linear(3, 2)
+    plain = make_optimizer(model, cfg, torch.device("cpu"))
+    captured = make_capturable(make_optimizer(model, cfg, torch.device("cpu")), torch.device("cpu"))
+    rate = captured.param_groups[0]["lr"]
+    make_scheduler(plain, cfg, 10, global_step=3)
+    sched = make_scheduler(captured, cfg, 10, global_step=3)
+    assert captured.param_groups[0]["lr"] is rate
+    assert float(rate) == pytest.approx(plain.param_groups[0]["lr"], rel=1e-6)
+    sched.base_lrs = [float(b) for b in sched.base_lrs]
+    sched.step()
+    assert _host_lr(captured, sched) == pytest.approx(float(rate), rel=1e-6)

@@ -183,7 +183,10 @@ def make_scheduler(
     lrs = [base * factor(scheduler.last_epoch) for base in scheduler.base_lrs]
     scheduler._last_lr = lrs
     for group, lr in zip(optimizer.param_groups, lrs, strict=True):
-        group["lr"] = lr
+        if torch.is_tensor(group["lr"]):  # a captured step reads the rate from this tensor
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
     return scheduler
 
 
