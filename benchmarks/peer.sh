@@ -160,8 +160,9 @@ for m in $MODEL_LIST; do
 
     echo
     # the recipe trains the Keras program's epochs; a fast preset its own
-    EPOCH_ARGS=(--epochs "$EPOCHS"); [ "$FAST" = 1 ] && EPOCH_ARGS=()
-    echo "== [$m] layerlab (--config $(config_for "$m")), ${EPOCH_ARGS[1]:-the preset's} epoch(s)"
+    EPOCH_ARGS=(--epochs "$EPOCHS") EPOCH_TEXT="$EPOCHS epoch(s)"
+    [ "$FAST" = 1 ] && EPOCH_ARGS=() EPOCH_TEXT="the epochs it sets"
+    echo "== [$m] layerlab (--config $(config_for "$m")), $EPOCH_TEXT"
     "${RUN_SIDE[@]}" layerlab "$m" "$RES/raw/layerlab_$m.log" "$RES/raw/sides.jsonl" -- \
         "$LAYERLAB" train --config "$(config_for "$m")" --data-dir "$RUN_DATA" "${EPOCH_ARGS[@]}" \
         --out "$WORK/layerlab_$m" "${LAYERLAB_EXTRA[@]}" \

@@ -28,7 +28,13 @@ from peer_tools import _cpu_model  # noqa: E402
 from layerlab import presets  # noqa: E402
 from layerlab.config import RunConfig  # noqa: E402
 from layerlab.data import Split  # noqa: E402
-from layerlab.engine import epoch_generator, make_optimizer, make_scheduler, train_one_epoch  # noqa: E402
+from layerlab.engine import (  # noqa: E402
+    epoch_generator,
+    keep_cpu_memory,
+    make_optimizer,
+    make_scheduler,
+    train_one_epoch,
+)
 from layerlab.models import create_model  # noqa: E402
 
 ROWS = 10
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=12800)
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/profile.md"))
     a = p.parse_args(argv)
+    keep_cpu_memory()  # as layerlab's training on the CPU does
     lines = [
         "# Where the training time goes (torch.profiler, layerlab's training loop)",
         "",

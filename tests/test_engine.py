@@ -65,3 +65,40 @@ def test_losses_per_task():
     ref = torch.nn.functional.cross_entropy(seq[ys != -100], ys[ys != -100])
     assert torch.isclose(compute_loss("classification", seq, ys), ref)
     assert compute_loss("regression", torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 3.0])) == 0.5
+
+
+def test_cpu_training_keeps_freed_memory_for_reuse():
+    import platform
+    import sys
+
+    from layerlab.engine import keep_cpu_memory
+
+    glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_cpu_memory() is glibc
+    assert keep_cpu_memory() is glibc  # once per process; asking again changes nothing
+
+
+def test_bf16_in_hardware_is_read_from_the_cpu_flags():
+    from layerlab.engine import cpu_bf16_native
+
+    assert cpu_bf16_native("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_bf16_native("flags : fpu avx512f amx_tile amx_bf16\n")
+    assert cpu_bf16_native("Features : fp asimd bf16 i8mm\n")  # Arm
+    assert not cpu_bf16_native("flags : fpu sse2 avx2 fma avx512f avx512bw\n")  # AVX-512 without BF16
+    assert not cpu_bf16_native("")
+
+
+def test_amp_on_a_cpu_without_bf16_trains_in_fp32_and_says_so(tmp_path, monkeypatch, caplog):
+    import layerlab.engine as engine
+
+    monkeypatch.setattr(engine, "cpu_bf16_native", lambda cpuinfo=None: False)
+    seen = []
+    real = engine._autocast
+    monkeypatch.setattr(
+        engine, "_autocast", lambda device, enabled, cache=True: seen.append(enabled) or real(device, enabled, cache)
+    )
+    with caplog.at_level("WARNING", logger="layerlab.engine"):
+        _, result = _train(tmp_path, amp=True)
+    assert "no bf16 in hardware" in caplog.text and "training in fp32" in caplog.text
+    assert seen and not any(seen)
+    assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))

@@ -18,7 +18,17 @@ from layerlab.presets import list_presets, resolve
 from test_cli import assert_bad_input, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPECTED = {"adding", "article_cnn", "article_lstm", "copy", "permuted_mnist", "text", "ucr"}
+EXPECTED = {
+    "adding",
+    "article_cnn",
+    "article_cnn_fast",
+    "article_lstm",
+    "article_lstm_fast",
+    "copy",
+    "permuted_mnist",
+    "text",
+    "ucr",
+}
 
 
 def test_every_preset_is_listed_with_one_line_and_loads():
@@ -77,7 +87,7 @@ def test_train_with_a_preset_name_and_flags_over_it(capsys, tmp_path, monkeypatc
 
 def test_train_with_an_unknown_preset_is_bad_input(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "--config", "article_cnnn", "--out", tmp_path / "r")
-    assert_bad_input(code, err, "'article_cnnn' is neither a config file nor a preset", "article_cnn, article_lstm")
+    assert_bad_input(code, err, "'article_cnnn' is neither a config file nor a preset", "article_cnn, article_cnn_fast, article_lstm, article_lstm_fast")
     assert not (tmp_path / "r").exists()
 
 

@@ -8,6 +8,7 @@ work is kept to the minimum: metrics accumulate on the device and are read back 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -84,6 +85,50 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; expected adam or sgd")
+
+
+def cpu_bf16_native(cpuinfo: str | None = None) -> bool:
+    """True when this CPU computes bf16 in hardware (x86 AVX512-BF16 or AMX; Arm's BF16), read from
+    ``/proc/cpuinfo`` (or ``cpuinfo``, for tests). Elsewhere bf16 autocast is emulated by oneDNN
+    and slower than fp32, so ``--amp`` on such a CPU trains in fp32 (with a warning)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(value.split()))
+    return False
+
+
+_MEMORY_KEPT = False
+
+
+def keep_cpu_memory() -> bool:
+    """Have glibc's malloc keep freed blocks of up to 32 MB for reuse instead of handing them back to
+    the kernel (``mallopt``: ``M_MMAP_THRESHOLD`` 32 MB, ``M_TRIM_THRESHOLD`` 1 GB), once per process.
+
+    A CPU training step allocates and frees the same large activation and gradient tensors every
+    step (the article CNN's first feature maps are 11 MB at batch 128). With glibc's defaults each
+    is a fresh ``mmap`` whose pages fault in on first touch, which made a step up to twice as slow
+    in short runs (benchmarks/README.md); tcmalloc and jemalloc, which PyTorch's CPU performance
+    guides preload for the same reason, keep such memory too. True when it took effect; False
+    elsewhere (not Linux with glibc), where nothing changes."""
+    global _MEMORY_KEPT
+    if _MEMORY_KEPT:
+        return True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        _MEMORY_KEPT = bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+    return _MEMORY_KEPT
 
 
 # ----------------------------------------------------------------------------------------------
@@ -726,6 +771,14 @@ def _fit(
     model, dataset, cfg, run, callbacks, optimizer, start_epoch, history, position, scheduler_state, log_every, dist
 ) -> FitResult:
     device = next(model.parameters()).device
+    if device.type == "cpu":
+        keep_cpu_memory()
+        if cfg.amp and not cpu_bf16_native():
+            log.warning(
+                "--amp: this CPU has no bf16 in hardware (AVX512-BF16 or AMX), where bf16 runs emulated and "
+                "slower than fp32; training in fp32"
+            )
+            cfg = dataclasses.replace(cfg, amp=False)
     if cfg.cuda_graph:
         check_cuda_graph(cfg, device, dist)
     if cfg.channels_last and device.type in ("cpu", "cuda") and any(p.dim() == 4 for p in model.parameters()):
