@@ -57,7 +57,17 @@ def load(data_dir: str, kind: str):
 
 
 def plain(model: str, variant: str, data_dir: str, epochs: int) -> dict:
-    """One plain-PyTorch run (called in a child process): seconds per epoch and final test accuracy."""
+    """One plain-PyTorch run (called in a child process): seconds per epoch and final test accuracy.
+    glibc is told to keep freed memory, as layerlab's training does (``mallopt``): the allocator is
+    not what this compares."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+    except OSError:
+        pass
     import torch
     import torch.nn as nn
     import torch.nn.functional as F

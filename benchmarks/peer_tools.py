@@ -270,7 +270,9 @@ def _train_settings(run_dir: Path) -> dict:
     path = run_dir / "config.toml"
     for line in path.read_text().splitlines() if path.is_file() else []:
         key, _, value = line.partition("=")
-        if key.strip() in ("batch_size", "lr", "schedule", "label_smoothing", "epochs", "warmup_epochs"):
+        if key.strip() in (
+            "batch_size", "lr", "schedule", "warmup_epochs", "beta2", "label_smoothing", "clip", "amp", "epochs"
+        ):  # fmt: skip
             out[key.strip()] = value.strip().strip('"')
     return out
 
@@ -325,7 +327,12 @@ def time_to_accuracy(
             "",
         ]
     else:
-        lines += [f"**The preset ended below {target:.3f}: no time-to-accuracy ratio.**", ""]
+        plain = _ratio(ks["total_train_seconds"], ls["total_train_seconds"])
+        lines += [
+            f"**The preset ended below {target:.3f}: no time-to-accuracy ratio** (it trained in 1/{_fmt(plain, '.2f')} "
+            "of the Keras program's training time, to a lower accuracy than the goal asks).",
+            "",
+        ]
     lines += ["| epoch | Keras s | Keras test acc | layerlab s | layerlab test acc |", "|---:|---:|---:|---:|---:|"]
     for i in range(max(len(k_rows), len(l_rows))):
         k = k_rows[i] if i < len(k_rows) else None

@@ -1,5 +1,7 @@
 """The engine's optional paths, on the CPU: bf16 autocast, torch.compile, clipping, SGD."""
 
+import json
+
 import pytest
 import torch
 
@@ -100,5 +102,6 @@ def test_amp_on_a_cpu_without_bf16_trains_in_fp32_and_says_so(tmp_path, monkeypa
     with caplog.at_level("WARNING", logger="layerlab.engine"):
         _, result = _train(tmp_path, amp=True)
     assert "no bf16 in hardware" in caplog.text and "training in fp32" in caplog.text
-    assert seen and not any(seen)
+    assert seen and not any(seen) and result.amp is False
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["amp_in_effect"] is False
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))

@@ -130,3 +130,15 @@ def test_a_resumed_schedule_fills_a_captured_rate_in_place():
     sched.base_lrs = [float(b) for b in sched.base_lrs]
     sched.step()
     assert _host_lr(captured, sched) == pytest.approx(float(rate), rel=1e-6)
+
+
+def test_a_checkpointed_rate_tensor_becomes_a_device_tensor_again():
+    # a resumed graph run's optimizer state holds its rate as a tensor loaded onto the CPU: a captured
+    # step must read a tensor on the training device, one the schedule fills, with a float base rate
+    model = nn.Linear(3, 2)
+    opt = make_optimizer(model, TrainConfig(lr=0.01), torch.device("cpu"))
+    opt.param_groups[0]["lr"] = torch.tensor(0.01, dtype=torch.float64)
+    make_capturable(opt, torch.device("meta"))
+    group = opt.param_groups[0]
+    assert group["lr"].device.type == "meta" and group["lr"].dtype == torch.float32
+    assert group["initial_lr"] == 0.01 and isinstance(group["initial_lr"], float)

@@ -65,7 +65,7 @@ def test_fast_report_below_the_target_gives_no_ratio(tmp_path, capsys):
     peer_tools.report(res)
     text = (res / "report.md").read_text()
     assert "ended below 0.897: no time-to-accuracy ratio" in text
-    assert "Time-to-accuracy ratio" not in text
+    assert "**Time-to-accuracy ratio:" not in text
     assert json.loads((res / "results.json").read_text())["summary"]["cnn"]["time_to_accuracy"]["reached"] is False
 
 

@@ -87,7 +87,8 @@ def test_train_with_a_preset_name_and_flags_over_it(capsys, tmp_path, monkeypatc
 
 def test_train_with_an_unknown_preset_is_bad_input(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "--config", "article_cnnn", "--out", tmp_path / "r")
-    assert_bad_input(code, err, "'article_cnnn' is neither a config file nor a preset", "article_cnn, article_cnn_fast, article_lstm, article_lstm_fast")
+    listed = "article_cnn, article_cnn_fast, article_lstm, article_lstm_fast"
+    assert_bad_input(code, err, "'article_cnnn' is neither a config file nor a preset", listed)
     assert not (tmp_path / "r").exists()
 
 

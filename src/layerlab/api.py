@@ -339,6 +339,8 @@ def _fit_and_record(run: RunDir | None, model, ds, cfg, progress, prior_seconds:
         wall = prior_seconds + time.perf_counter() - t0
         last = result.history[-1] if result.history else {}
         summary = {"epochs": len(result.history), "wall_seconds": round(wall, 2), "final": last}
+        if cfg.train.amp:  # asked for; whether it ran (a CPU without bf16 hardware trains in fp32)
+            summary["amp_in_effect"] = result.amp
         if result.graph_capture_seconds is not None:  # --cuda-graph: before epoch 1, outside its seconds
             summary["graph_capture_seconds"] = round(result.graph_capture_seconds, 3)
         if result.best_epoch:  # chosen on the validation split; without one nothing is chosen

@@ -342,7 +342,8 @@ class GraphStep:
     step. The batch is copied into fixed input buffers first; a batch of another size (the epoch's
     last) runs the same step eagerly on the same tensors. Capturing needs a few warm-up steps; they
     are undone (weights, buffers and optimizer state restored in place), so a run with the graph
-    trains exactly the steps a run without it does. ``capture=False`` runs the same buffers and
+    trains the steps a run without it does (a model with dropout draws other masks: the warm-up
+    used the CUDA random stream). ``capture=False`` runs the same buffers and
     warm-up without a graph: how the tests check that logic on a CPU.
     """
 
@@ -426,8 +427,11 @@ def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> t
     the schedule fills in place (a float would be baked into the graph at capture)."""
     for group in optimizer.param_groups:
         group["capturable"] = True
-        if not torch.is_tensor(group["lr"]):
-            group["lr"] = torch.tensor(float(group["lr"]), device=device)
+        # the schedule's base rate as a host float (a resumed run's checkpoint may hold it as a tensor)
+        group.setdefault("initial_lr", float(group["lr"]))
+        lr = group["lr"]
+        if not (torch.is_tensor(lr) and lr.device == device):  # a checkpoint's rate loads onto the CPU
+            group["lr"] = torch.tensor(float(lr), dtype=torch.float32, device=device)
     return optimizer
 
 
@@ -679,6 +683,7 @@ class FitResult:
     wall_seconds: float = 0.0
     stopped_early: dict | None = None
     graph_capture_seconds: float | None = None  # --cuda-graph: warm-up and capture, before epoch 1
+    amp: bool = False  # whether bf16 autocast ran (--amp on a CPU without bf16 hardware trains in fp32)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -797,7 +802,7 @@ def _fit(
     else:
         step_model = torch.compile(model) if cfg.compile else model
         eval_model = step_model
-    result = FitResult(history=list(history or []))
+    result = FitResult(history=list(history or []), amp=cfg.amp)
     held = held_out_prefix(dataset)
     validated = held == "val_"
     best = min((r.get("val_loss", math.inf) for r in result.history), default=math.inf)
