@@ -91,6 +91,7 @@ PYEOF
     export PYTHONPATH="$SHIM:$PYTHONPATH"
     echo "gpu.sh: tomli-w is not installed here; using a stand-in for writing config.toml"
 fi
+"$PY" -c "import sys; sys.exit(sys.version_info < (3, 11))" || { echo "gpu.sh: layerlab needs Python 3.11 or newer ($PY is older); set PYTHON=" >&2; exit 2; }
 if ! missing=$("$PY" - <<'PYEOF'
 import importlib.util
 names = ["torch", "numpy", "safetensors", "rich", "PIL", "matplotlib", "tomli_w"]

@@ -507,7 +507,9 @@ def train_one_epoch(
 
     grad_norms: list[torch.Tensor] = [g.to(device) for g in start.grad_norms]
     batches = batch_indices(split, cfg.batch_size, shuffle=True, generator=generator)
-    if device.type == "cuda" and batches:  # the epoch's order crosses to the GPU once, not per step
+    # the epoch's order crosses to the GPU once, not per step (mixed-size data reads each batch's
+    # size from the CPU by its first index, so its indices stay there)
+    if device.type == "cuda" and batches and split.sizes is None:
         batches = list(torch.cat(batches).to(device, non_blocking=True).split([len(b) for b in batches]))
     n_steps = len(batches)
     every = getattr(cfg, "checkpoint_every", None) if checkpoint is not None else None
