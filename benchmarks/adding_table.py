@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
-import re
 import shlex
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from peer_tools import cpu_model  # the benchmarks' one machine description
 
 from layerlab.experiments import ADDING_BUDGET, COPY_BUDGET, SOLVED
 
@@ -56,24 +56,6 @@ TASKS = {
 }
 BASELINE = 1 / 6
 CHANCE = 1 / 8
-
-
-def cpu_model() -> str:
-    """The CPU's model name as ``lscpu`` gives it (else /proc/cpuinfo, else the architecture)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        m = re.search(r"^Model name:\s*(.+)$", out, re.M)
-        if m:
-            return m.group(1).strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def run_dir(out: Path, model: str, extra: list[str], T: int, task: str = "adding") -> Path:

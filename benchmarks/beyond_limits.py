@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peer_tools import cpu_model  # the benchmarks' one machine description
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERLAB = [sys.executable, "-m", "layerlab"]
@@ -34,17 +34,6 @@ MODELS = {  # label: flags
     "1-D CNN": ["--model", "cnn", "--channels", "32,M,64,M,64", "--padding", "same", "--global-pool", "avg"],
     "GRU": ["--model", "gru", "--hidden", "64"],
 }
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or platform.machine()
 
 
 def layerlab(*args, log: list[str]) -> str:

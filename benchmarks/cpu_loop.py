@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from peer_tools import _cpu_model, loadavg  # noqa: E402
+from peer_tools import cpu_model, loadavg  # noqa: E402
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# The article's recipe on CPU: layerlab against the best plain-PyTorch loop",
         "",
-        f"CPU: {_cpu_model()} ({torch.get_num_threads()} torch threads); torch {torch.__version__}; "
+        f"CPU: {cpu_model()} ({torch.get_num_threads()} torch threads); torch {torch.__version__}; "
         f"load average at the start {loadavg()[0]:.2f}. Batch 32, Adam 1e-3 (eps 1e-7), {a.epochs} epochs per side, "
         "each in its own process, one after the other; seconds per epoch are the mean of the epochs after the first.",
         "",

@@ -20,18 +20,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from peer_tools import cpu_model  # the benchmarks' one machine description
 
 BIN = Path(sys.executable).parent
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def write_idx(path: Path, arr: np.ndarray) -> None:

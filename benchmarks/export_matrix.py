@@ -9,13 +9,12 @@ onnxruntime and compared with torch on the same inputs, at the built size and at
 
 from __future__ import annotations
 
-import platform
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from peer_tools import cpu_model  # the benchmarks' one machine description
 
 from layerlab.export import _export, dynamic_axes
 from layerlab.models import create_model
@@ -65,14 +64,6 @@ def max_abs_diffs(family: str, options: dict, shape: tuple, other: tuple | None,
         got = session.run(None, {"input": x.numpy()})[0]
         diffs.append(float(np.abs(got - want).max()))
     return diffs
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name:"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.machine()
 
 
 def main() -> None:

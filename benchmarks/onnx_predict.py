@@ -36,21 +36,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+from peer_tools import cpu_model  # the benchmarks' one machine description
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent
 DEFAULT_DATA = Path("/usr/share/datasets/fashion-mnist")
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_average() -> str:

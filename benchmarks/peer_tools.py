@@ -54,9 +54,11 @@ def _read(path: str) -> str:
         return ""
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name, from /proc/cpuinfo (x86 ``model name``; Arm ``Hardware``/``cpu model``),
+    else ``lscpu``, else what platform knows: the one every benchmark here names its machine by."""
     for line in _read("/proc/cpuinfo").splitlines():
-        if line.lower().startswith("model name"):
+        if line.lower().startswith(("model name", "hardware", "cpu model")):
             return line.split(":", 1)[1].strip()
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
@@ -65,7 +67,7 @@ def _cpu_model() -> str:
                 return line.split(":", 1)[1].strip()
     except (OSError, subprocess.SubprocessError):
         pass
-    return platform.processor() or "unknown"
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def _lscpu() -> dict:
@@ -119,7 +121,7 @@ def machine() -> dict:
     return {
         "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "hostname": platform.node(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "lscpu": _lscpu(),
@@ -263,6 +265,26 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+def epoch_table(k_rows: list[dict], l_rows: list[dict], *, ratio: bool) -> list[str]:
+    """One row per epoch: each side's training seconds and test accuracy (``n/a`` past a side's
+    last epoch), and with ``ratio`` the Keras seconds over layerlab's."""
+    lines = [
+        "| epoch | Keras s | Keras test acc | layerlab s | layerlab test acc |" + (" ratio |" if ratio else ""),
+        "|---:|---:|---:|---:|---:|" + ("---:|" if ratio else ""),
+    ]
+    for i in range(max(len(k_rows), len(l_rows))):
+        k = k_rows[i] if i < len(k_rows) else None
+        l = l_rows[i] if i < len(l_rows) else None
+        row = (
+            f"| {i + 1} | {_fmt(k and k['train_seconds'], '.2f')} | {_fmt(k and k['test_accuracy'], '.4f')} "
+            f"| {_fmt(l and l['train_seconds'], '.2f')} | {_fmt(l and l['test_accuracy'], '.4f')} |"
+        )
+        if ratio:
+            row += f" {_x(_ratio(k and k['train_seconds'], l and l['train_seconds']))} |"
+        lines.append(row)
+    return lines
+
+
 def _train_settings(run_dir: Path) -> dict:
     """batch_size, lr, schedule, label_smoothing, epochs of a layerlab run from its config.toml
     (read line by line: this file runs on any python3, without tomllib)."""
@@ -333,14 +355,7 @@ def time_to_accuracy(
             "of the Keras program's training time, to a lower accuracy than the goal asks).",
             "",
         ]
-    lines += ["| epoch | Keras s | Keras test acc | layerlab s | layerlab test acc |", "|---:|---:|---:|---:|---:|"]
-    for i in range(max(len(k_rows), len(l_rows))):
-        k = k_rows[i] if i < len(k_rows) else None
-        l = l_rows[i] if i < len(l_rows) else None
-        lines.append(
-            f"| {i + 1} | {_fmt(k and k['train_seconds'], '.2f')} | {_fmt(k and k['test_accuracy'], '.4f')} "
-            f"| {_fmt(l and l['train_seconds'], '.2f')} | {_fmt(l and l['test_accuracy'], '.4f')} |"
-        )
+    lines += epoch_table(k_rows, l_rows, ratio=False)
     lines.append("")
     return lines, {
         "target": target,
@@ -481,17 +496,8 @@ def report(results_dir: Path) -> None:
                 f"## {name}: {len(k_rows)} epoch(s), {n_train:,} train / {n_test:,} test images, Keras batch {batch}"
                 + (" (SUBSET)" if limited else ""),
                 "",
-                "| epoch | Keras s | Keras test acc | layerlab s | layerlab test acc | ratio |",
-                "|---:|---:|---:|---:|---:|---:|",
+                *epoch_table(k_rows, l_rows, ratio=True),
             ]
-            for i in range(max(len(k_rows), len(l_rows))):
-                k = k_rows[i] if i < len(k_rows) else None
-                l = l_rows[i] if i < len(l_rows) else None
-                lines.append(
-                    f"| {i + 1} | {_fmt(k and k['train_seconds'], '.2f')} | {_fmt(k and k['test_accuracy'], '.4f')} "
-                    f"| {_fmt(l and l['train_seconds'], '.2f')} | {_fmt(l and l['test_accuracy'], '.4f')} "
-                    f"| {_x(_ratio(k and k['train_seconds'], l and l['train_seconds']))} |"
-                )
             lines += [
                 f"| **mean s/epoch** | **{_fmt(ks['mean_train_seconds'], '.2f')}** | | **{_fmt(ls['mean_train_seconds'], '.2f')}** | "
                 f"| **{_x(ratios['mean_train_seconds'])}** |",

@@ -23,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from peer_tools import _cpu_model  # noqa: E402
+from peer_tools import cpu_model  # noqa: E402
 
 from layerlab import presets  # noqa: E402
 from layerlab.config import RunConfig  # noqa: E402
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Where the training time goes (torch.profiler, layerlab's training loop)",
         "",
-        f"CPU: {_cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}. "
+        f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}. "
         f"`python benchmarks/profile_step.py` wrote this file: one profiled pass over {a.samples:,} samples after "
         "two unprofiled ones; self CPU time per operator, in ms per 1,000 training samples.",
         "",

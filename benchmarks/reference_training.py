@@ -18,33 +18,13 @@ import argparse
 import json
 import os
 import platform
-import re
-import subprocess
 import sys
 import time
 
 import numpy as np
+from peer_tools import cpu_model  # the benchmarks' one machine description
 
 from layerlab.reference.network import RNN, Adam, LastStep, Sequential, accuracy, article_cnn, fit
-
-
-def cpu_model() -> str:
-    """The CPU's model name, from /proc/cpuinfo, else ``lscpu``, else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        m = re.search(r"^Model name:\s*(.+)$", out, re.M)
-        if m:
-            return m.group(1).strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def digits_split(as_sequences: bool = False):
