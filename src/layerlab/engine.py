@@ -404,12 +404,7 @@ class GraphStep:
 
     def __call__(self, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
         """Train on ``batch``; returns the step's (outputs, loss); adds its statistics to ``stats``."""
-        if len(batch) != self.batch_size or self.graph is None:
-            if len(batch) == self.batch_size:
-                self.x.copy_(batch.x)
-                self.y.copy_(batch.y)
-                return self._body(self._params)
-            # the epoch's last, smaller batch: the same step, eagerly, on its own tensors
+        if len(batch) != self.batch_size:  # the epoch's last, smaller batch: eagerly, on its own tensors
             x, y = self.x, self.y
             self.x, self.y = batch.x, batch.y
             try:
@@ -418,6 +413,8 @@ class GraphStep:
                 self.x, self.y = x, y
         self.x.copy_(batch.x)
         self.y.copy_(batch.y)
+        if self.graph is None:
+            return self._body(self._params)
         self.graph.replay()
         return self.out, self.loss
 
@@ -427,8 +424,9 @@ def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> t
     the schedule fills in place (a float would be baked into the graph at capture)."""
     for group in optimizer.param_groups:
         group["capturable"] = True
-        # the schedule's base rate as a host float (a resumed run's checkpoint may hold it as a tensor)
-        group.setdefault("initial_lr", float(group["lr"]))
+        # the schedule's base rate as a host float, so it fills the rate tensor without a device read
+        # (a resumed run's optimizer state may hold it as a tensor)
+        group["initial_lr"] = float(group.get("initial_lr", group["lr"]))
         lr = group["lr"]
         if not (torch.is_tensor(lr) and lr.device == device):  # a checkpoint's rate loads onto the CPU
             group["lr"] = torch.tensor(float(lr), dtype=torch.float32, device=device)
@@ -818,8 +816,6 @@ def _fit(
     factor = lr_factor(cfg, steps)
     graph = None
     if cfg.cuda_graph:
-        # host floats: the schedule then fills the rate tensor without reading the device back
-        scheduler.base_lrs = [float(b) for b in scheduler.base_lrs]
         t_graph = time.perf_counter()
         model.train()
         graph = GraphStep(model, optimizer, cfg, dataset.task, device, train_split)
