@@ -286,14 +286,16 @@ def epoch_table(k_rows: list[dict], l_rows: list[dict], *, ratio: bool) -> list[
 
 
 def _train_settings(run_dir: Path) -> dict:
-    """batch_size, lr, schedule, label_smoothing, epochs of a layerlab run from its config.toml
+    """The training settings a fast preset changes (batch size, schedule, Adam's betas, smoothing,
+    clipping, bf16) and its epochs, from a layerlab run's config.toml
     (read line by line: this file runs on any python3, without tomllib)."""
     out = {}
     path = run_dir / "config.toml"
     for line in path.read_text().splitlines() if path.is_file() else []:
         key, _, value = line.partition("=")
         if key.strip() in (
-            "batch_size", "lr", "schedule", "warmup_epochs", "beta2", "label_smoothing", "clip", "amp", "epochs"
+            "batch_size", "lr", "schedule", "warmup_epochs", "beta1", "beta2", "label_smoothing", "clip", "amp",
+            "epochs",
         ):  # fmt: skip
             out[key.strip()] = value.strip().strip('"')
     return out
