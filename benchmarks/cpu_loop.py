@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
 import subprocess
 import sys
@@ -26,11 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from peer_tools import cpu_model, loadavg  # noqa: E402
+from plain_nets import article_cnn, article_lstm, load_fashion  # noqa: E402
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
 
@@ -48,14 +46,6 @@ LSTM_VARIANTS = {
 }
 
 
-def load(data_dir: str, kind: str):
-    import torch
-
-    x = np.frombuffer(gzip.open(f"{data_dir}/{kind}-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
-    y = np.frombuffer(gzip.open(f"{data_dir}/{kind}-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
-    return torch.tensor(x.reshape(-1, 28, 28)).float().div_(255), torch.tensor(y.astype(np.int64))
-
-
 def plain(model: str, variant: str, data_dir: str, epochs: int) -> dict:
     """One plain-PyTorch run (called in a child process): seconds per epoch and final test accuracy.
     glibc is told to keep freed memory, as layerlab's training does (``mallopt``): the allocator is
@@ -69,43 +59,21 @@ def plain(model: str, variant: str, data_dir: str, epochs: int) -> dict:
     except OSError:
         pass
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 
     torch.manual_seed(0)
-    xtr, ytr = load(data_dir, "train")
-    xte, yte = load(data_dir, "t10k")
+    xtr, ytr = load_fashion(data_dir, "train", images=model == "cnn")
+    xte, yte = load_fashion(data_dir, "t10k", images=model == "cnn")
     if model == "cnn":
         cl, fused, pool_first = CNN_VARIANTS[variant]
-        xtr, xte = xtr[:, None], xte[:, None]
-
-        def relu_pool():  # max pool and ReLU commute; pooling first runs ReLU on a quarter of the values
-            return [nn.MaxPool2d(2), nn.ReLU()] if pool_first else [nn.ReLU(), nn.MaxPool2d(2)]
-
-        net = nn.Sequential(
-            nn.Conv2d(1, 32, 3), *relu_pool(), nn.Conv2d(32, 64, 3), *relu_pool(), nn.Flatten(), nn.Linear(1600, 10)
-        )
-        for m in net:
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        net = article_cnn(pool_first)
         if cl:
             net = net.to(memory_format=torch.channels_last)
             xtr = xtr.contiguous(memory_format=torch.channels_last)
             xte = xte.contiguous(memory_format=torch.channels_last)
     else:
         (fused,) = LSTM_VARIANTS[variant]
-
-        class Net(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.lstm = nn.LSTM(28, 128, batch_first=True)
-                self.fc = nn.Linear(128, 10)
-
-            def forward(self, x):
-                return self.fc(self.lstm(x)[0][:, -1])
-
-        net = Net()
+        net = article_lstm()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7, fused=fused or None, foreach=None if fused else True)
     bs, n = 32, len(xtr)
     seconds = []

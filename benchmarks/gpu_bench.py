@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
 import os
 import platform
@@ -37,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from peer_tools import subset  # noqa: E402
+from plain_nets import article_cnn, article_lstm, load_fashion  # noqa: E402
 
 GRAPH = ["--cuda-graph"]
 BF16 = ["--amp"]
@@ -108,44 +108,18 @@ def layerlab(cmd_flags: list[str], out: Path, env: dict) -> dict:
 def plain(model: str, data_dir: str, device: str, bs: int, epochs: int, lr: float, bf16: bool, graph: bool) -> dict:
     """The plain-PyTorch loop of the anchors: data on the device, one-cycle Adam (eps 1e-7), the
     article's layers, optionally bf16 autocast and the whole step in one CUDA graph."""
-    import numpy as np
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 
     dev = torch.device(device)
-
-    def load(kind):
-        x = np.frombuffer(gzip.open(f"{data_dir}/{kind}-images-idx3-ubyte.gz").read(), np.uint8, offset=16)
-        y = np.frombuffer(gzip.open(f"{data_dir}/{kind}-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
-        x = torch.tensor(x.reshape(-1, 1, 28, 28) if model == "cnn" else x.reshape(-1, 28, 28))
-        return x.to(dev).float().div_(255), torch.tensor(y.astype(np.int64)).to(dev)
-
-    xtr, ytr = load("train")
-    xte, yte = load("t10k")
+    xtr, ytr = (t.to(dev) for t in load_fashion(data_dir, "train", images=model == "cnn"))
+    xte, yte = (t.to(dev) for t in load_fashion(data_dir, "t10k", images=model == "cnn"))
     torch.manual_seed(0)
     if model == "cnn":
-        net = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Flatten(), nn.Linear(1600, 10),
-        )  # fmt: skip
-        for m in net:
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-        net = net.to(dev).to(memory_format=torch.channels_last)
+        net = article_cnn(pool_first=True).to(dev).to(memory_format=torch.channels_last)
         xtr, xte = (t.contiguous(memory_format=torch.channels_last) for t in (xtr, xte))
     else:
-
-        class Net(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.lstm, self.fc = nn.LSTM(28, 128, batch_first=True), nn.Linear(128, 10)
-
-            def forward(self, x):
-                return self.fc(self.lstm(x)[0][:, -1])
-
-        net = Net().to(dev)
+        net = article_lstm().to(dev)
     n = len(xtr)
     steps = n // bs
     cuda = dev.type == "cuda"
