@@ -11,7 +11,7 @@ seed's validation accuracy after the last epoch, their mean and minimum, and the
 seconds (measured while nothing else ran, but on a machine whose speed drifts: compare the
 accuracies; time the presets with peer.sh). Without ``--trial``, the trials that chose
 ``article_cnn_fast``. The seed moves the initial weights, the batch order and which samples are
-held out, so a trial's mean is over four splits as well as four initialisations.
+held out, so a trial's mean is over as many splits as seeds, and every trial sees the same ones.
 """
 
 from __future__ import annotations
