@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from peer_tools import cpu_model, loadavg  # noqa: E402
+from peer_tools import cpu_model, loadavg, steady_seconds  # noqa: E402
 from plain_nets import article_cnn, article_lstm, load_fashion  # noqa: E402
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
@@ -113,11 +113,6 @@ def layerlab_side(model: str, data_dir: str, epochs: int) -> dict:
     return {"seconds": [float(r["train_seconds"]) for r in rows], "test_accuracy": float(rows[-1]["test_accuracy"])}
 
 
-def steady(seconds: list[float]) -> float:
-    rest = seconds[1:] or seconds
-    return sum(rest) / len(rest)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="cnn,lstm")
@@ -153,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
             ).stdout
             r = json.loads(out.strip().splitlines()[-1])
             rows.append((f"plain: {v}", r))
-            print(model, v, f"{steady(r['seconds']):.2f} s/epoch", flush=True)
-        best = min(steady(r["seconds"]) for _, r in rows)
+            print(model, v, f"{steady_seconds(r['seconds']):.2f} s/epoch", flush=True)
+        best = min(steady_seconds(r["seconds"]) for _, r in rows)
         ll = layerlab_side(model, a.data_dir, a.epochs)
-        print(model, "layerlab", f"{steady(ll['seconds']):.2f} s/epoch", flush=True)
+        ll_steady = steady_seconds(ll["seconds"])
+        print(model, "layerlab", f"{ll_steady:.2f} s/epoch", flush=True)
         rows.append((f"**layerlab** (`layerlab train --config article_{model}`)", ll))
         lines += [
             f"## article {model.upper()}",
@@ -165,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---:|---:|---:|---:|",
         ]
         for name, r in rows:
-            s = steady(r["seconds"])
+            s = steady_seconds(r["seconds"])
             lines.append(f"| {name} | {s:.2f} | {r['seconds'][0]:.2f} | {r['test_accuracy']:.4f} | {s / best:.2f}x |")
-        lines += ["", f"layerlab / best plain loop: **{steady(ll['seconds']) / best:.2f}x** (goal: at most 1.5x).", ""]
+        lines += ["", f"layerlab / best plain loop: **{ll_steady / best:.2f}x** (goal: at most 1.5x).", ""]
     Path(a.out).write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from peer_tools import subset  # noqa: E402
+from peer_tools import TARGETS, steady_seconds, subset  # noqa: E402
 from plain_nets import article_cnn, article_lstm, load_fashion  # noqa: E402
 
 GRAPH = ["--cuda-graph"]
@@ -79,7 +79,6 @@ CASES = [
         ">= 0.886 in <= 0.4 s",
     ),
 ]
-TARGET = {"cnn": 0.897, "lstm": 0.886}
 
 
 def layerlab(cmd_flags: list[str], out: Path, env: dict) -> dict:
@@ -97,7 +96,7 @@ def layerlab(cmd_flags: list[str], out: Path, env: dict) -> dict:
     return {
         "seconds": secs,
         "total": sum(secs),
-        "steady": sum(secs[1:]) / len(secs[1:]) if len(secs) > 1 else secs[0],
+        "steady": steady_seconds(secs),
         "accuracy": float(rows[-1]["test_accuracy"]),
         "capture": summary.get("graph_capture_seconds"),
         "wall": wall,
@@ -249,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 met = r["steady"] <= 1.0
             else:
                 limit = float(goal.split("<= ")[1].split(" s")[0])
-                met = r["accuracy"] >= TARGET[model] and r["total"] <= limit
+                met = r["accuracy"] >= TARGETS[model] and r["total"] <= limit
             cap = "" if r["capture"] is None else f"{r['capture']:.2f}"
             lines.append(
                 f"| {case} | {len(r['seconds'])} | {r['steady']:.3f} | {r['total']:.3f} | {cap} | {r['accuracy']:.4f} "

@@ -251,6 +251,12 @@ def _ratio(k, l):
     return None if (k is None or l in (None, 0)) else k / l
 
 
+def steady_seconds(seconds: list[float]) -> float:
+    """Seconds per epoch after the first (which carries the warm-up); the first alone if it is all."""
+    rest = seconds[1:] or seconds
+    return sum(rest) / len(rest)
+
+
 def summarise(rows: list[dict]) -> dict:
     secs = [r["train_seconds"] for r in rows]
     evals = [r["eval_seconds"] for r in rows]
@@ -318,8 +324,10 @@ def time_to_accuracy(
     target, goal = TARGETS[model], GOALS[model]
     ks, ls = summarise(k_rows), summarise(l_rows)
     reached = ls["final_test_accuracy"] is not None and ls["final_test_accuracy"] >= target
-    ratio = _ratio(ks["total_train_seconds"], ls["total_train_seconds"]) if reached else None
+    speed = _ratio(ks["total_train_seconds"], ls["total_train_seconds"])
+    ratio = speed if reached else None
     k_epoch, k_secs = _first_at(k_rows, target)
+    l_epoch, l_secs = _first_at(l_rows, target)
     ratio_first = _ratio(k_secs, ls["total_train_seconds"]) if reached else None
     preset = f"article_{model}_fast"
     how = ", ".join(f"{k} {v}" for k, v in settings.items() if k != "epochs")
@@ -334,7 +342,7 @@ def time_to_accuracy(
         f"| first epoch at >= {target:.3f} (training seconds to it) | "
         + (f"{k_epoch} ({k_secs:.1f})" if k_epoch else "not reached")
         + " | "
-        + ("{} ({:.1f})".format(*_first_at(l_rows, target)) if _first_at(l_rows, target)[0] else "not reached")
+        + (f"{l_epoch} ({l_secs:.1f})" if l_epoch else "not reached")
         + " |",
         "",
     ]
@@ -351,9 +359,8 @@ def time_to_accuracy(
             "",
         ]
     else:
-        plain = _ratio(ks["total_train_seconds"], ls["total_train_seconds"])
         lines += [
-            f"**The preset ended below {target:.3f}: no time-to-accuracy ratio** (it trained in 1/{_fmt(plain, '.2f')} "
+            f"**The preset ended below {target:.3f}: no time-to-accuracy ratio** (it trained in 1/{_fmt(speed, '.2f')} "
             "of the Keras program's training time, to a lower accuracy than the goal asks).",
             "",
         ]
