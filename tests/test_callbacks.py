@@ -1,6 +1,6 @@
 """Callbacks: early stopping (a run that stops is whole: history, metrics.csv, checkpoint, run.json,
 summary.json; resuming it trains on), restore_best, TensorBoard scalars read back, the step log,
-the learning-rate monitor, the progress bar at verbose 0/1/2, the older Progress hooks."""
+the learning-rate monitor, the progress bar at verbose 0/1/2."""
 
 import csv
 import io
@@ -25,7 +25,7 @@ from layerlab.callbacks import (
 )
 from layerlab.config import RunConfig, TrainConfig
 from layerlab.data import Dataset, Split
-from layerlab.errors import LayerlabError
+from layerlab.errors import ConfigError, LayerlabError
 from layerlab.rundir import RunDir
 
 
@@ -251,15 +251,11 @@ def test_progress_bar_is_not_drawn_where_it_cannot_be():
     assert bar.getvalue() == "" and len(lines.getvalue().splitlines()) == 3
 
 
-def test_the_older_progress_hooks_still_work():
-    calls = []
-    progress = engine.Progress(
-        on_epoch_start=lambda e, n, s: calls.append(("start", e, n, s)),
-        on_steps=lambda d, n, m: calls.append(("steps", d, n, sorted(m))),
-        on_epoch_end=lambda e, row: calls.append(("end", e)),
-    )
-    engine.fit(_model(), _tiny(), _train_cfg(epochs=1), progress=progress)
-    assert calls == [("start", 1, 1, 3), ("steps", 3, 48, ["accuracy", "loss"]), ("end", 1)]
+def test_progress_takes_a_callback_only():
+    """The older ``Progress`` hooks are gone (a Callback does the same): anything else is refused in
+    one sentence before training."""
+    with pytest.raises(ConfigError, match=r"progress= takes a layerlab\.callbacks\.Callback, got dict"):
+        engine.fit(_model(), _tiny(), _train_cfg(epochs=1), progress={"on_epoch_end": print})
 
 
 def test_callbacks_are_closed_when_training_fails(tmp_path):

@@ -91,15 +91,15 @@ def test_bf16_in_hardware_is_read_from_the_cpu_flags():
 
 
 def test_amp_on_a_cpu_without_bf16_trains_in_fp32_and_says_so(tmp_path, monkeypatch, caplog):
-    import layerlab.engine as engine
+    from layerlab.training import runtime
 
-    monkeypatch.setattr(engine, "cpu_bf16_native", lambda cpuinfo=None: False)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda cpuinfo=None: False)
     seen = []
-    real = engine._autocast
+    real = runtime.autocast
     monkeypatch.setattr(
-        engine, "_autocast", lambda device, enabled, cache=True: seen.append(enabled) or real(device, enabled, cache)
+        runtime, "autocast", lambda device, enabled, cache=True: seen.append(enabled) or real(device, enabled, cache)
     )
-    with caplog.at_level("WARNING", logger="layerlab.engine"):
+    with caplog.at_level("WARNING", logger="layerlab.training"):
         _, result = _train(tmp_path, amp=True)
     assert "no bf16 in hardware" in caplog.text and "training in fp32" in caplog.text
     assert seen and not any(seen) and result.amp is False

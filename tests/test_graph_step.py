@@ -9,18 +9,18 @@ from datagen import make_idx_dir
 from layerlab import api
 from layerlab.config import RunConfig, TrainConfig
 from layerlab.data import Split
-from layerlab.engine import (
+from layerlab.errors import ConfigError
+from layerlab.models import create_model
+from layerlab.training import (
     GraphStep,
-    _host_lr,
+    TrainStep,
     compute_loss,
-    epoch_generator,
+    host_lr,
     make_capturable,
     make_optimizer,
     make_scheduler,
     train_one_epoch,
 )
-from layerlab.errors import ConfigError
-from layerlab.models import create_model
 
 
 def _split(n=100, seed=0):
@@ -35,17 +35,7 @@ def _epoch(graph: bool, cfg: TrainConfig, split: Split):
     sched = make_scheduler(opt, cfg, steps_per_epoch=4)
     model.train()
     step = GraphStep(model, opt, cfg, "classification", torch.device("cpu"), split, capture=False) if graph else None
-    m = train_one_epoch(
-        model,
-        split,
-        opt,
-        cfg,
-        task="classification",
-        device=torch.device("cpu"),
-        generator=epoch_generator(cfg.seed, 0),
-        scheduler=sched,
-        graph=step,
-    )
+    m = train_one_epoch(TrainStep(model, opt, cfg, "classification", torch.device("cpu"), sched, graph=step), split, 0)
     return model, m
 
 
@@ -129,7 +119,7 @@ def test_a_resumed_schedule_fills_a_captured_rate_in_place():
     assert float(rate) == pytest.approx(plain.param_groups[0]["lr"], rel=1e-6)
     assert all(type(b) is float for b in sched.base_lrs)  # so a step fills the rate without a device read
     sched.step()
-    assert _host_lr(captured, sched) == pytest.approx(float(rate), rel=1e-6)
+    assert host_lr(captured, sched) == pytest.approx(float(rate), rel=1e-6)
 
 
 def test_a_checkpointed_rate_tensor_becomes_a_device_tensor_again():

@@ -135,8 +135,8 @@ def test_nan_test_loss_fails_the_run_and_says_which_checkpoint_is_kept(tmp_path)
 
 
 def test_nan_after_a_checkpoint_names_the_epoch_kept(tmp_path, monkeypatch):
-    from layerlab import engine
     from layerlab.data import load_dataset
+    from layerlab.training import loop as engine
 
     data = make_idx_dir(tmp_path / "d", n_train=64, n_test=32)
     ds = load_dataset(str(data))

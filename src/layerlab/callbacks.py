@@ -1,4 +1,4 @@
-"""Callbacks: code of yours that :func:`layerlab.engine.fit` calls as training goes (Keras's protocol).
+"""Callbacks: code of yours that :func:`layerlab.training.fit` calls as training goes (Keras's protocol).
 
 Subclass :class:`Callback` and override the hooks you need; each gets the :class:`Trainer`, a small
 object with the model, optimizer, history, config and run directory, and ``stop_training``: set it
@@ -12,6 +12,11 @@ terminal and in a Jupyter notebook). The library itself never prints: only ``Pro
 Hooks run in the order of the list. Per-step hooks run every ``log_every`` steps (20, or the
 ``every_n_steps`` a callback asks for), never per step unless asked: reading a loss back syncs a
 GPU with the host.
+
+A callback that holds state across epochs returns it from :meth:`Callback.state_dict` (plain
+numbers, strings, lists, dicts and tensors: the checkpoint loads with ``weights_only=True``); it is
+saved with every checkpoint and handed back to :meth:`Callback.load_state_dict` when the run resumes,
+before ``on_train_begin``, so a resumed run continues as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class Trainer:
         model: the model being trained (not the ``torch.compile`` wrapper).
         optimizer: its optimizer; ``optimizer.param_groups[0]["lr"]`` is the learning rate the next
             step uses.
-        history: the rows of finished epochs (the list :class:`~layerlab.engine.FitResult` returns).
+        history: the rows of finished epochs (the list :class:`~layerlab.training.FitResult` returns).
         cfg: the :class:`~layerlab.config.TrainConfig`.
         run: the :class:`~layerlab.rundir.RunDir` written to, or None.
         stop_training: set True to end training after the current epoch; ``stop_reason`` says why
@@ -70,9 +75,21 @@ class Trainer:
 
 class Callback:
     """Override the hooks you need; each is a no-op here. ``every_n_steps`` (None: no wish) asks
-    :func:`~layerlab.engine.fit` to call :meth:`on_step_end` at least that often."""
+    :func:`~layerlab.training.fit` to call :meth:`on_step_end` at least that often."""
 
     every_n_steps: int | None = None
+
+    def check(self, held_out: str, cfg) -> None:
+        """Before anything is made (no run directory yet): raise a :class:`~layerlab.errors.LayerlabError`
+        for what this callback cannot do on this run. ``held_out`` is the prefix of the split each
+        epoch is evaluated on (``val_``, ``test_`` or ``train_eval_``); ``cfg`` the training config."""
+
+    def state_dict(self) -> dict:
+        """What this callback must keep across a resume (empty: nothing); saved in every checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take back what :meth:`state_dict` gave, when a run resumes (before :meth:`on_train_begin`)."""
 
     def on_train_begin(self, trainer: Trainer) -> None:
         """Before the first epoch (of this call: a resumed run has ``trainer.history`` already)."""
@@ -98,6 +115,33 @@ class Callback:
         """Called last whether training ended, failed or was interrupted: release files and displays."""
 
 
+def _state_keys(callbacks: list[Callback]) -> list[str]:
+    """Each callback's key in a checkpoint: its class name, with ``#2``, ``#3``... for the second and
+    further callbacks of one class (in the order of the list)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for cb in callbacks:
+        name = type(cb).__qualname__
+        seen[name] = seen.get(name, 0) + 1
+        keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return keys
+
+
+def callback_states(callbacks: list[Callback]) -> dict[str, dict]:
+    """The state of every callback that has some, by its key (what a checkpoint saves)."""
+    states = {key: cb.state_dict() for key, cb in zip(_state_keys(callbacks), callbacks, strict=True)}
+    return {k: v for k, v in states.items() if v}
+
+
+def load_callback_states(callbacks: list[Callback], states: dict | None) -> None:
+    """Give each callback the state a checkpoint saved for it (by the same key); others get nothing."""
+    if not states:
+        return
+    for key, cb in zip(_state_keys(callbacks), callbacks, strict=True):
+        if key in states:
+            cb.load_state_dict(states[key])
+
+
 def log_interval(callbacks: list[Callback], default: int = 20) -> int:
     """Steps between :meth:`Callback.on_step_end` calls: ``default``, or the greatest common divisor of
     the ``every_n_steps`` the callbacks ask for, so each gets every step it wants."""
@@ -121,10 +165,13 @@ class EarlyStopping(Callback):
         restore_best: at the end of training load the weights of the best epoch, kept in memory,
             into the model. Only the model object changes: the run directory's ``last`` stays the
             epoch training stopped at, and its ``best`` is the lowest ``val_loss`` (written only
-            with a validation split). After a resume, the best epoch may be one trained before it:
-            its weights are not in memory, and the model is left as it is (with a warning).
+            with a validation split).
 
-    A resumed run replays the history it has, so patience counts the epochs before the resume too.
+    Its state (best value and epoch, the epochs waited, and with ``restore_best`` the best weights)
+    is saved with each checkpoint, so a run killed and resumed stops at the epoch an uninterrupted
+    run stops at, with the same weights restored. A resumed run also replays the history it has, so
+    patience counts the epochs before the resume even from a checkpoint without this callback's
+    state; the best weights are then not known, and the model is left as it is (with a warning).
     """
 
     def __init__(
@@ -137,6 +184,11 @@ class EarlyStopping(Callback):
     ):
         if mode not in ("auto", "min", "max"):
             raise LayerlabError(f"EarlyStopping mode must be auto, min or max, got {mode!r}")
+        if monitor.startswith("test_"):  # refused where it is written, before any run exists
+            raise LayerlabError(
+                f"EarlyStopping on {monitor} would choose on the test set; hold out a validation split "
+                f"(validation=F) and monitor val_{monitor[5:]}"
+            )
         if patience < 0 or min_delta < 0:
             raise LayerlabError(f"EarlyStopping patience and min_delta must be at least 0, got {patience}, {min_delta}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
@@ -146,6 +198,7 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.stopped_epoch = 0
         self.best_weights: dict | None = None
+        self._saved: dict | None = None
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -169,20 +222,32 @@ class EarlyStopping(Callback):
         self.wait += 1
         return False
 
-    def on_train_begin(self, trainer: Trainer) -> None:
-        if self.monitor.startswith("test_"):
-            raise LayerlabError(
-                f"EarlyStopping on {self.monitor} would choose on the test set; hold out a validation split "
-                f"(validation=F) and monitor val_{self.monitor[5:]}"
-            )
-        if self.monitor.startswith("val_") and trainer.held_out != "val_":
+    def check(self, held_out: str, cfg) -> None:
+        if self.monitor.startswith("val_") and held_out != "val_":
             raise LayerlabError(
                 f"EarlyStopping monitors {self.monitor}, but the run has no validation split; set validation=F "
                 f"(--validation F) or monitor a train_ column"
             )
+
+    def state_dict(self) -> dict:
+        state = {"monitor": self.monitor, "best_epoch": self.best_epoch, "wait": self.wait}
+        if self.best is not None:
+            state["best"] = float(self.best)
+        if self.best_weights is not None:
+            state["best_weights"] = self.best_weights
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._saved = state
+
+    def on_train_begin(self, trainer: Trainer) -> None:
         self.best, self.best_epoch, self.wait, self.best_weights = None, 0, 0, None
         for row in trainer.history:  # a resumed run: the epochs before count
             self._see(int(row["epoch"]), row)
+        saved, self._saved = self._saved, None
+        # the history decides best and patience; the checkpoint adds the weights, when they are of that epoch
+        if saved and saved.get("monitor") == self.monitor and saved.get("best_epoch") == self.best_epoch:
+            self.best_weights = saved.get("best_weights") if self.restore_best else None
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:
         if self._see(epoch, row):
@@ -268,6 +333,12 @@ class TensorBoard(Callback):
         self.every_n_steps = every_n_steps
         self.writer = None
 
+    def check(self, held_out: str, cfg) -> None:
+        try:  # before the run directory exists: a folder that cannot be made leaves none behind
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LayerlabError(f"{self.log_dir}: cannot write TensorBoard files there ({e.strerror or e})") from None
+
     def on_train_begin(self, trainer: Trainer) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -343,7 +414,7 @@ class StepLogger(Callback):
 # ----------------------------------------------------------------------------------------------
 # Progress display
 # ----------------------------------------------------------------------------------------------
-#: What the split evaluated after each epoch is (see :func:`layerlab.engine.held_out_prefix`).
+#: What the split evaluated after each epoch is (see :func:`layerlab.training.held_out_prefix`).
 HELD_OUT_PREFIXES = ("val_", "test_", "train_eval_")
 
 

@@ -400,6 +400,7 @@ class RunDir:
         grad_norms: list[torch.Tensor] | None = None,
         best: str = "keep",
         scheduler=None,
+        callbacks: dict | None = None,
     ) -> None:
         """Write a checkpoint as one unit (weights, optimizer, learning-rate schedule, RNG streams,
         history and, mid-epoch, the position in the epoch's shuffle order with the running train
@@ -417,6 +418,8 @@ class RunDir:
         }
         if scheduler is not None:  # plain numbers and lists: loads with weights_only=True
             state["scheduler"] = scheduler.state_dict()
+        if callbacks:  # the callbacks' state_dict(), by callback (plain numbers and tensors, like the rest)
+            state["callbacks"] = callbacks
         if step:
             state["train_stats"] = train_stats.detach().cpu().clone()
             state["grad_norms"] = (
