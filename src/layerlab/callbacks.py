@@ -121,7 +121,7 @@ def _state_keys(callbacks: list[Callback]) -> list[str]:
     seen: dict[str, int] = {}
     keys = []
     for cb in callbacks:
-        name = type(cb).__qualname__
+        name = type(cb).__name__
         seen[name] = seen.get(name, 0) + 1
         keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
     return keys
