@@ -5,7 +5,7 @@
 
 For each preset it builds the preset's model and optimizer as `layerlab train` does, trains on
 ``--samples`` random images of Fashion-MNIST's shape (timing does not depend on the pixels) with
-``layerlab.engine.train_one_epoch`` under torch.profiler (after an untimed warm-up pass), and writes
+``layerlab.training.train_one_epoch`` under torch.profiler (after an untimed warm-up pass), and writes
 a Markdown table of the operators that take the most time, in milliseconds per 1,000 training
 samples, so presets of different batch sizes compare. Writes benchmarks/results/profile.md by
 default, with the CPU model.
@@ -14,6 +14,7 @@ default, with the CPU model.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -28,14 +29,15 @@ from peer_tools import cpu_model  # noqa: E402
 from layerlab import presets  # noqa: E402
 from layerlab.config import RunConfig  # noqa: E402
 from layerlab.data import Split  # noqa: E402
-from layerlab.engine import (  # noqa: E402
-    epoch_generator,
+from layerlab.models import create_model  # noqa: E402
+from layerlab.training import (  # noqa: E402
+    EpochHooks,
+    TrainStep,
     keep_cpu_memory,
     make_optimizer,
     make_scheduler,
     train_one_epoch,
 )
-from layerlab.models import create_model  # noqa: E402
 
 ROWS = 10
 
@@ -56,10 +58,8 @@ def profile_preset(name: str, samples: int) -> tuple[list[tuple[str, float, int]
     sched = make_scheduler(opt, t, steps)
 
     def epoch(i):
-        return train_one_epoch(
-            model, split, opt, t, task="classification", device=torch.device("cpu"),
-            generator=epoch_generator(0, i), scheduler=sched, log_every=10**9,
-        )  # fmt: skip
+        step = TrainStep(model, opt, dataclasses.replace(t, seed=0), "classification", torch.device("cpu"), sched)
+        return train_one_epoch(step, split, i, EpochHooks(log_every=10**9))
 
     epoch(0)  # warm-up: oneDNN primitives, allocator
     t0 = time.perf_counter()

@@ -116,5 +116,7 @@ def test_what_a_callback_refuses_is_refused_before_anything_is_made(tmp_path):
     engine.check_training(cfg, _tiny(validation=True), [EarlyStopping("val_loss")])
     with pytest.raises(LayerlabError, match="cannot write TensorBoard files there"):
         engine.check_training(cfg, _tiny(validation=True), [TensorBoard("/dev/null/x")])
+    with pytest.raises(LayerlabError, match="/dev/null/x: cannot write TensorBoard files there"):
+        engine.check_training(TrainConfig(tensorboard="/dev/null/x"), _tiny(validation=True))
     with pytest.raises(LayerlabError, match="--cuda-graph needs a CUDA device"):
         engine.check_training(TrainConfig(cuda_graph=True), _tiny(False), [], device=torch.device("cpu"))

@@ -230,13 +230,19 @@ def check_training(
     dist: distributed.DistContext | None = None,
 ) -> None:
     """What :func:`fit` refuses, checked before anything is made (call it before creating a run
-    directory, so a refused setting leaves none): the settings a captured step cannot take, and
-    what each callback's :meth:`~layerlab.callbacks.Callback.check` refuses for this data."""
+    directory, so a refused setting leaves none): the settings a captured step cannot take on
+    ``device``, a ``cfg.tensorboard`` folder that cannot be made, and what each callback's
+    :meth:`~layerlab.callbacks.Callback.check` refuses for this data."""
     if cfg.cuda_graph and device is not None:
         check_cuda_graph(cfg, device, dist)
     held = held_out_prefix(dataset)
-    for cb in callbacks or []:
+    for cb in [*(callbacks or []), *_config_callbacks(cfg, dist)]:
         cb.check(held, cfg)
+
+
+def _config_callbacks(cfg: TrainConfig, dist) -> list[Callback]:
+    """The callbacks the config asks for: ``cfg.tensorboard`` (written by rank 0 alone, as the run)."""
+    return [TensorBoard(cfg.tensorboard)] if cfg.tensorboard and (dist is None or dist.is_main) else []
 
 
 def fit(
@@ -282,16 +288,13 @@ def fit(
     stepped after every optimizer step; each row's ``lr`` is the rate its last step used. A NaN or
     infinite loss raises :class:`~layerlab.errors.TrainingError` saying which checkpoint is kept.
     """
-    cbs = list(callbacks or [])
-    if cfg.tensorboard and (dist is None or dist.is_main):  # one writer of the logs, as of the run
-        cbs.append(TensorBoard(cfg.tensorboard))
-    if progress is not None:
-        if not isinstance(progress, Callback):
-            raise ConfigError(f"progress= takes a layerlab.callbacks.Callback, got {type(progress).__name__}")
-        cbs.append(progress)
+    if progress is not None and not isinstance(progress, Callback):
+        raise ConfigError(f"progress= takes a layerlab.callbacks.Callback, got {type(progress).__name__}")
+    given = [*(callbacks or []), *([progress] if progress is not None else [])]
+    check_training(cfg, dataset, given, device=next(model.parameters()).device, dist=dist)
+    cbs = list(callbacks or []) + _config_callbacks(cfg, dist) + ([progress] if progress is not None else [])
     resume = Resume(optimizer, start_epoch, list(history or []), position, scheduler_state, callback_state)
     try:
-        check_training(cfg, dataset, cbs, device=next(model.parameters()).device, dist=dist)
         return _fit(model, dataset, cfg, run, cbs, resume, log_every or log_interval(cbs), dist)
     except TrainingError as e:
         kept = run.kept() if run is not None else "no checkpoint is written without a run directory"
