@@ -7,7 +7,8 @@ it. Everything here is a no-op outside torchrun, so the single-process path is u
 The rules the rest of layerlab follows (see README, "Training on several processes or machines"):
 
 - ``--batch-size`` is the global batch: each step every rank takes its contiguous slice of the same
-  (seed, epoch) batch, so the union of the shards of a step is the single-process batch;
+  (seed, epoch) batch, so the union of the shards of a step is the single-process batch (the batch
+  source gives each rank its share: :meth:`layerlab.training.sources.BatchSource.epoch`);
 - rank 0 alone writes the run directory; the others never open it, and get what rank 0 read from it
   (config, training state; weights come with DDP's first broadcast) through :func:`from_main`;
 - every rank evaluates the whole held-out split itself, so every rank takes the same decisions

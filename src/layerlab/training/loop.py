@@ -318,6 +318,18 @@ def _saved_state(run, dist, resume: Resume, resuming: bool) -> tuple[dict | None
     return sched, cbs
 
 
+def _stepped_models(model: nn.Module, cfg: TrainConfig, device, dist) -> tuple[nn.Module, nn.Module]:
+    """``model`` as each training step runs it (under DDP in a torchrun job; compiled with
+    ``cfg.compile``) and as evaluation runs it."""
+    if dist is None:
+        step_model = torch.compile(model) if cfg.compile else model
+        return step_model, step_model
+    step_model = distributed.wrap(model, device)
+    step_model = torch.compile(step_model) if cfg.compile else step_model
+    # evaluated without the DDP wrapper: its forward would broadcast buffers, a collective per batch
+    return step_model, (torch.compile(model) if cfg.compile else model)
+
+
 def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, log_every: int, dist) -> FitResult:
     device = next(model.parameters()).device
     if device.type == "cpu":
@@ -337,13 +349,7 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
     held_out = as_source(dataset.test, device)
     if dist is not None:
         distributed.check_batch(cfg.batch_size, len(train), dist.world_size)
-        step_model = distributed.wrap(model, device)
-        step_model = torch.compile(step_model) if cfg.compile else step_model
-        # evaluated without the DDP wrapper: its forward would broadcast buffers, a collective per batch
-        eval_model = torch.compile(model) if cfg.compile else model
-    else:
-        step_model = torch.compile(model) if cfg.compile else model
-        eval_model = step_model
+    step_model, eval_model = _stepped_models(model, cfg, device, dist)
     result = FitResult(history=resume.history, amp=cfg.amp)
     held = held_out_prefix(dataset)
     validated = held == "val_"
