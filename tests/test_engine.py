@@ -105,3 +105,11 @@ def test_amp_on_a_cpu_without_bf16_trains_in_fp32_and_says_so(tmp_path, monkeypa
     assert seen and not any(seen) and result.amp is False
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["amp_in_effect"] is False
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
+
+
+def test_the_older_engine_module_is_the_training_package():
+    """``layerlab.engine`` re-exports :mod:`layerlab.training`, so code written against it keeps working."""
+    from layerlab import engine, training
+
+    assert all(getattr(engine, name) is getattr(training, name) for name in training.__all__)
+    assert engine.fit is training.loop.fit and engine.evaluate is training.evaluation.evaluate
