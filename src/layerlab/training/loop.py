@@ -310,11 +310,16 @@ def _saved_state(run, dist, resume: Resume, resuming: bool) -> tuple[dict | None
     sched, cbs = resume.scheduler_state, resume.callback_state
     if not resuming or (sched is not None and cbs is not None):
         return sched, cbs
-    saved = run.training_state() if run is not None else {}
-    if sched is None:
-        sched = saved.get("scheduler")  # a rank without the run derives it from the step
+    if dist is None:
+        saved = run.training_state() if run is not None else {}
+        sched = sched if sched is not None else saved.get("scheduler")
+        return sched, (cbs if cbs is not None else saved.get("callbacks"))
+    # a torchrun job: the ranks without the run derive the schedule from the step, and rank 0 reads the
+    # callbacks' state inside the collective, so a read that fails stops every rank with its sentence
+    if sched is None and run is not None:
+        sched = run.training_state().get("scheduler")
     if cbs is None:
-        cbs = saved.get("callbacks") if dist is None else distributed.from_main(dist, lambda: saved.get("callbacks"))
+        cbs = distributed.from_main(dist, lambda: run.training_state().get("callbacks"))
     return sched, cbs
 
 
