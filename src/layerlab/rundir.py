@@ -24,6 +24,7 @@ Nothing is chosen on the test set: ``best`` exists only when a validation split 
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as _dt
 import errno
@@ -59,33 +60,17 @@ from .config import ModelConfig, RunConfig
 from .data import Dataset
 from .data.transforms import InputSpec
 from .errors import ConfigError, LayerlabError, TrainingError
+from .record import (
+    CURVE_COLUMNS,  # noqa: F401 (the choices' torch-free home; re-exported for old imports)
+    METRIC_COLUMNS,
+    WEIGHTS,
+    read_config,
+    read_info,
+    read_metrics,
+    record_problem,
+)
 
 log = logging.getLogger(__name__)
-
-#: ``auto`` is ``best`` for a run that chose its weights on a validation split, else ``last``.
-WEIGHTS = ("auto", "best", "last", "init")
-#: The loss and accuracy columns of metrics.csv, per split (what the curves plot).
-CURVE_COLUMNS = [
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "test_loss",
-    "test_accuracy",
-    "train_eval_loss",
-    "train_eval_accuracy",
-]
-METRIC_COLUMNS = [
-    *CURVE_COLUMNS,
-    "train_seconds",
-    "eval_seconds",
-    "samples_per_second",
-    "lr",
-    "grad_norm_mean",
-    "grad_norm_max",
-    "clipped_fraction",
-]
 
 
 def _now() -> str:
@@ -106,39 +91,15 @@ def environment() -> dict:
 
 
 def run_record_problem(info) -> str | None:
-    """What is wrong with a parsed ``run.json``, or None: the fields everything after training reads
-    must be there with the right types (a hand-edited or truncated record gives one sentence, not a
-    KeyError deep inside a command)."""
-    if not isinstance(info, dict):
-        return f"expected a JSON object, got {type(info).__name__}"
-    if not isinstance(info.get("status"), str):
-        return "no status"
-    ds, model = info.get("dataset"), info.get("model")
-    if not isinstance(ds, dict) or not isinstance(model, dict):
-        return "no dataset or model record"
-    if not isinstance(model.get("name"), str):
-        return "model.name must be a string"
-    if not isinstance(ds.get("task"), str):
-        return "dataset.task must be a string"
-    n = ds.get("num_outputs")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        return "dataset.num_outputs must be a positive integer"
-    shape = ds.get("input_shape")
-    if not isinstance(shape, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
-        return "dataset.input_shape must be a list of positive integers"
-    classes = ds.get("classes")
-    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
-        return "dataset.classes must be a list of names"
-    if classes is not None and len(classes) != n and ds.get("task") != "regression":
-        return f"{len(classes)} class names for {n} outputs"
-    spec = info.get("input_spec")
-    if spec is not None:
-        if not isinstance(spec, dict):
-            return "input_spec must be an object"
-        try:
-            InputSpec.from_dict(spec)
-        except (LayerlabError, TypeError, ValueError) as e:
-            return f"input_spec: {e}"
+    """What is wrong with a parsed ``run.json``, or None: :func:`layerlab.record.record_problem`, and
+    an input spec this layerlab can rebuild."""
+    problem = record_problem(info)
+    if problem or info.get("input_spec") is None:
+        return problem
+    try:
+        InputSpec.from_dict(info["input_spec"])
+    except (LayerlabError, TypeError, ValueError) as e:
+        return f"input_spec: {e}"
     return None
 
 
@@ -147,6 +108,7 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._info: tuple[tuple, dict] | None = None  # run.json as last read, by its stat
 
     # --- paths
     @property
@@ -235,26 +197,24 @@ class RunDir:
 
     def write_info(self, info: dict) -> None:
         _write(self.path / "run.json", lambda p: atomic_write_json(p, info))
+        self._info = None
 
     def info(self) -> dict:
-        p = self.path / "run.json"
-        if not self.path.is_dir():
-            what = "not a run directory (a run is a directory)" if self.path.exists() else "no such run directory"
-            raise LayerlabError(f"{self.path}: {what}")
-        if not p.is_file():
-            raise LayerlabError(f"{self.path}: not a run directory (no run.json); give the --out of a layerlab train")
+        """run.json, validated (see :func:`layerlab.record.read_info`), read again only when the file
+        changed (its stat): a command that asks many times parses it once. Each call gets its own copy."""
         try:
-            info = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise LayerlabError(f"{p}: corrupt run record ({str(e)[:200]})") from None
-        except RecursionError:
-            raise LayerlabError(f"{p}: corrupt run record (nested too deeply)") from None
-        except OSError as e:
-            raise LayerlabError(f"{p}: cannot be read ({e.strerror or e})") from None
-        problem = run_record_problem(info)
-        if problem:
-            raise LayerlabError(f"{p}: corrupt run record ({problem})")
-        return info
+            st = (self.path / "run.json").stat()
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None
+        if stamp is None or self._info is None or self._info[0] != stamp:
+            info = read_info(self.path)
+            problem = run_record_problem(info)
+            if problem:
+                raise LayerlabError(f"{self.path / 'run.json'}: corrupt run record ({problem})")
+            self._info = (stamp, info) if stamp is not None else None
+            return copy.deepcopy(info)
+        return copy.deepcopy(self._info[1])
 
     def update_info(self, **fields) -> None:
         info = self.info()
@@ -262,7 +222,7 @@ class RunDir:
         self.write_info(info)
 
     def config(self) -> RunConfig:
-        return RunConfig.from_toml(self.path / "config.toml")
+        return read_config(self.path)
 
     # --- what everything after training asks of a run
     @property
@@ -420,26 +380,8 @@ class RunDir:
         _write(self.path / "metrics.csv", lambda p: atomic_write_text(p, _metrics_text(history)))
 
     def metrics(self) -> list[dict]:
-        """The rows of metrics.csv (``epoch`` an int, the rest floats or None); a file that is not such a
-        table (hand-edited, binary) is one LayerlabError."""
-        p = self.path / "metrics.csv"
-        if not p.is_file():
-            return []
-        rows = []
-        try:
-            with open(p, encoding="utf-8", newline="") as f:
-                for i, r in enumerate(csv.DictReader(f), start=2):
-                    if None in r or None in r.values():
-                        raise ValueError(f"row {i} has a different number of fields than the header")
-                    row = {k: (int(v) if k == "epoch" else (float(v) if v != "" else None)) for k, v in r.items()}
-                    if not isinstance(row.get("epoch"), int):
-                        raise ValueError(f"row {i} has no epoch")
-                    rows.append(row)
-        except (UnicodeDecodeError, ValueError, csv.Error) as e:
-            raise LayerlabError(f"{p}: not a metrics table ({str(e)[:200]})") from None
-        except OSError as e:
-            raise LayerlabError(f"{p}: cannot be read ({e.strerror or e})") from None
-        return rows
+        """The rows of metrics.csv (see :func:`layerlab.record.read_metrics`)."""
+        return read_metrics(self.path)
 
     def has_checkpoint(self) -> bool:
         """Whether the run has a checkpoint; a missing or invalid pointer is a LayerlabError."""
