@@ -94,6 +94,10 @@ def test_evaluate_and_resume_delete_no_checkpoint_without_a_valid_pointer(traine
     before = tree_hash(run)
     err = one_sentence(capsys, main(["evaluate", str(run)]))
     assert "current.json" in err and ckpts[0] in err
+    for argv in (["predict", str(run), str(trained.parent / "x.png")], ["export", str(run)]):
+        one_sentence(capsys, main(argv))
+    for view in ("summary", "filters", "errors"):
+        one_sentence(capsys, main(["inspect", view, str(run)]))
     err = one_sentence(capsys, main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]))
     assert "current.json" in err and ckpts[0] in err and "nothing was deleted" in err
     assert tree_hash(run) == before and _ckpts(run) == ckpts
