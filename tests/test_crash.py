@@ -248,14 +248,20 @@ def test_resume_refuses_other_data(tmp_path):
     assert not (run.path / "lock").exists()
 
 
-def test_leftovers_of_a_killed_write_are_cleaned_at_the_next_start(tmp_path):
+def test_leftovers_of_a_killed_write_are_cleaned_by_the_next_writer_only(tmp_path):
+    """Leftovers stay through evaluate (a read command deletes nothing: old code cleaned them there,
+    and with a missing pointer every checkpoint) and go at the next ``--resume``, under its lock."""
     data = make_idx_dir(tmp_path / "d", n_train=32, n_test=16)
     run, _ = api.train(_cfg(data, epochs=1), tmp_path / "run")
     (run.ckpt_dir / ".tmp-abc").mkdir()
     (run.ckpt_dir / ".tmp-abc" / "last.safetensors").write_bytes(b"half")
     (run.ckpt_dir / "ckpt-orphan").mkdir()
     (run.path / ".run.json.x1.tmp").write_text("{")
+    before = sorted(p.name for p in run.ckpt_dir.iterdir())
     api.evaluate_run(run.path)
+    assert sorted(p.name for p in run.ckpt_dir.iterdir()) == before
+    assert (run.path / ".run.json.x1.tmp").exists()
+    api.resume(run.path, epochs=2)
     assert sorted(p.name for p in run.ckpt_dir.iterdir()) == sorted(
         ["current.json", json.loads((run.ckpt_dir / "current.json").read_text())["dir"]]
     )

@@ -378,8 +378,7 @@ def evaluate_run(
     ``data`` if given), by :func:`layerlab.engine.compute_metrics`. With ``per_sample``, also
     ``predictions``: per test sample its index, true and predicted class and the probability of
     the predicted class. ``which`` weights: see :func:`load_run`."""
-    run = RunDir(run_dir)
-    run.clean_leftovers()  # what a killed run left, unless a live process is writing it
+    run = RunDir(run_dir)  # read only: leftovers are the next writer's to clean, under its lock
     used = run.resolve_weights(which)
     model = run.model(which, device)
     ds = run.dataset(data, data_dir)

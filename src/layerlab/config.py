@@ -251,6 +251,8 @@ class RunConfig:
             raise ConfigError(f"{path}: cannot be read ({e.strerror})") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise ConfigError(f"{path}: not valid TOML (nested too deeply)") from None
         return cls.from_dict(d, str(path))
 
 

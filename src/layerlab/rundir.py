@@ -24,8 +24,10 @@ Nothing is chosen on the test set: ``best`` exists only when a validation split 
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as _dt
+import errno
 import hashlib
 import io
 import json
@@ -33,6 +35,7 @@ import logging
 import os
 import platform
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -40,46 +43,34 @@ import numpy as np
 import torch
 
 from . import __version__
+from . import lock as _lock
 from .checkpoint import (
     atomic_write_json,
     atomic_write_text,
     clean_checkpoints,
+    current_checkpoint,
+    first_line,
     load_training_state,
     load_weights,
     read_pointer,
     write_checkpoint,
+    write_no_checkpoint,
 )
 from .config import ModelConfig, RunConfig
 from .data import Dataset
 from .data.transforms import InputSpec
-from .errors import ConfigError, LayerlabError
+from .errors import ConfigError, LayerlabError, TrainingError
+from .record import (
+    CURVE_COLUMNS,  # noqa: F401 (the choices' torch-free home; re-exported for old imports)
+    METRIC_COLUMNS,
+    WEIGHTS,
+    read_config,
+    read_info,
+    read_metrics,
+    record_problem,
+)
 
 log = logging.getLogger(__name__)
-
-#: ``auto`` is ``best`` for a run that chose its weights on a validation split, else ``last``.
-WEIGHTS = ("auto", "best", "last", "init")
-#: The loss and accuracy columns of metrics.csv, per split (what the curves plot).
-CURVE_COLUMNS = [
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "test_loss",
-    "test_accuracy",
-    "train_eval_loss",
-    "train_eval_accuracy",
-]
-METRIC_COLUMNS = [
-    *CURVE_COLUMNS,
-    "train_seconds",
-    "eval_seconds",
-    "samples_per_second",
-    "lr",
-    "grad_norm_mean",
-    "grad_norm_max",
-    "clipped_fraction",
-]
 
 
 def _now() -> str:
@@ -100,39 +91,15 @@ def environment() -> dict:
 
 
 def run_record_problem(info) -> str | None:
-    """What is wrong with a parsed ``run.json``, or None: the fields everything after training reads
-    must be there with the right types (a hand-edited or truncated record gives one sentence, not a
-    KeyError deep inside a command)."""
-    if not isinstance(info, dict):
-        return f"expected a JSON object, got {type(info).__name__}"
-    if not isinstance(info.get("status"), str):
-        return "no status"
-    ds, model = info.get("dataset"), info.get("model")
-    if not isinstance(ds, dict) or not isinstance(model, dict):
-        return "no dataset or model record"
-    if not isinstance(model.get("name"), str):
-        return "model.name must be a string"
-    if not isinstance(ds.get("task"), str):
-        return "dataset.task must be a string"
-    n = ds.get("num_outputs")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        return "dataset.num_outputs must be a positive integer"
-    shape = ds.get("input_shape")
-    if not isinstance(shape, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
-        return "dataset.input_shape must be a list of positive integers"
-    classes = ds.get("classes")
-    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
-        return "dataset.classes must be a list of names"
-    if classes is not None and len(classes) != n and ds.get("task") != "regression":
-        return f"{len(classes)} class names for {n} outputs"
-    spec = info.get("input_spec")
-    if spec is not None:
-        if not isinstance(spec, dict):
-            return "input_spec must be an object"
-        try:
-            InputSpec.from_dict(spec)
-        except (LayerlabError, TypeError, ValueError) as e:
-            return f"input_spec: {e}"
+    """What is wrong with a parsed ``run.json``, or None: :func:`layerlab.record.record_problem`, and
+    an input spec this layerlab can rebuild."""
+    problem = record_problem(info)
+    if problem or info.get("input_spec") is None:
+        return problem
+    try:
+        InputSpec.from_dict(info["input_spec"])
+    except (LayerlabError, TypeError, ValueError) as e:
+        return f"input_spec: {e}"
     return None
 
 
@@ -141,6 +108,7 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._info: tuple[tuple, dict] | None = None  # run.json as last read, by its stat
 
     # --- paths
     @property
@@ -148,12 +116,13 @@ class RunDir:
         return self.path / "checkpoints"
 
     def weights(self, which: str = "last") -> Path:
-        """The file of the current checkpoint's ``best`` or ``last`` weights (a run made before
-        checkpoints were directories keeps them in ``checkpoints/`` itself)."""
-        pointer = read_pointer(self.ckpt_dir)
-        if pointer is None:
-            return self.ckpt_dir / f"{which}.safetensors"
-        return self.ckpt_dir / pointer["dir"] / f"{which}.safetensors"
+        """The file of the current checkpoint's ``best`` or ``last`` weights; a LayerlabError when the
+        run has no checkpoint yet or its pointer is missing or invalid (it names a plain ``ckpt-*``
+        directory inside the run, never a path)."""
+        current = current_checkpoint(self.ckpt_dir)
+        if current is None:
+            raise LayerlabError(f"{self.path}: no checkpoint yet")
+        return current / f"{which}.safetensors"
 
     # --- creation
     @classmethod
@@ -170,8 +139,17 @@ class RunDir:
             raise LayerlabError(f"{path}: cannot create the run directory there ({e.strerror or e})") from None
         run = cls(path)
         run.acquire_lock()
-        atomic_write_text(path / "config.toml", cfg.to_toml())
-        run.write_info({**info, "status": "running", "started": _now(), "environment": environment()})
+        files = [path / "run.json", path / "config.toml", run.ckpt_dir / "current.json"]
+        made = [p for p in [*files, run.ckpt_dir] if not p.exists()]
+        try:  # run.json first: a directory with a config and no record is no run at all
+            atomic_write_json(files[0], {**info, "status": "running", "started": _now(), "environment": environment()})
+            atomic_write_text(files[1], cfg.to_toml())
+            write_no_checkpoint(run.ckpt_dir)
+        except OSError as e:  # a full disk: remove what this call made, the lock last
+            for p in made:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            run.release_lock()
+            raise LayerlabError(f"{path}: cannot write the run directory ({_reason(e)}); nothing was kept") from None
         return run
 
     @staticmethod
@@ -182,105 +160,61 @@ class RunDir:
                 f"{path} already exists and is not empty; choose another --out, or --resume it to continue training"
             )
 
-    # --- the lock: one writer at a time
+    # --- the lock: one writer at a time (see :mod:`layerlab.lock`)
     @property
     def lock_path(self) -> Path:
         return self.path / "lock"
 
     def lock_holder(self) -> dict | None:
-        """``{"pid", "host"}`` of the process that holds the run's lock, or None."""
-        try:
-            return json.loads(self.lock_path.read_text())
-        except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, OSError):
-            return {"pid": None, "host": None}  # being written this instant, or torn by a crash
-
-    def lock_is_stale(self, holder: dict) -> bool:
-        """A lock is stale when its process is dead on this host; a lock of another host never is."""
-        if holder.get("pid") is None:  # unreadable: stale once older than any write of 30 bytes
-            try:
-                return _dt.datetime.now().timestamp() - self.lock_path.stat().st_mtime > 10
-            except FileNotFoundError:
-                return True
-        if holder.get("host") != platform.node():
-            return False
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # alive, someone else's
-            return False
-        return False
+        """``{"pid", "host"}`` of the process the run's lock names, or None without a lock
+        (``{"pid": None, "host": None}`` for a lock file that names no process)."""
+        return _lock.read_holder(self.lock_path)
 
     def acquire_lock(self) -> None:
-        """Create ``RUN/lock`` (pid and host) atomically (O_EXCL), so two processes never write one run;
-        take over a stale lock with a warning."""
-        for _ in range(2):
-            try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self.lock_holder() or {}
-                if not self.lock_is_stale(holder):
-                    raise LayerlabError(
-                        f"{self.path} is locked by process {holder.get('pid')} on {holder.get('host')}, which is "
-                        f"still writing it; wait for it to end (or remove {self.lock_path} if that process is gone)"
-                    ) from None
-                log.warning(
-                    "%s: taking over the lock of process %s on %s, which is no longer running",
-                    self.path,
-                    holder.get("pid"),
-                    holder.get("host"),
-                )
-                self.lock_path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "host": platform.node(), "since": _now()}, f)
-            return
-        raise LayerlabError(f"{self.path}: another process took the lock at the same moment; try again")
+        """Take ``RUN/lock`` (pid and host, held with flock while this process lives), so two processes
+        never write one run; a stale lock is taken over with a warning, by exactly one process."""
+        _lock.acquire(self.path)
 
     def release_lock(self) -> None:
         """Remove the lock if this process holds it."""
-        holder = self.lock_holder()
-        if holder and holder.get("pid") == os.getpid() and holder.get("host") == platform.node():
-            self.lock_path.unlink(missing_ok=True)
+        _lock.release(self.path)
 
     def clean_leftovers(self, *, locked: bool = False) -> list[str]:
-        """Remove what a killed write left (temporary files and checkpoint directories no pointer
-        names). Without ``locked`` (this process holds the lock) it does nothing while a live
-        process holds the lock: its temporaries are still being written."""
-        if not locked:
-            holder = self.lock_holder()
-            if holder is not None and not self.lock_is_stale(holder):
-                return []
+        """Remove what a killed write left: temporary files and directories, and checkpoint
+        directories a valid pointer does not name. Only the writer cleans: it does nothing unless this
+        process holds the run's lock (``locked`` says it means to), so a read command never deletes
+        anything; a missing or invalid pointer is an error and nothing is removed."""
+        if not (locked and _lock.holds(self.path)):
+            return []
         removed = clean_checkpoints(self.ckpt_dir)
         for p in self.path.glob(".*.tmp"):
-            p.unlink(missing_ok=True)
-            removed.append(p.name)
+            if p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
         if removed:
             log.info("%s: removed leftovers of an interrupted write: %s", self.path, ", ".join(removed))
         return removed
 
     def write_info(self, info: dict) -> None:
-        atomic_write_json(self.path / "run.json", info)
+        _write(self.path / "run.json", lambda p: atomic_write_json(p, info))
+        self._info = None
 
     def info(self) -> dict:
-        p = self.path / "run.json"
-        if not self.path.is_dir():
-            what = "not a run directory (a run is a directory)" if self.path.exists() else "no such run directory"
-            raise LayerlabError(f"{self.path}: {what}")
-        if not p.is_file():
-            raise LayerlabError(f"{self.path}: not a run directory (no run.json); give the --out of a layerlab train")
+        """run.json, validated (see :func:`layerlab.record.read_info`), read again only when the file
+        changed (its stat): a command that asks many times parses it once. Each call gets its own copy."""
         try:
-            info = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise LayerlabError(f"{p}: corrupt run record ({e})") from None
-        except OSError as e:
-            raise LayerlabError(f"{p}: cannot be read ({e.strerror or e})") from None
-        problem = run_record_problem(info)
-        if problem:
-            raise LayerlabError(f"{p}: corrupt run record ({problem})")
-        return info
+            st = (self.path / "run.json").stat()
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None
+        if stamp is None or self._info is None or self._info[0] != stamp:
+            info = read_info(self.path)
+            problem = run_record_problem(info)
+            if problem:
+                raise LayerlabError(f"{self.path / 'run.json'}: corrupt run record ({problem})")
+            self._info = (stamp, info) if stamp is not None else None
+            return copy.deepcopy(info)
+        return copy.deepcopy(self._info[1])
 
     def update_info(self, **fields) -> None:
         info = self.info()
@@ -288,7 +222,7 @@ class RunDir:
         self.write_info(info)
 
     def config(self) -> RunConfig:
-        return RunConfig.from_toml(self.path / "config.toml")
+        return read_config(self.path)
 
     # --- what everything after training asks of a run
     @property
@@ -328,8 +262,9 @@ class RunDir:
                 f"{self.path} was trained without --validation, so no weights were chosen (nothing is "
                 f"chosen on the test set) and it has no best; use --weights last"
             )
+        current = None if which == "init" else current_checkpoint(self.ckpt_dir)
         for w in [which, "last"] if which == "best" else [which]:
-            if w == "init" or self.weights(w).is_file():
+            if w == "init" or (current is not None and (current / f"{w}.safetensors").is_file()):
                 return w
         raise LayerlabError(f"{self.path}: no checkpoint yet ({which} weights are missing)")
 
@@ -425,52 +360,55 @@ class RunDir:
             state["grad_norms"] = (
                 torch.stack([g.detach().float().cpu() for g in grad_norms]) if grad_norms else torch.zeros(0)
             )
-        write_checkpoint(self.ckpt_dir, model, state, best=best)
-        self.write_metrics(history)
+        try:
+            write_checkpoint(self.ckpt_dir, model, state, best=best)
+            atomic_write_text(self.path / "metrics.csv", _metrics_text(history))
+        except OSError as e:  # a full disk: the failed write removed what it made; the old checkpoint stands
+            where = e.filename or self.ckpt_dir
+            raise TrainingError(f"cannot write a checkpoint in {self.path} ({_reason(e)}: {where})") from None
 
     def kept(self) -> str:
         """A true sentence about the checkpoint a resume would start from."""
-        pointer = read_pointer(self.ckpt_dir)
-        if pointer is None:
+        try:
+            pointer = read_pointer(self.ckpt_dir)
+        except LayerlabError:
+            return "its checkpoint pointer is unreadable"
+        if pointer is None or pointer["dir"] is None:
             return "no checkpoint was written"
         if pointer.get("step"):
             return f"the checkpoint after step {pointer['step']} of epoch {pointer['epoch'] + 1} is kept"
         return f"the checkpoint of epoch {pointer['epoch']} is kept"
 
     def write_metrics(self, history: list[dict]) -> None:
-        cols = [c for c in METRIC_COLUMNS if any(c in r for r in history)]
-        cols += sorted({k for r in history for k in r} - set(cols))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols)
-        w.writeheader()
-        for r in history:
-            w.writerow({k: r.get(k, "") for k in cols})
-        atomic_write_text(self.path / "metrics.csv", buf.getvalue())
+        _write(self.path / "metrics.csv", lambda p: atomic_write_text(p, _metrics_text(history)))
 
     def metrics(self) -> list[dict]:
-        p = self.path / "metrics.csv"
-        if not p.is_file():
-            return []
-        rows = []
-        with open(p) as f:
-            for r in csv.DictReader(f):
-                rows.append(
-                    {
-                        k: (float(v) if v not in ("", None) and k != "epoch" else (int(v) if k == "epoch" else None))
-                        for k, v in r.items()
-                    }
-                )
-        return rows
+        """The rows of metrics.csv (see :func:`layerlab.record.read_metrics`)."""
+        return read_metrics(self.path)
 
     def has_checkpoint(self) -> bool:
-        return read_pointer(self.ckpt_dir) is not None or (self.ckpt_dir / "last.state.pt").is_file()
+        """Whether the run has a checkpoint; a missing or invalid pointer is a LayerlabError."""
+        return current_checkpoint(self.ckpt_dir) is not None
 
     def training_state(self) -> dict:
-        """The current checkpoint's training state (``epoch``, ``step``, optimizer, RNG, history)."""
-        pointer = read_pointer(self.ckpt_dir)
-        path = self.ckpt_dir / (f"{pointer['dir']}/state.pt" if pointer else "last.state.pt")
+        """The current checkpoint's training state (``epoch``, ``step``, optimizer, RNG, history),
+        checked: a state with missing fields or RNG streams that cannot be restored is one LayerlabError."""
+        current = current_checkpoint(self.ckpt_dir)
+        if current is None:
+            raise LayerlabError(f"{self.path}: no checkpoint yet")
+        path = current / "state.pt"
         st = load_training_state(path)
-        st["history"] = json.loads(st["history"])
+        try:
+            st["history"] = json.loads(st["history"])
+            if not isinstance(st["history"], list) or not all(isinstance(r, dict) for r in st["history"]):
+                raise ValueError("history must be a list of rows")
+            saved = _rng_now()
+            try:
+                self.restore_rng(st)  # the streams must restore, here rather than after the weights load
+            finally:
+                self.restore_rng(saved)
+        except (ValueError, TypeError, KeyError, IndexError, RuntimeError, OverflowError, RecursionError) as e:
+            raise LayerlabError(f"{path}: corrupt training state ({first_line(e)})") from None
         st.setdefault("step", 0)
         return st
 
@@ -508,7 +446,39 @@ class RunDir:
                 stopped = None
             if stopped:
                 summary = {**summary, "stopped_early": stopped}
-        atomic_write_json(self.path / "summary.json", summary)
+        _write(self.path / "summary.json", lambda p: atomic_write_json(p, summary))
+
+
+def _rng_now() -> dict:
+    """This process's RNG streams in the form a checkpoint keeps them (see :meth:`RunDir.restore_rng`)."""
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": json.dumps([v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()]),
+        "python_rng": json.dumps(random.getstate()),
+    }
+
+
+def _metrics_text(history: list[dict]) -> str:
+    cols = [c for c in METRIC_COLUMNS if any(c in r for r in history)]
+    cols += sorted({k for r in history for k in r} - set(cols))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in history:
+        w.writerow({k: r.get(k, "") for k in cols})
+    return buf.getvalue()
+
+
+def _reason(e: OSError) -> str:
+    return "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+
+
+def _write(path: Path, write) -> None:
+    """``write(path)``, with an operating-system error (a full disk) as one LayerlabError."""
+    try:
+        write(path)
+    except OSError as e:
+        raise LayerlabError(f"cannot write {path} ({_reason(e)})") from None
 
 
 def split_fingerprint(split) -> dict:

@@ -1,0 +1,214 @@
+"""A run's record, read without torch: ``run.json``, ``config.toml`` and ``metrics.csv`` read once
+into a typed :class:`RunRecord`, and :func:`list_runs` for pages and commands that list many runs.
+
+Everything here treats a run directory as untrusted input: a file that is missing, not UTF-8,
+nested too deeply, of the wrong shape or with fields of the wrong type gives one LayerlabError
+naming the file and the problem. Rebuilding a run's model and data (torch) is
+:class:`layerlab.rundir.RunDir`'s job; it reads its record through this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import RunConfig
+from .errors import LayerlabError
+
+log = logging.getLogger(__name__)
+
+#: ``auto`` is ``best`` for a run that chose its weights on a validation split, else ``last``.
+WEIGHTS = ("auto", "best", "last", "init")
+#: The loss and accuracy columns of metrics.csv, per split (what the curves plot).
+CURVE_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "train_eval_loss",
+    "train_eval_accuracy",
+]
+METRIC_COLUMNS = [
+    *CURVE_COLUMNS,
+    "train_seconds",
+    "eval_seconds",
+    "samples_per_second",
+    "lr",
+    "grad_norm_mean",
+    "grad_norm_max",
+    "clipped_fraction",
+]
+#: run.json's ``status`` values.
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def record_problem(info) -> str | None:
+    """What is wrong with a parsed ``run.json``, or None: the fields everything after training reads
+    must be there with the right types (a hand-edited or truncated record gives one sentence, not a
+    KeyError deep inside a command). The input spec's fields are checked by
+    :meth:`layerlab.rundir.RunDir.info`, which has the spec's class (it imports torch)."""
+    if not isinstance(info, dict):
+        return f"expected a JSON object, got {type(info).__name__}"
+    if not isinstance(info.get("status"), str):
+        return "no status"
+    ds, model = info.get("dataset"), info.get("model")
+    if not isinstance(ds, dict) or not isinstance(model, dict):
+        return "no dataset or model record"
+    if not isinstance(model.get("name"), str):
+        return "model.name must be a string"
+    if not isinstance(ds.get("task"), str):
+        return "dataset.task must be a string"
+    n = ds.get("num_outputs")
+    if not _positive_int(n):
+        return "dataset.num_outputs must be a positive integer"
+    shape = ds.get("input_shape")
+    if not isinstance(shape, list) or not all(_positive_int(v) for v in shape):
+        return "dataset.input_shape must be a list of positive integers"
+    classes = ds.get("classes")
+    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+        return "dataset.classes must be a list of names"
+    if classes is not None and len(classes) != n and ds.get("task") != "regression":
+        return f"{len(classes)} class names for {n} outputs"
+    spec = info.get("input_spec")
+    if spec is not None and not isinstance(spec, dict):
+        return "input_spec must be an object"
+    selection = info.get("selection")
+    if selection is not None and not isinstance(selection, str):
+        return "selection must be a string"
+    return None
+
+
+def read_info(path: str | Path) -> dict:
+    """The validated ``run.json`` of the run directory ``path``."""
+    path = Path(path)
+    p = path / "run.json"
+    if not path.is_dir():
+        what = "not a run directory (a run is a directory)" if path.exists() else "no such run directory"
+        raise LayerlabError(f"{path}: {what}")
+    if not p.is_file():
+        raise LayerlabError(f"{path}: not a run directory (no run.json); give the --out of a layerlab train")
+    try:
+        info = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LayerlabError(f"{p}: corrupt run record ({str(e)[:200]})") from None
+    except RecursionError:
+        raise LayerlabError(f"{p}: corrupt run record (nested too deeply)") from None
+    except OSError as e:
+        raise LayerlabError(f"{p}: cannot be read ({e.strerror or e})") from None
+    problem = record_problem(info)
+    if problem:
+        raise LayerlabError(f"{p}: corrupt run record ({problem})")
+    return info
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The rows of a run's metrics.csv (``epoch`` an int, the rest floats or None; none without the
+    file); a file that is not such a table (hand-edited, binary) is one LayerlabError."""
+    p = Path(path) / "metrics.csv"
+    if not p.is_file():
+        return []
+    rows = []
+    try:
+        with open(p, encoding="utf-8", newline="") as f:
+            for i, r in enumerate(csv.DictReader(f), start=2):
+                if None in r or None in r.values():
+                    raise ValueError(f"row {i} has a different number of fields than the header")
+                row = {k: (int(v) if k == "epoch" else (float(v) if v != "" else None)) for k, v in r.items()}
+                if not isinstance(row.get("epoch"), int):
+                    raise ValueError(f"row {i} has no epoch")
+                rows.append(row)
+    except (UnicodeDecodeError, ValueError, csv.Error) as e:
+        raise LayerlabError(f"{p}: not a metrics table ({str(e)[:200]})") from None
+    except OSError as e:
+        raise LayerlabError(f"{p}: cannot be read ({e.strerror or e})") from None
+    return rows
+
+
+def read_config(path: str | Path) -> RunConfig:
+    """The resolved configuration of the run directory ``path`` (``config.toml``)."""
+    return RunConfig.from_toml(Path(path) / "config.toml")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run directory says about its run, read once: run.json's fields that everything after
+    training reads (typed), the resolved config and the metrics per epoch. ``info`` is run.json
+    whole (versions, timings, fingerprints and the fields this class does not name)."""
+
+    path: Path
+    status: str
+    model: str
+    task: str
+    num_outputs: int
+    input_shape: tuple[int, ...]
+    classes: tuple[str, ...]
+    selection: str | None
+    input_spec: dict | None
+    info: dict = field(repr=False)
+    config: RunConfig = field(repr=False)
+    metrics: list[dict] = field(repr=False)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.metrics)
+
+    @property
+    def final(self) -> dict:
+        """The last row of metrics.csv (empty before the first epoch)."""
+        return self.metrics[-1] if self.metrics else {}
+
+
+def read_record(path: str | Path) -> RunRecord:
+    """The :class:`RunRecord` of the run directory ``path``; one LayerlabError names the first file
+    that is missing or wrong."""
+    path = Path(path)
+    info = read_info(path)
+    ds = info["dataset"]
+    return RunRecord(
+        path=path,
+        status=info["status"],
+        model=info["model"]["name"],
+        task=ds["task"],
+        num_outputs=ds["num_outputs"],
+        input_shape=tuple(ds["input_shape"]),
+        classes=tuple(ds.get("classes") or [str(i) for i in range(ds["num_outputs"])]),
+        selection=info.get("selection"),
+        input_spec=info.get("input_spec"),
+        info=info,
+        config=read_config(path),
+        metrics=read_metrics(path),
+    )
+
+
+def list_runs(folder: str | Path, *, problems: dict[Path, str] | None = None) -> list[RunRecord]:
+    """The records of every run directory under ``folder`` (a directory holding ``run.json``; the
+    folder itself may be one), sorted by path, without importing torch. A run directory whose files
+    cannot be read is left out; with ``problems``, its one-sentence error is put there by path.
+    Symbolic links are not followed (a listing stays inside ``folder``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LayerlabError(f"{folder}: no such folder")
+    records = []
+    for root, dirs, files in os.walk(folder):
+        if "run.json" not in files:
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            continue
+        dirs[:] = []  # a run's own folders (checkpoints, report) hold no runs
+        try:
+            records.append(read_record(root))
+        except LayerlabError as e:
+            if problems is not None:
+                problems[Path(root)] = str(e)
+            log.info("%s", e)
+    return sorted(records, key=lambda r: str(r.path))
