@@ -12,11 +12,13 @@ This module imports NumPy, Pillow when it reads an image, and of layerlab only
 pyproject.toml, holds it to that), as ``predict --onnx`` runs without it. It cannot live under
 :mod:`layerlab.data`, whose package imports torch.
 
-Pixels become float32 in [0, 1] by the range of their type, not by 255 alone: 8-bit modes
-(``L``, ``RGB``, ``P``, ...) / 255; 16-bit grey (``I;16``, as Pillow reads 16-bit PNG and TIFF)
-/ 65535; 32-bit integers (``I``) / 65535 when every value fits 16 bits (how Pillow often holds
-16-bit files), else / (2**31 - 1), negatives clipped to 0; float images (``F``) as they are (they
-must be finite). Converting a 16-bit image to ``L`` would clip it to 255 and make it all ones.
+Pixels become float32 by the one rule of :func:`scale_pixels`, which every path shares (image
+files, IDX, ``.npz`` and ``fit()`` arrays, ``.npy`` files to predict on): an integer divided by the
+largest value of its type, not by 255 alone. For image files: 8-bit modes (``L``, ``RGB``, ``P``,
+...) / 255; 16-bit grey (``I;16``, as Pillow reads 16-bit PNG and TIFF) / 65535; 32-bit integers
+(``I``) / 65535 when every value fits 16 bits (how Pillow often holds 16-bit files), else
+/ (2**31 - 1), negatives clipped to 0; float images (``F``) as they are (they must be finite).
+Converting a 16-bit image to ``L`` would clip it to 255 and make it all ones.
 An image larger than :data:`MAX_PIXELS` (width times height) is refused before it is decoded.
 """
 
@@ -43,6 +45,41 @@ SEQUENCE_MODES = ("rows", "pixels", "permuted")
 
 
 # ----------------------------------------------------------------------------------------------
+# Integer pixels: the one scaling rule (image files, .npy/.npz arrays, fit() arrays)
+# ----------------------------------------------------------------------------------------------
+#: Integer types read as pixels, each divided by the largest value of its type (uint8 by 255,
+#: uint16 by 65535, int16 by 32767, ...). Wider integers (int64, uint32, uint64) are refused: divided
+#: by their range any pixel value would be about 0, and no image format stores them.
+PIXEL_TYPES = ("uint8", "uint16", "int8", "int16", "int32")
+
+
+def scale_pixels(a: np.ndarray, what: str) -> tuple[np.ndarray, str | None]:
+    """Image or volume values ``a`` as float32, by the one rule for pixels wherever they come from
+    (image files, IDX files, the arrays of an ``.npz`` or of :func:`layerlab.fit`, ``.npy`` files
+    to predict on): an integer type of :data:`PIXEL_TYPES` divided by its largest value (uint8 and
+    uint16 land in [0, 1], signed types in [-1, 1]), booleans 0 or 1, floats as they are (they
+    must be finite); any other integer type is refused in one sentence naming ``what``. Returns the
+    values and a note saying how integers were scaled (None for floats and booleans)."""
+    if a.dtype.name in PIXEL_TYPES:
+        top = np.iinfo(a.dtype).max
+        return np.asarray(a, dtype=np.float32) / np.float32(top), f"{a.dtype.name} pixels divided by {top}"
+    if a.dtype.kind == "b":
+        return a.astype(np.float32), None
+    if a.dtype.kind in "iu":
+        raise DataError(
+            f"{what} holds {a.dtype} values; integer pixels are divided by the largest value of their type, "
+            f"so give uint8 pixels (0..255), uint16 (0..65535) or floats scaled as the model was trained"
+        )
+    if a.dtype.kind != "f":
+        raise DataError(f"{what} holds {a.dtype} values; expected an array of numbers")
+    x = np.asarray(a, dtype=np.float32)
+    if not np.isfinite(x).all():
+        i = np.argwhere(~np.isfinite(x))[0]
+        raise DataError(f"{what} holds a non-finite value (inf or NaN) at index {tuple(int(v) for v in i)}")
+    return x, None
+
+
+# ----------------------------------------------------------------------------------------------
 # Image files
 # ----------------------------------------------------------------------------------------------
 def _high_bit_array(im, path: Path) -> tuple[np.ndarray, str]:
@@ -54,11 +91,11 @@ def _high_bit_array(im, path: Path) -> tuple[np.ndarray, str]:
             raise DataError(f"{path}: a float image holding non-finite pixel values (inf or NaN)")
         return a, "float pixels taken as they are"
     if im.mode.startswith("I;16"):
-        return a.astype(np.float32) / 65535.0, f"{im.mode} pixels divided by 65535"
-    a = a.astype(np.float64)
+        return scale_pixels(a.astype(np.uint16), str(path))[0], f"{im.mode} pixels divided by 65535"
+    # Pillow often holds 16-bit files as 32-bit integers (mode I): values that fit 16 bits are 16-bit
     if a.size and a.min() >= 0 and a.max() <= 65535:
-        return (a / 65535.0).astype(np.float32), "32-bit pixels holding 16-bit values divided by 65535"
-    return np.clip(a / (2**31 - 1), 0.0, 1.0).astype(np.float32), "32-bit pixels divided by 2**31 - 1"
+        return scale_pixels(a.astype(np.uint16), str(path))[0], "32-bit pixels holding 16-bit values divided by 65535"
+    return np.clip(scale_pixels(a.astype(np.int32), str(path))[0], 0.0, 1.0), "32-bit pixels divided by 2**31 - 1"
 
 
 def _decode(path: Path, channels: int | None, size: tuple[int, int] | None) -> tuple[np.ndarray, list[str]]:
@@ -97,7 +134,7 @@ def _decode(path: Path, channels: int | None, size: tuple[int, int] | None) -> t
             if size is not None and (img.height, img.width) != tuple(size):
                 notes.append(f"resized from {img.width}x{img.height} to {size[1]}x{size[0]}")
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
+            arr, _ = scale_pixels(np.asarray(img), str(path))  # 8-bit modes: uint8, divided by 255
     return arr, notes
 
 
@@ -156,12 +193,13 @@ def image_sequence(x: np.ndarray, mode: str, permutation: np.ndarray | None = No
 # ----------------------------------------------------------------------------------------------
 def grid_array(
     path: Path, kind: str, shape: tuple[int, ...], pixel_scale: float | None, any_size: bool
-) -> list[np.ndarray]:
+) -> tuple[list[np.ndarray], str | None]:
     """Images ``(C, H, W)`` (``kind`` ``image``) or volumes ``(C, D, H, W)`` (``volume``) from an
     ``.npy``, as float32: one sample, or ``N`` of them stacked (for one channel, images may also
-    come as ``(H, W)`` or ``(N, H, W)``). 8-bit values are scaled by ``pixel_scale`` as in training
-    (when it is set); other numbers are taken as they are and must be finite. The size must be the
-    model's ``shape`` unless it takes any size (``any_size``)."""
+    come as ``(H, W)`` or ``(N, H, W)``), with a note (or None). Values are scaled by
+    :func:`scale_pixels`, the rule training applies; the note says so where the run's data was not
+    uint8 pixels (``pixel_scale`` None) or the array is uint16. The size must be the model's
+    ``shape`` unless it takes any size (``any_size``)."""
     try:
         a = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -186,13 +224,12 @@ def grid_array(
             f"{path}: samples of shape {tuple(a.shape[1:])}; the model takes {shape} (its Dense head "
             f"fixes the size; a model trained with --global-pool takes any size)"
         )
-    if a.dtype == np.uint8 and pixel_scale is not None:
-        x = a.astype(np.float32) * np.float32(pixel_scale)
-    else:
-        x = a.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise DataError(f"{path}: holds non-finite values (inf or NaN)")
-    return list(x)
+    x, note = scale_pixels(a, str(path))
+    if note is not None and a.dtype == np.uint8 and pixel_scale is not None:
+        note = None  # as the model's training data was scaled: nothing to say
+    elif note is not None and pixel_scale is None:
+        note += " (the model was trained on values taken as they are)"
+    return list(x), note
 
 
 def token_ids(path: Path, num_tokens: int | None) -> list[np.ndarray]:
@@ -473,10 +510,10 @@ def read_files(
             out.notes.append(n)
             out.truths.append(None)
         elif kind in ("image", "volume") and spec.get("sequence") is None and suffix == ".npy":
-            xs = grid_array(f, kind, shape, spec.get("pixel_scale"), any_size)
+            xs, note = grid_array(f, kind, shape, spec.get("pixel_scale"), any_size)
             out.images += xs
             out.names += [str(f)] if len(xs) == 1 else [f"{f}[{i}]" for i in range(len(xs))]
-            out.notes += [[] for _ in xs]
+            out.notes += [[note] if note else [] for _ in xs]
             out.truths += [None] * len(xs)
         elif kind == "tokens" and suffix == ".npy":  # token ids as numbers (the copy task)
             rows = token_ids(f, num_tokens)

@@ -190,9 +190,10 @@ def ts_cases(path: Path) -> tuple[list[np.ndarray], list]:
 
 def _npz_grids(z, path: Path) -> Dataset:
     """Images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)`` of an ``.npz``, one target each: integer
-    ``y`` classes (named by their values, sorted), float ``y`` regression. ``uint8`` inputs are
-    pixels, scaled by 1/255 (as predict scales ``uint8`` arrays); other numbers
-    are taken as they are and must be finite. Both splits need one sample shape."""
+    ``y`` classes (named by their values, sorted), float ``y`` regression. Inputs are scaled by
+    :func:`layerlab.readers.scale_pixels`, the one rule for pixels (``uint8`` by 1/255, ``uint16``
+    by 1/65535, floats as they are and finite, other integer types refused), as predict scales
+    ``.npy`` arrays. Both splits need one sample shape."""
     from ..transforms import PIXEL_SCALE, InputSpec
 
     parts = {}
@@ -204,13 +205,11 @@ def _npz_grids(z, path: Path) -> Dataset:
             raise DataError(f"{path}: x_{part} holds no samples")
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(f"{path}: y_{part} must hold one target per sample, ({len(x)},), got {y.shape}")
-        if x.dtype == np.uint8:
-            x = x.astype(np.float32) * np.float32(PIXEL_SCALE)
-        else:
-            x = x.astype(np.float32)
+        if x.dtype.kind == "f":
             bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
             if bad.any():
                 raise DataError(f"{path}: x_{part}[{int(np.argmax(bad))}] holds a non-finite value (inf or NaN)")
+        x, _ = readers.scale_pixels(x, f"{path}: x_{part}")  # the one rule for integer pixels
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise DataError(f"{path}: y_{part}[{int(np.argmax(~np.isfinite(y)))}] is not finite (inf or NaN)")
         parts[part] = (x, y)
@@ -233,7 +232,7 @@ def _npz_grids(z, path: Path) -> Dataset:
 
     shape = tuple(int(v) for v in xtr.shape[1:])
     kind = "image" if len(shape) == 3 else "volume"
-    scaled = z["x_train"].dtype == np.uint8
+    scaled = z["x_train"].dtype == np.uint8  # pixel_scale records 8-bit pixels (export and predict say so)
     spec = InputSpec(
         kind,
         shape,
