@@ -442,16 +442,31 @@ def read_sequence_file(
     return seqs, names, labels
 
 
-def standardise(seqs: list[np.ndarray], mean, std) -> tuple[list[np.ndarray], int]:
+def standardise(seqs: list[np.ndarray], mean, std, names: list[str] | None = None) -> tuple[list[np.ndarray], int]:
     """``(s - mean) / std`` per feature, in float64, then float32; missing values (NaN) become 0,
-    the training mean. Returns the new sequences and how many values were missing."""
+    the training mean. Returns the new sequences and how many values were missing.
+
+    The result is checked after the transform: a value that was there (not NaN) but is not finite
+    once standardised (beyond float32's range, e.g. ``1e38`` against a small training spread) is
+    refused in one sentence naming ``names[i]`` (else ``sequence i``), its step and feature: a model
+    fed it answers NaN."""
     mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
     out, missing = [], 0
-    for s in seqs:
-        z = (s - mean) / std
-        bad = ~np.isfinite(z)
-        missing += int(bad.sum())
-        out.append(np.where(bad, 0.0, z).astype(np.float32))
+    for i, s in enumerate(seqs):
+        s = np.asarray(s, dtype=np.float64)
+        gap = np.isnan(s)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = ((s - mean) / std).astype(np.float32)
+        over = ~np.isfinite(z) & ~gap
+        if over.any():
+            t, f = (int(v) for v in np.argwhere(over)[0])
+            name = names[i] if names is not None else f"sequence {i + 1}"
+            raise DataError(
+                f"{name}: the value {s[t, f]:g} at step {t + 1}, feature {f + 1} is beyond float32's range "
+                f"once standardised with the training mean and standard deviation"
+            )
+        missing += int(gap.sum())
+        out.append(np.where(gap, np.float32(0), z))
     return out, missing
 
 
@@ -476,24 +491,25 @@ class FileInputs:
 
 def read_files(
     files: list[str | Path],
-    spec: dict,
+    spec,
     num_tokens: int | None = None,
     *,
     any_size: bool = False,
     read_ts: Callable[[Path], tuple[list[np.ndarray], list]] | None = None,
 ) -> FileInputs | None:
     """Read image, sequence (``.npy``, ``.csv``, ``.tsv``, and ``.ts`` with ``read_ts``: see
-    :func:`read_sequence_file`) or text files as a run's input ``spec`` (a dict, as ``run.json`` and
-    an exported model keep it) says: images converted to its channels and size (``any_size``, a
-    model that takes any size: each keeps its own), text encoded in its vocabulary, token ids given
-    as ``.npy`` checked against ``num_tokens``; images and volumes may also come as ``.npy`` arrays.
-    One kind of input per call. None for no files.
+    :func:`read_sequence_file`) or text files as a run's input ``spec`` (a
+    :class:`layerlab.inputspec.InputSpec`, which imports this module) says: images converted to its
+    channels and size (``any_size``, a model that takes any size: each keeps its own), text encoded
+    in its vocabulary, token ids given as ``.npy`` checked against ``num_tokens``; images and
+    volumes may also come as ``.npy`` arrays. One kind of input per call. None for no files.
 
-    What the model then reads (images as sequences, sequences standardised and padded, the batch)
-    is the caller's: :func:`layerlab.data.inputs.read_inputs` makes tensors of it,
-    :func:`layerlab.deploy.read_inputs` arrays for onnxruntime."""
-    kind, shape = spec["kind"], tuple(spec["shape"])
-    image_shape = spec.get("image_shape")
+    What the model then reads is the spec's :meth:`~layerlab.inputspec.InputSpec.samples` (images
+    as sequences, sequences standardised), which both predict paths apply:
+    :func:`layerlab.data.inputs.read_inputs` then pads them into tensors,
+    :func:`layerlab.deploy.read_inputs` hands them to onnxruntime."""
+    kind, shape = spec.kind, tuple(spec.shape)
+    image_shape = spec.image_shape
     features = shape[-1] if kind == "sequence" else 1
     out = FileInputs()
     seqs: list[list[np.ndarray]] = []  # per sequence file, its sequences
@@ -509,8 +525,8 @@ def read_files(
             out.names.append(str(f))
             out.notes.append(n)
             out.truths.append(None)
-        elif kind in ("image", "volume") and spec.get("sequence") is None and suffix == ".npy":
-            xs, note = grid_array(f, kind, shape, spec.get("pixel_scale"), any_size)
+        elif kind in ("image", "volume") and spec.sequence is None and suffix == ".npy":
+            xs, note = grid_array(f, kind, shape, spec.pixel_scale, any_size)
             out.images += xs
             out.names += [str(f)] if len(xs) == 1 else [f"{f}[{i}]" for i in range(len(xs))]
             out.notes += [[note] if note else [] for _ in xs]
@@ -522,12 +538,12 @@ def read_files(
             out.notes += [[] for _ in rows]
             out.truths += [None] * len(rows)
         elif kind == "tokens":
-            if spec.get("vocab") is None:
+            if spec.vocab is None:
                 raise DataError(
                     f"{f}: the model takes token ids and its run keeps no vocabulary to encode text "
                     f"with; give the ids as an .npy array of integers"
                 )
-            ids = text_ids(read_text(f), spec["vocab"], f"file {f}")
+            ids = text_ids(read_text(f), spec.vocab, f"file {f}")
             if len(ids) == 0:
                 raise DataError(f"{f}: empty text")
             out.texts.append(ids)
@@ -535,7 +551,7 @@ def read_files(
             out.notes.append([])
             out.truths.append(None)
         else:
-            fixed = None if spec.get("variable_length") or kind != "sequence" else shape[0]
+            fixed = None if spec.variable_length or kind != "sequence" else shape[0]
             s, n, lab = read_sequence_file(f, features, fixed, read_ts=read_ts)
             ucr = bool(lab) and suffix in (".csv", ".tsv")
             seq_notes.append(

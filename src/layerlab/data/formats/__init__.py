@@ -125,14 +125,9 @@ def build_sequence_dataset(
     if F_tr != F_te:
         raise DataError(f"{name}: the training cases have {F_tr} dimensions, the test cases {F_te}")
     mean, std = feature_stats(xtr)
-    xtr, miss_tr = standardise(xtr, mean, std)
-    xte, miss_te = standardise(xte, mean, std)
-    for part, xs in (("training", xtr), ("test", xte)):
-        for i, s in enumerate(xs):
-            if not np.isfinite(s).all():  # standardise filled NaN: what is left overflowed float32
-                raise DataError(
-                    f"{where}: {part} case {i + 1} holds a value beyond float32's range (after standardising)"
-                )
+    # standardise fills NaN and refuses, naming the case, a value beyond float32's range once standardised
+    xtr, miss_tr = standardise(xtr, mean, std, [f"{where}, training case {i + 1}" for i in range(len(xtr))])
+    xte, miss_te = standardise(xte, mean, std, [f"{where}, test case {i + 1}" for i in range(len(xte))])
     T = max(max(len(s) for s in xtr), max(len(s) for s in xte))
     Xtr, Ltr = pad_sequences(xtr, T)
     Xte, Lte = pad_sequences(xte, T)
