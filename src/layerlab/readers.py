@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -288,12 +289,29 @@ def trim_trailing_missing(s: np.ndarray) -> np.ndarray:
     return s[: int(np.nonzero(valid)[0][-1]) + 1]
 
 
-def read_csv_sequences(path: str | Path, labelled: bool = True) -> tuple[list[np.ndarray], list[str]]:
-    """Univariate sequences ``(T_i, 1)`` from a CSV (``,``) or TSV (tab) file: each row
-    ``label, v1, v2, ...`` (or only values with ``labelled=False``), and the labels as written.
-    Empty cells and ``?`` are missing (NaN); trailing missing values shorten the row's sequence.
-    A first row whose values are not numbers is a header and skipped."""
-    path = Path(path)
+#: A number as a CSV/TSV cell holds it: decimal, with an optional exponent (``1``, ``-2.5``,
+#: ``3e-4``), or ``nan`` (missing) / ``inf`` (refused) in any case. Python's ``float`` would also take
+#: ``1_000``, which no table writer means; hexadecimal and other notations are not numbers here.
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+MISSING_CELLS = ("", "?")
+
+
+def cell_value(c: str) -> float:
+    """One CSV/TSV cell (already unquoted by the csv module: a quoted number is that number) as a
+    float: NaN for a missing cell (empty or ``?``, or ``nan``); ValueError for anything that is not
+    a number by :data:`_NUMBER` (hexadecimal, words, a quote character left inside the cell). The
+    one rule for cells, in training files and files to predict on alike."""
+    c = c.strip()
+    if c in MISSING_CELLS:
+        return math.nan
+    if not _NUMBER.fullmatch(c):
+        raise ValueError(c)
+    return float(c)
+
+
+def read_table(path: Path) -> tuple[list[list[str]], str]:
+    """The non-empty rows of a CSV (``,``) or TSV (tab) file as cells (quoting undone by the csv
+    module), and the delimiter: tab for ``.tsv``, or a first line holding tabs but no comma."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -309,6 +327,37 @@ def read_csv_sequences(path: str | Path, labelled: bool = True) -> tuple[list[np
     except csv.Error as e:  # e.g. a field longer than the csv module's limit
         kind = "TSV" if delim == "\t" else "CSV"
         raise DataError(f"{path}: not a readable {kind} file ({e})") from None
+    return rows, delim
+
+
+def _row_values(cells: list[str], path: Path, i: int) -> np.ndarray | None:
+    """The cells of row ``i`` as float64 (:func:`cell_value`); None for a first row in which no cell
+    is a number (a header); one sentence naming the row and cell for a cell that is not a number."""
+    values, bad = [], None
+    for c in cells:
+        try:
+            values.append(cell_value(c))
+        except ValueError:
+            values.append(math.nan)
+            bad = c.strip() if bad is None else bad
+    if bad is None:
+        return np.array(values, dtype=np.float64)
+    if i == 1 and not any(_is_number(c) for c in cells):
+        return None  # a header row: words (and blanks), no number
+    raise DataError(
+        f"{path}, row {i}: a value that is not a number ({bad[:30]!r}); write plain decimal numbers, "
+        f"and leave a cell empty or write '?' for a missing one"
+    )
+
+
+def read_csv_sequences(path: str | Path, labelled: bool = True) -> tuple[list[np.ndarray], list[str]]:
+    """Univariate sequences ``(T_i, 1)`` from a CSV (``,``) or TSV (tab) file: each row
+    ``label, v1, v2, ...`` (or only values with ``labelled=False``), and the labels as written.
+    Cells are read by :func:`cell_value`: empty cells and ``?`` are missing (NaN), trailing missing
+    values shorten the row's sequence, and a cell that is not a number is an error. A first row in
+    which no value is a number is a header and skipped."""
+    path = Path(path)
+    rows, _ = read_table(path)
     return _parse_rows(rows, path, labelled)
 
 
@@ -317,14 +366,9 @@ def _parse_rows(rows: list[list[str]], path: Path, labelled: bool):
     start = 1 if labelled else 0
     for i, row in enumerate(rows, 1):
         cells = [c.strip() for c in row[start:]]
-        try:
-            v = np.array([float(c) if c not in ("", "?") else math.nan for c in cells], dtype=np.float64)
-        except ValueError:
-            if i == 1:
-                continue  # a header row
-            raise DataError(
-                f"{path}, row {i}: a value that is not a number ({next(c for c in cells if not _is_number(c))[:30]!r})"
-            ) from None
+        v = _row_values(cells, path, i)
+        if v is None:
+            continue  # a header row
         if np.isinf(v).any():
             raise DataError(
                 f"{path}, row {i}: an infinite value ({cells[int(np.argmax(np.isinf(v)))][:30]!r}); "
@@ -344,11 +388,7 @@ def _parse_rows(rows: list[list[str]], path: Path, labelled: bool):
 
 
 def _is_number(c: str) -> bool:
-    try:
-        float(c)
-        return True
-    except ValueError:
-        return c in ("", "?")
+    return _NUMBER.fullmatch(c.strip()) is not None
 
 
 def read_sequence_file(
@@ -405,25 +445,20 @@ def read_sequence_file(
             seqs, _ = read_csv_sequences(path, labelled=False)
             if length is not None and all(len(s) == length + 1 for s in seqs):
                 seqs, labels = read_csv_sequences(path, labelled=True)  # UCR's layout: label, then T values
-        else:
-            delim = "\t" if suffix == ".tsv" else ","
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # an empty file warns
-                    a = np.genfromtxt(path, delimiter=delim, dtype=np.float64, encoding="utf-8")
-            except FileNotFoundError:
-                raise DataError(f"{path}: no such file") from None
-            except Exception as e:  # ragged rows (ValueError), undecodable bytes, ...
-                raise DataError(f"{path}: not a table of numbers ({type(e).__name__})") from None
-            if a.ndim == 2 and len(a) and np.isnan(a[0]).all():
-                a = a[1:]  # a header row
-            if a.size == 0:
+        else:  # a step per row, a feature per column; cells read as every CSV cell is (cell_value)
+            table = []
+            for i, row in enumerate(read_table(path)[0], 1):
+                v = _row_values(row, path, i)
+                if v is None:
+                    continue  # a header row
+                if table and len(v) != len(table[0]):
+                    raise DataError(f"{path}, row {i}: {len(v)} values, where the rows above hold {len(table[0])}")
+                if np.isinf(v).any():
+                    raise DataError(f"{path}, row {i}: an infinite value")
+                table.append(v)
+            if not table:
                 raise DataError(f"{path}: no rows of numbers")
-            if np.isinf(a).any():
-                raise DataError(
-                    f"{path}, row {int(np.argwhere(np.isinf(np.atleast_2d(a)))[0][0]) + 1}: an infinite value"
-                )
-            seqs = [np.atleast_2d(a)]
+            seqs = [np.stack(table)]
     elif suffix == ".ts" and read_ts is not None:
         seqs, labels = read_ts(path)
     elif suffix == ".ts":
