@@ -124,6 +124,8 @@ def read_metadata(props: dict[str, str], path: str | Path = "model") -> Metadata
         num_outputs = _integer(values.get("num_outputs") or len(classes or []), "num_outputs", 1)
         if classes and len(classes) != num_outputs:
             raise ValueError(f"{len(classes)} class names for {num_outputs} outputs")
+        if spec.vocab is not None and len(spec.vocab) != num_outputs:
+            raise ValueError(f"a vocabulary of {len(spec.vocab)} characters for {num_outputs} outputs")
         kind = decoding.decode_kind(task, spec.head, spec.vocab)
         if values.get("decode") not in (None, kind):
             raise ValueError(f"decode is {str(values['decode'])[:40]!r}, where the task and input spec say {kind!r}")
@@ -200,10 +202,16 @@ class OnnxModel:
         except Exception as e:  # a file that is not ONNX raises onnxruntime's own errors
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise LayerlabError(f"{self.path}: not an ONNX model onnxruntime can load ({first})") from None
-        self.meta = read_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = list(inp.shape)  # ints where fixed, names (or None) where dynamic
+        self.input_type = inp.type
+        self.use_metadata(self.session.get_modelmeta().custom_metadata_map)
+
+    def use_metadata(self, props: dict[str, str]) -> None:
+        """Read ``props`` (the file's ``metadata_props``) as this model's metadata, checked field by
+        field (:func:`read_metadata`) and against the graph's input and output shapes."""
+        self.meta = read_metadata(props, self.path)
         self._check_graph()
         # a CNN with a global pool takes any size: its spatial axes are dynamic (images keep their own)
         self.any_size = (
@@ -218,6 +226,12 @@ class OnnxModel:
         values per sample (per step) where that axis is fixed; one sentence otherwise."""
         spec, meta = self.meta.spec, self.meta
         shape = self.input_shape
+        want = "tensor(int64)" if spec.kind == "tokens" else "tensor(float)"
+        if self.input_type != want:
+            raise LayerlabError(
+                f"{self.path}: its metadata's input spec describes {spec.kind} ({want}), the graph takes "
+                f"{self.input_type}; the file was altered"
+            )
         sizes = "x".join(str(s) if isinstance(s, int) else "any" for s in shape[1:])
         if len(shape) != len(spec.shape) + 1 or any(
             isinstance(d, int) and d != s for d, s in zip(shape[1:], spec.shape, strict=False)
@@ -254,7 +268,11 @@ class OnnxModel:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Outputs of a batch ``x`` of samples of one shape, :data:`BATCH` at a time, as float32."""
-        outs = [self.session.run(None, {self.input_name: x[i : i + BATCH]})[0] for i in range(0, len(x), BATCH)]
+        try:
+            outs = [self.session.run(None, {self.input_name: x[i : i + BATCH]})[0] for i in range(0, len(x), BATCH)]
+        except Exception as e:  # onnxruntime's own errors, for inputs the graph cannot take
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise LayerlabError(f"{self.path}: onnxruntime cannot run the model on these inputs ({first})") from None
         return np.concatenate(outs).astype(np.float32, copy=False)
 
 
@@ -290,10 +308,15 @@ def read_inputs(files: list[str | Path], meta: Metadata, *, any_size: bool = Fal
 def predict_files(onnx_path: str | Path, files: list[str | Path], *, top_k: int = 3) -> list[dict]:
     """Predictions of an exported model for image, sequence (``.npy``, ``.csv``, ``.tsv``) or text
     files, read as its run read them; the same list of dicts as :func:`layerlab.api.predict_files`
-    (``file``, ``notes``, what :func:`layerlab.decoding.decode` gives, ``true_label`` where the file carries one)."""
+    (``file``, ``notes``, what :func:`layerlab.decoding.decode` gives, ``true_label`` where the
+    file carries one)."""
     if top_k < 1:
         raise LayerlabError(f"--top-k must be at least 1, got {top_k}")
-    model = OnnxModel(onnx_path)
+    return predict_with(OnnxModel(onnx_path), files, top_k=top_k)
+
+
+def predict_with(model: OnnxModel, files: list[str | Path], *, top_k: int = 3) -> list[dict]:
+    """:func:`predict_files` with a model already loaded."""
     meta = model.meta
     inputs = read_inputs(files, meta, any_size=model.any_size)
     if inputs is None:
