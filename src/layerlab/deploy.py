@@ -14,8 +14,8 @@ This module imports numpy, and onnxruntime and Pillow when it needs them, and of
 ``tests/test_onnx_predict.py`` (which blocks torch in a fresh interpreter) hold it to that.
 Files become arrays in :mod:`layerlab.readers` (held torch-free by ``readers-no-torch``),
 the one implementation of the readers, in NumPy, which :mod:`layerlab.data` wraps in tensors for
-``layerlab predict RUN_DIR``: :func:`~layerlab.readers.read_files` reads images (pixel scaling by
-type, channel conversion, bilinear resizing), ``.npy`` images and volumes, sequences (``.npy``,
+``layerlab predict RUN_DIR``: :func:`~layerlab.fileformats.read_files` (the format registry) reads
+images (pixel scaling by type, channel conversion, bilinear resizing), ``.npy`` images and volumes, sequences (``.npy``,
 ``.csv`` and ``.tsv``; ``.ts`` files need ``layerlab predict RUN_DIR``), text and token ids, with
 the same notes and the same sentences for what it cannot read, and
 :func:`~layerlab.readers.image_sequence` (rows, pixels, the permuted order, which the export
@@ -42,8 +42,8 @@ import numpy as np
 
 from . import decoding
 from .errors import DataError, LayerlabError
+from .fileformats import read_files
 from .inputspec import InputSpec
-from .readers import read_files
 
 #: The metadata format written by :func:`metadata_props`; a reader refuses a newer one.
 FORMAT = 1
@@ -293,7 +293,7 @@ class Inputs:
 def read_inputs(files: list[str | Path], meta: Metadata, *, any_size: bool = False) -> Inputs | None:
     """Read image (files, or ``.npy`` arrays of images or volumes), sequence (``.npy``, ``.csv``,
     ``.tsv``) or text files as the exported run's input spec says, with
-    :func:`layerlab.readers.read_files` and :meth:`layerlab.inputspec.InputSpec.samples`, as
+    :func:`layerlab.fileformats.read_files` and :meth:`layerlab.inputspec.InputSpec.samples`, as
     :func:`layerlab.data.inputs.read_inputs` reads them; ``any_size`` (a model that takes any size)
     keeps each image at its own size. None for no files."""
     read = read_files(files, meta.spec, meta.num_outputs, any_size=any_size)

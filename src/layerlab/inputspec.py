@@ -139,7 +139,7 @@ class InputSpec:
 
     # --- apply
     def samples(self, read: FileInputs, permutation: np.ndarray | None = None) -> list[np.ndarray]:
-        """What :func:`layerlab.readers.read_files` read, as the model's samples (one each, no
+        """What :func:`layerlab.fileformats.read_files` read, as the model's samples (one each, no
         batch axis, not padded): images as they are for an image model, read as sequences for a
         recurrent one (``permutation``, the pixel order of a ``permuted`` run: torch draws it, an
         exported model stores it); sequences standardised as in training (checked after the

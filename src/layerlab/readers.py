@@ -1,6 +1,7 @@
 """The file readers, in NumPy: image files, sequences in ``.npy``/CSV/TSV files, images, volumes and
 token ids given as ``.npy``, text in a vocabulary, the files to predict on as a run's input spec says
-(:func:`read_files`), and the transforms predict applies to what they read.
+(:func:`layerlab.fileformats.read_files` walks the format registry to them), and the transforms
+predict applies to what they read.
 
 One implementation serves both ways of predicting: :mod:`layerlab.data` (``layerlab predict
 RUN_DIR``, and training) wraps what these return in tensors, and :mod:`layerlab.deploy`
@@ -510,7 +511,7 @@ def standardise(seqs: list[np.ndarray], mean, std, names: list[str] | None = Non
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class FileInputs:
-    """Samples :func:`read_files` read, in NumPy, each on its own (not batched, not padded): of one
+    """Samples :func:`layerlab.fileformats.read_files` read, in NumPy, each on its own (not batched, not padded): of one
     kind, ``images`` (float32 ``(C, H, W)`` or ``(C, D, H, W)``), ``sequences`` (the raw float64
     ``(T_i, F)`` values, NaN where missing, not yet standardised) or ``texts`` (int64 token ids
     ``(T_i,)``); and per sample its name (``path`` or ``path[i]``), notes (what was converted,
@@ -522,87 +523,3 @@ class FileInputs:
     names: list[str] = field(default_factory=list)
     notes: list[list[str]] = field(default_factory=list)
     truths: list = field(default_factory=list)
-
-
-def read_files(
-    files: list[str | Path],
-    spec,
-    num_tokens: int | None = None,
-    *,
-    any_size: bool = False,
-    read_ts: Callable[[Path], tuple[list[np.ndarray], list]] | None = None,
-) -> FileInputs | None:
-    """Read image, sequence (``.npy``, ``.csv``, ``.tsv``, and ``.ts`` with ``read_ts``: see
-    :func:`read_sequence_file`) or text files as a run's input ``spec`` (a
-    :class:`layerlab.inputspec.InputSpec`, which imports this module) says: images converted to its
-    channels and size (``any_size``, a model that takes any size: each keeps its own), text encoded
-    in its vocabulary, token ids given as ``.npy`` checked against ``num_tokens``; images and
-    volumes may also come as ``.npy`` arrays. One kind of input per call. None for no files.
-
-    What the model then reads is the spec's :meth:`~layerlab.inputspec.InputSpec.samples` (images
-    as sequences, sequences standardised), which both predict paths apply:
-    :func:`layerlab.data.inputs.read_inputs` then pads them into tensors,
-    :func:`layerlab.deploy.read_inputs` hands them to onnxruntime."""
-    kind, shape = spec.kind, tuple(spec.shape)
-    image_shape = spec.image_shape
-    features = shape[-1] if kind == "sequence" else 1
-    out = FileInputs()
-    seqs: list[list[np.ndarray]] = []  # per sequence file, its sequences
-    seq_notes: list[list[str]] = []  # per sequence file, what reading it assumed
-    for f in map(Path, files):
-        suffix = f.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
-            if image_shape is None:
-                raise DataError(f"{f}: the model takes {kind} of shape {shape}, not image files")
-            C, H, W = image_shape
-            x, n = read_image(f, channels=C, size=None if any_size else (H, W))
-            out.images.append(x)
-            out.names.append(str(f))
-            out.notes.append(n)
-            out.truths.append(None)
-        elif kind in ("image", "volume") and spec.sequence is None and suffix == ".npy":
-            xs, note = grid_array(f, kind, shape, spec.pixel_scale, any_size)
-            out.images += xs
-            out.names += [str(f)] if len(xs) == 1 else [f"{f}[{i}]" for i in range(len(xs))]
-            out.notes += [[note] if note else [] for _ in xs]
-            out.truths += [None] * len(xs)
-        elif kind == "tokens" and suffix == ".npy":  # token ids as numbers (the copy task)
-            rows = token_ids(f, num_tokens)
-            out.texts += rows
-            out.names += [str(f)] if len(rows) == 1 else [f"{f}[{i}]" for i in range(len(rows))]
-            out.notes += [[] for _ in rows]
-            out.truths += [None] * len(rows)
-        elif kind == "tokens":
-            if spec.vocab is None:
-                raise DataError(
-                    f"{f}: the model takes token ids and its run keeps no vocabulary to encode text "
-                    f"with; give the ids as an .npy array of integers"
-                )
-            ids = text_ids(read_text(f), spec.vocab, f"file {f}")
-            if len(ids) == 0:
-                raise DataError(f"{f}: empty text")
-            out.texts.append(ids)
-            out.names.append(str(f))
-            out.notes.append([])
-            out.truths.append(None)
-        else:
-            fixed = None if spec.variable_length or kind != "sequence" else shape[0]
-            s, n, lab = read_sequence_file(f, features, fixed, read_ts=read_ts)
-            ucr = bool(lab) and suffix in (".csv", ".tsv")
-            seq_notes.append(
-                [f"every row holds T + 1 = {fixed + 1} values: the first column read as the label"] if ucr else []
-            )
-            seqs.append(s)
-            out.names += n
-            out.truths += list(lab) if lab else [None] * len(s)
-    if not out.names:
-        return None
-    kinds = [k for k, v in (("images", out.images), ("sequences", seqs), ("texts", out.texts)) if v]
-    if len(kinds) > 1:
-        raise DataError(f"give one kind of input per call, not {' and '.join(kinds)} together")
-    for file_seqs, read_notes in zip(seqs, seq_notes, strict=True):  # per file: what was assumed or filled
-        missing = sum(int((~np.isfinite(s)).sum()) for s in file_seqs)
-        filled = [f"{missing} missing values filled with the training mean"] if missing else []
-        out.notes += [read_notes + filled for _ in file_seqs]
-        out.sequences += file_seqs
-    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .. import readers
+from .. import fileformats
 from ..config import DataConfig
 from . import Dataset, images_as_sequences, load_dataset, split_validation
 from .transforms import InputSpec, pad_sequences
@@ -76,7 +76,7 @@ def read_inputs(
     from .formats.folder import pad_images
     from .formats.tabular import ts_cases
 
-    read = readers.read_files(files, spec, num_tokens, any_size=any_size, read_ts=ts_cases)
+    read = fileformats.read_files(files, spec, num_tokens, any_size=any_size, read_ts=ts_cases)
     if read is None:
         return None
     names, notes, truths = read.names, read.notes, read.truths

@@ -175,3 +175,43 @@ def paired_test_file(train_path: Path) -> Path:
     if not test.is_file():
         raise DataError(f"{train_path}: the test set {test.name} is not beside it")
     return test
+
+
+# ----------------------------------------------------------------------------------------------
+# Tensors from NumPy, for formats that read arrays (layerlab.fileformats, torch-free, call these)
+# ----------------------------------------------------------------------------------------------
+def array_dataset(
+    name: str,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    *,
+    task: str,
+    classes: list[str] | None,
+    num_outputs: int,
+    spec: dict,
+    source: str = "",
+    meta: dict | None = None,
+) -> Dataset:
+    """A :class:`Dataset` of samples and targets already in their final NumPy form (float32 inputs;
+    int64 classes or float32 values), with the input spec the dict ``spec`` gives."""
+    (xtr, ytr), (xte, yte) = train, test
+    return Dataset(
+        name,
+        Split(torch.from_numpy(xtr), torch.from_numpy(ytr)),
+        Split(torch.from_numpy(xte), torch.from_numpy(yte)),
+        task,
+        classes,
+        num_outputs,
+        source=source,
+        meta=dict(meta or {}),
+        spec=InputSpec.from_dict(spec),
+    )
+
+
+def with_targets(ds: Dataset, ytr: np.ndarray, yte: np.ndarray, **fields) -> Dataset:
+    """``ds`` with the targets ``ytr`` / ``yte`` (NumPy, one per sample or per step) and ``fields``
+    (``task``, ``classes``, ``num_outputs``) set."""
+    ds.train.y, ds.test.y = torch.from_numpy(ytr), torch.from_numpy(yte)
+    for k, v in fields.items():
+        setattr(ds, k, v)
+    return ds
