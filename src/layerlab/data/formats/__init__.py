@@ -1,14 +1,18 @@
-"""File formats: each module reads one kind of file into arrays or a :class:`~layerlab.data.Dataset`.
+"""The torch side of the file formats: readers of whole datasets into a :class:`~layerlab.data.Dataset`.
 
 - :mod:`.idx` -- IDX files (the MNIST layout);
 - :mod:`.cifar` -- CIFAR-10 python batches;
 - :mod:`.folder` -- image files and image folders (``root/<class>/*.png``);
 - :mod:`.ts` -- UCR/UEA ``.ts`` time series;
-- :mod:`.tabular` -- UCR-style CSV/TSV, ``.npz`` arrays, and building sequence datasets;
+- :mod:`.tabular` -- UCR-style CSV/TSV;
 - :mod:`.text` -- character-level text.
 
-Every reader raises :class:`~layerlab.errors.DataError` with one sentence naming the file for
-anything it cannot read; which format a dataset spec means is decided in :mod:`..catalog`.
+Which file format a path is, and the torch-free readers of single inputs for predict, live in the
+format registry :mod:`layerlab.fileformats` (one module per format; ``.npz`` is read whole there,
+making its tensors with :func:`array_dataset`, :func:`with_targets` and
+:func:`build_sequence_dataset` from here). Every reader raises :class:`~layerlab.errors.DataError`
+with one sentence naming the file for anything it cannot read; directories (IDX, CIFAR-10, image
+folders, ``.ts`` pairs) are routed in :mod:`..catalog`.
 
 This module holds what the readers share: bytes that may be gzipped, trimming trailing missing
 steps (:func:`layerlab.readers.trim_trailing_missing`, shared with predict --onnx), UCR's

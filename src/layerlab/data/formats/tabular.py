@@ -1,5 +1,6 @@
-"""Sequences from tables and arrays: UCR-style CSV/TSV pairs, ``.npz`` archives, and the
-single-file reader prediction uses (``.npy``, ``.csv``/``.tsv``, ``.ts``).
+"""Sequences from tables: UCR-style CSV/TSV pairs, and the single-file reader ``predict RUN_DIR``
+uses (``.npy``, ``.csv``/``.tsv``, and ``.ts`` through :func:`ts_cases`). (``.npz`` archives are
+read whole by :mod:`layerlab.fileformats.npz`.)
 
 The datasets are built by :func:`~layerlab.data.formats.build_sequence_dataset`, as for ``.ts``.
 """
