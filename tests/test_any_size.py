@@ -13,8 +13,8 @@ from layerlab.api import build_model
 from layerlab.cli import main
 from layerlab.data import Split, batch_indices, iterate_batches, num_batches
 from layerlab.data.formats.folder import load_image_folder
-from layerlab.data.formats.tabular import load_npz
 from layerlab.engine import predict_logits
+from layerlab.fileformats.npz import load as load_npz
 
 CLASSES = ("horizontal", "vertical")
 

@@ -90,7 +90,12 @@ def test_export_article_cnn_matches_torch(image_run, tmp_path):
     from layerlab.deploy import OnnxModel
 
     m = OnnxModel(tmp_path / "cnn.onnx").meta
-    assert (m.spec, m.classes, m.task, m.decode) == (run.spec.to_dict(), run.classes, "classification", "class")
+    assert (m.spec.to_dict(), m.classes, m.task, m.decode) == (
+        run.spec.to_dict(),
+        run.classes,
+        "classification",
+        "class",
+    )
     # any batch size, the same numbers as torch on the run's own test samples
     model = run.model()
     x = run.dataset().test.x[:7]

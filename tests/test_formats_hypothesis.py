@@ -483,7 +483,7 @@ def valid_npz(draw):
 @FEW
 @given(st.one_of(valid_npz(), npz_members(), st.binary(max_size=80)))
 def test_load_npz_loads_or_raises_data_error(workdir, content):
-    from layerlab.data.formats.tabular import load_npz
+    from layerlab.fileformats.npz import load as load_npz
 
     p = workdir / "d.npz"
     if isinstance(content, bytes):

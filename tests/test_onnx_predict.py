@@ -260,3 +260,53 @@ def test_bad_arguments_with_onnx(image_run, pngs, waves, capsys):
     _one_sentence(code, err, f"{onnx} is an ONNX file, not a run directory: layerlab predict --onnx")
     with pytest.raises(LayerlabError, match="without layerlab's metadata"):
         deploy.read_metadata({"producer": "someone else"}, "m.onnx")
+
+
+# --- integer pixels: one rule on both paths -------------------------------------------------------
+@pytest.fixture(scope="module")
+def pixel_arrays(tmp_path_factory):
+    """The same four images as ``.npy`` of several types: uint8 as trained, and uint16, int16 and
+    float32 holding the same relative values, and int64 / uint32 which no rule reads."""
+    from datagen import bar_images
+
+    root = tmp_path_factory.mktemp("pixel-arrays")
+    x, _ = bar_images(4, np.random.default_rng(3))
+    out = {}
+    for name, a in (
+        ("uint8", x),
+        ("uint16", x.astype(np.uint16) * 257),
+        ("int16", np.round(x.astype(np.float64) * 32767 / 255).astype(np.int16)),
+        ("float32", x.astype(np.float32) / 255),
+        ("int64", x.astype(np.int64)),
+        ("uint32", x.astype(np.uint32)),
+    ):
+        np.save(root / f"{name}.npy", a)
+        out[name] = root / f"{name}.npy"
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int16"])
+def test_integer_npy_pixels_scaled_by_their_type_on_both_paths(image_run, pixel_arrays, dtype, capsys):
+    run, onnx = image_run
+    want = _same(capsys, run, onnx, [pixel_arrays["uint8"]])
+    got = _same(capsys, run, onnx, [pixel_arrays[dtype]])  # before: taken as 0..65535, confidently wrong
+    assert [g["index"] for g in got] == [w["index"] for w in want]
+    np.testing.assert_allclose([g["probability"] for g in got], [w["probability"] for w in want], atol=2e-3)
+    top = np.iinfo(dtype).max
+    assert all(g["notes"] == [f"{dtype} pixels divided by {top}"] for g in got)
+    assert all(w["notes"] == [] for w in want)  # uint8, as the run was trained: nothing to say
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint32"])
+def test_wide_integer_npy_pixels_refused_on_both_paths(image_run, pixel_arrays, dtype, capsys):
+    run, onnx = image_run
+    code, _, err = _predict(capsys, "--onnx", onnx, pixel_arrays[dtype])
+    _one_sentence(code, err, f"holds {dtype} values; integer pixels are divided by the largest value")
+    assert _predict(capsys, run, pixel_arrays[dtype])[2] == err
+
+
+def test_float_npy_pixels_taken_as_they_are(image_run, pixel_arrays, capsys):
+    run, onnx = image_run
+    want = _same(capsys, run, onnx, [pixel_arrays["uint8"]])
+    got = _same(capsys, run, onnx, [pixel_arrays["float32"]])
+    assert [g["index"] for g in got] == [w["index"] for w in want] and all(g["notes"] == [] for g in got)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import distributed, engine
+from . import decoding, distributed, engine
 from .checkpoint import atomic_write_text
 from .config import ModelConfig, RunConfig, TrainConfig, check_model_options
 from .data import Dataset, Split, arrays, known_datasets
@@ -444,24 +444,8 @@ def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
 def decode(
     out: torch.Tensor, i: int, length: int, *, task: str, spec: InputSpec, classes: list[str], k: int = 3
 ) -> dict:
-    """The prediction for sample ``i`` of a batch of model outputs, by what the model predicts:
-    ``kind`` ``class`` (top-k classes), ``next`` (a text model: the character after the input),
-    ``steps`` (one class per step), ``value`` or ``values`` (regression)."""
-    if task == "regression":
-        o = out[i].reshape(-1)
-        if o.numel() == 1:
-            return {"kind": "value", "value": float(o[0])}
-        return {"kind": "values", "values": [float(v) for v in o[:length]]}
-    if out.dim() == 3 and spec.vocab is not None:  # a character model: what comes after the text
-        return _top_result("next", top_k(torch.softmax(out[i, length - 1], -1), classes, k))
-    if out.dim() == 3:
-        return {"kind": "steps", "labels": [classes[int(j)] for j in out[i, :length].argmax(-1)]}
-    return _top_result("class", top_k(torch.softmax(out[i], -1), classes, k))
-
-
-def _top_result(kind: str, top: list[dict]) -> dict:
-    """A prediction of ``kind`` from its top-k list: the likeliest class in front, then the list."""
-    return {"kind": kind, **{key: top[0][key] for key in ("index", "label", "probability")}, "top_k": top}
+    """The prediction for sample ``i`` of a batch of model outputs: :func:`layerlab.decoding.decode`."""
+    return decoding.decode(out[i].float().cpu().numpy(), length, task=task, classes=classes, vocab=spec.vocab, k=k)
 
 
 def predict_files(

@@ -9,18 +9,19 @@ writes them, :func:`read_metadata` reads them back). ``layerlab predict --onnx F
 onnxruntime and prints the same lines.
 
 This module imports numpy, and onnxruntime and Pillow when it needs them, and of layerlab only
-:mod:`layerlab.errors` and :mod:`layerlab.readers`; an import-linter contract (``deploy-no-torch`` in
-pyproject.toml) and ``tests/test_onnx_predict.py`` (which blocks torch in a fresh interpreter) hold
-it to that. Files become arrays in :mod:`layerlab.readers` (held torch-free by ``readers-no-torch``),
+:mod:`layerlab.errors`, :mod:`layerlab.readers`, :mod:`layerlab.inputspec` and
+:mod:`layerlab.decoding`; an import-linter contract (``deploy-no-torch`` in pyproject.toml) and
+``tests/test_onnx_predict.py`` (which blocks torch in a fresh interpreter) hold it to that.
+Files become arrays in :mod:`layerlab.readers` (held torch-free by ``readers-no-torch``),
 the one implementation of the readers, in NumPy, which :mod:`layerlab.data` wraps in tensors for
-``layerlab predict RUN_DIR``: :func:`~layerlab.readers.read_files` reads images (pixel scaling by
-type, channel conversion, bilinear resizing), ``.npy`` images and volumes, sequences (``.npy``,
+``layerlab predict RUN_DIR``: :func:`~layerlab.fileformats.read_files` (the format registry) reads
+images (pixel scaling by type, channel conversion, bilinear resizing), ``.npy`` images and volumes, sequences (``.npy``,
 ``.csv`` and ``.tsv``; ``.ts`` files need ``layerlab predict RUN_DIR``), text and token ids, with
 the same notes and the same sentences for what it cannot read, and
 :func:`~layerlab.readers.image_sequence` (rows, pixels, the permuted order, which the export
 stores, as torch's ``randperm`` is not NumPy's) and :func:`~layerlab.readers.standardise` turn them
-into what the model reads. What is written here again is the decoding: :func:`decode` is
-:func:`layerlab.api.decode` (softmax, top-k, class names).
+into what the model reads, with the input spec's transform (:mod:`layerlab.inputspec`), and
+:mod:`layerlab.decoding` turns outputs into predictions: the same modules torch's predict uses.
 
 ``tests/test_onnx_predict.py`` checks the predictions against the torch path: the same classes and
 probabilities (to 1e-4) for the same files.
@@ -39,8 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import decoding
 from .errors import DataError, LayerlabError
-from .readers import image_sequence, read_files, standardise
+from .fileformats import read_files
+from .inputspec import InputSpec
 
 #: The metadata format written by :func:`metadata_props`; a reader refuses a newer one.
 FORMAT = 1
@@ -52,16 +55,6 @@ BATCH = 1000  # samples per onnxruntime call, as torch's predict batches them
 # ----------------------------------------------------------------------------------------------
 # The metadata inside the .onnx file
 # ----------------------------------------------------------------------------------------------
-def decode_kind(task: str | None, spec: dict) -> str:
-    """How a model's outputs become a prediction: ``regression`` (values), ``next`` (a character
-    model: the character after the input), ``steps`` (one class per step) or ``class`` (top-k)."""
-    if task == "regression":
-        return "regression"
-    if spec.get("head") == "step":
-        return "next" if spec.get("vocab") is not None else "steps"
-    return "class"
-
-
 def metadata_props(record: dict) -> dict[str, str]:
     """The ``metadata_props`` of an exported model, as strings, from what the export records:
     ``layerlab_version``, ``layerlab_format``, ``model``, ``weights``, ``task``, ``decode``,
@@ -76,55 +69,112 @@ def metadata_props(record: dict) -> dict[str, str]:
     return props
 
 
+#: What a model predicts (``run.json``'s ``dataset.task``).
+TASKS = ("classification", "regression", "sequence-classification")
+
+
 @dataclass
 class Metadata:
-    """What :func:`read_metadata` gives: the run's input ``spec`` (a dict, as ``run.json`` holds
-    it), ``classes``, ``task``, ``decode``, ``num_outputs``, the stored ``permutation`` (or None)
-    and every key as read (``props``)."""
+    """What :func:`read_metadata` gives: the run's input ``spec``
+    (:class:`~layerlab.inputspec.InputSpec`), ``classes``, ``task``, ``decode``, ``num_outputs``,
+    the stored ``permutation`` (or None), ``min_size`` (or None) and every key as read (``props``)."""
 
-    spec: dict
+    spec: InputSpec
     classes: list[str]
     task: str
     decode: str
     num_outputs: int
     permutation: np.ndarray | None = None
+    min_size: int | None = None
     props: dict = field(default_factory=dict)
 
 
 def read_metadata(props: dict[str, str], path: str | Path = "model") -> Metadata:
-    """The layerlab metadata of an ONNX model's ``metadata_props`` (a dict of strings); one
-    sentence naming ``path`` when they are not layerlab's."""
+    """The layerlab metadata of an ONNX model's ``metadata_props`` (a dict of strings), every field
+    predict reads checked as strictly as ``run.json``: the input spec field by field
+    (:meth:`~layerlab.inputspec.InputSpec.from_dict`), ``task`` and ``decode`` among the known ones
+    and in agreement, ``num_outputs`` a positive integer, ``classes`` that many names (strings),
+    ``permutation`` an order of the image's pixels (permuted-pixel runs, and only those),
+    ``min_size`` a positive integer. One sentence naming ``path`` for the first thing wrong."""
     if "layerlab_version" not in props or "input_spec" not in props:
         raise LayerlabError(
             f"{path}: an ONNX model without layerlab's metadata (input spec, classes); predict --onnx "
             f"takes a file written by `layerlab export RUN_DIR`"
         )
     try:
-        fmt = int(props.get("layerlab_format", "1"))
-        values = {k: (json.loads(v) if k in JSON_KEYS else v) for k, v in props.items()}
-        spec = values["input_spec"]
-        classes = [str(c) for c in values.get("classes") or []]
-        num_outputs = int(values.get("num_outputs") or len(classes))
-        if not isinstance(spec, dict) or "kind" not in spec or "shape" not in spec:
-            raise ValueError("input_spec has no kind and shape")
-    except (ValueError, TypeError, KeyError) as e:
-        raise LayerlabError(f"{path}: its layerlab metadata cannot be read ({e})") from None
-    if fmt > FORMAT:
-        raise LayerlabError(
-            f"{path}: written by layerlab {props['layerlab_version']} in metadata format {fmt}; this "
-            f"layerlab reads format {FORMAT}, so update it"
-        )
-    task = values.get("task") or "classification"
-    perm = values.get("permutation")
+        fmt = _integer(props.get("layerlab_format", "1"), "layerlab_format", 1)
+        if fmt > FORMAT:
+            raise LayerlabError(
+                f"{path}: written by layerlab {props['layerlab_version']} in metadata format {fmt}; this "
+                f"layerlab reads format {FORMAT}, so update it"
+            )
+        values = {}
+        for k, v in props.items():
+            try:
+                values[k] = json.loads(v) if k in JSON_KEYS else v
+            except (ValueError, RecursionError):
+                raise ValueError(f"{k} is not JSON") from None
+        spec = InputSpec.from_dict(values["input_spec"])
+        task = values.get("task") or "classification"
+        if task not in TASKS:
+            raise ValueError(f"task is {str(task)[:40]!r}, not one of {', '.join(TASKS)}")
+        classes = values.get("classes")
+        if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+            raise ValueError("classes must be a list of names (strings)")
+        num_outputs = _integer(values.get("num_outputs") or len(classes or []), "num_outputs", 1)
+        if classes and len(classes) != num_outputs:
+            raise ValueError(f"{len(classes)} class names for {num_outputs} outputs")
+        if spec.vocab is not None and len(spec.vocab) != num_outputs:
+            raise ValueError(f"a vocabulary of {len(spec.vocab)} characters for {num_outputs} outputs")
+        kind = decoding.decode_kind(task, spec.head, spec.vocab)
+        if values.get("decode") not in (None, kind):
+            raise ValueError(f"decode is {str(values['decode'])[:40]!r}, where the task and input spec say {kind!r}")
+        permutation = _permutation(values.get("permutation"), spec)
+        min_size = None if values.get("min_size") is None else _integer(values["min_size"], "min_size", 1)
+    except (ValueError, TypeError, KeyError, DataError) as e:
+        raise LayerlabError(f"{path}: its layerlab metadata cannot be read ({str(e)[:300]})") from None
     return Metadata(
         spec=spec,
         classes=classes or [str(i) for i in range(num_outputs)],
         task=task,
-        decode=values.get("decode") or decode_kind(task, spec),
+        decode=kind,
         num_outputs=num_outputs,
-        permutation=None if perm is None else np.asarray(perm, dtype=np.int64),
+        permutation=permutation,
+        min_size=min_size,
         props=props,
     )
+
+
+def _integer(v, name: str, least: int) -> int:
+    """``v`` (an int, or a string of one) as an int of at least ``least``, else ValueError."""
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise ValueError(f"{name} must be a whole number, got {str(v)[:40]!r}")
+    try:
+        n = int(v)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {str(v)[:40]!r}") from None
+    if n < least:
+        raise ValueError(f"{name} must be at least {least}, got {n}")
+    return n
+
+
+def _permutation(v, spec: InputSpec) -> np.ndarray | None:
+    """The stored pixel order of a permuted-pixel run: every pixel index ``0 .. H*W - 1`` once."""
+    if spec.sequence != "permuted":
+        if v is not None:
+            raise ValueError("a permutation for a model that does not read permuted pixels")
+        return None
+    if spec.image_shape is None:
+        raise ValueError("input_spec reads permuted pixels but has no image_shape")
+    n = spec.image_shape[1] * spec.image_shape[2]
+    if (
+        not isinstance(v, list)
+        or len(v) != n
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+        or sorted(v) != list(range(n))
+    ):
+        raise ValueError(f"permutation must hold each of the {n} pixel indices once")
+    return np.asarray(v, dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,22 +202,56 @@ class OnnxModel:
         except Exception as e:  # a file that is not ONNX raises onnxruntime's own errors
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise LayerlabError(f"{self.path}: not an ONNX model onnxruntime can load ({first})") from None
-        self.meta = read_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = list(inp.shape)  # ints where fixed, names (or None) where dynamic
+        self.input_type = inp.type
+        self.use_metadata(self.session.get_modelmeta().custom_metadata_map)
+
+    def use_metadata(self, props: dict[str, str]) -> None:
+        """Read ``props`` (the file's ``metadata_props``) as this model's metadata, checked field by
+        field (:func:`read_metadata`) and against the graph's input and output shapes."""
+        self.meta = read_metadata(props, self.path)
+        self._check_graph()
         # a CNN with a global pool takes any size: its spatial axes are dynamic (images keep their own)
         self.any_size = (
-            self.meta.spec["kind"] in ("image", "volume")
-            and self.meta.spec.get("sequence") is None
+            self.meta.spec.kind in ("image", "volume")
+            and self.meta.spec.sequence is None
             and any(not isinstance(d, int) for d in self.input_shape[2:])
         )
+
+    def _check_graph(self) -> None:
+        """The metadata describes this graph: its input has the rank of a batch of the spec's
+        samples, fixed at the spec's sizes where it is fixed, and its output has ``num_outputs``
+        values per sample (per step) where that axis is fixed; one sentence otherwise."""
+        spec, meta = self.meta.spec, self.meta
+        shape = self.input_shape
+        want = "tensor(int64)" if spec.kind == "tokens" else "tensor(float)"
+        if self.input_type != want:
+            raise LayerlabError(
+                f"{self.path}: its metadata's input spec describes {spec.kind} ({want}), the graph takes "
+                f"{self.input_type}; the file was altered"
+            )
+        sizes = "x".join(str(s) if isinstance(s, int) else "any" for s in shape[1:])
+        if len(shape) != len(spec.shape) + 1 or any(
+            isinstance(d, int) and d != s for d, s in zip(shape[1:], spec.shape, strict=False)
+        ):
+            raise LayerlabError(
+                f"{self.path}: its metadata's input spec describes samples of shape "
+                f"{'x'.join(map(str, spec.shape))}, the graph takes {sizes}; the file was altered"
+            )
+        out = list(self.session.get_outputs()[0].shape)
+        if out and isinstance(out[-1], int) and meta.task != "regression" and out[-1] != meta.num_outputs:
+            raise LayerlabError(
+                f"{self.path}: its metadata names {meta.num_outputs} classes, the graph outputs {out[-1]} "
+                f"values per sample; the file was altered"
+            )
 
     def check_shape(self, shape: tuple[int, ...], name: str) -> None:
         """One sentence naming ``name`` when a sample of ``shape`` does not fit a fixed axis, or is
         smaller than a model that takes any size reads (``min_size`` on each side)."""
-        need = self.meta.props.get("min_size")
-        if self.any_size and need is not None and min(shape[1:]) < int(need):
+        need = self.meta.min_size
+        if self.any_size and need is not None and min(shape[1:]) < need:
             raise DataError(
                 f"{name} is {'x'.join(map(str, shape[1:]))}; this model needs at least {need} on each side "
                 f"(its convs and pools)"
@@ -184,7 +268,11 @@ class OnnxModel:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Outputs of a batch ``x`` of samples of one shape, :data:`BATCH` at a time, as float32."""
-        outs = [self.session.run(None, {self.input_name: x[i : i + BATCH]})[0] for i in range(0, len(x), BATCH)]
+        try:
+            outs = [self.session.run(None, {self.input_name: x[i : i + BATCH]})[0] for i in range(0, len(x), BATCH)]
+        except Exception as e:  # onnxruntime's own errors, for inputs the graph cannot take
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise LayerlabError(f"{self.path}: onnxruntime cannot run the model on these inputs ({first})") from None
         return np.concatenate(outs).astype(np.float32, copy=False)
 
 
@@ -205,70 +293,13 @@ class Inputs:
 def read_inputs(files: list[str | Path], meta: Metadata, *, any_size: bool = False) -> Inputs | None:
     """Read image (files, or ``.npy`` arrays of images or volumes), sequence (``.npy``, ``.csv``,
     ``.tsv``) or text files as the exported run's input spec says, with
-    :func:`layerlab.readers.read_files` as :func:`layerlab.data.inputs.read_inputs` reads them;
-    ``any_size`` (a model that takes any size) keeps each image at its own size. None for no files."""
-    spec = meta.spec
-    kind, shape = spec["kind"], tuple(spec["shape"])
-    if kind not in ("image", "volume", "sequence", "tokens"):
-        raise LayerlabError(f"predict --onnx does not read {kind} inputs; use `layerlab predict RUN_DIR`")
-    read = read_files(files, spec, meta.num_outputs, any_size=any_size)
+    :func:`layerlab.fileformats.read_files` and :meth:`layerlab.inputspec.InputSpec.samples`, as
+    :func:`layerlab.data.inputs.read_inputs` reads them; ``any_size`` (a model that takes any size)
+    keeps each image at its own size. None for no files."""
+    read = read_files(files, meta.spec, meta.num_outputs, any_size=any_size)
     if read is None:
         return None
-    names, notes, truths = read.names, read.notes, read.truths
-    if read.images:
-        if spec.get("sequence") is None:
-            if kind not in ("image", "volume"):
-                raise DataError(f"the model takes {kind} of shape {shape}, not images")
-            return Inputs(read.images, names, notes, truths)
-        if spec["sequence"] == "permuted" and meta.permutation is None:
-            raise LayerlabError("the model reads permuted pixels and its file holds no permutation of them")
-        x = image_sequence(np.stack(read.images), spec["sequence"], meta.permutation)
-        return Inputs(list(x), names, notes, truths)
-    if read.texts:
-        return Inputs(read.texts, names, notes, truths)
-    if kind != "sequence":
-        raise DataError(f"the model takes {kind} of shape {shape}, not sequences of numbers")
-    if spec.get("feature_mean") is not None:
-        samples, _ = standardise(read.sequences, spec["feature_mean"], spec["feature_std"])
-    else:
-        samples = [np.nan_to_num(np.asarray(s, dtype=np.float64)).astype(np.float32) for s in read.sequences]
-    return Inputs(samples, names, notes, truths)
-
-
-# ----------------------------------------------------------------------------------------------
-# Decoding (as layerlab.api.decode)
-# ----------------------------------------------------------------------------------------------
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, in float32 as torch computes it."""
-    z = np.asarray(z, dtype=np.float32)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def top_k(probs: np.ndarray, classes: list[str], k: int) -> list[dict]:
-    """The ``k`` likeliest classes of one probability vector, likeliest first."""
-    k = max(1, min(k, len(classes)))
-    idx = np.argsort(-probs, kind="stable")[:k]
-    return [{"index": int(j), "label": classes[int(j)], "probability": float(probs[j])} for j in idx]
-
-
-def decode(out: np.ndarray, length: int, meta: Metadata, k: int = 3) -> dict:
-    """The prediction for one sample's outputs ``out`` (``(K,)``, ``(T, K)`` or regression values)
-    by what the model predicts, as :func:`layerlab.api.decode` gives it."""
-    if meta.task == "regression":
-        o = out.reshape(-1)
-        if o.size == 1:
-            return {"kind": "value", "value": float(o[0])}
-        return {"kind": "values", "values": [float(v) for v in o[:length]]}
-    if out.ndim == 2 and meta.spec.get("vocab") is not None:
-        return _top_result("next", top_k(softmax(out[length - 1]), meta.classes, k))
-    if out.ndim == 2:
-        return {"kind": "steps", "labels": [meta.classes[int(j)] for j in out[:length].argmax(-1)]}
-    return _top_result("class", top_k(softmax(out), meta.classes, k))
-
-
-def _top_result(kind: str, top: list[dict]) -> dict:
-    return {"kind": kind, **{key: top[0][key] for key in ("index", "label", "probability")}, "top_k": top}
+    return Inputs(meta.spec.samples(read, meta.permutation), read.names, read.notes, read.truths)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,10 +308,15 @@ def _top_result(kind: str, top: list[dict]) -> dict:
 def predict_files(onnx_path: str | Path, files: list[str | Path], *, top_k: int = 3) -> list[dict]:
     """Predictions of an exported model for image, sequence (``.npy``, ``.csv``, ``.tsv``) or text
     files, read as its run read them; the same list of dicts as :func:`layerlab.api.predict_files`
-    (``file``, ``notes``, what :func:`decode` gives, ``true_label`` where the file carries one)."""
+    (``file``, ``notes``, what :func:`layerlab.decoding.decode` gives, ``true_label`` where the
+    file carries one)."""
     if top_k < 1:
         raise LayerlabError(f"--top-k must be at least 1, got {top_k}")
-    model = OnnxModel(onnx_path)
+    return predict_with(OnnxModel(onnx_path), files, top_k=top_k)
+
+
+def predict_with(model: OnnxModel, files: list[str | Path], *, top_k: int = 3) -> list[dict]:
+    """:func:`predict_files` with a model already loaded."""
     meta = model.meta
     inputs = read_inputs(files, meta, any_size=model.any_size)
     if inputs is None:
@@ -296,8 +332,14 @@ def predict_files(onnx_path: str | Path, files: list[str | Path], *, top_k: int 
             outs[i] = got[j]
     results = []
     for i, name in enumerate(inputs.names):
-        length = int(inputs.samples[i].shape[0]) if meta.spec["kind"] in ("sequence", "tokens") else 0
-        r = {"file": name, "notes": inputs.notes[i], **decode(outs[i], length, meta, top_k)}
+        length = int(inputs.samples[i].shape[0]) if meta.spec.kind in ("sequence", "tokens") else 0
+        try:
+            decoded = decoding.decode(
+                outs[i], length, task=meta.task, classes=meta.classes, vocab=meta.spec.vocab, k=top_k
+            )
+        except DataError as e:
+            raise DataError(f"{name}: {e}") from None
+        r = {"file": name, "notes": inputs.notes[i], **decoded}
         truth = inputs.truths[i]
         if truth is not None:
             r["true_label"] = truth if isinstance(truth, str) else float(truth)

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .deploy import decode_kind, metadata_props
+from .decoding import decode_kind
+from .deploy import metadata_props
 from .errors import LayerlabError
 from .rundir import RunDir
 
@@ -170,7 +171,7 @@ def export_run(
         "model_options": cfg.model.options(),
         "weights": used,
         "task": task,
-        "decode": decode_kind(task, spec.to_dict()),
+        "decode": decode_kind(task, spec.head, spec.vocab),
         "classes": run.classes,
         "num_outputs": int(info["dataset"]["num_outputs"]),
         "input_spec": spec.to_dict(),

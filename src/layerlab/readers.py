@@ -1,6 +1,7 @@
 """The file readers, in NumPy: image files, sequences in ``.npy``/CSV/TSV files, images, volumes and
 token ids given as ``.npy``, text in a vocabulary, the files to predict on as a run's input spec says
-(:func:`read_files`), and the transforms predict applies to what they read.
+(:func:`layerlab.fileformats.read_files` walks the format registry to them), and the transforms
+predict applies to what they read.
 
 One implementation serves both ways of predicting: :mod:`layerlab.data` (``layerlab predict
 RUN_DIR``, and training) wraps what these return in tensors, and :mod:`layerlab.deploy`
@@ -12,11 +13,13 @@ This module imports NumPy, Pillow when it reads an image, and of layerlab only
 pyproject.toml, holds it to that), as ``predict --onnx`` runs without it. It cannot live under
 :mod:`layerlab.data`, whose package imports torch.
 
-Pixels become float32 in [0, 1] by the range of their type, not by 255 alone: 8-bit modes
-(``L``, ``RGB``, ``P``, ...) / 255; 16-bit grey (``I;16``, as Pillow reads 16-bit PNG and TIFF)
-/ 65535; 32-bit integers (``I``) / 65535 when every value fits 16 bits (how Pillow often holds
-16-bit files), else / (2**31 - 1), negatives clipped to 0; float images (``F``) as they are (they
-must be finite). Converting a 16-bit image to ``L`` would clip it to 255 and make it all ones.
+Pixels become float32 by the one rule of :func:`scale_pixels`, which every path shares (image
+files, IDX, ``.npz`` and ``fit()`` arrays, ``.npy`` files to predict on): an integer divided by the
+largest value of its type, not by 255 alone. For image files: 8-bit modes (``L``, ``RGB``, ``P``,
+...) / 255; 16-bit grey (``I;16``, as Pillow reads 16-bit PNG and TIFF) / 65535; 32-bit integers
+(``I``) / 65535 when every value fits 16 bits (how Pillow often holds 16-bit files), else
+/ (2**31 - 1), negatives clipped to 0; float images (``F``) as they are (they must be finite).
+Converting a 16-bit image to ``L`` would clip it to 255 and make it all ones.
 An image larger than :data:`MAX_PIXELS` (width times height) is refused before it is decoded.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +47,41 @@ SEQUENCE_MODES = ("rows", "pixels", "permuted")
 
 
 # ----------------------------------------------------------------------------------------------
+# Integer pixels: the one scaling rule (image files, .npy/.npz arrays, fit() arrays)
+# ----------------------------------------------------------------------------------------------
+#: Integer types read as pixels, each divided by the largest value of its type (uint8 by 255,
+#: uint16 by 65535, int16 by 32767, ...). Wider integers (int64, uint32, uint64) are refused: divided
+#: by their range any pixel value would be about 0, and no image format stores them.
+PIXEL_TYPES = ("uint8", "uint16", "int8", "int16", "int32")
+
+
+def scale_pixels(a: np.ndarray, what: str) -> tuple[np.ndarray, str | None]:
+    """Image or volume values ``a`` as float32, by the one rule for pixels wherever they come from
+    (image files, IDX files, the arrays of an ``.npz`` or of :func:`layerlab.fit`, ``.npy`` files
+    to predict on): an integer type of :data:`PIXEL_TYPES` divided by its largest value (uint8 and
+    uint16 land in [0, 1], signed types in [-1, 1]), booleans 0 or 1, floats as they are (they
+    must be finite); any other integer type is refused in one sentence naming ``what``. Returns the
+    values and a note saying how integers were scaled (None for floats and booleans)."""
+    if a.dtype.name in PIXEL_TYPES:
+        top = np.iinfo(a.dtype).max
+        return np.asarray(a, dtype=np.float32) / np.float32(top), f"{a.dtype.name} pixels divided by {top}"
+    if a.dtype.kind == "b":
+        return a.astype(np.float32), None
+    if a.dtype.kind in "iu":
+        raise DataError(
+            f"{what} holds {a.dtype} values; integer pixels are divided by the largest value of their type, "
+            f"so give uint8 pixels (0..255), uint16 (0..65535) or floats scaled as the model was trained"
+        )
+    if a.dtype.kind != "f":
+        raise DataError(f"{what} holds {a.dtype} values; expected an array of numbers")
+    x = np.asarray(a, dtype=np.float32)
+    if not np.isfinite(x).all():
+        i = np.argwhere(~np.isfinite(x))[0]
+        raise DataError(f"{what} holds a non-finite value (inf or NaN) at index {tuple(int(v) for v in i)}")
+    return x, None
+
+
+# ----------------------------------------------------------------------------------------------
 # Image files
 # ----------------------------------------------------------------------------------------------
 def _high_bit_array(im, path: Path) -> tuple[np.ndarray, str]:
@@ -54,11 +93,11 @@ def _high_bit_array(im, path: Path) -> tuple[np.ndarray, str]:
             raise DataError(f"{path}: a float image holding non-finite pixel values (inf or NaN)")
         return a, "float pixels taken as they are"
     if im.mode.startswith("I;16"):
-        return a.astype(np.float32) / 65535.0, f"{im.mode} pixels divided by 65535"
-    a = a.astype(np.float64)
+        return scale_pixels(a.astype(np.uint16), str(path))[0], f"{im.mode} pixels divided by 65535"
+    # Pillow often holds 16-bit files as 32-bit integers (mode I): values that fit 16 bits are 16-bit
     if a.size and a.min() >= 0 and a.max() <= 65535:
-        return (a / 65535.0).astype(np.float32), "32-bit pixels holding 16-bit values divided by 65535"
-    return np.clip(a / (2**31 - 1), 0.0, 1.0).astype(np.float32), "32-bit pixels divided by 2**31 - 1"
+        return scale_pixels(a.astype(np.uint16), str(path))[0], "32-bit pixels holding 16-bit values divided by 65535"
+    return np.clip(scale_pixels(a.astype(np.int32), str(path))[0], 0.0, 1.0), "32-bit pixels divided by 2**31 - 1"
 
 
 def _decode(path: Path, channels: int | None, size: tuple[int, int] | None) -> tuple[np.ndarray, list[str]]:
@@ -97,7 +136,7 @@ def _decode(path: Path, channels: int | None, size: tuple[int, int] | None) -> t
             if size is not None and (img.height, img.width) != tuple(size):
                 notes.append(f"resized from {img.width}x{img.height} to {size[1]}x{size[0]}")
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
+            arr, _ = scale_pixels(np.asarray(img), str(path))  # 8-bit modes: uint8, divided by 255
     return arr, notes
 
 
@@ -156,12 +195,13 @@ def image_sequence(x: np.ndarray, mode: str, permutation: np.ndarray | None = No
 # ----------------------------------------------------------------------------------------------
 def grid_array(
     path: Path, kind: str, shape: tuple[int, ...], pixel_scale: float | None, any_size: bool
-) -> list[np.ndarray]:
+) -> tuple[list[np.ndarray], str | None]:
     """Images ``(C, H, W)`` (``kind`` ``image``) or volumes ``(C, D, H, W)`` (``volume``) from an
     ``.npy``, as float32: one sample, or ``N`` of them stacked (for one channel, images may also
-    come as ``(H, W)`` or ``(N, H, W)``). 8-bit values are scaled by ``pixel_scale`` as in training
-    (when it is set); other numbers are taken as they are and must be finite. The size must be the
-    model's ``shape`` unless it takes any size (``any_size``)."""
+    come as ``(H, W)`` or ``(N, H, W)``), with a note (or None). Values are scaled by
+    :func:`scale_pixels`, the rule training applies; the note says so where the run's data was not
+    uint8 pixels (``pixel_scale`` None) or the array is uint16. The size must be the model's
+    ``shape`` unless it takes any size (``any_size``)."""
     try:
         a = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -186,13 +226,12 @@ def grid_array(
             f"{path}: samples of shape {tuple(a.shape[1:])}; the model takes {shape} (its Dense head "
             f"fixes the size; a model trained with --global-pool takes any size)"
         )
-    if a.dtype == np.uint8 and pixel_scale is not None:
-        x = a.astype(np.float32) * np.float32(pixel_scale)
-    else:
-        x = a.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise DataError(f"{path}: holds non-finite values (inf or NaN)")
-    return list(x)
+    x, note = scale_pixels(a, str(path))
+    if note is not None and a.dtype == np.uint8 and pixel_scale is not None:
+        note = None  # as the model's training data was scaled: nothing to say
+    elif note is not None and pixel_scale is None:
+        note += " (the model was trained on values taken as they are)"
+    return list(x), note
 
 
 def token_ids(path: Path, num_tokens: int | None) -> list[np.ndarray]:
@@ -251,12 +290,29 @@ def trim_trailing_missing(s: np.ndarray) -> np.ndarray:
     return s[: int(np.nonzero(valid)[0][-1]) + 1]
 
 
-def read_csv_sequences(path: str | Path, labelled: bool = True) -> tuple[list[np.ndarray], list[str]]:
-    """Univariate sequences ``(T_i, 1)`` from a CSV (``,``) or TSV (tab) file: each row
-    ``label, v1, v2, ...`` (or only values with ``labelled=False``), and the labels as written.
-    Empty cells and ``?`` are missing (NaN); trailing missing values shorten the row's sequence.
-    A first row whose values are not numbers is a header and skipped."""
-    path = Path(path)
+#: A number as a CSV/TSV cell holds it: decimal, with an optional exponent (``1``, ``-2.5``,
+#: ``3e-4``), or ``nan`` (missing) / ``inf`` (refused) in any case. Python's ``float`` would also take
+#: ``1_000``, which no table writer means; hexadecimal and other notations are not numbers here.
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+MISSING_CELLS = ("", "?")
+
+
+def cell_value(c: str) -> float:
+    """One CSV/TSV cell (already unquoted by the csv module: a quoted number is that number) as a
+    float: NaN for a missing cell (empty or ``?``, or ``nan``); ValueError for anything that is not
+    a number by :data:`_NUMBER` (hexadecimal, words, a quote character left inside the cell). The
+    one rule for cells, in training files and files to predict on alike."""
+    c = c.strip()
+    if c in MISSING_CELLS:
+        return math.nan
+    if not _NUMBER.fullmatch(c):
+        raise ValueError(c)
+    return float(c)
+
+
+def read_table(path: Path) -> tuple[list[list[str]], str]:
+    """The non-empty rows of a CSV (``,``) or TSV (tab) file as cells (quoting undone by the csv
+    module), and the delimiter: tab for ``.tsv``, or a first line holding tabs but no comma."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -272,6 +328,37 @@ def read_csv_sequences(path: str | Path, labelled: bool = True) -> tuple[list[np
     except csv.Error as e:  # e.g. a field longer than the csv module's limit
         kind = "TSV" if delim == "\t" else "CSV"
         raise DataError(f"{path}: not a readable {kind} file ({e})") from None
+    return rows, delim
+
+
+def _row_values(cells: list[str], path: Path, i: int) -> np.ndarray | None:
+    """The cells of row ``i`` as float64 (:func:`cell_value`); None for a first row in which no cell
+    is a number (a header); one sentence naming the row and cell for a cell that is not a number."""
+    values, bad = [], None
+    for c in cells:
+        try:
+            values.append(cell_value(c))
+        except ValueError:
+            values.append(math.nan)
+            bad = c.strip() if bad is None else bad
+    if bad is None:
+        return np.array(values, dtype=np.float64)
+    if i == 1 and not any(_is_number(c) for c in cells):
+        return None  # a header row: words (and blanks), no number
+    raise DataError(
+        f"{path}, row {i}: a value that is not a number ({bad[:30]!r}); write plain decimal numbers, "
+        f"and leave a cell empty or write '?' for a missing one"
+    )
+
+
+def read_csv_sequences(path: str | Path, labelled: bool = True) -> tuple[list[np.ndarray], list[str]]:
+    """Univariate sequences ``(T_i, 1)`` from a CSV (``,``) or TSV (tab) file: each row
+    ``label, v1, v2, ...`` (or only values with ``labelled=False``), and the labels as written.
+    Cells are read by :func:`cell_value`: empty cells and ``?`` are missing (NaN), trailing missing
+    values shorten the row's sequence, and a cell that is not a number is an error. A first row in
+    which no value is a number is a header and skipped."""
+    path = Path(path)
+    rows, _ = read_table(path)
     return _parse_rows(rows, path, labelled)
 
 
@@ -280,14 +367,9 @@ def _parse_rows(rows: list[list[str]], path: Path, labelled: bool):
     start = 1 if labelled else 0
     for i, row in enumerate(rows, 1):
         cells = [c.strip() for c in row[start:]]
-        try:
-            v = np.array([float(c) if c not in ("", "?") else math.nan for c in cells], dtype=np.float64)
-        except ValueError:
-            if i == 1:
-                continue  # a header row
-            raise DataError(
-                f"{path}, row {i}: a value that is not a number ({next(c for c in cells if not _is_number(c))[:30]!r})"
-            ) from None
+        v = _row_values(cells, path, i)
+        if v is None:
+            continue  # a header row
         if np.isinf(v).any():
             raise DataError(
                 f"{path}, row {i}: an infinite value ({cells[int(np.argmax(np.isinf(v)))][:30]!r}); "
@@ -307,11 +389,7 @@ def _parse_rows(rows: list[list[str]], path: Path, labelled: bool):
 
 
 def _is_number(c: str) -> bool:
-    try:
-        float(c)
-        return True
-    except ValueError:
-        return c in ("", "?")
+    return _NUMBER.fullmatch(c.strip()) is not None
 
 
 def read_sequence_file(
@@ -368,25 +446,20 @@ def read_sequence_file(
             seqs, _ = read_csv_sequences(path, labelled=False)
             if length is not None and all(len(s) == length + 1 for s in seqs):
                 seqs, labels = read_csv_sequences(path, labelled=True)  # UCR's layout: label, then T values
-        else:
-            delim = "\t" if suffix == ".tsv" else ","
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # an empty file warns
-                    a = np.genfromtxt(path, delimiter=delim, dtype=np.float64, encoding="utf-8")
-            except FileNotFoundError:
-                raise DataError(f"{path}: no such file") from None
-            except Exception as e:  # ragged rows (ValueError), undecodable bytes, ...
-                raise DataError(f"{path}: not a table of numbers ({type(e).__name__})") from None
-            if a.ndim == 2 and len(a) and np.isnan(a[0]).all():
-                a = a[1:]  # a header row
-            if a.size == 0:
+        else:  # a step per row, a feature per column; cells read as every CSV cell is (cell_value)
+            table = []
+            for i, row in enumerate(read_table(path)[0], 1):
+                v = _row_values(row, path, i)
+                if v is None:
+                    continue  # a header row
+                if table and len(v) != len(table[0]):
+                    raise DataError(f"{path}, row {i}: {len(v)} values, where the rows above hold {len(table[0])}")
+                if np.isinf(v).any():
+                    raise DataError(f"{path}, row {i}: an infinite value")
+                table.append(v)
+            if not table:
                 raise DataError(f"{path}: no rows of numbers")
-            if np.isinf(a).any():
-                raise DataError(
-                    f"{path}, row {int(np.argwhere(np.isinf(np.atleast_2d(a)))[0][0]) + 1}: an infinite value"
-                )
-            seqs = [np.atleast_2d(a)]
+            seqs = [np.stack(table)]
     elif suffix == ".ts" and read_ts is not None:
         seqs, labels = read_ts(path)
     elif suffix == ".ts":
@@ -405,16 +478,31 @@ def read_sequence_file(
     return seqs, names, labels
 
 
-def standardise(seqs: list[np.ndarray], mean, std) -> tuple[list[np.ndarray], int]:
+def standardise(seqs: list[np.ndarray], mean, std, names: list[str] | None = None) -> tuple[list[np.ndarray], int]:
     """``(s - mean) / std`` per feature, in float64, then float32; missing values (NaN) become 0,
-    the training mean. Returns the new sequences and how many values were missing."""
+    the training mean. Returns the new sequences and how many values were missing.
+
+    The result is checked after the transform: a value that was there (not NaN) but is not finite
+    once standardised (beyond float32's range, e.g. ``1e38`` against a small training spread) is
+    refused in one sentence naming ``names[i]`` (else ``sequence i``), its step and feature: a model
+    fed it answers NaN."""
     mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
     out, missing = [], 0
-    for s in seqs:
-        z = (s - mean) / std
-        bad = ~np.isfinite(z)
-        missing += int(bad.sum())
-        out.append(np.where(bad, 0.0, z).astype(np.float32))
+    for i, s in enumerate(seqs):
+        s = np.asarray(s, dtype=np.float64)
+        gap = np.isnan(s)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = ((s - mean) / std).astype(np.float32)
+        over = ~np.isfinite(z) & ~gap
+        if over.any():
+            t, f = (int(v) for v in np.argwhere(over)[0])
+            name = names[i] if names is not None else f"sequence {i + 1}"
+            raise DataError(
+                f"{name}: the value {s[t, f]:g} at step {t + 1}, feature {f + 1} is beyond float32's range "
+                f"once standardised with the training mean and standard deviation"
+            )
+        missing += int(gap.sum())
+        out.append(np.where(gap, np.float32(0), z))
     return out, missing
 
 
@@ -423,7 +511,7 @@ def standardise(seqs: list[np.ndarray], mean, std) -> tuple[list[np.ndarray], in
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class FileInputs:
-    """Samples :func:`read_files` read, in NumPy, each on its own (not batched, not padded): of one
+    """Samples :func:`layerlab.fileformats.read_files` read, in NumPy, each on its own (not batched, not padded): of one
     kind, ``images`` (float32 ``(C, H, W)`` or ``(C, D, H, W)``), ``sequences`` (the raw float64
     ``(T_i, F)`` values, NaN where missing, not yet standardised) or ``texts`` (int64 token ids
     ``(T_i,)``); and per sample its name (``path`` or ``path[i]``), notes (what was converted,
@@ -435,86 +523,3 @@ class FileInputs:
     names: list[str] = field(default_factory=list)
     notes: list[list[str]] = field(default_factory=list)
     truths: list = field(default_factory=list)
-
-
-def read_files(
-    files: list[str | Path],
-    spec: dict,
-    num_tokens: int | None = None,
-    *,
-    any_size: bool = False,
-    read_ts: Callable[[Path], tuple[list[np.ndarray], list]] | None = None,
-) -> FileInputs | None:
-    """Read image, sequence (``.npy``, ``.csv``, ``.tsv``, and ``.ts`` with ``read_ts``: see
-    :func:`read_sequence_file`) or text files as a run's input ``spec`` (a dict, as ``run.json`` and
-    an exported model keep it) says: images converted to its channels and size (``any_size``, a
-    model that takes any size: each keeps its own), text encoded in its vocabulary, token ids given
-    as ``.npy`` checked against ``num_tokens``; images and volumes may also come as ``.npy`` arrays.
-    One kind of input per call. None for no files.
-
-    What the model then reads (images as sequences, sequences standardised and padded, the batch)
-    is the caller's: :func:`layerlab.data.inputs.read_inputs` makes tensors of it,
-    :func:`layerlab.deploy.read_inputs` arrays for onnxruntime."""
-    kind, shape = spec["kind"], tuple(spec["shape"])
-    image_shape = spec.get("image_shape")
-    features = shape[-1] if kind == "sequence" else 1
-    out = FileInputs()
-    seqs: list[list[np.ndarray]] = []  # per sequence file, its sequences
-    seq_notes: list[list[str]] = []  # per sequence file, what reading it assumed
-    for f in map(Path, files):
-        suffix = f.suffix.lower()
-        if suffix in IMAGE_SUFFIXES:
-            if image_shape is None:
-                raise DataError(f"{f}: the model takes {kind} of shape {shape}, not image files")
-            C, H, W = image_shape
-            x, n = read_image(f, channels=C, size=None if any_size else (H, W))
-            out.images.append(x)
-            out.names.append(str(f))
-            out.notes.append(n)
-            out.truths.append(None)
-        elif kind in ("image", "volume") and spec.get("sequence") is None and suffix == ".npy":
-            xs = grid_array(f, kind, shape, spec.get("pixel_scale"), any_size)
-            out.images += xs
-            out.names += [str(f)] if len(xs) == 1 else [f"{f}[{i}]" for i in range(len(xs))]
-            out.notes += [[] for _ in xs]
-            out.truths += [None] * len(xs)
-        elif kind == "tokens" and suffix == ".npy":  # token ids as numbers (the copy task)
-            rows = token_ids(f, num_tokens)
-            out.texts += rows
-            out.names += [str(f)] if len(rows) == 1 else [f"{f}[{i}]" for i in range(len(rows))]
-            out.notes += [[] for _ in rows]
-            out.truths += [None] * len(rows)
-        elif kind == "tokens":
-            if spec.get("vocab") is None:
-                raise DataError(
-                    f"{f}: the model takes token ids and its run keeps no vocabulary to encode text "
-                    f"with; give the ids as an .npy array of integers"
-                )
-            ids = text_ids(read_text(f), spec["vocab"], f"file {f}")
-            if len(ids) == 0:
-                raise DataError(f"{f}: empty text")
-            out.texts.append(ids)
-            out.names.append(str(f))
-            out.notes.append([])
-            out.truths.append(None)
-        else:
-            fixed = None if spec.get("variable_length") or kind != "sequence" else shape[0]
-            s, n, lab = read_sequence_file(f, features, fixed, read_ts=read_ts)
-            ucr = bool(lab) and suffix in (".csv", ".tsv")
-            seq_notes.append(
-                [f"every row holds T + 1 = {fixed + 1} values: the first column read as the label"] if ucr else []
-            )
-            seqs.append(s)
-            out.names += n
-            out.truths += list(lab) if lab else [None] * len(s)
-    if not out.names:
-        return None
-    kinds = [k for k, v in (("images", out.images), ("sequences", seqs), ("texts", out.texts)) if v]
-    if len(kinds) > 1:
-        raise DataError(f"give one kind of input per call, not {' and '.join(kinds)} together")
-    for file_seqs, read_notes in zip(seqs, seq_notes, strict=True):  # per file: what was assumed or filled
-        missing = sum(int((~np.isfinite(s)).sum()) for s in file_seqs)
-        filled = [f"{missing} missing values filled with the training mean"] if missing else []
-        out.notes += [read_notes + filled for _ in file_seqs]
-        out.sequences += file_seqs
-    return out

@@ -227,7 +227,7 @@ def cmd_predict(args) -> int:
             )
         results = api.predict_files(run_dir, files, top_k=args.top_k, which=args.weights, device=args.device)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(results, allow_nan=False))  # strict JSON: predictions are finite (decoding)
         return 0
     for r in results:
         for note in r["notes"]:

@@ -5,8 +5,9 @@ command line applies to files (shapes, finite values, integral labels), each one
 
 How arrays are read:
 
-- ``uint8`` values are pixels and are scaled by 1/255 (``keras.datasets`` returns them so, and
-  ``layerlab`` reads image files so); other floats are cast to float32 and kept as they are.
+- Integer values are pixels, divided by the largest value of their type (uint8 by 255 as
+  ``keras.datasets`` users do, uint16 by 65535; int64 refused): :func:`layerlab.readers.scale_pixels`,
+  the rule every reader applies; floats are cast to float32 and kept as they are.
 - For a model that reads images, ``(N, H, W)`` is grey, ``(N, H, W, C)`` (Keras's channels-last) is
   moved to ``(N, C, H, W)``; of dims 1 and 3 the smaller one is the channel axis, a tie is
   channels-last.
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import readers
 from ..errors import DataError
 from . import Dataset, Split, images_as_sequences, split_validation
 from .transforms import PIXEL_SCALE, InputSpec
@@ -96,19 +98,13 @@ def _check_values(a: np.ndarray, what: str) -> None:
 
 
 def to_float(a: np.ndarray) -> tuple[torch.Tensor, bool]:
-    """Values as float32, and whether they were uint8 pixels (then scaled by 1/255). The one place
+    """Values as float32, and whether they were uint8 pixels (integers are scaled by
+    :func:`layerlab.readers.scale_pixels`, the rule every reader applies). The one place arrays'
     pixels are scaled, so data kept in a run reads back bit for bit."""
     if not a.flags.writeable:  # PIL's arrays are read-only, and torch warns on those
         a = a.copy()
-    if a.dtype == np.uint8:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(torch.float32).mul_(PIXEL_SCALE), True
-    if a.dtype.kind == "b":
-        a = a.astype(np.float32)
-    if a.dtype.kind in "iu":
-        raise DataError(
-            f"x holds {a.dtype} values; give uint8 pixels (0..255, scaled by 1/255 as keras.datasets gives "
-            f"them) or floats"
-        )
+    if a.dtype.kind in "iub":  # the one rule for integer pixels (uint8 / 255, uint16 / 65535, ...)
+        return torch.from_numpy(np.ascontiguousarray(readers.scale_pixels(a, "x")[0])), a.dtype == np.uint8
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)), False
 
 

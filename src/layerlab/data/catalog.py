@@ -6,11 +6,12 @@ Specs, in order of precedence (the first that matches wins):
 1. ``adding``, ``copy``: generated (:mod:`.synthetic`; ``--length T``, ``--n-train``, ``--n-test``);
    ``mnist-1d``: generated once by the ``mnist1d`` package and cached (:mod:`.formats.mnist1d`);
 2. a directory holding ``NAME_TRAIN.ts`` (with ``NAME_TEST.ts``): a UCR/UEA set (:mod:`.formats.ts`);
-3. a file, by suffix: ``NAME_TRAIN.ts``; ``NAME_TRAIN.csv`` / ``.tsv`` (UCR's layout: label first,
-   then the values; :mod:`.formats.tabular`); ``.npz`` with ``x_train, y_train, x_test, y_test``;
-   ``.txt`` / ``.text`` / ``.md``, a character-level language model (:mod:`.formats.text`); an
-   ``.npy`` is refused (it has no targets), so is a single image (give a folder) and a file of any
-   other suffix (it exists but is not a dataset), unless its name is also a named image set (5);
+3. a file, by the registered format (:mod:`layerlab.fileformats`, one module per format) that
+   claims its suffix: ``NAME_TRAIN.ts``; ``NAME_TRAIN.csv`` / ``.tsv`` (UCR's layout: label first,
+   then the values); ``.npz`` with ``x_train, y_train, x_test, y_test``; ``.txt`` / ``.text`` /
+   ``.md``, a character-level language model; an ``.npy`` is refused (it has no targets), so is a
+   single image (give a folder) and a file of any other suffix (it exists but is not a dataset),
+   unless its name is also a named image set (5);
 4. a bare ``NAME`` that is neither a file nor a directory: a UCR/UEA set ``NAME/NAME_TRAIN.ts`` in
    ``--data-dir``, ``$LAYERLAB_DATA_DIR`` or the sets the ``aeon`` package bundles (``BasicMotions``,
    ``JapaneseVowels``, ``ArrowHead``, ...);
@@ -44,14 +45,12 @@ from pathlib import Path
 
 import torch
 
+from .. import fileformats
 from ..errors import DataError
 from . import Dataset, synthetic
-from .formats import cifar, folder, idx, mnist1d, tabular, text, ts
+from .formats import cifar, folder, idx, mnist1d, ts
 
 log = logging.getLogger(__name__)
-
-SEQUENCE_SUFFIXES = (".ts", ".csv", ".tsv", ".npz", ".txt")  # a missing file of these is an error, not a name
-TEXT_SUFFIXES = (".txt", ".text", ".md")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -429,11 +428,14 @@ def load(
         _no_sequence_mode(spec, sequence)
         return check_dataset(synthetic.load(key, length=length, n_train=n_train, n_test=n_test, seed=seed))
     p = Path(spec).expanduser()
-    if p.suffix and not p.exists() and p.suffix.lower() in SEQUENCE_SUFFIXES + TEXT_SUFFIXES:
-        raise DataError(f"{p}: no such file")
-    if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES:
-        _no_sequence_mode(spec, sequence)
-        return check_dataset(text.load_text(p, length=length, n_train=n_train, n_test=n_test))
+    fmt = fileformats.for_path(p) if p.suffix else None  # the format registry: one module per format
+    if fmt is not None and fmt.load is not None and not p.exists():
+        raise DataError(f"{p}: no such file")  # a dataset format's file, not a name
+    if p.is_file() and fmt is not None and fmt.load is not None and fmt.own_options:  # e.g. text: its own T
+        if fmt.sequence_data:
+            _no_sequence_mode(spec, sequence)
+        options = {"length": length, "n_train": n_train, "n_test": n_test}
+        return check_dataset(fmt.load(p, seed=seed, **{k: v for k, v in options.items() if k in fmt.own_options}))
     if length is not None:
         raise DataError(
             f"--length sets T of the synthetic tasks (adding, copy) and of text files; {spec} has no length to set"
@@ -456,29 +458,20 @@ def _route(
     if ts_train is not None:
         _no_sequence_mode(spec, sequence)
         return ts.load_ts_pair(ts_train)
-    # 3. a file, by suffix (an unknown suffix is an error, unless the spec is also a named image set)
+    # 3. a file, by the registered format that claims its suffix (an unknown suffix is an error,
+    # unless the spec is also a named image set)
     if p.is_file():
-        if suffix in (".ts", ".csv", ".tsv", ".npz"):
-            _no_sequence_mode(spec, sequence)
-        if suffix == ".ts":
-            return ts.load_ts_pair(p)
-        if suffix in (".csv", ".tsv"):
-            return tabular.load_csv_pair(p)
-        if suffix == ".npz":
-            return tabular.load_npz(p)
-        if suffix == ".npy":
-            raise DataError(
-                f"{p}: an .npy array has no targets to train on; put x_train, y_train, x_test, "
-                f"y_test in one .npz (numpy.savez) instead"
-            )
-        if suffix in folder.IMAGE_SUFFIXES:
-            raise DataError(
-                f"{p}: a single image is not a dataset; give a folder of class folders (root/<class>/*{suffix})"
-            )
+        fmt = fileformats.for_path(p)
+        if fmt is not None and fmt.load is not None:
+            if fmt.sequence_data:
+                _no_sequence_mode(spec, sequence)
+            return fmt.load(p, seed=seed)
+        if fmt is not None and fmt.not_a_dataset:
+            raise DataError(fmt.not_a_dataset.format(path=p, suffix=suffix))
         if ALIASES.get(spec.lower(), spec.lower()) not in NAMED:  # a named image set wins over a file
             raise DataError(
-                f"{p}: the file exists but is not a dataset layerlab reads; give a NAME_TRAIN.ts, "
-                f"NAME_TRAIN.csv/.tsv, .npz or text (.txt, .text, .md) file, or a directory"
+                f"{p}: the file exists but is not a dataset layerlab reads; give a {fileformats.described()} "
+                f"file, or a directory"
             )
     # 4. a named UCR/UEA set (a bare name, not a path that exists)
     if not p.is_dir():

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from .. import readers
+from .. import fileformats
 from ..config import DataConfig
 from . import Dataset, images_as_sequences, load_dataset, split_validation
-from .transforms import InputSpec
+from .transforms import InputSpec, pad_sequences
 
 
 def prepare_data(cfg: DataConfig, *, seed: int = 0, sequence_model: bool = False, any_size: bool = False) -> Dataset:
@@ -76,19 +76,21 @@ def read_inputs(
     from .formats.folder import pad_images
     from .formats.tabular import ts_cases
 
-    read = readers.read_files(files, spec.to_dict(), num_tokens, any_size=any_size, read_ts=ts_cases)
+    read = fileformats.read_files(files, spec, num_tokens, any_size=any_size, read_ts=ts_cases)
     if read is None:
         return None
     names, notes, truths = read.names, read.notes, read.truths
-    if read.images:
-        x, sizes = pad_images([torch.from_numpy(a) for a in read.images])
-        return Inputs(spec.images(x), None, names, notes, truths, sizes)
+    permutation = spec.permutation
+    samples = spec.samples(read, None if permutation is None else permutation.numpy())  # shared with --onnx
+    if read.images and spec.sequence is None:
+        x, sizes = pad_images([torch.from_numpy(a) for a in samples])
+        return Inputs(x, None, names, notes, truths, sizes)
     if read.texts:
-        T = max(len(t) for t in read.texts)
-        x = torch.zeros(len(read.texts), T, dtype=torch.int64)
-        for i, t in enumerate(read.texts):
+        T = max(len(t) for t in samples)
+        x = torch.zeros(len(samples), T, dtype=torch.int64)
+        for i, t in enumerate(samples):
             x[i, : len(t)] = torch.from_numpy(t)
-        lengths = torch.tensor([len(t) for t in read.texts])
+        lengths = torch.tensor([len(t) for t in samples])
         return Inputs(x, None if bool((lengths == T).all()) else lengths, names, notes, truths)
-    x, lengths, _ = spec.sequences(read.sequences)
+    x, lengths = pad_sequences(samples)  # sequences, and images read as sequences
     return Inputs(x, lengths, names, notes, truths)

@@ -1,14 +1,18 @@
-"""File formats: each module reads one kind of file into arrays or a :class:`~layerlab.data.Dataset`.
+"""The torch side of the file formats: readers of whole datasets into a :class:`~layerlab.data.Dataset`.
 
 - :mod:`.idx` -- IDX files (the MNIST layout);
 - :mod:`.cifar` -- CIFAR-10 python batches;
 - :mod:`.folder` -- image files and image folders (``root/<class>/*.png``);
 - :mod:`.ts` -- UCR/UEA ``.ts`` time series;
-- :mod:`.tabular` -- UCR-style CSV/TSV, ``.npz`` arrays, and building sequence datasets;
+- :mod:`.tabular` -- UCR-style CSV/TSV;
 - :mod:`.text` -- character-level text.
 
-Every reader raises :class:`~layerlab.errors.DataError` with one sentence naming the file for
-anything it cannot read; which format a dataset spec means is decided in :mod:`..catalog`.
+Which file format a path is, and the torch-free readers of single inputs for predict, live in the
+format registry :mod:`layerlab.fileformats` (one module per format; ``.npz`` is read whole there,
+making its tensors with :func:`array_dataset`, :func:`with_targets` and
+:func:`build_sequence_dataset` from here). Every reader raises :class:`~layerlab.errors.DataError`
+with one sentence naming the file for anything it cannot read; directories (IDX, CIFAR-10, image
+folders, ``.ts`` pairs) are routed in :mod:`..catalog`.
 
 This module holds what the readers share: bytes that may be gzipped, trimming trailing missing
 steps (:func:`layerlab.readers.trim_trailing_missing`, shared with predict --onnx), UCR's
@@ -125,14 +129,9 @@ def build_sequence_dataset(
     if F_tr != F_te:
         raise DataError(f"{name}: the training cases have {F_tr} dimensions, the test cases {F_te}")
     mean, std = feature_stats(xtr)
-    xtr, miss_tr = standardise(xtr, mean, std)
-    xte, miss_te = standardise(xte, mean, std)
-    for part, xs in (("training", xtr), ("test", xte)):
-        for i, s in enumerate(xs):
-            if not np.isfinite(s).all():  # standardise filled NaN: what is left overflowed float32
-                raise DataError(
-                    f"{where}: {part} case {i + 1} holds a value beyond float32's range (after standardising)"
-                )
+    # standardise fills NaN and refuses, naming the case, a value beyond float32's range once standardised
+    xtr, miss_tr = standardise(xtr, mean, std, [f"{where}, training case {i + 1}" for i in range(len(xtr))])
+    xte, miss_te = standardise(xte, mean, std, [f"{where}, test case {i + 1}" for i in range(len(xte))])
     T = max(max(len(s) for s in xtr), max(len(s) for s in xte))
     Xtr, Ltr = pad_sequences(xtr, T)
     Xte, Lte = pad_sequences(xte, T)
@@ -180,3 +179,43 @@ def paired_test_file(train_path: Path) -> Path:
     if not test.is_file():
         raise DataError(f"{train_path}: the test set {test.name} is not beside it")
     return test
+
+
+# ----------------------------------------------------------------------------------------------
+# Tensors from NumPy, for formats that read arrays (layerlab.fileformats, torch-free, call these)
+# ----------------------------------------------------------------------------------------------
+def array_dataset(
+    name: str,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    *,
+    task: str,
+    classes: list[str] | None,
+    num_outputs: int,
+    spec: dict,
+    source: str = "",
+    meta: dict | None = None,
+) -> Dataset:
+    """A :class:`Dataset` of samples and targets already in their final NumPy form (float32 inputs;
+    int64 classes or float32 values), with the input spec the dict ``spec`` gives."""
+    (xtr, ytr), (xte, yte) = train, test
+    return Dataset(
+        name,
+        Split(torch.from_numpy(xtr), torch.from_numpy(ytr)),
+        Split(torch.from_numpy(xte), torch.from_numpy(yte)),
+        task,
+        classes,
+        num_outputs,
+        source=source,
+        meta=dict(meta or {}),
+        spec=InputSpec.from_dict(spec),
+    )
+
+
+def with_targets(ds: Dataset, ytr: np.ndarray, yte: np.ndarray, **fields) -> Dataset:
+    """``ds`` with the targets ``ytr`` / ``yte`` (NumPy, one per sample or per step) and ``fields``
+    (``task``, ``classes``, ``num_outputs``) set."""
+    ds.train.y, ds.test.y = torch.from_numpy(ytr), torch.from_numpy(yte)
+    for k, v in fields.items():
+        setattr(ds, k, v)
+    return ds

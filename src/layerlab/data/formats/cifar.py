@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ... import readers
 from ...errors import DataError
 from .. import Dataset, Split
 from ..transforms import PIXEL_SCALE, InputSpec
@@ -91,7 +92,8 @@ def load_cifar10_dir(directory: Path) -> Dataset:
             if y.size:
                 largest[p] = int(y.max())
         x = np.concatenate(xs)
-        splits[part] = Split(torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(np.concatenate(ys)))
+        x, _ = readers.scale_pixels(x.astype(np.uint8), str(directory))  # 0..255 checked: 8-bit pixels
+        splits[part] = Split(torch.from_numpy(x), torch.from_numpy(np.concatenate(ys)))
     classes = list(CLASSES)
     meta = directory / "batches.meta"
     if meta.is_file():

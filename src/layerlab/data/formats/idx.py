@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ... import readers
 from ...errors import DataError
 from .. import Dataset, Split
 from ..transforms import PIXEL_SCALE, InputSpec
@@ -95,13 +96,11 @@ def images_to_tensor(images: np.ndarray, path: Path | str = "") -> torch.Tensor:
     elif images.ndim == 4:
         images = images.transpose(0, 3, 1, 2)
     if images.dtype.kind == "f":
-        x = np.ascontiguousarray(images, dtype=np.float32)
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        bad = ~np.isfinite(images.reshape(len(images), -1)).all(axis=1)
         if bad.any():
             raise DataError(f"{path}: image {int(np.argmax(bad))} holds a non-finite value (inf or NaN)")
-        return torch.from_numpy(x)
-    scale = 255.0 if images.dtype == np.uint8 else float(np.iinfo(images.dtype).max)
-    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32) / np.float32(scale))
+    x, _ = readers.scale_pixels(np.ascontiguousarray(images), str(path))  # the one rule for pixels
+    return torch.from_numpy(np.ascontiguousarray(x))
 
 
 def labels_to_tensor(y: np.ndarray, path: Path) -> torch.Tensor:
