@@ -25,7 +25,7 @@ from .data import Dataset, Split, arrays, known_datasets
 from .data.inputs import read_inputs
 from .data.transforms import InputSpec
 from .errors import ConfigError, DataError, LayerlabError
-from .models import create_model, model_options, sequence_model
+from .models import create_model, model_options, sequence_model, trust_module
 from .rundir import RunDir, build_model_for, check_fingerprint, data_fingerprint, default_run_path
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,10 @@ def build_model(
     name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options
 ) -> nn.Module:
     """A registered model (see ``layerlab models``) for samples of ``input_shape``; without shapes,
-    the article's models get the article's (28x28 grey images, 10 classes)."""
+    the article's models get the article's (28x28 grey images, 10 classes). A ``package.module:factory``
+    name given here is the user's, so its module may be imported (:func:`layerlab.models.trust_module`)."""
+    if isinstance(name, str):
+        trust_module(name)
     return create_model(name, input_shape, num_outputs, **options)
 
 
@@ -671,6 +674,7 @@ def fit(
     for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, **train_opts}.items():
         setattr(cfg.train, k, v)
     if isinstance(model_or_name, str):
+        trust_module(model_or_name)  # named in Python by the user: its module may be imported
         cfg.model.name = model_or_name
         for k, v in model_opts.items():
             setattr(cfg.model, k, v)
