@@ -220,3 +220,48 @@ def test_verbose_draws_epoch_lines(bars, capsys):
     x, y, _, _ = bars
     layerlab.fit("cnn", x[:64], y[:64], epochs=1, verbose=2, channels="4,M")
     assert "1" in capsys.readouterr().out  # ProgressBar(2): one line per epoch
+
+
+def test_a_copied_or_moved_run_reads_its_own_arrays(bars, tmp_path):
+    """fit(run_dir=A), A copied to B: B's config names its arrays relative to the run, so B reads its
+    own arrays.npz after A's data is replaced and after A is gone, and resumes from them."""
+    import shutil
+    import subprocess
+    import sys
+
+    x, y, xv, yv = bars
+    a = tmp_path / "a"
+    layerlab.fit("cnn", x, y, validation_data=(xv, yv), epochs=1, verbose=0, channels="4,M", run_dir=a)
+    assert 'name = "arrays.npz"' in (a / "config.toml").read_text()
+    before = api.evaluate_run(a)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    # A's data replaced by other arrays (of another size): B still reads its own
+    layerlab.fit("cnn", x[:50], y[:50], validation_data=(xv[:30], yv[:30]), epochs=1, verbose=0, run_dir=tmp_path / "c")
+    shutil.copy(tmp_path / "c" / "arrays.npz", a / "arrays.npz")
+    assert api.evaluate_run(a)["n"] == 30
+    copied = api.evaluate_run(b)
+    assert (copied["n"], copied["loss"], copied["accuracy"]) == (80, before["loss"], before["accuracy"])
+    shutil.rmtree(a)
+    moved = tmp_path / "moved"
+    b.rename(moved)
+    r = subprocess.run(
+        [sys.executable, "-m", "layerlab", "evaluate", str(moved), "--json"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["n"] == 80
+    assert json.loads(r.stdout)["accuracy"] == before["accuracy"]
+    _, result = api.resume(moved, epochs=2)  # the kept arrays pass the data fingerprint
+    assert len(result.history) == 2
+    assert 'name = "arrays.npz"' in (moved / "config.toml").read_text()
+
+
+def test_a_run_of_an_earlier_version_with_an_absolute_path_reads_its_own_arrays(bars, tmp_path):
+    x, y, xv, yv = bars
+    a = tmp_path / "a"
+    layerlab.fit("cnn", x, y, validation_data=(xv, yv), epochs=1, verbose=0, channels="4,M", run_dir=a)
+    other = tmp_path / "other"
+    layerlab.fit("cnn", x[:50], y[:50], validation_data=(xv[:30], yv[:30]), epochs=1, verbose=0, run_dir=other)
+    cfg = a / "config.toml"  # as earlier versions wrote it, copied: the absolute path of the original's arrays
+    cfg.write_text(cfg.read_text().replace('name = "arrays.npz"', f'name = "{other.resolve() / "arrays.npz"}"'))
+    assert api.evaluate_run(a)["n"] == 80

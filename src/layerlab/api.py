@@ -8,6 +8,7 @@ its input spec and its data, so no function here rebuilds them.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import weakref
@@ -269,7 +270,7 @@ def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict |
     if state["step"]:
         fields["resumed_from_step"] = state["step"]
     if run is not None:
-        atomic_write_text(run.path / "config.toml", cfg.to_toml())
+        _write_config(run, cfg)
         run.update_info(status="running", **fields)
     return run, _fit_and_record(
         run,
@@ -284,6 +285,13 @@ def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict |
         prior_seconds=info.get("train_wall_seconds", 0.0),
         **({"dist": ctx} if ctx is not None else {}),
     )
+
+
+def _write_config(run: RunDir, cfg: RunConfig) -> None:
+    """Write the config a resumed run goes on with; its own arrays stay named relative to the run."""
+    saved = copy.deepcopy(cfg)
+    saved.data.name = arrays.run_relative(run.path, cfg.data.name)
+    atomic_write_text(run.path / "config.toml", saved.to_toml())
 
 
 def _check_resumed_data(run: RunDir | None, info: dict, cfg: RunConfig, ds: Dataset, device, ctx) -> dict:
@@ -316,7 +324,7 @@ def _restart(run: RunDir | None, info: dict, cfg: RunConfig, device, progress, d
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
     fields["resumed_from_epoch"] = 0
     if run is not None:
-        atomic_write_text(run.path / "config.toml", cfg.to_toml())
+        _write_config(run, cfg)
         (run.path / "metrics.csv").unlink(missing_ok=True)
         run.update_info(status="running", **fields)
     return _fit_and_record(run, model, ds, cfg, progress, **({"dist": ctx} if ctx is not None else {}))
@@ -720,12 +728,12 @@ def fit(
     if out is None:
         result = engine.fit(model, ds, cfg.train, **_callbacks_kw(cbs))
     else:
-        cfg.data.name = str((out / "arrays.npz").resolve())
+        cfg.data.name = arrays.RUN_FILE  # relative to the run: a copied or moved run reads its own copy
         info = run_info(cfg, model, ds, device)
         info["dataset"]["name"] = "arrays"
         run = RunDir.create(out, cfg, info)  # takes the run's lock
         try:
-            arrays.save_arrays(out / "arrays.npz", ds)
+            arrays.save_arrays(out / arrays.RUN_FILE, ds)
         except BaseException:
             run.release_lock()
             raise

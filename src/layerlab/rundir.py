@@ -288,7 +288,13 @@ class RunDir:
         self.write_info(info)
 
     def config(self) -> RunConfig:
-        return RunConfig.from_toml(self.path / "config.toml")
+        """The run's config; arrays ``layerlab.fit`` kept in the run are read from this run's own copy,
+        so a copied or moved run is self-contained."""
+        from .data.arrays import own_arrays
+
+        cfg = RunConfig.from_toml(self.path / "config.toml")
+        cfg.data.name = own_arrays(self.path, cfg.data.name)
+        return cfg
 
     # --- what everything after training asks of a run
     @property

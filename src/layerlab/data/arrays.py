@@ -15,7 +15,8 @@ How arrays are read:
 - Integer labels ``0..K-1`` are ``K`` classes; float targets mean regression.
 
 A dataset made from arrays is kept in a run directory as ``RUN/arrays.npz`` (:func:`save_arrays`),
-which :func:`layerlab.data.inputs.prepare_data` reads back, so every command works on the run.
+which :func:`layerlab.data.inputs.prepare_data` reads back, so every command works on the run. The
+run's config names it relative to the run (:data:`RUN_FILE`), so a copied or moved run reads its own.
 """
 
 from __future__ import annotations
@@ -34,6 +35,26 @@ from .transforms import PIXEL_SCALE, InputSpec
 
 #: The member of an ``.npz`` that marks it as arrays kept by layerlab (with what reads them back).
 MARKER = "layerlab_arrays"
+
+#: The file of a run directory that holds the arrays ``layerlab.fit`` trained on; a run's config
+#: names it by this relative name, which means the run's own copy.
+RUN_FILE = "arrays.npz"
+
+
+def own_arrays(run_path: str | Path, name: str) -> str:
+    """The data a run's config names, as a path to read: :data:`RUN_FILE` is the run's own copy. So is
+    the absolute path that runs of earlier versions recorded, where the run holds its own copy (a run
+    that was copied or moved still reads its own arrays, never the original's)."""
+    own = Path(run_path) / RUN_FILE
+    if name == RUN_FILE or (Path(name).is_absolute() and Path(name).name == RUN_FILE and own.is_file()):
+        return str(own)
+    return name
+
+
+def run_relative(run_path: str | Path, name: str) -> str:
+    """``name`` as a run's config records it: the run's own arrays by :data:`RUN_FILE`, anything
+    else as it is (the inverse of :func:`own_arrays`)."""
+    return RUN_FILE if name == str(Path(run_path) / RUN_FILE) else name
 
 
 # ----------------------------------------------------------------------------------------------
