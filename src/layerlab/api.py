@@ -868,7 +868,9 @@ def evaluate(
         raise LayerlabError("evaluate() needs both x and y")
     target = _target(model_or_run, which, device)
     batch = _inputs(target, x)
-    yt, task, k = arrays.targets(y, len(batch), task=target.task, num_outputs=target.num_outputs)
+    yt, task, k = arrays.targets(
+        y, len(batch), task=target.task, num_outputs=target.num_outputs, classes=target.classes
+    )
     out = _outputs(target, batch, batch_size)
     if task != "regression" and out.dim() == 2 and yt.dim() == 1 and int(yt.max()) >= out.shape[-1]:
         raise LayerlabError(f"y holds the label {int(yt.max())}; the model gives {out.shape[-1]} classes")

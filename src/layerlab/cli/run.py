@@ -60,6 +60,8 @@ def cmd_train(args) -> int:
     ds = api.prepare_data(cfg)
     if not args.quiet and main:
         progress.out.print(f"data: {ds.describe()}")
+        if ds.meta.get("labels"):  # how class labels were mapped (layerlab.labels)
+            progress.out.print(f"labels: {ds.meta['labels']}")
     with _names_run_on_interrupt(out):
         run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
     return _print_summary(args, run, result)
