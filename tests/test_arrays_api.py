@@ -265,3 +265,94 @@ def test_a_run_of_an_earlier_version_with_an_absolute_path_reads_its_own_arrays(
     cfg = a / "config.toml"  # as earlier versions wrote it, copied: the absolute path of the original's arrays
     cfg.write_text(cfg.read_text().replace('name = "arrays.npz"', f'name = "{other.resolve() / "arrays.npz"}"'))
     assert api.evaluate_run(a)["n"] == 80
+
+
+# ----------------------------------------------------------------------------------------------
+# Python calls that used to end in a traceback: one layerlab error each, before anything is written
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small():
+    x = (np.random.default_rng(0).random((40, 8, 8)) * 255).astype(np.uint8)
+    return x, np.arange(40) % 10
+
+
+def _fit_refused(tmp_path, message, *args, **kw):
+    with pytest.raises(LayerlabError, match=message) as e:
+        layerlab.fit(*args, epochs=1, verbose=0, run_dir=tmp_path / "run", **kw)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_fit_on_a_single_number_is_one_sentence(small, tmp_path):
+    _fit_refused(tmp_path, r"x is a single number \(3.0\)", "cnn", np.float32(3), small[1])
+
+
+def test_a_module_with_3_outputs_for_10_classes_is_one_sentence(small, tmp_path):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    _fit_refused(tmp_path, r"outputs of shape \(3,\) per sample, the data has 10 classes", model, *small)
+
+
+def test_a_module_for_another_input_size_is_one_sentence(small, tmp_path):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(60, 10))
+    _fit_refused(tmp_path, r"cannot read the training samples of shape \(1, 8, 8\) \(RuntimeError: ", model, *small)
+
+
+def test_a_module_without_parameters_is_one_sentence(small, tmp_path):
+    _fit_refused(tmp_path, "has no trainable parameters", torch.nn.Flatten(), *small)
+    probs = layerlab.predict(torch.nn.Flatten(), np.zeros((2, 1, 1, 2), np.float32))  # predict needs none
+    assert probs.shape == (2, 2)
+
+
+class _Duck:
+    """A callback by duck typing, without every_n_steps (and without close)."""
+
+    def on_train_begin(self, trainer):
+        pass
+
+    def on_epoch_begin(self, trainer, epoch):
+        raise KeyboardInterrupt  # with no close, the loop's clean-up raised AttributeError over this
+
+    def on_step_end(self, trainer, step, logs):
+        pass
+
+    def on_epoch_end(self, trainer, epoch, row):
+        pass
+
+    def on_train_end(self, trainer, history):
+        pass
+
+
+def test_a_duck_typed_callback_without_every_n_steps_is_one_sentence(small, tmp_path):
+    _fit_refused(
+        tmp_path, r"callbacks\[0\] \(_Duck\) has no close, every_n_steps; subclass", "cnn", *small, callbacks=[_Duck()]
+    )
+
+
+def test_every_n_steps_2_5_is_one_sentence(small, tmp_path):
+    class Half(Callback):
+        every_n_steps = 2.5
+
+    _fit_refused(
+        tmp_path,
+        "every_n_steps must be a whole number of at least 1 or None, got 2.5",
+        "cnn",
+        *small,
+        callbacks=[Half()],
+    )
+
+
+def test_a_ctrl_c_in_a_callback_is_not_hidden(small, tmp_path):
+    class Stop(Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        layerlab.fit("cnn", *small, epochs=1, verbose=0, channels="4,M", callbacks=[Stop()], run_dir=tmp_path / "r")
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("top_k", ["3", 2.5, True, 0])
+def test_predict_top_k_that_is_not_a_whole_number_is_one_sentence(small, top_k):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with pytest.raises(LayerlabError, match=r"top_k must be at least 1 \(a whole number\), got"):
+        layerlab.predict(model, small[0], top_k=top_k)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import numbers
 import time
 import weakref
 from collections.abc import Callable
@@ -160,9 +161,74 @@ def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbac
     return run, _fit_and_record(run, model, ds, cfg, progress, dist=ctx, **_callbacks_kw(callbacks))
 
 
+_HOOKS = ("on_train_begin", "on_epoch_begin", "on_step_end", "on_epoch_end", "on_train_end", "close")
+
+
 def _callbacks_kw(callbacks: list | None) -> dict:
     # only when there are some: engine.fit without them is the same fit
+    if callbacks:
+        check_callbacks(callbacks)
     return {"callbacks": list(callbacks)} if callbacks else {}
+
+
+def check_callbacks(callbacks) -> None:
+    """One sentence, before training, for a callback the loop could not call: one that is not a
+    :class:`~layerlab.callbacks.Callback` and lacks a hook or ``every_n_steps`` (an AttributeError
+    in the middle of training would hide what stopped it, a Ctrl-C included), or whose
+    ``every_n_steps`` is not a whole number of at least 1 (or None)."""
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise ConfigError(f"callbacks must be a list of callbacks, got {type(callbacks).__name__}")
+    for i, cb in enumerate(callbacks):
+        name = type(cb).__name__
+        missing = [h for h in (*_HOOKS, "every_n_steps") if not hasattr(cb, h)]
+        if missing:
+            raise ConfigError(
+                f"callbacks[{i}] ({name}) has no {', '.join(missing)}; subclass layerlab.callbacks.Callback, "
+                f"whose hooks do nothing unless overridden"
+            )
+        uncallable = [h for h in _HOOKS if not callable(getattr(cb, h))]
+        if uncallable:
+            raise ConfigError(f"callbacks[{i}] ({name}): {', '.join(uncallable)} is not a method")
+        n = cb.every_n_steps
+        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+            raise ConfigError(
+                f"callbacks[{i}] ({name}): every_n_steps must be a whole number of at least 1 or None, got {n!r}"
+            )
+
+
+def check_model_fits(model: nn.Module, ds: Dataset) -> None:
+    """One sentence, before anything is written, for a model object that cannot train on ``ds``:
+    no trainable parameters, an error on the data's samples (a wrong input size), or outputs that
+    do not match the data's classes or targets. Runs the model in eval mode on two training
+    samples, with no gradient (no weight, buffer or random stream changes)."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"the model ({type(model).__name__}) has no trainable parameters; fit has nothing to train")
+    was_training = model.training
+    probe = ds.train.subset(torch.arange(min(2, len(ds.train))))
+    try:
+        out = engine.predict_logits(model, probe, batch_size=2, device=next(model.parameters()).device)
+    except LayerlabError:
+        raise
+    except Exception as e:
+        raise DataError(
+            f"the model ({type(model).__name__}) cannot read the training samples of shape {tuple(ds.spec.shape)} "
+            f"({type(e).__name__}: {' '.join(str(e).split())})"
+        ) from None
+    finally:
+        model.train(was_training)
+    if ds.task == "regression":
+        got = out[0].numel()
+        if got != ds.num_outputs:
+            raise ConfigError(
+                f"the model gives {got} value(s) per sample, the targets have {ds.num_outputs}; give it "
+                f"{ds.num_outputs} output(s)"
+            )
+        return
+    if out.shape[-1] != ds.num_outputs or out.dim() != (2 if ds.train.y.dim() == 1 else 3):
+        raise ConfigError(
+            f"the model gives outputs of shape {tuple(out.shape[1:])} per sample, the data has {ds.num_outputs} "
+            f"classes; give it a head of {ds.num_outputs} outputs"
+        )
 
 
 def resume(
@@ -677,6 +743,8 @@ def fit(
             (``evaluate(history.model, x, y)``) but not by the command line, which cannot rebuild it.
     """
     train_opts, model_opts = _split_options(train_options)
+    if callbacks is not None:
+        check_callbacks(callbacks)  # before any work: a callback the loop cannot call fails in the middle
     cfg = RunConfig()
     cfg.data.name = "arrays"
     for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, **train_opts}.items():
@@ -714,6 +782,7 @@ def fit(
         model = build_model_for(cfg.model, ds.spec, ds.num_outputs)
     else:
         model = model_or_name
+        check_model_fits(model, ds)
         cfg.model.name = _record_model_object(model, ds)
         for k, v in getattr(model, "_layerlab_build", {}).get("options", {}).items():
             if k in _MODEL_OPTIONS:
@@ -832,7 +901,8 @@ def _inputs(target: _Target, x) -> Split:
 
 
 def _outputs(target: _Target, batch: Split, batch_size: int) -> torch.Tensor:
-    device = next(target.model.parameters()).device
+    first = next(target.model.parameters(), None)  # a module without parameters runs on the CPU
+    device = first.device if first is not None else torch.device("cpu")
     return engine.predict_logits(target.model, batch, batch_size=batch_size, device=device)
 
 
@@ -909,8 +979,8 @@ def predict(
         top_k: instead of the array, one dict per sample as ``layerlab predict --json`` gives
             (``index``, ``label``, ``probability`` and the ``top_k`` likeliest classes).
     """
-    if top_k is not None and top_k < 1:
-        raise LayerlabError(f"top_k must be at least 1, got {top_k}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
+        raise LayerlabError(f"top_k must be at least 1 (a whole number), got {top_k!r}")
     target = _target(model_or_run, which, device)
     batch = _inputs(target, x)
     out = _outputs(target, batch, batch_size)

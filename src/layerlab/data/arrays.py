@@ -115,6 +115,8 @@ def as_array(x, what: str = "x", image_shape: tuple[int, int, int] | None = None
 def _check_values(a: np.ndarray, what: str) -> None:
     if a.dtype.kind not in "biuf":
         raise DataError(f"{what} holds {a.dtype} values; give an array of numbers")
+    if a.ndim == 0:
+        raise DataError(f"{what} is a single number ({a.item()!r}); give an array of samples, one per row")
     if a.size == 0 or a.shape[0] == 0:
         raise DataError(f"{what} of shape {a.shape} holds no samples")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
