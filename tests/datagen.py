@@ -21,9 +21,13 @@ def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> Path:
     return path
 
 
-def bar_images(n: int, rng: np.random.Generator, size: int = 28, classes: int = 10):
-    """Class k is a bright horizontal bar at row 2k+3 over faint noise: learnable in a few steps."""
+def bar_images(n: int, rng: np.random.Generator, size: int = 28, classes: int = 10, cover: bool = False):
+    """Class k is a bright horizontal bar at row 2k+3 over faint noise: learnable in a few steps.
+    ``cover``: the first ``classes`` samples are one of each class (a training split then holds every
+    class a test split can, as the data checks require)."""
     y = rng.integers(0, classes, n)
+    if cover:
+        y[: min(n, classes)] = np.arange(min(n, classes))
     x = (rng.random((n, size, size)) * 60).astype(np.uint8)
     for i, k in enumerate(y):
         r = 2 * int(k) + 3
@@ -34,7 +38,7 @@ def bar_images(n: int, rng: np.random.Generator, size: int = 28, classes: int = 
 def make_idx_dir(root: Path, n_train: int = 300, n_test: int = 100, gz: bool = True, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
-    xtr, ytr = bar_images(n_train, rng)
+    xtr, ytr = bar_images(n_train, rng, cover=True)
     xte, yte = bar_images(n_test, rng)
     sfx = ".gz" if gz else ""
     write_idx(root / f"train-images-idx3-ubyte{sfx}", xtr, gz)

@@ -122,7 +122,7 @@ def test_image_layouts_and_types_are_read_as_documented():
         (np.zeros(10, np.uint8), np.arange(10) % 2, "is not a batch of images"),
         (np.full((4, 8, 8), np.nan), [0, 1, 0, 1], "x\\[0\\] holds a NaN or infinite value"),
         (np.zeros((4, 8, 8), np.uint8), [0, 1, 0], "x holds 4 samples and y 3 targets"),
-        (np.zeros((4, 8, 8), np.uint8), [0, 1, -1, 1], "negative label -1"),
+        (np.zeros((4, 8, 8), np.uint8), [0, 1, 10**9, 1], "the label 1000000000, which cannot be a class id"),
         (np.zeros((4, 8, 8), np.uint8), [1, 1, 1, 1], "classification needs at least two classes"),
         (np.zeros((4, 8, 8), np.uint8), ["a", "b", "a", "b"], "give integer class ids"),
         (np.zeros((4, 8, 8), np.int64), [0, 1, 0, 1], "give uint8 pixels"),
@@ -140,7 +140,7 @@ def test_bad_calls_are_one_sentence(fitted, bars, tmp_path):
     x, y, xv, yv = bars
     with pytest.raises(LayerlabError, match="not a whole class id"):
         layerlab.evaluate(fitted, xv, yv + 0.5)
-    with pytest.raises(LayerlabError, match="the model knows 10 classes"):
+    with pytest.raises(LayerlabError, match=r"is the label 1\d, which the model does not know .it knows 10 classes"):
         layerlab.evaluate(fitted, xv, yv.astype(np.int64) + 5)
     with pytest.raises(LayerlabError, match="does not fit the model, which takes images of 28x28"):
         layerlab.predict(fitted, np.zeros((2, 32, 32), np.uint8))
@@ -220,3 +220,139 @@ def test_verbose_draws_epoch_lines(bars, capsys):
     x, y, _, _ = bars
     layerlab.fit("cnn", x[:64], y[:64], epochs=1, verbose=2, channels="4,M")
     assert "1" in capsys.readouterr().out  # ProgressBar(2): one line per epoch
+
+
+def test_a_copied_or_moved_run_reads_its_own_arrays(bars, tmp_path):
+    """fit(run_dir=A), A copied to B: B's config names its arrays relative to the run, so B reads its
+    own arrays.npz after A's data is replaced and after A is gone, and resumes from them."""
+    import shutil
+    import subprocess
+    import sys
+
+    x, y, xv, yv = bars
+    a = tmp_path / "a"
+    layerlab.fit("cnn", x, y, validation_data=(xv, yv), epochs=1, verbose=0, channels="4,M", run_dir=a)
+    assert 'name = "arrays.npz"' in (a / "config.toml").read_text()
+    before = api.evaluate_run(a)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    # A's data replaced by other arrays (of another size): B still reads its own
+    layerlab.fit("cnn", x[:50], y[:50], validation_data=(xv[:30], yv[:30]), epochs=1, verbose=0, run_dir=tmp_path / "c")
+    shutil.copy(tmp_path / "c" / "arrays.npz", a / "arrays.npz")
+    assert api.evaluate_run(a)["n"] == 30
+    copied = api.evaluate_run(b)
+    assert (copied["n"], copied["loss"], copied["accuracy"]) == (80, before["loss"], before["accuracy"])
+    shutil.rmtree(a)
+    moved = tmp_path / "moved"
+    b.rename(moved)
+    r = subprocess.run(
+        [sys.executable, "-m", "layerlab", "evaluate", str(moved), "--json"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["n"] == 80
+    assert json.loads(r.stdout)["accuracy"] == before["accuracy"]
+    _, result = api.resume(moved, epochs=2)  # the kept arrays pass the data fingerprint
+    assert len(result.history) == 2
+    assert 'name = "arrays.npz"' in (moved / "config.toml").read_text()
+
+
+def test_a_run_of_an_earlier_version_with_an_absolute_path_reads_its_own_arrays(bars, tmp_path):
+    x, y, xv, yv = bars
+    a = tmp_path / "a"
+    layerlab.fit("cnn", x, y, validation_data=(xv, yv), epochs=1, verbose=0, channels="4,M", run_dir=a)
+    other = tmp_path / "other"
+    layerlab.fit("cnn", x[:50], y[:50], validation_data=(xv[:30], yv[:30]), epochs=1, verbose=0, run_dir=other)
+    cfg = a / "config.toml"  # as earlier versions wrote it, copied: the absolute path of the original's arrays
+    cfg.write_text(cfg.read_text().replace('name = "arrays.npz"', f'name = "{other.resolve() / "arrays.npz"}"'))
+    assert api.evaluate_run(a)["n"] == 80
+
+
+# ----------------------------------------------------------------------------------------------
+# Python calls that used to end in a traceback: one layerlab error each, before anything is written
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small():
+    x = (np.random.default_rng(0).random((40, 8, 8)) * 255).astype(np.uint8)
+    return x, np.arange(40) % 10
+
+
+def _fit_refused(tmp_path, message, *args, **kw):
+    with pytest.raises(LayerlabError, match=message) as e:
+        layerlab.fit(*args, epochs=1, verbose=0, run_dir=tmp_path / "run", **kw)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_fit_on_a_single_number_is_one_sentence(small, tmp_path):
+    _fit_refused(tmp_path, r"x is a single number \(3.0\)", "cnn", np.float32(3), small[1])
+
+
+def test_a_module_with_3_outputs_for_10_classes_is_one_sentence(small, tmp_path):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    _fit_refused(tmp_path, r"outputs of shape \(3,\) per sample, the data has 10 classes", model, *small)
+
+
+def test_a_module_for_another_input_size_is_one_sentence(small, tmp_path):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(60, 10))
+    _fit_refused(tmp_path, r"cannot read the training samples of shape \(1, 8, 8\) \(RuntimeError: ", model, *small)
+
+
+def test_a_module_without_parameters_is_one_sentence(small, tmp_path):
+    _fit_refused(tmp_path, "has no trainable parameters", torch.nn.Flatten(), *small)
+    probs = layerlab.predict(torch.nn.Flatten(), np.zeros((2, 1, 1, 2), np.float32))  # predict needs none
+    assert probs.shape == (2, 2)
+
+
+class _Duck:
+    """A callback by duck typing, without every_n_steps (and without close)."""
+
+    def on_train_begin(self, trainer):
+        pass
+
+    def on_epoch_begin(self, trainer, epoch):
+        raise KeyboardInterrupt  # with no close, the loop's clean-up raised AttributeError over this
+
+    def on_step_end(self, trainer, step, logs):
+        pass
+
+    def on_epoch_end(self, trainer, epoch, row):
+        pass
+
+    def on_train_end(self, trainer, history):
+        pass
+
+
+def test_a_duck_typed_callback_without_every_n_steps_is_one_sentence(small, tmp_path):
+    _fit_refused(
+        tmp_path, r"callbacks\[0\] \(_Duck\) has no close, every_n_steps; subclass", "cnn", *small, callbacks=[_Duck()]
+    )
+
+
+def test_every_n_steps_2_5_is_one_sentence(small, tmp_path):
+    class Half(Callback):
+        every_n_steps = 2.5
+
+    _fit_refused(
+        tmp_path,
+        "every_n_steps must be a whole number of at least 1 or None, got 2.5",
+        "cnn",
+        *small,
+        callbacks=[Half()],
+    )
+
+
+def test_a_ctrl_c_in_a_callback_is_not_hidden(small, tmp_path):
+    class Stop(Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        layerlab.fit("cnn", *small, epochs=1, verbose=0, channels="4,M", callbacks=[Stop()], run_dir=tmp_path / "r")
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("top_k", ["3", 2.5, True, 0])
+def test_predict_top_k_that_is_not_a_whole_number_is_one_sentence(small, top_k):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with pytest.raises(LayerlabError, match=r"top_k must be at least 1 \(a whole number\), got"):
+        layerlab.predict(model, small[0], top_k=top_k)

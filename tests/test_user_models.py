@@ -1,6 +1,7 @@
 """Models of your own everywhere: ``--model package.module:factory`` in every command (as
 subprocesses with PYTHONPATH, and in-process), ``LAYERLAB_PLUGINS``, and one-sentence errors from
-the registry instead of torch's."""
+the registry instead of torch's. A run's file never names code by itself: the commands that open a
+run of ``mymod:fn`` import ``mymod`` only when the user names it (``LAYERLAB_PLUGINS=mymod``)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def user_module(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]))
     yield name
     sys.modules.pop(name, None)
+    models._TRUSTED.discard(name)
     for key in [k for k in models._REGISTRY if k.startswith(name) or k == "plugin-mlp"]:
         models._REGISTRY.pop(key)
 
@@ -65,7 +67,8 @@ def cli(*argv) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "layerlab", *map(str, argv)], capture_output=True, text=True)
 
 
-def test_every_command_on_a_run_of_a_user_model_as_subprocesses(tmp_path, user_module):
+def test_every_command_on_a_run_of_a_user_model_as_subprocesses(tmp_path, user_module, monkeypatch):
+    monkeypatch.delenv("LAYERLAB_PLUGINS", raising=False)
     data = make_idx_dir(tmp_path / "bars", n_train=200, n_test=60)
     run = tmp_path / "run"
     name = f"{user_module}:tiny_cnn"
@@ -74,6 +77,11 @@ def test_every_command_on_a_run_of_a_user_model_as_subprocesses(tmp_path, user_m
     assert json.loads(r.stdout)["model"] == name
     assert json.loads((run / "run.json").read_text())["model"]["name"] == name
     assert f'name = "{name}"' in (run / "config.toml").read_text()
+    # the run's config names the module, which is no reason to import it: the user names it
+    r = cli("evaluate", run, "--json")
+    assert r.returncode == 2
+    assert f"LAYERLAB_PLUGINS={user_module}" in r.stderr
+    monkeypatch.setenv("LAYERLAB_PLUGINS", user_module)
     r = cli("evaluate", run, "--json")
     assert r.returncode == 0, r.stderr
     assert 0.0 <= json.loads(r.stdout)["accuracy"] <= 1.0
@@ -93,6 +101,7 @@ def test_user_model_in_process_through_the_api(tmp_path, user_module):
     cfg.data.name = str(make_idx_dir(tmp_path / "bars", n_train=200, n_test=60))
     cfg.model.name = f"{user_module}:tiny_cnn"
     cfg.train.epochs = 1
+    models.load_plugins(user_module)  # a config names no code by itself; the user names the module
     run, result = api.train(cfg, tmp_path / "run")
     assert result.history
     assert models.model_options(cfg.model.name) == ["width"]
@@ -102,7 +111,8 @@ def test_user_model_in_process_through_the_api(tmp_path, user_module):
     assert type(run.model()).__name__ == "Sequential"
 
 
-def test_user_model_in_fit_on_arrays_and_the_cli_reads_the_run(tmp_path, user_module):
+def test_user_model_in_fit_on_arrays_and_the_cli_reads_the_run(tmp_path, user_module, monkeypatch):
+    monkeypatch.delenv("LAYERLAB_PLUGINS", raising=False)
     import numpy as np
 
     import layerlab
@@ -112,6 +122,7 @@ def test_user_model_in_fit_on_arrays_and_the_cli_reads_the_run(tmp_path, user_mo
     name = f"{user_module}:tiny_cnn"
     h = layerlab.fit(name, x, y, epochs=1, verbose=0, run_dir=tmp_path / "run")
     assert h.run.info()["model"]["name"] == name
+    monkeypatch.setenv("LAYERLAB_PLUGINS", user_module)  # for the commands that open the run
     r = cli("evaluate", tmp_path / "run", "--json")
     assert r.returncode == 0, r.stderr
     # a module build_model built records its name; given as an object, the run is as good
@@ -147,15 +158,20 @@ def test_plugins_register_their_models(tmp_path, user_module, monkeypatch):
 @pytest.mark.parametrize(
     "name, message",
     [
-        ("no_such_module_xyz:factory", "cannot import module no_such_module_xyz"),
+        ("no_such_module_xyz:factory", "cannot import module no_such_module_xyz.*put it on PYTHONPATH"),
         ("{mod}:missing", "has no attribute missing"),
         ("{mod}:not_callable", "is a int, not a callable"),
         ("{mod}:", "a model of your own is named package.module:factory"),
     ],
 )
 def test_user_model_names_that_cannot_be_used_are_one_sentence(user_module, name, message):
-    with pytest.raises(ConfigError, match=message) as e:
-        models.create_model(name.format(mod=user_module), (1, 28, 28), 10)
+    name = name.format(mod=user_module)
+    models.trust_module(name)  # as build_model and --model do for a name the user gives
+    try:
+        with pytest.raises(ConfigError, match=message) as e:
+            models.create_model(name, (1, 28, 28), 10)
+    finally:
+        models._TRUSTED.discard("no_such_module_xyz")
     assert "\n" not in str(e.value)
 
 

@@ -8,7 +8,9 @@ its input spec and its data, so no function here rebuilds them.
 
 from __future__ import annotations
 
+import copy
 import logging
+import numbers
 import time
 import weakref
 from collections.abc import Callable
@@ -25,7 +27,7 @@ from .data import Dataset, Split, arrays, known_datasets
 from .data.inputs import read_inputs
 from .data.transforms import InputSpec
 from .errors import ConfigError, DataError, LayerlabError
-from .models import create_model, model_options, sequence_model
+from .models import create_model, model_options, sequence_model, trust_module
 from .rundir import RunDir, build_model_for, check_fingerprint, data_fingerprint, default_run_path
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,10 @@ def build_model(
     name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options
 ) -> nn.Module:
     """A registered model (see ``layerlab models``) for samples of ``input_shape``; without shapes,
-    the article's models get the article's (28x28 grey images, 10 classes)."""
+    the article's models get the article's (28x28 grey images, 10 classes). A ``package.module:factory``
+    name given here is the user's, so its module may be imported (:func:`layerlab.models.trust_module`)."""
+    if isinstance(name, str):
+        trust_module(name)
     return create_model(name, input_shape, num_outputs, **options)
 
 
@@ -156,9 +161,74 @@ def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbac
     return run, _fit_and_record(run, model, ds, cfg, progress, dist=ctx, **_callbacks_kw(callbacks))
 
 
+_HOOKS = ("on_train_begin", "on_epoch_begin", "on_step_end", "on_epoch_end", "on_train_end", "close")
+
+
 def _callbacks_kw(callbacks: list | None) -> dict:
     # only when there are some: engine.fit without them is the same fit
+    if callbacks:
+        check_callbacks(callbacks)
     return {"callbacks": list(callbacks)} if callbacks else {}
+
+
+def check_callbacks(callbacks) -> None:
+    """One sentence, before training, for a callback the loop could not call: one that is not a
+    :class:`~layerlab.callbacks.Callback` and lacks a hook or ``every_n_steps`` (an AttributeError
+    in the middle of training would hide what stopped it, a Ctrl-C included), or whose
+    ``every_n_steps`` is not a whole number of at least 1 (or None)."""
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise ConfigError(f"callbacks must be a list of callbacks, got {type(callbacks).__name__}")
+    for i, cb in enumerate(callbacks):
+        name = type(cb).__name__
+        missing = [h for h in (*_HOOKS, "every_n_steps") if not hasattr(cb, h)]
+        if missing:
+            raise ConfigError(
+                f"callbacks[{i}] ({name}) has no {', '.join(missing)}; subclass layerlab.callbacks.Callback, "
+                f"whose hooks do nothing unless overridden"
+            )
+        uncallable = [h for h in _HOOKS if not callable(getattr(cb, h))]
+        if uncallable:
+            raise ConfigError(f"callbacks[{i}] ({name}): {', '.join(uncallable)} is not a method")
+        n = cb.every_n_steps
+        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+            raise ConfigError(
+                f"callbacks[{i}] ({name}): every_n_steps must be a whole number of at least 1 or None, got {n!r}"
+            )
+
+
+def check_model_fits(model: nn.Module, ds: Dataset) -> None:
+    """One sentence, before anything is written, for a model object that cannot train on ``ds``:
+    no trainable parameters, an error on the data's samples (a wrong input size), or outputs that
+    do not match the data's classes or targets. Runs the model in eval mode on two training
+    samples, with no gradient (no weight, buffer or random stream changes)."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"the model ({type(model).__name__}) has no trainable parameters; fit has nothing to train")
+    was_training = model.training
+    probe = ds.train.subset(torch.arange(min(2, len(ds.train))))
+    try:
+        out = engine.predict_logits(model, probe, batch_size=2, device=next(model.parameters()).device)
+    except LayerlabError:
+        raise
+    except Exception as e:
+        raise DataError(
+            f"the model ({type(model).__name__}) cannot read the training samples of shape {tuple(ds.spec.shape)} "
+            f"({type(e).__name__}: {' '.join(str(e).split())})"
+        ) from None
+    finally:
+        model.train(was_training)
+    if ds.task == "regression":
+        got = out[0].numel()
+        if got != ds.num_outputs:
+            raise ConfigError(
+                f"the model gives {got} value(s) per sample, the targets have {ds.num_outputs}; give it "
+                f"{ds.num_outputs} output(s)"
+            )
+        return
+    if out.shape[-1] != ds.num_outputs or out.dim() != (2 if ds.train.y.dim() == 1 else 3):
+        raise ConfigError(
+            f"the model gives outputs of shape {tuple(out.shape[1:])} per sample, the data has {ds.num_outputs} "
+            f"classes; give it a head of {ds.num_outputs} outputs"
+        )
 
 
 def resume(
@@ -266,7 +336,7 @@ def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict |
     if state["step"]:
         fields["resumed_from_step"] = state["step"]
     if run is not None:
-        atomic_write_text(run.path / "config.toml", cfg.to_toml())
+        _write_config(run, cfg)
         run.update_info(status="running", **fields)
     return run, _fit_and_record(
         run,
@@ -281,6 +351,13 @@ def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict |
         prior_seconds=info.get("train_wall_seconds", 0.0),
         **({"dist": ctx} if ctx is not None else {}),
     )
+
+
+def _write_config(run: RunDir, cfg: RunConfig) -> None:
+    """Write the config a resumed run goes on with; its own arrays stay named relative to the run."""
+    saved = copy.deepcopy(cfg)
+    saved.data.name = arrays.run_relative(run.path, cfg.data.name)
+    atomic_write_text(run.path / "config.toml", saved.to_toml())
 
 
 def _check_resumed_data(run: RunDir | None, info: dict, cfg: RunConfig, ds: Dataset, device, ctx) -> dict:
@@ -313,7 +390,7 @@ def _restart(run: RunDir | None, info: dict, cfg: RunConfig, device, progress, d
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
     fields["resumed_from_epoch"] = 0
     if run is not None:
-        atomic_write_text(run.path / "config.toml", cfg.to_toml())
+        _write_config(run, cfg)
         (run.path / "metrics.csv").unlink(missing_ok=True)
         run.update_info(status="running", **fields)
     return _fit_and_record(run, model, ds, cfg, progress, **({"dist": ctx} if ctx is not None else {}))
@@ -649,11 +726,14 @@ def fit(
             (``evaluate(history.model, x, y)``) but not by the command line, which cannot rebuild it.
     """
     train_opts, model_opts = _split_options(train_options)
+    if callbacks is not None:
+        check_callbacks(callbacks)  # before any work: a callback the loop cannot call fails in the middle
     cfg = RunConfig()
     cfg.data.name = "arrays"
     for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, **train_opts}.items():
         setattr(cfg.train, k, v)
     if isinstance(model_or_name, str):
+        trust_module(model_or_name)  # named in Python by the user: its module may be imported
         cfg.model.name = model_or_name
         for k, v in model_opts.items():
             setattr(cfg.model, k, v)
@@ -685,6 +765,7 @@ def fit(
         model = build_model_for(cfg.model, ds.spec, ds.num_outputs)
     else:
         model = model_or_name
+        check_model_fits(model, ds)
         cfg.model.name = _record_model_object(model, ds)
         for k, v in getattr(model, "_layerlab_build", {}).get("options", {}).items():
             if k in _MODEL_OPTIONS:
@@ -699,12 +780,12 @@ def fit(
     if out is None:
         result = engine.fit(model, ds, cfg.train, **_callbacks_kw(cbs))
     else:
-        cfg.data.name = str((out / "arrays.npz").resolve())
+        cfg.data.name = arrays.RUN_FILE  # relative to the run: a copied or moved run reads its own copy
         info = run_info(cfg, model, ds, device)
         info["dataset"]["name"] = "arrays"
         run = RunDir.create(out, cfg, info)  # takes the run's lock
         try:
-            arrays.save_arrays(out / "arrays.npz", ds)
+            arrays.save_arrays(out / arrays.RUN_FILE, ds)
         except BaseException:
             run.release_lock()
             raise
@@ -803,7 +884,8 @@ def _inputs(target: _Target, x) -> Split:
 
 
 def _outputs(target: _Target, batch: Split, batch_size: int) -> torch.Tensor:
-    device = next(target.model.parameters()).device
+    first = next(target.model.parameters(), None)  # a module without parameters runs on the CPU
+    device = first.device if first is not None else torch.device("cpu")
     return engine.predict_logits(target.model, batch, batch_size=batch_size, device=device)
 
 
@@ -839,7 +921,9 @@ def evaluate(
         raise LayerlabError("evaluate() needs both x and y")
     target = _target(model_or_run, which, device)
     batch = _inputs(target, x)
-    yt, task, k = arrays.targets(y, len(batch), task=target.task, num_outputs=target.num_outputs)
+    yt, task, k = arrays.targets(
+        y, len(batch), task=target.task, num_outputs=target.num_outputs, classes=target.classes
+    )
     out = _outputs(target, batch, batch_size)
     if task != "regression" and out.dim() == 2 and yt.dim() == 1 and int(yt.max()) >= out.shape[-1]:
         raise LayerlabError(f"y holds the label {int(yt.max())}; the model gives {out.shape[-1]} classes")
@@ -878,8 +962,8 @@ def predict(
         top_k: instead of the array, one dict per sample as ``layerlab predict --json`` gives
             (``index``, ``label``, ``probability`` and the ``top_k`` likeliest classes).
     """
-    if top_k is not None and top_k < 1:
-        raise LayerlabError(f"top_k must be at least 1, got {top_k}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
+        raise LayerlabError(f"top_k must be at least 1 (a whole number), got {top_k!r}")
     target = _target(model_or_run, which, device)
     batch = _inputs(target, x)
     out = _outputs(target, batch, batch_size)

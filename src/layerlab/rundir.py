@@ -222,7 +222,13 @@ class RunDir:
         self.write_info(info)
 
     def config(self) -> RunConfig:
-        return read_config(self.path)
+        """The run's config; arrays ``layerlab.fit`` kept in the run are read from this run's own copy,
+        so a copied or moved run is self-contained."""
+        from .data.arrays import own_arrays
+
+        cfg = read_config(self.path)
+        cfg.data.name = own_arrays(self.path, cfg.data.name)
+        return cfg
 
     # --- what everything after training asks of a run
     @property

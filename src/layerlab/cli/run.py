@@ -45,6 +45,10 @@ def cmd_train(args) -> int:
         return _resume(args)
     base = RunConfig.from_toml(resolve(args.config)) if args.config else RunConfig()
     cfg, given = config_from_flags(args, base)
+    if "model.name" in given:  # typed on the command line, so its module may be imported (never a file's)
+        from ..models import trust_module
+
+        trust_module(cfg.model.name)
     cfg.validate(args.config or "config")  # flags and preset together, before minutes of data loading
     check_model_options(cfg.model, args.config or "config", given)
     # the path is chosen here, not inside api.train, so that a Ctrl-C can name the run it stopped
@@ -56,6 +60,8 @@ def cmd_train(args) -> int:
     ds = api.prepare_data(cfg)
     if not args.quiet and main:
         progress.out.print(f"data: {ds.describe()}")
+        if ds.meta.get("labels"):  # how class labels were mapped (layerlab.labels)
+            progress.out.print(f"labels: {ds.meta['labels']}")
     with _names_run_on_interrupt(out):
         run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
     return _print_summary(args, run, result)

@@ -13,15 +13,19 @@ How arrays are read:
   channels-last.
 - For a model that reads sequences, ``(N, T, F)`` and ``(N, T)`` (one feature) are sequences, and
   ``uint8`` images are read row by row, as the command line reads image sets for recurrent models.
-- Integer labels ``0..K-1`` are ``K`` classes; float targets mean regression.
+- Integer labels and one-hot rows are classes, by the one rule of :mod:`layerlab.labels` (labels
+  that are not ``0..K-1`` are mapped, with a notice, and keep their names); float targets mean
+  regression.
 
 A dataset made from arrays is kept in a run directory as ``RUN/arrays.npz`` (:func:`save_arrays`),
-which :func:`layerlab.data.inputs.prepare_data` reads back, so every command works on the run.
+which :func:`layerlab.data.inputs.prepare_data` reads back, so every command works on the run. The
+run's config names it relative to the run (:data:`RUN_FILE`), so a copied or moved run reads its own.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -29,13 +33,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import readers
+from .. import labels, readers
 from ..errors import DataError
 from . import Dataset, Split, images_as_sequences, split_validation
 from .transforms import PIXEL_SCALE, InputSpec
 
+log = logging.getLogger(__name__)
+
 #: The member of an ``.npz`` that marks it as arrays kept by layerlab (with what reads them back).
 MARKER = "layerlab_arrays"
+
+#: The file of a run directory that holds the arrays ``layerlab.fit`` trained on; a run's config
+#: names it by this relative name, which means the run's own copy.
+RUN_FILE = "arrays.npz"
+
+
+def own_arrays(run_path: str | Path, name: str) -> str:
+    """The data a run's config names, as a path to read: :data:`RUN_FILE` is the run's own copy. So is
+    the absolute path that runs of earlier versions recorded, where the run holds its own copy (a run
+    that was copied or moved still reads its own arrays, never the original's)."""
+    own = Path(run_path) / RUN_FILE
+    if name == RUN_FILE or (Path(name).is_absolute() and Path(name).name == RUN_FILE and own.is_file()):
+        return str(own)
+    return name
+
+
+def run_relative(run_path: str | Path, name: str) -> str:
+    """``name`` as a run's config records it: the run's own arrays by :data:`RUN_FILE`, anything
+    else as it is (the inverse of :func:`own_arrays`)."""
+    return RUN_FILE if name == str(Path(run_path) / RUN_FILE) else name
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,6 +116,8 @@ def as_array(x, what: str = "x", image_shape: tuple[int, int, int] | None = None
 def _check_values(a: np.ndarray, what: str) -> None:
     if a.dtype.kind not in "biuf":
         raise DataError(f"{what} holds {a.dtype} values; give an array of numbers")
+    if a.ndim == 0:
+        raise DataError(f"{what} is a single number ({a.item()!r}); give an array of samples, one per row")
     if a.size == 0 or a.shape[0] == 0:
         raise DataError(f"{what} of shape {a.shape} holds no samples")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
@@ -195,12 +223,9 @@ def inputs_from_arrays(x, spec: InputSpec, what: str = "x") -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 # Targets
 # ----------------------------------------------------------------------------------------------
-def targets(y, n: int, *, task: str | None = None, num_outputs: int | None = None, what: str = "y"):
-    """Targets as a tensor, the task and the number of outputs. Integer (or bool) labels are classes
-    ``0..K-1`` (``(N, 1)`` is taken as ``(N,)``, as ``keras.datasets.cifar10`` gives them); float
-    targets ``(N,)`` or ``(N, D)`` are regression. ``task``/``num_outputs``: what a trained model
-    expects (then float labels that are whole numbers are classes too, and labels must be below K).
-    """
+def _read_targets(y, n: int, what: str, task: str | None = None) -> tuple[np.ndarray, str, int | None]:
+    """Targets as NumPy: class ids (int64, by :mod:`layerlab.labels`) or regression values (float32),
+    the task, and the number of columns of one-hot rows (None otherwise)."""
     a = as_array(y, what)
     if a.dtype.kind not in "biuf":
         raise DataError(f"{what} holds {a.dtype} values; give integer class ids 0..K-1 or float regression targets")
@@ -209,31 +234,57 @@ def targets(y, n: int, *, task: str | None = None, num_outputs: int | None = Non
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         i = int(np.argmax(~np.isfinite(a.reshape(len(a), -1)).all(axis=1)))
         raise DataError(f"{what}[{i}] is NaN or infinite; targets must be finite")
+    if task in (None, "classification"):
+        hot = labels.one_hot(a)
+        if hot is not None:  # Keras's categorical targets: classes, never regression
+            return hot, "classification", a.shape[1]
     if task is None:
         task = "regression" if a.dtype.kind == "f" else "classification"
     if task == "regression":
         if a.ndim > 2:
             raise DataError(f"{what} of shape {a.shape}: regression targets are (N,) or (N, D)")
-        d = 1 if a.ndim == 1 else a.shape[1]
-        if num_outputs is not None and d != num_outputs:
-            raise DataError(f"{what} has {d} value(s) per sample, the model gives {num_outputs}")
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)), task, d
+        return np.ascontiguousarray(a, dtype=np.float32), task, None
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
     if a.ndim != 1:
-        raise DataError(f"{what} of shape {a.shape}: class labels are (N,) integers 0..K-1")
-    if a.dtype.kind == "f":
-        bad = a != np.round(a)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError(f"{what}[{i}] is {a[i]}, not a whole class id; class labels are integers 0..K-1")
-    labels = a.astype(np.int64)
-    if labels.min() < 0:
-        raise DataError(f"{what} holds the negative label {labels.min()}; class labels are integers 0..K-1")
-    k = int(labels.max()) + 1
+        raise DataError(f"{what} of shape {a.shape}: class labels are (N,) integers or one-hot rows (N, K)")
+    return labels.class_ids(a, what), task, None
+
+
+def targets(
+    y,
+    n: int,
+    *,
+    task: str | None = None,
+    num_outputs: int | None = None,
+    classes: list[str] | None = None,
+    what: str = "y",
+):
+    """Targets for a trained model as a tensor, the task and the number of outputs. Integer (or
+    bool) labels and one-hot rows are classes (``(N, 1)`` is taken as ``(N,)``, as
+    ``keras.datasets.cifar10`` gives them); float targets ``(N,)`` or ``(N, D)`` are regression.
+    ``task``/``num_outputs``: what the model expects (then float labels that are whole numbers are
+    classes too); ``classes``: its class names, the original labels that :mod:`layerlab.labels`
+    mapped to class ids, so ``y`` is given in the labels the model was trained on.
+    """
+    a, task, hot_k = _read_targets(y, n, what, task)
+    if task == "regression":
+        d = 1 if a.ndim == 1 else a.shape[1]
+        if num_outputs is not None and d != num_outputs:
+            raise DataError(f"{what} has {d} value(s) per sample, the model gives {num_outputs}")
+        return torch.from_numpy(a), task, d
+    if hot_k is not None:
+        if num_outputs is not None and hot_k != num_outputs:
+            raise DataError(f"{what} holds one-hot rows of {hot_k} classes; the model knows {num_outputs}")
+        return torch.from_numpy(a), task, num_outputs or hot_k
+    if classes is not None:
+        return torch.from_numpy(labels.encode_by_names(a, classes, what)), task, num_outputs or len(classes)
+    if a.min() < 0:
+        raise DataError(f"{what} holds the negative label {a.min()}; the model's classes are 0..K-1")
+    k = int(a.max()) + 1
     if num_outputs is not None and k > num_outputs:
         raise DataError(f"{what} holds the label {k - 1}; the model knows {num_outputs} classes, 0..{num_outputs - 1}")
-    return torch.from_numpy(labels), task, num_outputs or k
+    return torch.from_numpy(a), task, num_outputs or k
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,19 +312,34 @@ def dataset_from_arrays(
     if validation_data is not None and validation_split:
         raise DataError("give validation_data or validation_split, not both")
     xt, spec, pixels = model_inputs(x, sequence=sequence)
-    yt, task, k = targets(y, len(xt))
-    if task == "classification" and len(torch.unique(yt)) < 2:
-        raise DataError(f"every label in y is {int(yt[0])}; classification needs at least two classes")
-    classes = [str(i) for i in range(k)] if task == "classification" else None
-    train = Split(xt, yt)
+    ya, task, hot_k = _read_targets(y, len(xt), "y")
+    xv = yva = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise DataError("validation_data must be a pair (x_val, y_val)")
         xv, vpixels = _same_kind(validation_data[0], spec, sequence, "validation_data x")
         pixels = pixels and vpixels  # kept as uint8 only when every sample was
-        yv, _, _ = targets(
-            validation_data[1], len(xv), task=task, num_outputs=k if classes else None, what="validation_data y"
-        )
+        yva, _, vhot = _read_targets(validation_data[1], len(xv), "validation_data y", task)
+        if vhot != hot_k:
+            raise DataError("y and validation_data y must both be one-hot rows of one width, or both labels")
+    notes: list[str] = []
+    if task == "classification":  # one rule for class labels (layerlab.labels), as for files
+        if hot_k is not None:
+            notes.append(f"y of shape ({len(ya)}, {hot_k}) is one-hot: read as class ids 0..{hot_k - 1}")
+        held = [("validation_data y", yva)] if yva is not None else []
+        cs = labels.class_set(ya, held, where="y", names=[str(i) for i in range(hot_k)] if hot_k else None)
+        notes += [cs.notice] if cs.notice else []
+        classes, k = cs.names, cs.k
+        yt = torch.from_numpy(cs.encode(ya))
+        yv = torch.from_numpy(cs.encode(yva)) if yva is not None else None
+    else:
+        classes, k = None, 1 if ya.ndim == 1 else ya.shape[1]
+        yt = torch.from_numpy(ya)
+        yv = torch.from_numpy(yva) if yva is not None else None
+    for note in notes:
+        log.warning("%s", note)
+    train = Split(xt, yt)
+    if validation_data is not None:
         meta = {"format": "arrays", "held_out": "validation_data", **({"pixels": "uint8"} if pixels else {})}
         ds = Dataset(name, train, Split(xv, yv), task, classes, k, "arrays", meta, spec)
         ds.meta["validation_fraction"] = round(len(xv) / (len(xv) + len(xt)), 6)  # marks a validation split
@@ -285,6 +351,8 @@ def dataset_from_arrays(
                 raise DataError(f"validation_split must be between 0 and 1, got {validation_split}")
             ds = split_validation(ds, float(validation_split), seed)
             ds.meta["held_out"] = "validation_split"
+    if notes:
+        ds.meta["labels"] = " ".join(notes)
     if sequence and spec.kind == "image":  # uint8 images for a recurrent model: rows, as the CLI reads them
         ds = images_as_sequences(ds, "rows", seed=seed)
     return ds

@@ -36,10 +36,35 @@ def prepare_data(cfg: DataConfig, *, seed: int = 0, sequence_model: bool = False
         n_test=cfg.n_test,
         any_size=any_size and not sequence_model,
     )
+    ds = apply_label_rule(ds)
     if ds.spec.kind == "image" and (cfg.sequence or sequence_model):
         ds = images_as_sequences(ds, cfg.sequence or "rows", seed=seed)
     if cfg.validation:
         ds = split_validation(ds, cfg.validation, seed)
+    return ds
+
+
+def apply_label_rule(ds: Dataset) -> Dataset:
+    """The one rule for class labels (:mod:`layerlab.labels`) on a loaded dataset, whatever its format
+    or subset: at least two training classes, no test class missing from training, and labels that
+    are not ``0..K-1`` (with no class names of the dataset's own) mapped to classes, the original
+    labels kept as the class names. How labels were mapped is ``ds.meta["labels"]``, which ``train``
+    prints."""
+    from .. import labels
+
+    if ds.task != "classification" or ds.train.y.dim() != 1:
+        return ds
+    names = None if labels.default_names(ds.classes) else list(ds.classes)
+    ytr, yte = ds.train.y.numpy(), ds.test.y.numpy()
+    where = ds.source or ds.name
+    cs = labels.class_set(ytr, [("the test set", yte)], where=where, names=names)
+    if names is None and ds.classes and list(ds.classes) != cs.names:
+        ds.train.y = torch.from_numpy(cs.encode(ytr))
+        ds.test.y = torch.from_numpy(cs.encode(yte))
+        ds.classes, ds.num_outputs = cs.names, cs.k
+    notice = cs.notice or (labels.names_notice(names, where) if names else None)
+    if notice:
+        ds.meta["labels"] = notice
     return ds
 
 

@@ -6,24 +6,34 @@ take is an error, never silently dropped (``hidden`` on a CNN would otherwise tr
 user did not ask for). An option whose value is None counts as not given.
 
 Models of your own need no edit here: a name ``package.module:factory`` is imported on first use and
-registered under that name for the process (so ``--model mymodels:tiny_cnn`` works in every command,
-and a run records the name that rebuilds it), and the modules ``$LAYERLAB_PLUGINS`` lists
-(``mod1,mod2``) are imported when the registry loads, to call :func:`register_model` themselves.
+registered under that name for the process (so a run records the name that rebuilds it), and the
+modules ``$LAYERLAB_PLUGINS`` lists (``mod1,mod2``) are imported when the registry loads, to call
+:func:`register_model` themselves.
+
+A run directory is untrusted input, so a name read from one never imports code by itself: a
+``package.module:factory`` is imported only when its module is one the user named (:func:`trust_module`):
+``--model`` typed on the command line, a name given to ``build_model``/``fit`` in Python, or a module
+``$LAYERLAB_PLUGINS`` lists (how a run of ``mymod:fn`` is opened again: ``LAYERLAB_PLUGINS=mymod``).
+Nothing is imported from the working directory unless it is on ``sys.path`` anyway, nothing from
+Python's standard library, and only a factory: a function or class of the named module, called with
+``(input_shape, num_outputs)``, whose result must be an ``nn.Module``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import operator
 import os
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch.nn as nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LayerlabError
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,28 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+
+#: Modules the user named (plugins, ``--model`` on the command line, names given in Python): the only
+#: ones a ``package.module:factory`` name may import. A run's files never add to it.
+_TRUSTED: set[str] = set()
+
+
+def trust_module(name: str) -> None:
+    """Let the module of ``name`` (``package.module:factory`` or a module name) and its submodules be
+    imported for a model factory in this process. Call it only for a name the user gave (a flag typed
+    on the command line, an argument in Python), never for one read from a file."""
+    module_name = name.partition(":")[0].strip()
+    if module_name and not name.startswith("<object "):
+        _TRUSTED.add(module_name)
+
+
+def _trusted(module_name: str) -> bool:
+    return any(module_name == t or module_name.startswith(t + ".") for t in _TRUSTED)
+
+
+def _stdlib(module_name: str | None) -> bool:
+    top = (module_name or "").split(".")[0]
+    return top in sys.stdlib_module_names or top in ("builtins", "__main__")
 
 
 def register_model(
@@ -54,7 +86,11 @@ def register_model(
 
     def deco(fn):
         if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
+            first = getattr(_REGISTRY[name].factory, "__module__", "?")
+            raise ConfigError(
+                f"model {name!r} is registered twice (by {first} and by {getattr(fn, '__module__', '?')}); "
+                f"give the second one another name"
+            )
         desc = description or (fn.__doc__ or "").strip().splitlines()[0]
         shape = tuple(default_input) if default_input is not None else None
         _REGISTRY[name] = _Entry(fn, desc, shape, default_outputs, sequence)
@@ -106,20 +142,30 @@ def _get(name: str) -> _Entry:
 
 
 def _import_factory(name: str) -> None:
-    """Register ``package.module:factory`` under that name, importing the module: the factory is a
-    callable ``(input_shape, num_outputs, **options) -> nn.Module`` (a function or a class)."""
+    """Register ``package.module:factory`` under that name, importing the module, when the user named
+    it (:func:`trust_module`): the factory is a callable ``(input_shape, num_outputs, **options) ->
+    nn.Module`` (a function or a class) of that module, not of Python's standard library."""
     module_name, _, attr = name.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"model {name!r}: a model of your own is named package.module:factory")
-    # a factory in the working directory is found as `python -m` and a script would find it
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())
+    if _stdlib(module_name):
+        raise ConfigError(f"model {name!r}: {module_name} is part of Python's standard library, not a model factory")
+    if not _trusted(module_name):
+        # a name read from a run's config.toml or a preset: importing it would run code from a file
+        raise ConfigError(
+            f"model {name!r} is not a registered model, and layerlab imports only modules you name: give "
+            f"--model {name} on the command line to train it, or name its module as a plugin "
+            f"(LAYERLAB_PLUGINS={module_name}) to open a run that records it"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
+        raise ConfigError(f"model {name!r}: cannot import module {module_name} ({e}); put it on PYTHONPATH") from None
+    except LayerlabError as e:
+        raise ConfigError(f"model {name!r}: importing module {module_name} failed: {e}") from None
+    except Exception as e:  # a syntax error, or any error the module raises as it runs
         raise ConfigError(
-            f"model {name!r}: cannot import module {module_name} ({e}); put it on PYTHONPATH or in the "
-            f"working directory"
+            f"model {name!r}: importing module {module_name} failed ({type(e).__name__}: {_line(e)})"
         ) from None
     factory = module
     for part in attr.split("."):
@@ -131,28 +177,54 @@ def _import_factory(name: str) -> None:
             f"model {name!r}: {attr} in {module_name} is a {type(factory).__name__}, not a callable "
             f"(input_shape, num_outputs, **options) -> nn.Module"
         )
+    inner = factory.func if isinstance(factory, functools.partial) else factory
+    builtin = isinstance(inner, (types.BuiltinFunctionType, types.BuiltinMethodType))
+    if builtin or _stdlib(getattr(inner, "__module__", None)):
+        raise ConfigError(
+            f"model {name!r}: {attr} is a function of Python's standard library, not a model factory "
+            f"(input_shape, num_outputs, **options) -> nn.Module"
+        )
     try:
-        inspect.signature(factory)
+        signature = inspect.signature(factory)
     except (TypeError, ValueError):
         raise ConfigError(f"model {name!r}: the signature of {attr} cannot be read; wrap it in a function") from None
+    try:
+        signature.bind((1,), 1)
+    except TypeError:
+        raise ConfigError(
+            f"model {name!r}: {attr}{signature} does not take (input_shape, num_outputs, **options)"
+        ) from None
     desc = (getattr(factory, "__doc__", None) or "").strip().splitlines()
     _REGISTRY[name] = _Entry(factory, desc[0] if desc else f"{attr} from {module_name}", None, None, False)
 
 
 def load_plugins(names: str | None = None) -> list[str]:
     """Import the modules ``names`` (default ``$LAYERLAB_PLUGINS``) lists, comma-separated; each
-    registers its models with :func:`register_model` as it is imported. Returns the modules imported."""
+    registers its models with :func:`register_model` as it is imported, and ``module:factory`` names
+    of those modules may be imported (:func:`trust_module`). Returns the modules imported."""
     names = os.environ.get("LAYERLAB_PLUGINS", "") if names is None else names
     done = []
     for module_name in (n.strip() for n in names.split(",")):
         if not module_name:
             continue
+        trust_module(module_name)
         try:
             importlib.import_module(module_name)
         except ImportError as e:
             raise ConfigError(f"LAYERLAB_PLUGINS: cannot import module {module_name} ({e})") from None
+        except LayerlabError as e:
+            raise ConfigError(f"LAYERLAB_PLUGINS: importing module {module_name} failed: {e}") from None
+        except Exception as e:  # a syntax error, or any error the plugin raises as it runs
+            raise ConfigError(
+                f"LAYERLAB_PLUGINS: importing module {module_name} failed ({type(e).__name__}: {_line(e)})"
+            ) from None
         done.append(module_name)
     return done
+
+
+def _line(e: BaseException) -> str:
+    """An exception's message on one line (a sentence, not a traceback)."""
+    return " ".join(str(e).split())
 
 
 def _and(names: list[str]) -> str:
@@ -196,7 +268,15 @@ def create_model(
         raise ConfigError(f"input_shape must be a tuple of sizes such as (1, 28, 28), got {input_shape!r}") from None
     if not input_shape or any(s < 1 for s in input_shape):
         raise ConfigError(f"input_shape must be a tuple of positive sizes such as (1, 28, 28), got {input_shape}")
-    model = entry.factory(input_shape, num_outputs, **options)
+    if getattr(entry.factory, "__module__", "").startswith("layerlab."):
+        model = entry.factory(input_shape, num_outputs, **options)
+    else:  # a factory of the user's: its own error, as one sentence
+        try:
+            model = entry.factory(input_shape, num_outputs, **options)
+        except LayerlabError:
+            raise
+        except Exception as e:
+            raise ConfigError(f"model {name}: its factory failed ({type(e).__name__}: {_line(e)})") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model {name} returned a {type(model).__name__}, not a torch.nn.Module")
     # what rebuilds it: a run of this module, given to layerlab.fit as an object, records the name
