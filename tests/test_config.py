@@ -95,6 +95,7 @@ def test_every_field_round_trips_through_its_flag():
         "train.schedule": "cosine",
         "model.padding": "same",
         "model.global_pool": "max",
+        "model.channels": "16,M",  # a layer list is checked: not any text
     }
     for key in ALL_KEYS:
         section, name = key.split(".")
@@ -122,7 +123,8 @@ def test_flags_round_trip_property():
         lr=st.floats(1e-9, 10, allow_nan=False),
         amp=st.booleans(),
         hidden=st.integers(1, 4096),
-        channels=st.text(st.characters(whitelist_categories=("L", "N"), whitelist_characters=",M"), min_size=1),
+        # a valid layer list: widths and M by single commas (an empty item or a stray letter is refused)
+        channels=st.lists(st.one_of(st.integers(1, 4096).map(str), st.sampled_from("Mm")), min_size=1).map(",".join),
     )
     def check(epochs, lr, amp, hidden, channels):
         cfg, given = parse(

@@ -28,6 +28,7 @@ from .data.inputs import read_inputs
 from .data.transforms import InputSpec
 from .errors import ConfigError, DataError, LayerlabError
 from .models import create_model, model_options, sequence_model, trust_module
+from .preflight import check_runtime_options, checked_resume_threads
 from .rundir import RunDir, build_model_for, check_fingerprint, data_fingerprint, default_run_path
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbac
     device = engine.resolve_device(cfg.train.device)
     if ctx is not None:
         device = distributed.rank_device(ctx, device)
+    check_runtime_options(cfg.train, device, ctx)  # a refused option leaves no run directory
     engine.seed_everything(cfg.train.seed)
     ds = dataset if dataset is not None else prepare_data(cfg)
     if ctx is not None:  # before the run directory exists: a bad batch leaves nothing half-made
@@ -243,7 +245,7 @@ def resume(
 ) -> tuple[RunDir, engine.FitResult]:
     """Continue a run from its last checkpoint, exactly: same weights, optimizer moments, RNG
     streams and shuffle order (mid-epoch too) as if it had never stopped. Only what does not change
-    the result may differ: more ``epochs``, the CPU ``threads``, where the data is found
+    the result may differ: more ``epochs``, ``threads`` (on a CPU run only its own count), where the data is found
     (``data_dir``), how often it is saved (``checkpoint_every``). The run is locked while it trains;
     a run another live process writes is an error, and so is data that differs from the data it was
     trained on (its fingerprint).
@@ -292,7 +294,7 @@ def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpo
     if epochs is not None:
         cfg.train.epochs = epochs
     if threads is not None:
-        cfg.train.threads = threads
+        cfg.train.threads = checked_resume_threads(cfg.train, info, threads)
     if data_dir is not None:
         cfg.data.data_dir = data_dir
     if not run.has_checkpoint():
@@ -315,6 +317,7 @@ def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict |
     device = engine.resolve_device(cfg.train.device)
     if ctx is not None:
         device = distributed.rank_device(ctx, device)
+    check_runtime_options(cfg.train, device, ctx)  # refused before the run is marked running
     if state is None:  # killed before its first checkpoint: train again from the seed, as train did
         return run, _restart(run, info, cfg, device, progress, dataset, ctx)
     ds = dataset if dataset is not None else prepare_data(cfg)
@@ -760,6 +763,7 @@ def fit(
     )
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
+    check_runtime_options(cfg.train, device)  # a refused option leaves no run directory
     engine.seed_everything(cfg.train.seed)
     if isinstance(model_or_name, str):
         model = build_model_for(cfg.model, ds.spec, ds.num_outputs)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,8 +27,69 @@ from .errors import ConfigError
 def _opt(default, help: str, **meta):
     """A config field: its default, its help text and, in ``meta``, ``choices``, ``flag`` (when the
     flag is not ``--field-name``), ``metavar``, ``default_text`` (shown when the default is None) and
-    the range a value must be in: ``ge``/``gt`` (at least / above), ``lt`` (below)."""
+    the range a value must be in: ``ge``/``gt`` (at least / above), ``lt`` (below); ``check``, a
+    function ``(value, where)`` raising ConfigError, checks what a type and range cannot (a list)."""
     return field(default=default, metadata={"help": help, **meta})
+
+
+def check_range(value, where: str, *, ge=None, gt=None, lt=None) -> None:
+    """Raise ConfigError unless ``value`` is a finite number at least ``ge``, above ``gt`` and below
+    ``lt`` (each where given); ``where`` names it (a flag, or a config key)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    if ge is not None and value < ge:
+        raise ConfigError(f"{where} must be at least {ge}, got {value!r}")
+    if gt is not None and value <= gt:
+        raise ConfigError(f"{where} must be above {gt}, got {value!r}")
+    if lt is not None and value >= lt:
+        raise ConfigError(f"{where} must be below {lt}, got {value!r}")
+
+
+def split_list(text: str, where: str) -> list[str]:
+    """The items of a comma list, stripped; ConfigError for an empty list or an empty item
+    (``32,,64``, a trailing comma), which is a typo more often than not."""
+    items = [s.strip() for s in text.split(",")]
+    if not any(items):
+        raise ConfigError(f"{where} needs at least one item, got {text!r}")
+    if not all(items):
+        raise ConfigError(f"{where} has an empty item in {text!r}; separate the items by single commas")
+    return items
+
+
+def check_channels(value: str, where: str) -> None:
+    """``--channels``: conv widths (whole numbers from 1) and ``M`` (a 2x2 pool), by commas."""
+    for item in split_list(value, where):
+        if item.upper() == "M":
+            continue
+        if not item.isdigit() or int(item) < 1:
+            raise ConfigError(
+                f"{where} must be conv widths (whole numbers from 1) and M for a pool, by commas, "
+                f"such as 32,M,64,M; got {item!r} in {value!r}"
+            )
+
+
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def check_regular_file(path: str | Path, expected: str = "a file") -> None:
+    """ConfigError when ``path`` exists but is not a regular file (a directory, a FIFO, a device, a
+    socket), found from its metadata without opening it: reading a FIFO or a device can block
+    forever. A path that does not exist is left to the reader, which says so."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise ConfigError(f"{path}: {kind}, where {expected} is expected")
 
 
 @dataclass
@@ -89,6 +152,7 @@ class ModelConfig:
         "cnn: conv and pool layers such as 32,M,64,M (3x3 convs, 2x2 pools)",
         metavar="LIST",
         default_text="the model's",
+        check=check_channels,
     )
     padding: str | None = _opt(
         None,
@@ -239,6 +303,7 @@ class RunConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
         path = Path(path)
+        check_regular_file(path, "a config file")  # a FIFO or a device would block the read, or never end
         try:
             d = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -278,16 +343,16 @@ def _coerce(value, f: dataclasses.Field, where: str):
     if choices and value not in choices:
         raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
     if base in ("int", "float"):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{where} must be a finite number, got {value!r}")
-        m = f.metadata
-        if "ge" in m and value < m["ge"]:
-            raise ConfigError(f"{where} must be at least {m['ge']}, got {value!r}")
-        if "gt" in m and value <= m["gt"]:
-            raise ConfigError(f"{where} must be above {m['gt']}, got {value!r}")
-        if "lt" in m and value >= m["lt"]:
-            raise ConfigError(f"{where} must be below {m['lt']}, got {value!r}")
+        check_range(value, where, **limits(f))
+    check = f.metadata.get("check")
+    if check is not None:
+        check(value, where)
     return float(value) if base == "float" else value
+
+
+def limits(f: dataclasses.Field) -> dict:
+    """The range a field's value must be in, as :func:`check_range` takes it (``ge``, ``gt``, ``lt``)."""
+    return {k: f.metadata[k] for k in ("ge", "gt", "lt") if k in f.metadata}
 
 
 def update(obj, values: dict, where: str) -> None:

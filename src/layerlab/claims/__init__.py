@@ -152,6 +152,22 @@ def parse_only(only: str | list[str] | None) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------
+def check_text(text: str | Path) -> None:
+    """ConfigError unless ``--text`` is a regular file of UTF-8 text, found before any claim runs
+    (the deeper-RNN claim reads it after the others have run for minutes)."""
+    path = Path(text)
+    if not path.exists():
+        raise ConfigError(f"--text {text}: no such file")
+    if not path.is_file():  # a folder, a FIFO or a device: reading it could block or never end
+        raise ConfigError(f"--text {text}: not a regular file")
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--text {text}: not UTF-8 text (byte {e.start} cannot be decoded)") from None
+    except OSError as e:
+        raise ConfigError(f"--text {text}: cannot be read ({e.strerror or e})") from None
+
+
 def run_claims(
     *,
     quick: bool = False,
@@ -194,8 +210,8 @@ def run_claims(
     results = Path(results) if results else Path(ONLY_DIR if partial else DEFAULT_RESULTS)
     if "conv-features" in names:
         _need_sklearn()
-    if text is not None and not Path(text).is_file():
-        raise ConfigError(f"--text {text}: no such file")
+    if text is not None:
+        check_text(text)
     _prepare_results(results)
     log_path = results / "claims.log"
     log_file = open(log_path, "w", encoding="utf-8")  # closed in the finally below

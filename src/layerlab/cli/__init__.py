@@ -5,7 +5,8 @@
 - :mod:`.catalog`: ``data list``, ``models``
 - :mod:`.inspect`: ``inspect *``, ``compare-cells``, ``report``
 
-Bad input exits with code 2 and one sentence on stderr; Ctrl-C exits with 130 and SIGTERM (a
+Bad input, and a file operation the system refuses (a full disk, a read-only folder, a name too
+long), exit with code 2 and one sentence on stderr; Ctrl-C exits with 130 and SIGTERM (a
 scheduler's or ``kill``'s stop) with 143, each handled the same way: the run records ``interrupted``,
 keeps its last checkpoint, and the message names the run directory and the command that resumes it.
 """
@@ -52,6 +53,15 @@ def interrupt_hint(e: KeyboardInterrupt) -> str:
     return f"; {note}; `{command}` starts it again from its seed"
 
 
+def os_error_sentence(e: OSError) -> str:
+    """An operating-system error as one sentence: the path (or paths) it names and the system's
+    reason, ``/runs/x/report.html: permission denied``."""
+    reason = e.strerror or str(e) or type(e).__name__
+    reason = reason[:1].lower() + reason[1:]
+    paths = [os.fsdecode(p) for p in (e.filename, e.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``layerlab`` parser with every sub-command; each sets ``func`` to the function that runs it."""
     p = argparse.ArgumentParser(
@@ -68,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``layerlab`` command; returns the exit code (0, 2 for bad input, 130 when interrupted)."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except LayerlabError as e:  # a checked option (cli.options) read with a value it cannot take
+        print(f"layerlab: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -85,5 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`layerlab ... | head`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet too
         return 0
+    except OSError as e:  # the system refused a file operation: a full disk, a read-only or missing folder
+        print(f"layerlab: error: {os_error_sentence(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     finally:
         signal.signal(signal.SIGTERM, previous)

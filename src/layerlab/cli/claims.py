@@ -3,6 +3,8 @@ Like the rest of the CLI it only parses, calls :func:`layerlab.claims.run_claims
 
 from __future__ import annotations
 
+from .options import NameList, Number
+
 # the claim names, for --help, without importing torch to print it
 CLAIM_NAMES = "conv-features, pooling, input-size, vanishing, deeper, residual, gated, efficiency"
 
@@ -42,11 +44,12 @@ def register(sub) -> None:
     c.add_argument(
         "--only",
         metavar="NAME,...",
+        action=NameList,
         help=f"run these claims only ({CLAIM_NAMES}); their page and results then go to claims-only/ "
         "unless --out and --results say otherwise",
     )
-    c.add_argument("--seeds", type=int, help="seeds per noisy number (default 3; --quick: 1)")
-    c.add_argument("--threads", type=int, help="torch CPU threads (default 2; --quick: 1)")
+    c.add_argument("--seeds", action=Number, ge=1, help="seeds per noisy number (default 3; --quick: 1)")
+    c.add_argument("--threads", action=Number, like="train.threads", help="torch CPU threads (default 2; --quick: 1)")
     c.add_argument("--data-dir", help="where to look first for Fashion-MNIST (as `layerlab train --data-dir`)")
     c.add_argument(
         "--text",

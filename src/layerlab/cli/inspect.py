@@ -8,18 +8,9 @@ import functools
 import json
 import math
 
-from ..errors import ConfigError
+from ..config import check_regular_file
+from .options import IntList, NameList, Number
 from .run import WEIGHTS, WEIGHTS_HELP
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
-    except ValueError:
-        raise ConfigError(f"--input-shape must be integers like 1,28,28 or 100,2, got {text!r}") from None
-    if not shape or min(shape) < 1:
-        raise ConfigError(f"--input-shape must be positive integers like 1,28,28, got {text!r}")
-    return shape
 
 
 def _fit_text(fit) -> str:
@@ -108,6 +99,8 @@ def cmd_features(args) -> int:
 
     from ..inspect import views
 
+    if args.image is not None:
+        check_regular_file(args.image, "an input file")
     r = views.features_view(args.run_dir, args.image, weights=args.weights, out=args.out, data_dir=args.data_dir)
     for n in r["notes"]:
         print(f"note: {args.image}: {n}", file=sys.stderr)
@@ -124,7 +117,7 @@ def cmd_summary(args) -> int:
 
     r = views.summary_view(
         args.target,
-        input_shape=_shape(args.input_shape) if args.input_shape else None,
+        input_shape=tuple(args.input_shape) if args.input_shape else None,
         outputs=args.outputs,
         data=args.data,
         length=args.length,
@@ -189,10 +182,6 @@ def cmd_errors(args) -> int:
 def cmd_compare_cells(args) -> int:
     from .. import experiments
 
-    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
-    if not cells:
-        raise ConfigError("--cells needs at least one cell name, e.g. rnn,lstm,gru,residual")
-
     def on_cell(r):
         if not args.json:
             print(
@@ -204,7 +193,7 @@ def cmd_compare_cells(args) -> int:
     r = experiments.compare_cells(
         args.task,
         args.length,
-        cells,
+        list(args.cells),
         hidden=args.hidden,
         layers=args.layers,
         epochs=args.epochs,
@@ -255,6 +244,8 @@ def _num(v, digits: int = 4) -> str:
 def cmd_report(args) -> int:
     from ..inspect.report import write_report
 
+    if args.image is not None:
+        check_regular_file(args.image, "an image file")
     path = write_report(
         args.run_dir, image=args.image, weights=args.weights, gradflow_samples=args.samples, probes=args.probes
     )
@@ -286,19 +277,22 @@ def register(sub) -> None:
     g.add_argument("target", metavar="RUN_DIR|MODEL")
     g.add_argument("--data", help="dataset (required for a MODEL; for a run: evaluate on this one instead)")
     g.add_argument("--data-dir")
-    g.add_argument("--length", type=int, help="synthetic tasks: sequence length T")
+    g.add_argument("--length", action=Number, like="data.length", help="synthetic tasks: sequence length T")
     g.add_argument("--sequence", choices=["rows", "pixels", "permuted"], help="read images as sequences")
-    g.add_argument("--hidden", type=int, help="MODEL: hidden size")
-    g.add_argument("--layers", type=int, help="MODEL: stacked layers")
-    g.add_argument("--samples", type=int, default=32, help="test sequences to average over (default 32)")
+    g.add_argument("--hidden", action=Number, like="model.hidden", help="MODEL: hidden size")
+    g.add_argument("--layers", action=Number, like="model.layers", help="MODEL: stacked layers")
+    g.add_argument("--samples", action=Number, ge=1, default=32, help="test sequences to average over (default 32)")
     g.add_argument(
         "--probes",
-        type=int,
+        action=Number,
+        ge=0,
         help="0: exact Jacobian norm; K: estimate from K random probes "
         "(default exact up to 64 hidden units, else 32 probes)",
     )
     g.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
-    g.add_argument("--seed", type=int, default=0, help="seed of a fresh MODEL and of the probes")
+    g.add_argument(
+        "--seed", action=Number, like="train.seed", default=0, help="seed of a fresh MODEL and of the probes"
+    )
     g.add_argument("--out", help="output folder (default RUN_DIR/inspect, or inspect-MODEL/gradflow)")
     g.add_argument("--json", action="store_true", help="print the fitted decay rates as JSON")
     g.set_defaults(func=_guarding_out(cmd_gradflow))
@@ -345,12 +339,12 @@ def register(sub) -> None:
         "pooling. A MODEL name is built for --input-shape (default 1,28,28) or --data.",
     )
     s.add_argument("target", metavar="RUN_DIR|MODEL")
-    s.add_argument("--input-shape", help="MODEL: shape of one sample, e.g. 1,28,28 or 100,2")
-    s.add_argument("--outputs", type=int, help="MODEL: number of outputs (default 10)")
+    s.add_argument("--input-shape", action=IntList, ge=1, help="MODEL: shape of one sample, e.g. 1,28,28 or 100,2")
+    s.add_argument("--outputs", action=Number, ge=1, help="MODEL: number of outputs (default 10)")
     s.add_argument("--data", help="MODEL: take the input shape and outputs from this dataset")
-    s.add_argument("--length", type=int, help="MODEL with synthetic --data: sequence length")
-    s.add_argument("--hidden", type=int)
-    s.add_argument("--layers", type=int)
+    s.add_argument("--length", action=Number, like="data.length", help="MODEL with synthetic --data: sequence length")
+    s.add_argument("--hidden", action=Number, like="model.hidden")
+    s.add_argument("--layers", action=Number, like="model.layers")
     s.add_argument("--out", help="also write summary.png/csv here (default for a run: RUN_DIR/inspect)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_guarding_out(cmd_summary))
@@ -371,7 +365,9 @@ def register(sub) -> None:
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
-    e.add_argument("--top", type=int, default=16, help="how many confidently wrong samples to show (default 16)")
+    e.add_argument(
+        "--top", action=Number, ge=0, default=16, help="how many confidently wrong samples to show (default 16)"
+    )
     e.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
     e.set_defaults(func=_guarding_out(cmd_errors))
 
@@ -383,20 +379,28 @@ def register(sub) -> None:
         "training, with a table of final metric, parameters, seconds and decay rate.",
     )
     cc.add_argument("--task", choices=["adding", "copy"], required=True)
-    cc.add_argument("--length", type=int, required=True, help="sequence length T")
-    cc.add_argument("--cells", default="rnn,lstm,gru,residual", help="comma list (default rnn,lstm,gru,residual)")
-    cc.add_argument("--hidden", type=int, default=64)
-    cc.add_argument("--layers", type=int, default=1)
-    cc.add_argument("--epochs", type=int, default=2)
-    cc.add_argument("--n-train", type=int, default=5000)
-    cc.add_argument("--n-test", type=int, default=500)
-    cc.add_argument("--batch-size", type=int, default=64)
-    cc.add_argument("--lr", type=float, default=1e-3)
-    cc.add_argument("--clip", type=float, default=1.0, help="gradient clipping norm (0: none; default 1)")
-    cc.add_argument("--seed", type=int, default=0)
-    cc.add_argument("--samples", type=int, default=32, help="test sequences the curves average over")
-    cc.add_argument("--probes", type=int, help="Jacobian-norm probes (0 exact; default exact up to H=64)")
-    cc.add_argument("--threads", type=int, help="CPU threads")
+    cc.add_argument("--length", action=Number, like="data.length", required=True, help="sequence length T")
+    cc.add_argument(
+        "--cells",
+        action=NameList,
+        default=["rnn", "lstm", "gru", "residual"],
+        metavar="CELL,...",
+        help="comma list (default rnn,lstm,gru,residual)",
+    )
+    cc.add_argument("--hidden", action=Number, like="model.hidden", default=64)
+    cc.add_argument("--layers", action=Number, like="model.layers", default=1)
+    cc.add_argument("--epochs", action=Number, like="train.epochs", default=2)
+    cc.add_argument("--n-train", action=Number, like="data.n_train", default=5000)
+    cc.add_argument("--n-test", action=Number, like="data.n_test", default=500)
+    cc.add_argument("--batch-size", action=Number, like="train.batch_size", default=64)
+    cc.add_argument("--lr", action=Number, kind=float, like="train.lr", default=1e-3)
+    cc.add_argument(
+        "--clip", action=Number, kind=float, ge=0.0, default=1.0, help="gradient clipping norm (0: none; default 1)"
+    )
+    cc.add_argument("--seed", action=Number, like="train.seed", default=0)
+    cc.add_argument("--samples", action=Number, ge=1, default=32, help="test sequences the curves average over")
+    cc.add_argument("--probes", action=Number, ge=0, help="Jacobian-norm probes (0 exact; default exact up to H=64)")
+    cc.add_argument("--threads", action=Number, like="train.threads", help="CPU threads")
     cc.add_argument("--out", default="compare-cells", help="output folder (default ./compare-cells)")
     cc.add_argument("--json", action="store_true")
     cc.set_defaults(func=_guarding_out(cmd_compare_cells))
@@ -412,6 +416,6 @@ def register(sub) -> None:
     r.add_argument("run_dir", metavar="RUN_DIR")
     r.add_argument("--image", help="image file for the feature maps (default: the first test image)")
     r.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
-    r.add_argument("--samples", type=int, default=32, help="recurrent runs: sequences for the gradient flow")
-    r.add_argument("--probes", type=int, help="recurrent runs: Jacobian-norm probes (0 exact)")
+    r.add_argument("--samples", action=Number, ge=1, default=32, help="recurrent runs: sequences for the gradient flow")
+    r.add_argument("--probes", action=Number, ge=0, help="recurrent runs: Jacobian-norm probes (0 exact)")
     r.set_defaults(func=cmd_report)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError
+from .options import Number
 from .progress import RichProgress
 
 #: Which weights of a run the commands after ``train`` use: ``auto`` is ``best`` (lowest validation
@@ -209,6 +210,10 @@ def prediction_line(r: dict) -> str:
 
 
 def cmd_predict(args) -> int:
+    from ..config import check_regular_file
+
+    for f in args.inputs[0 if args.onnx else 1 :]:  # before anything opens them: a FIFO blocks its reader
+        check_regular_file(f, "an input file")
     if args.onnx:  # onnxruntime, NumPy and Pillow alone: this path never imports torch (layerlab.deploy)
         from ..deploy import predict_files
 
@@ -327,7 +332,9 @@ def register(sub) -> None:
         help="predict with this exported model (layerlab export) instead of a run directory: "
         "then every positional argument is a file",
     )
-    pr.add_argument("--top-k", type=int, default=3, help="classes to show per prediction (default 3)")
+    pr.add_argument(
+        "--top-k", action=Number, ge=1, default=3, metavar="K", help="classes to show per prediction (default 3)"
+    )
     _weights_and_device(pr)
     pr.add_argument("--json", action="store_true", help="print a JSON list, one object per prediction")
     pr.set_defaults(func=cmd_predict)
@@ -340,14 +347,18 @@ def register(sub) -> None:
     )
     g.add_argument("run_dir", metavar="RUN_DIR")
     g.add_argument("--prompt", default="", help="text to start from (its characters must be in the training text)")
-    g.add_argument("--length", type=int, default=200, help="characters to sample (default 200)")
+    g.add_argument("--length", action=Number, ge=0, default=200, help="characters to sample (default 200)")
     g.add_argument(
         "--temperature",
-        type=float,
+        action=Number,
+        kind=float,
+        ge=0.0,
         default=1.0,
         help="softmax temperature: <1 conservative, >1 varied, 0 always the likeliest (default 1)",
     )
-    g.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
+    g.add_argument(
+        "--seed", action=Number, like="train.seed", default=0, help="random seed of the sampling (default 0)"
+    )
     _weights_and_device(g)
     g.add_argument("--json", action="store_true", help="print one JSON object (prompt, sample, text, ...)")
     g.set_defaults(func=cmd_generate)

@@ -76,8 +76,9 @@ OUT_MARKER = ".layerlab-inspect"
 def owned_out(out: str | Path | None) -> Iterator[None]:
     """Guard a user-given ``--out`` folder around a view: it must be new, empty, or one an inspect
     command wrote before (it holds :data:`OUT_MARKER`), else one sentence naming it and nothing is
-    written. Afterwards the folder, if it now exists, is marked. ``None`` (the default folder inside
-    the run) is not guarded."""
+    written; a folder that cannot be made is one sentence too. Afterwards the folder, if it now
+    exists, is marked (or removed, when it was made for a view that failed before writing anything).
+    ``None`` (the default folder inside the run) is not guarded."""
     if out is None:
         yield
         return
@@ -89,10 +90,20 @@ def owned_out(out: str | Path | None) -> Iterator[None]:
             f"{p}: --out already holds files that layerlab inspect did not write; give a new or empty "
             f"directory, so none of yours is overwritten"
         )
+    made = not p.exists()
+    if made:  # made now, so that a folder that cannot be made is one sentence before any work
+        try:
+            p.mkdir(parents=True)
+        except OSError as e:
+            raise LayerlabError(f"{p}: --out cannot be made ({e.strerror or e})") from None
+    done = False
     try:
         yield
+        done = True
     finally:
-        if p.is_dir() and not (p / OUT_MARKER).is_file():
+        if not done and made and p.is_dir() and not any(p.iterdir()):
+            p.rmdir()  # the view failed before writing anything: leave nothing behind
+        elif p.is_dir() and not (p / OUT_MARKER).is_file():
             (p / OUT_MARKER).write_text("written by layerlab inspect; it may write here again\n")
 
 
