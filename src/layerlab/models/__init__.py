@@ -279,8 +279,6 @@ def create_model(
             raise ConfigError(f"model {name}: its factory failed ({type(e).__name__}: {_line(e)})") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model {name} returned a {type(model).__name__}, not a torch.nn.Module")
-    # what rebuilds it: a run of this module, given to layerlab.fit as an object, records the name
-    model._layerlab_build = {"name": name, "input_shape": input_shape, "num_outputs": num_outputs, "options": options}
     return model
 
 
