@@ -374,3 +374,19 @@ def test_predict_top_k_that_is_not_a_whole_number_is_one_sentence(small, top_k):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     with pytest.raises(LayerlabError, match=r"top_k must be at least 1 \(a whole number\), got"):
         layerlab.predict(model, small[0], top_k=top_k)
+
+
+def test_a_ctrl_c_stays_a_ctrl_c_when_the_note_about_the_checkpoint_fails(small, tmp_path, monkeypatch):
+    from layerlab.rundir import RunDir
+
+    class Stop(Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            raise KeyboardInterrupt
+
+    def broken(self):
+        raise LayerlabError("checkpoints/current.json cannot be read")
+
+    monkeypatch.setattr(RunDir, "kept", broken)
+    with pytest.raises(TrainingInterrupted) as e:
+        layerlab.fit("cnn", *small, epochs=1, verbose=0, channels="4,M", callbacks=[Stop()], run_dir=tmp_path / "r")
+    assert e.value.note == f"the run is {tmp_path / 'r'}"

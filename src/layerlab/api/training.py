@@ -355,7 +355,11 @@ def _fit_and_record(run: RunDir | None, model, ds, cfg, progress, prior_seconds:
             result = engine.fit(model, ds, cfg.train, run=run, progress=progress, **kw)
         except KeyboardInterrupt as e:
             run.finish("interrupted", train_wall_seconds=prior_seconds + time.perf_counter() - t0)
-            raise TrainingInterrupted(str(run.path), f"{run.kept()} in {run.path}", run.has_checkpoint()) from e
+            try:
+                kept, has_checkpoint = f"{run.kept()} in {run.path}", run.has_checkpoint()
+            except Exception:  # what the note says must never hide the interruption itself
+                kept, has_checkpoint = f"the run is {run.path}", True
+            raise TrainingInterrupted(str(run.path), kept, has_checkpoint) from e
         except BaseException as e:
             run.finish("failed", error=str(e), train_wall_seconds=prior_seconds + time.perf_counter() - t0)
             raise

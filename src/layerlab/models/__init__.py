@@ -181,7 +181,7 @@ def _import_factory(name: str) -> None:
     builtin = isinstance(inner, (types.BuiltinFunctionType, types.BuiltinMethodType))
     if builtin or _stdlib(getattr(inner, "__module__", None)):
         raise ConfigError(
-            f"model {name!r}: {attr} is a function of Python's standard library, not a model factory "
+            f"model {name!r}: {attr} is a built-in or a function of Python's standard library, not a model factory "
             f"(input_shape, num_outputs, **options) -> nn.Module"
         )
     try:
