@@ -20,7 +20,7 @@ import shlex
 import signal
 import sys
 
-from ..errors import LayerlabError
+from ..errors import LayerlabError, TrainingInterrupted
 from . import catalog, claims, export, inspect, run
 
 EXIT_BAD_INPUT = 2
@@ -39,18 +39,15 @@ def _on_sigterm(signum, frame) -> None:
 
 def interrupt_hint(e: KeyboardInterrupt) -> str:
     """What follows "interrupted" on stderr: the checkpoint kept and the command that continues the
-    run, named by its real path; empty when no run directory was made yet (nothing to resume)."""
-    note = getattr(e, "run_note", None)  # set by the API once a run directory exists
-    if not note:
+    run (:class:`~layerlab.errors.TrainingInterrupted`); empty when no run directory was made yet
+    (nothing to resume)."""
+    if not isinstance(e, TrainingInterrupted):
         return ""
-    run_dir = getattr(e, "run_dir", None)  # set by `train` (cli.run), which knows the path it chose
-    if run_dir is None:  # a caller that did not say where: the note names it
-        return f"; {note} (resume with `layerlab train --resume RUN_DIR`)"
-    command = f"layerlab train --resume {shlex.quote(run_dir)}"
-    if getattr(e, "run_has_checkpoint", True):
-        return f"; {note}; resume with `{command}`"
+    command = f"layerlab train --resume {shlex.quote(e.run_dir)}"
+    if e.has_checkpoint:
+        return f"; {e.note}; resume with `{command}`"
     # api.resume trains such a run again from its seed, exactly as `train` would have
-    return f"; {note}; `{command}` starts it again from its seed"
+    return f"; {e.note}; `{command}` starts it again from its seed"
 
 
 def os_error_sentence(e: OSError) -> str:
@@ -93,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layerlab: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as e:
-        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        terminated = isinstance(e, Terminated) or isinstance(e.__cause__, Terminated)
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
         print(f"layerlab: {what}{interrupt_hint(e)}", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`layerlab ... | head`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet too
         return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -52,7 +51,6 @@ def cmd_train(args) -> int:
         trust_module(cfg.model.name)
     cfg.validate(args.config or "config")  # flags and preset together, before minutes of data loading
     check_model_options(cfg.model, args.config or "config", given)
-    # the path is chosen here, not inside api.train, so that a Ctrl-C can name the run it stopped
     out = Path(args.out) if args.out else default_run_path(cfg.model.name, cfg.data.name)
     main = is_main_process()  # under torchrun only rank 0 looks at the run directory and prints
     if main:
@@ -63,25 +61,8 @@ def cmd_train(args) -> int:
         progress.out.print(f"data: {ds.describe()}")
         if ds.meta.get("labels"):  # how class labels were mapped (layerlab.labels)
             progress.out.print(f"labels: {ds.meta['labels']}")
-    with _names_run_on_interrupt(out):
-        run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
+    run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
     return _print_summary(args, run, result)
-
-
-@contextmanager
-def _names_run_on_interrupt(path: Path):
-    """On Ctrl-C or SIGTERM once the run directory exists (the API has set ``run_note``), attach
-    ``run_dir`` and whether it has a checkpoint to the exception, for the message
-    :func:`layerlab.cli.main` prints: resuming a run with no checkpoint trains it again from its seed."""
-    try:
-        yield
-    except KeyboardInterrupt as e:
-        if getattr(e, "run_note", None):
-            from ..rundir import RunDir
-
-            e.run_dir = str(path)
-            e.run_has_checkpoint = RunDir(path).has_checkpoint()
-        raise
 
 
 def _resume(args) -> int:
@@ -102,15 +83,14 @@ def _resume(args) -> int:
             f"{_and(conflicts)} would change the run being resumed; only {allowed} may be given with --resume"
         )
     progress = RichProgress(quiet=args.quiet or not main, to_stderr=args.json)
-    with _names_run_on_interrupt(Path(args.resume)):
-        run, result = api.resume(
-            args.resume,
-            epochs=given.get("train.epochs"),
-            threads=given.get("train.threads"),
-            data_dir=given.get("data.data_dir"),
-            checkpoint_every=given.get("train.checkpoint_every"),
-            progress=progress.callbacks,
-        )
+    run, result = api.resume(
+        args.resume,
+        epochs=given.get("train.epochs"),
+        threads=given.get("train.threads"),
+        data_dir=given.get("data.data_dir"),
+        checkpoint_every=given.get("train.checkpoint_every"),
+        progress=progress.callbacks,
+    )
     return _print_summary(args, run, result)
 
 
