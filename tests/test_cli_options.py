@@ -178,6 +178,33 @@ def test_an_option_out_of_range_is_one_sentence_before_any_work(argv, says, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"seed": -1}, "seed must be at least 0"),
+        ({"clip": -1.0}, "clip must be above 0.0"),
+        ({"threads": 0}, "threads must be at least 1"),
+        ({"samples": 0}, "samples must be at least 1"),
+        ({"probes": -1}, "probes must be at least 0"),
+        ({"hidden": 0}, "hidden must be at least 1"),
+        ({"cells": []}, "at least one cell name"),
+    ],
+)
+def test_compare_cells_in_python_checks_its_options_first(options, says, tmp_path):
+    """Old code: IndexError (epochs 0), ZeroDivisionError (batch_size 0), torch's ValueError (lr nan),
+    NumPy's (seed -1), or silently ran (threads 0)."""
+    from layerlab import experiments
+    from layerlab.errors import LayerlabError
+
+    kw = {"cells": ["rnn"], "hidden": 4, "n_train": 32, "n_test": 8, "out": tmp_path / "cc", **options}
+    with pytest.raises(LayerlabError, match=says):
+        experiments.compare_cells("adding", 5, kw.pop("cells"), **kw)
+    assert not (tmp_path / "cc").exists()
+
+
 def test_channels_in_a_preset_are_checked_too(tmp_path):
     preset = tmp_path / "p.toml"
     preset.write_text('[model]\nname = "cnn"\nchannels = "32,,64"\n')
