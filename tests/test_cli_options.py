@@ -339,6 +339,7 @@ def test_a_fifo_is_refused_not_read(trained_run, tmp_path):
     one_sentence(cli("predict", trained_run, fifo, timeout=60), f"{fifo}: a named pipe (FIFO)")
     one_sentence(cli("train", "--config", fifo, "--out", tmp_path / "r", timeout=60), "where a config file is expected")
     one_sentence(cli("inspect", "features", trained_run, fifo, timeout=60), "a named pipe (FIFO)")
+    one_sentence(cli("predict", "--onnx", fifo, fifo, timeout=60), "a named pipe (FIFO)")
     assert not (tmp_path / "r").exists()
 
 

@@ -208,6 +208,8 @@ def cmd_predict(args) -> int:
 
     for f in args.inputs[0 if args.onnx else 1 :]:  # before anything opens them: a FIFO blocks its reader
         check_regular_file(f, "an input file")
+    if args.onnx:
+        check_regular_file(args.onnx, "an ONNX file")
     if args.onnx:  # onnxruntime, NumPy and Pillow alone: this path never imports torch (layerlab.deploy)
         from ..deploy import predict_files
 
@@ -281,8 +283,8 @@ def register(sub) -> None:
     t.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue an interrupted run exactly; only --epochs (to extend it), --threads, "
-        "--checkpoint-every and --data-dir may be given with it",
+        help="continue an interrupted run exactly; only --epochs (to extend it), --threads (a CPU run's "
+        "own count: another changes the sums' order), --checkpoint-every and --data-dir may be given with it",
     )
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the final summary as JSON")
