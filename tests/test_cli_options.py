@@ -66,6 +66,7 @@ def test_cuda_graph_on_a_cpu_leaves_no_run_directory(idx_dir, tmp_path, capsys):
 @pytest.mark.parametrize("under", ["/dev/null", "file"])
 def test_tensorboard_folder_that_cannot_be_made_leaves_no_run_directory(under, idx_dir, tmp_path, capsys):
     """Old code: SummaryWriter failed once training began, leaving a `failed` run directory."""
+    pytest.importorskip("tensorboard")
     if under == "file":
         under = tmp_path / "file"
         under.write_text("a file, so no folder can be made in it (for root too)")
@@ -76,6 +77,22 @@ def test_tensorboard_folder_that_cannot_be_made_leaves_no_run_directory(under, i
     (tmp_path / "logs").write_text("a file where the folder goes")
     refused(capsys, [*argv, "--tensorboard", tmp_path / "logs"], "exists and is not a folder")
     assert not out.exists()
+
+
+def test_the_tensorboard_check_leaves_nothing_behind(idx_dir, tmp_path, capsys):
+    """The folder is checked by making it and removing it again: a run refused later (here for its
+    data) leaves no empty log folder either; a run that trains writes its logs there."""
+    pytest.importorskip("tensorboard")
+    from layerlab.preflight import check_writable_dir
+
+    check_writable_dir(tmp_path / "a" / "b" / "c", "--tensorboard")
+    assert not (tmp_path / "a").exists()
+    logs, out = tmp_path / "logs" / "run1", tmp_path / "run"
+    argv = ["train", "--device", "cpu", "--epochs", "1", "--tensorboard", logs, "--out", out, "--quiet"]
+    refused(capsys, [*argv, "--data", tmp_path / "no-such-data"], "no-such-data")
+    assert not (tmp_path / "logs").exists() and not out.exists()
+    assert main([str(a) for a in [*argv, "--data", idx_dir]]) == 0
+    assert any(logs.iterdir())
 
 
 def test_fit_with_cuda_graph_on_a_cpu_leaves_no_run_directory(tmp_path):
