@@ -366,3 +366,41 @@ def test_a_device_or_a_folder_is_refused_where_a_file_is_expected(trained_run, t
     refused(capsys, ["report", trained_run, "--image", tmp_path], "a directory, where an image file is expected")
     run = RunDir(trained_run)
     assert run.info()["status"] == "completed"
+
+
+# ----------------------------------------------------------------------------------------------
+# Sizes beyond this machine's memory: one sentence, not a traceback
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "error, says",
+    [
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                "tried to allocate 40000000000000 bytes. Error code 12 (Cannot allocate memory)"
+            ),
+            "out of memory (40000000000000 bytes asked for at once)",
+        ),
+        (MemoryError(), "out of memory; a smaller --batch-size"),
+    ],
+)
+def test_out_of_memory_is_one_sentence(error, says, monkeypatch, capsys):
+    """What torch's CPU allocator raises for an absurd count or size (here a command that raises it)."""
+    from layerlab.cli import catalog
+
+    def oom(args):
+        raise error
+
+    monkeypatch.setattr(catalog, "cmd_models", oom)
+    refused(capsys, ["models"], says)
+
+
+def test_another_runtime_error_is_not_taken_for_memory(monkeypatch):
+    from layerlab.cli import catalog
+
+    def bug(args):
+        raise RuntimeError("a bug, which keeps its traceback")
+
+    monkeypatch.setattr(catalog, "cmd_models", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["models"])
