@@ -222,6 +222,23 @@ def test_compare_cells_in_python_checks_its_options_first(options, says, tmp_pat
     assert not (tmp_path / "cc").exists()
 
 
+def test_gradflow_and_report_in_python_check_samples_and_probes(trained_run, tmp_path):
+    """Old code: samples=0 said "--n-test must be at least 1" (a flag not given); probes=-1 was a
+    RuntimeError from torch (a negative dimension)."""
+    from layerlab.inspect import views
+    from layerlab.inspect.report import write_report
+
+    with pytest.raises(ConfigError, match="--samples must be at least 1, got 0"):
+        views.gradflow("lstm", data="adding", length=5, samples=0)
+    with pytest.raises(ConfigError, match="--probes must be at least 0, got -1"):
+        views.gradflow("lstm", data="adding", length=5, probes=-1)
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    with pytest.raises(ConfigError, match="--probes must be at least 0"):
+        write_report(run, probes=-2)
+    assert not (run / "report.html").exists() and not (run / "report").exists()
+
+
 def test_channels_in_a_preset_are_checked_too(tmp_path):
     preset = tmp_path / "p.toml"
     preset.write_text('[model]\nname = "cnn"\nchannels = "32,,64"\n')
