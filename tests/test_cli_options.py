@@ -239,6 +239,32 @@ def test_gradflow_and_report_in_python_check_samples_and_probes(trained_run, tmp
     assert not (run / "report.html").exists() and not (run / "report").exists()
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--out", ""],
+        ["train", "--data", " "],
+        ["train", "--tensorboard", ""],
+        ["train", "--config", ""],
+        ["train", "--resume", ""],
+        ["evaluate", "RUN", "--data-dir", ""],
+        ["inspect", "curves", "RUN", "--out", ""],
+        ["compare-cells", "--task", "adding", "--length", "5", "--out", ""],
+        ["export", "RUN", "--out", ""],
+        ["claims", "--results", ""],
+        ["report", "RUN", "--image", ""],
+    ],
+)
+def test_an_empty_path_or_name_is_refused(argv, tmp_path, capsys, monkeypatch):
+    """Old code: `train --out ""` trained into the default runs/ folder, `inspect --out ""` named the
+    working directory, `--tensorboard ""` was ignored: an unset shell variable taken for a choice."""
+    monkeypatch.chdir(tmp_path)
+    flag = argv[argv.index("") - 1] if "" in argv else "--data"
+    err = refused(capsys, argv, flag)
+    assert "needs a value" in err or "must not be empty" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_channels_in_a_preset_are_checked_too(tmp_path):
     preset = tmp_path / "p.toml"
     preset.write_text('[model]\nname = "cnn"\nchannels = "32,,64"\n')
