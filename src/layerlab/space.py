@@ -115,7 +115,9 @@ def read_space(path: str | Path) -> Space:
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such search space file") from None
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} cannot be decoded); a search space is TOML") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {e.start} cannot be decoded); a search space is TOML"
+        ) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot be read ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
@@ -193,7 +195,9 @@ def _param(key: str, spec, source: str) -> Param:
         why = "every trial is measured on it" if key == "data.validation" else "it changes no result"
         raise ConfigError(f"{where} cannot be searched ({why}); set it in the base config")
     if not isinstance(spec, dict):
-        raise ConfigError(f"{where} must be a table with one of float = [low, high], int = [low, high], choices = [...]")
+        raise ConfigError(
+            f"{where} must be a table with one of float = [low, high], int = [low, high], choices = [...]"
+        )
     extra = sorted(set(spec) - set(KINDS) - set(OPTIONS))
     if extra:
         raise ConfigError(f"{where}: unknown key(s) {extra}; known keys: {', '.join(KINDS + OPTIONS)}")
@@ -229,7 +233,9 @@ def _param(key: str, spec, source: str) -> Param:
         raise ConfigError(f"{where} {kind} must be [low, high], two {noun}, got {rng!r}")
     low, high = rng
     if not low < high:
-        raise ConfigError(f"{where} {kind}: low must be below high, got [{low}, {high}] (a fixed value belongs in the base config)")
+        raise ConfigError(
+            f"{where} {kind}: low must be below high, got [{low}, {high}] (a fixed value belongs in the base config)"
+        )
     for v in (low, high):
         _coerce(v, f, f"{where} {kind} bound")  # the field's range (lr >= 0, dropout < 1, ...)
     if log and low <= 0:
@@ -237,7 +243,9 @@ def _param(key: str, spec, source: str) -> Param:
     if step is not None:
         good = (isinstance(step, int) and not isinstance(step, bool)) if kind == "int" else _is_number(step)
         if not good or step <= 0:
-            raise ConfigError(f"{where} step must be a {'whole' if kind == 'int' else 'finite'} number above 0, got {step!r}")
+            raise ConfigError(
+                f"{where} step must be a {'whole' if kind == 'int' else 'finite'} number above 0, got {step!r}"
+            )
         if log:
             raise ConfigError(f"{where}: log and step cannot be used together")
     return Param(key, kind, low=low, high=high, log=log, step=step, when=when)
@@ -286,6 +294,6 @@ def check_models(space: Space, base: RunConfig, source: str = "space") -> None:
             # a condition on another field may hold: only one on model.name rules a model out
             if all(name in allowed for k, allowed in p.when if k == "model.name") and p.key[6:] not in takes:
                 raise ConfigError(
-                    f'{source} [{p.key}]: model {name} does not take {p.key[6:]}; restrict the field '
+                    f"{source} [{p.key}]: model {name} does not take {p.key[6:]}; restrict the field "
                     f'with when = {{ "model.name" = [...] }} to the models that do'
                 )

@@ -158,7 +158,9 @@ def _reporter(trial, metric: str):
         def on_epoch_end(self, trainer, epoch: int, row: dict) -> None:
             if metric not in row:
                 known = ", ".join(k for k in row if k.startswith("val_"))
-                raise ConfigError(f"--metric {metric} is not a column of this run's epochs; its validation columns: {known}")
+                raise ConfigError(
+                    f"--metric {metric} is not a column of this run's epochs; its validation columns: {known}"
+                )
             value = float(row[metric])
             trial.report(value, epoch)
             if trial.should_prune():

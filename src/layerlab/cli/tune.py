@@ -48,7 +48,9 @@ def cmd_tune(args) -> int:
             raise ConfigError(f"--show reads a study; {', '.join(given)} would start one: give them without --show")
         r = tuning.show(args.show, storage=args.storage, out=args.out, top=args.top)
     else:
-        missing = [f for f, v in (("--config", args.config), ("--space", args.space), ("--trials", args.trials)) if not v]
+        missing = [
+            f for f, v in (("--config", args.config), ("--space", args.space), ("--trials", args.trials)) if not v
+        ]
         if missing:
             raise ConfigError(f"tune needs {', '.join(missing)} (or --show STUDY to read a study)")
         r = tuning.tune(
@@ -92,7 +94,9 @@ def register(sub) -> None:
     t.add_argument("--study", metavar="NAME", help="the study's name (default: the space file's name)")
     t.add_argument("--workers", action=Number, ge=1, default=1, help="worker processes on this machine (default 1)")
     t.add_argument("--prune", choices=PRUNERS, default="median", help="stop unpromising trials early (default median)")
-    t.add_argument("--metric", default="val_loss", help="validation column to optimise (default val_loss; val_accuracy)")
+    t.add_argument(
+        "--metric", default="val_loss", help="validation column to optimise (default val_loss; val_accuracy)"
+    )
     t.add_argument("--out", metavar="DIR", help="folder of the trials' run directories (default runs/tune/STUDY)")
     t.add_argument("--show", metavar="STUDY", help="print a study's best trials and parameter importances")
     t.add_argument("--top", action=Number, ge=1, default=5, help="best trials to print (default 5)")

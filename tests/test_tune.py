@@ -1,0 +1,226 @@
+"""``layerlab tune`` and :func:`layerlab.tuning.tune` on tiny data: each trial is a valid run
+directory with its study, number and parameters in run.json; a base config without a validation
+split is refused; a pruned trial is recorded ``pruned`` (Optuna: PRUNED); workers share a journal
+file with exactly N trials and no duplicate; a worker killed mid-trial (kill -9) leaves its trial
+failed, and a restarted worker completes the study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna", reason="layerlab tune needs the tune extra (optuna)")
+
+from datagen import make_idx_dir  # noqa: E402
+from layerlab import tuning  # noqa: E402
+from layerlab.record import read_info  # noqa: E402
+from layerlab.rundir import RunDir  # noqa: E402
+
+SPACE = """
+[train.lr]
+float = [1e-3, 1e-1]
+log = true
+
+[model.hidden]
+int = [4, 16]
+"""
+
+
+def write_base(tmp: Path, validation: float = 0.25, epochs: int = 1) -> Path:
+    data = make_idx_dir(tmp / "bars", n_train=80, n_test=20)
+    base = tmp / "base.toml"
+    base.write_text(
+        f'[data]\nname = "{data}"\nvalidation = {validation}\n'
+        f'[model]\nname = "mlp"\nhidden = 8\nlayers = 1\n'
+        f'[train]\nepochs = {epochs}\nbatch_size = 20\ndevice = "cpu"\nthreads = 1\n'
+    )
+    return base
+
+
+@pytest.fixture
+def study_files(tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    return write_base(tmp_path), space
+
+
+def _layerlab(*args, pause: str | None = None, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("LAYERLAB_TEST_PAUSE_AT", None)
+    if pause:
+        env["LAYERLAB_TEST_PAUSE_AT"] = pause
+    return subprocess.Popen(
+        [sys.executable, "-m", "layerlab", "tune", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def _check_study(out: Path, study: str, n_done: int) -> list:
+    """The study's trials; checks that every trial has its own valid run directory that says the
+    trial's number, study and parameters and its state, and that ``n_done`` are COMPLETE or PRUNED."""
+    s = optuna.load_study(study_name=study, storage=tuning.open_storage(str(out / "optuna.journal")))
+    trials = s.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))  # no duplicate, no gap
+    dirs = [t.user_attrs["run_dir"] for t in trials]
+    assert len(set(dirs)) == len(dirs)
+    want = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
+    for t in trials:
+        run = Path(t.user_attrs["run_dir"])
+        assert run.parent == out.resolve() and run.name == f"trial-{t.number:04d}"
+        info = read_info(run)
+        assert info["tune"]["study"] == study and info["tune"]["trial"] == t.number
+        assert info["tune"]["params"] == t.params
+        assert info["status"] == want[t.state.name], (t.number, t.state, info["status"])
+        if t.state.name == "COMPLETE":
+            RunDir(run).model("best")  # a whole run: its weights load
+            cfg = RunDir(run).config()
+            assert cfg.train.lr == t.params["train.lr"] and cfg.model.hidden == t.params["model.hidden"]
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == n_done
+    return trials
+
+
+def test_a_study_writes_one_run_directory_per_trial(study_files, tmp_path):
+    base, space = study_files
+    out = tmp_path / "study"
+    seen = []
+    r = tuning.tune(str(base), str(space), 2, out=out, prune="none", metric="val_accuracy", on_trial=seen.append)
+    trials = _check_study(out, "space", 2)
+    assert len(trials) == 2 and [t["number"] for t in seen] == [0, 1]
+    assert r.counts == {"COMPLETE": 2} and r.direction == "maximize"
+    assert r.best["value"] == max(t.value for t in trials)
+    # the objective is the last epoch's validation accuracy, as metrics.csv has it
+    best_run = Path(r.best["run_dir"])
+    assert abs(RunDir(best_run).metrics()[-1]["val_accuracy"] - r.best["value"]) < 1e-9
+    # a second call continues the same study to 3 trials
+    tuning.tune(str(base), str(space), 3, out=out, prune="none", metric="val_accuracy")
+    assert len(_check_study(out, "space", 3)) == 3
+    shown = tuning.show("space", out=out)
+    assert shown.counts == {"COMPLETE": 3} and set(shown.importances) == {"train.lr", "model.hidden"}
+
+
+def test_a_base_config_without_validation_is_refused_in_one_sentence(tmp_path):
+    base = write_base(tmp_path, validation=0.0)
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    out = tmp_path / "study"
+    p = _layerlab("--config", str(base), "--space", str(space), "--trials", "2", "--out", str(out))
+    _stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 2
+    assert stderr.count("\n") == 1 and "no validation split" in stderr and "never on the test set" in stderr
+    assert not out.exists()  # nothing made
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--metric", "test_accuracy"], "--metric must be a validation column"),
+        (["--trials", "0"], "--trials"),
+        (["--space", "SPACE_BAD"], "[train] has no field 'lrr'"),
+    ],
+)
+def test_bad_tune_options_are_one_sentence(study_files, tmp_path, args, words):
+    base, space = study_files
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train.lrr]\nfloat = [0.1, 0.2]\n")
+    given = {"--config": str(base), "--space": str(space), "--trials": "2", "--out": str(tmp_path / "s")}
+    for k, v in zip(args[::2], args[1::2], strict=True):
+        given[k] = str(bad) if v == "SPACE_BAD" else v
+    p = _layerlab(*[x for kv in given.items() for x in kv])
+    _, stderr = p.communicate(timeout=120)
+    assert p.returncode == 2 and stderr.count("\n") == 1 and words in stderr, stderr
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_a_pruned_trial_is_recorded_pruned_not_failed(tmp_path):
+    base = write_base(tmp_path, epochs=3)
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    out = tmp_path / "study"
+    r = tuning.tune(str(base), str(space), 2, out=out, prune=AlwaysPrune())
+    assert r.counts == {"PRUNED": 2} and r.best is None
+    trials = _check_study(out, "space", 2)
+    for t in trials:
+        info = read_info(t.user_attrs["run_dir"])
+        assert info["status"] == "pruned" and info["pruned"]["epoch"] == 1
+        assert info["stopped_early"]["epoch"] == 1 and "pruned" in info["stopped_early"]["reason"]
+        assert len(RunDir(t.user_attrs["run_dir"]).metrics()) == 1  # stopped after its first epoch
+        assert t.intermediate_values == {1: info["pruned"]["value"]}
+    assert "at least 2 completed trials" in tuning.show("space", out=out).importances_note
+
+
+def test_show_of_a_missing_study_is_one_sentence(tmp_path, study_files):
+    base, space = study_files
+    out = tmp_path / "study"
+    tuning.tune(str(base), str(space), 1, out=out, prune="none")
+    p = _layerlab("--show", "other", "--out", str(out))
+    _, stderr = p.communicate(timeout=120)
+    assert p.returncode == 2 and "no study 'other'" in stderr and "it holds space" in stderr
+    p = _layerlab("--show", "space", "--out", str(out))
+    stdout, _ = p.communicate(timeout=120)
+    assert p.returncode == 0 and "1 complete" in stdout and "need at least 2 completed trials" in stdout
+
+
+def test_a_study_refuses_a_worker_with_another_space(study_files, tmp_path):
+    base, space = study_files
+    out = tmp_path / "study"
+    tuning.tune(str(base), str(space), 1, out=out, prune="none")
+    other = tmp_path / "other.toml"
+    other.write_text("[train.lr]\nfloat = [0.01, 0.1]\n")
+    with pytest.raises(tuning.ConfigError, match="was started with another space"):
+        tuning.tune(str(base), str(other), 2, out=out, study="space", prune="none")
+
+
+@pytest.mark.slow
+def test_three_workers_on_one_journal_record_exactly_twelve_trials(study_files, tmp_path):
+    base, space = study_files
+    out = tmp_path / "study"
+    p = _layerlab(
+        "--config", str(base), "--space", str(space), "--trials", "12", "--workers", "3", "--out", str(out),
+        "--prune", "none",
+    )  # fmt: skip
+    stdout, stderr = p.communicate(timeout=600)
+    assert p.returncode == 0, stderr
+    trials = _check_study(out, "space", 12)
+    assert len(trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
+    workers = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(workers) > 1  # shared between processes
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [f"trial-{i:04d}" for i in range(12)]
+    assert len([line for line in stdout.splitlines() if line.startswith("trial ")]) == 12
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_leaves_it_failed_and_a_restarted_worker_completes_the_study(study_files, tmp_path):
+    base, space = study_files
+    out = tmp_path / "study"
+    args = ["--config", str(base), "--space", str(space), "--trials", "3", "--out", str(out), "--prune", "none"]
+    first = _layerlab(*args, pause="step:1")
+    for line in first.stderr:  # trial 0 is in its first training step
+        if line.strip() == "LAYERLAB_PAUSED step":
+            break
+    else:
+        pytest.fail(f"the worker ended (code {first.wait()}) before its first step")
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    s = optuna.load_study(study_name="space", storage=tuning.open_storage(str(out / "optuna.journal")))
+    assert [t.state.name for t in s.get_trials()] == ["RUNNING"]  # the dead worker's trial, left behind
+    assert read_info(out / "trial-0000")["status"] == "running"
+    again = _layerlab(*args)
+    _stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    trials = _check_study(out, "space", 3)
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    info = read_info(out / "trial-0000")
+    assert info["status"] == "failed" and f"process {first.pid}" in info["error"]
