@@ -69,13 +69,20 @@ def _check_study(out: Path, study: str, n_done: int) -> list:
     trial's number, study and parameters and its state, and that ``n_done`` are COMPLETE or PRUNED."""
     s = optuna.load_study(study_name=study, storage=tuning.open_storage(str(out / "optuna.journal")))
     trials = s.get_trials(deepcopy=False)
+    assert all(Path(t.user_attrs["run_dir"]).parent == out.resolve() for t in trials)
+    _check_rundirs(trials, study)
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == n_done
+    return trials
+
+
+def _check_rundirs(trials: list, study: str) -> None:
     assert sorted(t.number for t in trials) == list(range(len(trials)))  # no duplicate, no gap
     dirs = [t.user_attrs["run_dir"] for t in trials]
     assert len(set(dirs)) == len(dirs)
     want = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
     for t in trials:
         run = Path(t.user_attrs["run_dir"])
-        assert run.parent == out.resolve() and run.name == f"trial-{t.number:04d}"
+        assert run.name == f"trial-{t.number:04d}"
         info = read_info(run)
         assert info["tune"]["study"] == study and info["tune"]["trial"] == t.number
         assert info["tune"]["params"] == t.params
@@ -84,8 +91,6 @@ def _check_study(out: Path, study: str, n_done: int) -> list:
             RunDir(run).model("best")  # a whole run: its weights load
             cfg = RunDir(run).config()
             assert cfg.train.lr == t.params["train.lr"] and cfg.model.hidden == t.params["model.hidden"]
-    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == n_done
-    return trials
 
 
 def test_a_study_writes_one_run_directory_per_trial(study_files, tmp_path):

@@ -30,6 +30,7 @@ import os
 import platform
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,9 +102,9 @@ def open_storage(storage: str):
         except OSError as e:
             raise LayerlabError(f"{path}: cannot open the journal file ({e.strerror or e})") from None
     try:
-        return optuna.storages.RDBStorage(
-            storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, engine_kwargs={}
-        )
+        with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna, and what optimize() uses
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS)
     except ImportError as e:
         raise ConfigError(f"{describe_storage(storage)}: the database driver is not installed ({e})") from None
     except Exception as e:  # sqlalchemy's errors: a refused connection, a bad URL
