@@ -122,6 +122,11 @@ def test_a_base_config_without_validation_is_refused_in_one_sentence(tmp_path):
     assert p.returncode == 2
     assert stderr.count("\n") == 1 and "no validation split" in stderr and "never on the test set" in stderr
     assert not out.exists()  # nothing made
+    p = _layerlab(*"--trials 1 --prune none --validation 0.25 --quiet".split(), "--config", str(base), "--space",
+                  str(space), "--out", str(out))  # fmt: skip
+    _, stderr = p.communicate(timeout=120)
+    assert p.returncode == 0, stderr
+    assert RunDir(out / "trial-0000").config().data.validation == 0.25
 
 
 @pytest.mark.parametrize(

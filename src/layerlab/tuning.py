@@ -501,7 +501,7 @@ def check_study(cfg: RunConfig, space: Space, metric: str, where: str = "config"
     if not cfg.data.validation:
         raise ConfigError(
             f"{where} holds out no validation split (data.validation = 0); a study is measured on validation "
-            f"data, never on the test set: set validation = 0.1 in its [data]"
+            f"data, never on the test set: set validation = 0.1 in its [data], or pass --validation 0.1"
         )
     from .config import check_model_options
 
@@ -520,6 +520,7 @@ def tune(
     prune="median",
     metric: str = "val_loss",
     out: str | Path | None = None,
+    validation: float | None = None,
     on_trial=None,
 ) -> TuneResult:
     """Search hyperparameters with Optuna: train trials of ``config`` (a RunConfig, a config file or
@@ -537,6 +538,8 @@ def tune(
         metric: the validation column to optimise (``val_loss`` is minimised, ``val_accuracy``
             maximised), of the last epoch.
         out: the folder of the trials' run directories (default ``runs/tune/STUDY``).
+        validation: the fraction of the training set to hold out, over the config's ``data.validation``
+            (the presets hold out none).
         on_trial: a function called with a summary dict after each trial a worker finishes (with
             ``workers`` > 1 it runs in the worker process: a module-level function).
     """
@@ -547,6 +550,8 @@ def tune(
         raise ConfigError(f"--workers must be a whole number of at least 1, got {workers!r}")
     where = str(config) if not isinstance(config, RunConfig) else "config"
     cfg = _load_config(config)
+    if validation is not None:
+        cfg.data.validation = validation
     if not isinstance(space, Space):
         study = study or Path(space).stem
         space = read_space(space)

@@ -63,6 +63,7 @@ def cmd_tune(args) -> int:
             prune=args.prune,
             metric=args.metric,
             out=args.out,
+            validation=args.validation,
             on_trial=None if args.quiet or args.json else print_trial,
         )
     if args.json:
@@ -86,6 +87,14 @@ def register(sub) -> None:
     t.add_argument("--config", metavar="PRESET|FILE", help="the base config (a preset name or a TOML file)")
     t.add_argument("--space", metavar="SPACE.toml", help="the search space")
     t.add_argument("--trials", action=Number, ge=1, help="completed or pruned trials the study needs")
+    t.add_argument(
+        "--validation",
+        action=Number,
+        kind=float,
+        like="data.validation",
+        metavar="FRACTION",
+        help="hold out this fraction of the training set to measure trials on (over the config's; presets hold none)",
+    )
     t.add_argument(
         "--storage",
         metavar="URL|FILE",
