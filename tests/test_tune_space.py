@@ -87,6 +87,8 @@ def test_a_space_file_parses_with_every_kind(tmp_path):
         ("[model.hidden]\nint = [8, 16]\nwhen = { 'model.nam' = ['mlp'] }", "not a config field"),
         ("[model.hidden]\nint = [8, 16]\nwhen = { 'model.hidden' = [8] }", "names the field itself"),
         ("[model.hidden]\nint = [8, 16]\nstep = 0", "step must be"),
+        ("[model.hidden]\nint = [8, 17]\nstep = 2", "must be a whole number of steps of 2"),
+        ("[train.lr]\nfloat = [0.1, 0.25]\nstep = 0.1", "must be a whole number of steps of 0.1"),
         ("[train.lr]\nfloat = [0.1, 0.2]\nlog = true\nstep = 0.01", "log and step cannot"),
         ("[search]\nsampler = 'grid'\n[train.lr]\nfloat = [0.1, 0.2]", "sampler must be one of"),
         ("", "no field to search"),
@@ -169,7 +171,8 @@ def valid_params(draw):
         high = draw(st.integers(low + 1, 1000))
         spec = {"int": [low, high]}
         if draw(st.booleans()):
-            spec["step"] = draw(st.integers(1, 5))
+            spec["step"] = step = draw(st.integers(1, 5))
+            spec["int"] = [low, low + step * max(1, (high - low) // step)]
         elif draw(st.booleans()):
             spec["log"] = True
         return key, spec
@@ -220,3 +223,26 @@ def test_any_table_parses_or_is_one_config_error(d):
         assert str(e).startswith("space.toml") and "\n" not in str(e)
         return
     assert isinstance(space, Space) and space.params
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(valid_params(), min_size=1, max_size=4, unique_by=lambda kv: kv[0]))
+def test_optuna_samples_every_valid_space_within_its_bounds(params):
+    optuna = pytest.importorskip("optuna")
+    from layerlab.tuning import _suggest
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    d: dict = {}
+    for key, spec in params:
+        section, name = key.split(".")
+        d.setdefault(section, {})[name] = spec
+    space = parse_space(d)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):
+        trial = study.ask()
+        values = space.sample(lambda p, trial=trial: _suggest(trial, p), RunConfig())
+        for p in space.params:
+            assert p.low <= values[p.key] <= p.high
+            assert isinstance(values[p.key], int) == (p.kind == "int")
+        apply(RunConfig(), values)
+        study.tell(trial, 0.0)

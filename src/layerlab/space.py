@@ -248,6 +248,9 @@ def _param(key: str, spec, source: str) -> Param:
             )
         if log:
             raise ConfigError(f"{where}: log and step cannot be used together")
+        span = high - low
+        if abs(round(span / step) * step - span) > 1e-9 * max(1.0, abs(span)):
+            raise ConfigError(f"{where}: high - low ({span:g}) must be a whole number of steps of {step:g}")
     return Param(key, kind, low=low, high=high, log=log, step=step, when=when)
 
 

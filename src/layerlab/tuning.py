@@ -379,6 +379,8 @@ def _work(job: _Job) -> int:
         study_name=job.study, storage=storage, sampler=_sampler(job.space), pruner=_pruner(job.prune, base.train.epochs)
     )
     datasets: dict = {}
+    if not any(p.key.startswith("data.") for p in job.space.params):  # bad data: an error before any trial
+        _dataset(api, base, datasets)
     done = 0
     while True:
         trial = _claim(study, storage, job.storage, job.study, job.trials)
@@ -393,6 +395,16 @@ def _work(job: _Job) -> int:
         done += 1
         if job.on_trial is not None:
             job.on_trial(_trial_summary(storage.get_trial(trial._trial_id), job.metric))
+
+
+def _dataset(api, cfg: RunConfig, datasets: dict):
+    """The data of ``cfg``, loaded once for every trial on the same data and split (what
+    :func:`layerlab.api.prepare_data` reads: the data config, the seed that splits it, the model's kind)."""
+    key = (repr(sorted(cfg.data.__dict__.items())), cfg.train.seed, cfg.model.name, cfg.model.global_pool)
+    if key not in datasets:
+        datasets.clear()
+        datasets[key] = api.prepare_data(cfg)
+    return datasets[key]
 
 
 def _run_trial(api, job: _Job, base: RunConfig, study, trial, datasets: dict):
@@ -415,13 +427,10 @@ def _run_trial(api, job: _Job, base: RunConfig, study, trial, datasets: dict):
             "storage": describe_storage(job.storage),
         }
     }
-    key = (repr(sorted(cfg.data.__dict__.items())), cfg.train.seed, cfg.model.name)
     reporter = _reporter(trial, job.metric)
     try:
-        if key not in datasets:  # one load for every trial on the same data split
-            datasets.clear()
-            datasets[key] = api.prepare_data(cfg)
-        run, result = api.train(cfg, path, dataset=datasets[key], callbacks=[reporter], record=record)
+        ds = _dataset(api, cfg, datasets)
+        run, result = api.train(cfg, path, dataset=ds, callbacks=[reporter], record=record)
     except TrainingError as e:  # a diverging trial (a loss of NaN) is an outcome of the search
         trial.set_user_attr("error", str(e))
         log.warning("trial %d failed: %s", trial.number, e)
