@@ -108,6 +108,7 @@ def test_a_study_writes_one_run_directory_per_trial(study_files, tmp_path):
     # a second call continues the same study to 3 trials
     tuning.tune(str(base), str(space), 3, out=out, prune="none", metric="val_accuracy")
     assert len(_check_study(out, "space", 3)) == 3
+    assert r.importances is None and "--show space" in r.importances_note  # tune leaves them to --show
     shown = tuning.show("space", out=out)
     assert shown.counts == {"COMPLETE": 3} and set(shown.importances) == {"train.lr", "model.hidden"}
 
@@ -234,3 +235,17 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_and_a_restarted_worker_compl
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
     info = read_info(out / "trial-0000")
     assert info["status"] == "failed" and f"process {first.pid}" in info["error"]
+
+
+def test_a_study_whose_trials_all_diverge_stops_with_one_sentence(tmp_path):
+    base = write_base(tmp_path)
+    space = tmp_path / "space.toml"
+    space.write_text('[train.lr]\nfloat = [1e30, 1e31]\n[train.optimizer]\nchoices = ["sgd"]\n')  # steps to inf
+    out = tmp_path / "study"
+    with pytest.raises(tuning.TrainingError, match=r"5 trials failed and 0 of 2 are done"):
+        tuning.tune(str(base), str(space), 2, out=out, prune="none")
+    trials = optuna.load_study(study_name="space", storage=tuning.open_storage(str(out / "optuna.journal"))).trials
+    assert [t.state.name for t in trials] == ["FAIL"] * 5
+    for t in trials:
+        info = read_info(t.user_attrs["run_dir"])
+        assert info["status"] == "failed" and "loss became" in info["error"] and "loss became" in t.user_attrs["error"]

@@ -46,6 +46,7 @@ JOURNAL = "optuna.journal"
 HEARTBEAT_SECONDS = 10  # a database storage: a trial whose worker stayed silent for GRACE is stale
 GRACE_SECONDS = 60
 WAIT_SECONDS = 1.0  # a worker with nothing to take waits this long for running trials to end
+MAX_FAILED = 5  # a study stops once this many trials (or --trials, if more) have failed
 
 
 def _optuna():
@@ -101,15 +102,25 @@ def open_storage(storage: str):
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         except OSError as e:
             raise LayerlabError(f"{path}: cannot open the journal file ({e.strerror or e})") from None
-    try:
-        with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna, and what optimize() uses
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS)
-    except ImportError as e:
-        raise ConfigError(f"{describe_storage(storage)}: the database driver is not installed ({e})") from None
-    except Exception as e:  # sqlalchemy's errors: a refused connection, a bad URL
-        reason = " ".join(str(e).split())[:300]
-        raise LayerlabError(f"{describe_storage(storage)}: cannot open the study storage ({reason})") from None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna, and what optimize() uses
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
+                )
+        except ImportError as e:
+            raise ConfigError(f"{describe_storage(storage)}: the database driver is not installed ({e})") from None
+        except Exception as e:  # sqlalchemy's errors: a refused connection, a bad URL
+            reason = " ".join(str(e).split())
+            # workers that start together on a new database race to create Optuna's tables: the loser retries
+            if attempt < 4 and ("already exists" in reason or "duplicate key" in reason.lower()):
+                time.sleep(0.5 + attempt)
+                continue
+            raise LayerlabError(
+                f"{describe_storage(storage)}: cannot open the study storage ({reason[:300]})"
+            ) from None
+    raise AssertionError("unreachable")
 
 
 def _pruner(prune, epochs: int):
@@ -177,21 +188,22 @@ def _reporter(trial, metric: str):
 # ----------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _claim_lock(storage, where: str, study: str):
-    """Serialise "count the trials, then ask for one" across every worker of ``study``."""
+    """Serialise "count the trials, then ask for one" across every worker of ``study``; yields
+    whether it does (not on SQLite, which has no lock to take: one machine, one worker)."""
     if not _is_url(where):
         import fcntl
 
         with open(str(Path(where).expanduser()) + ".claim", "a+b") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released by the kernel if this process dies
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         return
     engine = getattr(storage, "engine", None)
     dialect = getattr(getattr(engine, "dialect", None), "name", "")
     if dialect not in ("postgresql", "mysql"):
-        yield  # SQLite: one file, one machine; see the README for why a journal file is better
+        yield False  # SQLite: one file, one machine; see the README for why a journal file is better
         return
     from sqlalchemy import text
 
@@ -202,7 +214,7 @@ def _claim_lock(storage, where: str, study: str):
         else:
             conn.execute(text("SELECT GET_LOCK(:k, -1)"), {"k": str(key)})
         try:
-            yield
+            yield True
         finally:
             if dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
@@ -297,12 +309,17 @@ def _claim(study, storage, where: str, name: str, n: int):
     """A new trial for this worker, or None once ``n`` trials are COMPLETE or PRUNED. While the rest
     are running elsewhere it waits: one of them may fail, and then its place is this worker's."""
     while True:
-        with _claim_lock(storage, where, name):
-            _fail_stale(study, storage, locked=True)
+        with _claim_lock(storage, where, name) as locked:
+            _fail_stale(study, storage, locked=locked)
             c = _counts(study)
             done = c["COMPLETE"] + c["PRUNED"]
             if done >= n:
                 return None
+            if c["FAIL"] >= max(n, MAX_FAILED):  # a space whose values cannot train: never an endless search
+                raise TrainingError(
+                    f"study {name!r}: {c['FAIL']} trials failed and {done} of {n} are done; the trials' run "
+                    f"directories (run.json's error) say why"
+                )
             if done + c["RUNNING"] < n:
                 trial = study.ask()
                 trial.set_user_attr("worker", _worker_id())
@@ -581,7 +598,7 @@ def tune(
         _work(job)
     else:
         _spawn(job, workers)
-    return show(study, storage=storage)
+    return show(study, storage=storage, out=out, importances=False)  # seconds of fANOVA: --show computes them
 
 
 def _open_study(optuna, handle, storage: str, study: str, cfg: RunConfig, space: Space, metric: str) -> None:
@@ -621,9 +638,11 @@ def _spawn(job: _Job, workers: int) -> None:
 # ----------------------------------------------------------------------------------------------
 # A study's report
 # ----------------------------------------------------------------------------------------------
-def show(study: str, *, storage: str | None = None, out: str | Path | None = None, top: int = 5) -> TuneResult:
-    """A study's trials, its best ``top`` and the parameter importances (Optuna's fANOVA; a note
-    instead where there are too few completed trials)."""
+def show(
+    study: str, *, storage: str | None = None, out: str | Path | None = None, top: int = 5, importances: bool = True
+) -> TuneResult:
+    """A study's trials, its best ``top`` and, with ``importances``, the parameter importances
+    (Optuna's fANOVA; a note instead where there are too few completed trials)."""
     optuna = _optuna()
     from optuna.trial import TrialState
 
@@ -646,18 +665,20 @@ def show(study: str, *, storage: str | None = None, out: str | Path | None = Non
     done = [t for t in trials if t["state"] == "COMPLETE"]
     sign = -1 if s.direction == optuna.study.StudyDirection.MAXIMIZE else 1
     ranked = sorted(done, key=lambda t: sign * t["value"])
-    importances, note = None, None
-    if len(done) < 2:
-        note = f"parameter importances need at least 2 completed trials, the study has {len(done)}"
+    weights, note = None, None
+    if not importances:
+        note = f"`layerlab tune --show {study}` computes them"
+    elif len(done) < 2:
+        note = f"none: they need at least 2 completed trials, the study has {len(done)}"
     else:
         try:
             completed = s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if not any(t.params for t in completed):
-                note = "no parameter was sampled"
+                note = "none: no parameter was sampled"
             else:
-                importances = {k: round(float(v), 4) for k, v in optuna.importance.get_param_importances(s).items()}
+                weights = {k: round(float(v), 4) for k, v in optuna.importance.get_param_importances(s).items()}
         except (ValueError, RuntimeError, ZeroDivisionError) as e:
-            note = f"parameter importances could not be computed ({' '.join(str(e).split())[:200]})"
+            note = f"none: they could not be computed ({' '.join(str(e).split())[:200]})"
     counts = {k: v for k, v in _counts(s).items() if v}
     first = next((t["run_dir"] for t in trials if t["run_dir"]), None)
     return TuneResult(
@@ -670,6 +691,6 @@ def show(study: str, *, storage: str | None = None, out: str | Path | None = Non
         trials=trials,
         best=ranked[0] if ranked else None,
         top=ranked[:top],
-        importances=importances,
+        importances=weights,
         importances_note=note,
     )

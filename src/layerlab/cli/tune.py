@@ -36,7 +36,7 @@ def _print_study(r, top: int) -> None:
         for k, v in r.importances.items():
             print(f"  {k:<{width}}  {v:.3f}")
     elif r.importances_note:
-        print(f"parameter importances: none ({r.importances_note})")
+        print(f"parameter importances: {r.importances_note}")
 
 
 def cmd_tune(args) -> int:
