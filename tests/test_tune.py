@@ -6,10 +6,12 @@ failed, and a restarted worker completes the study."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -182,6 +184,10 @@ def test_show_of_a_missing_study_is_one_sentence(tmp_path, study_files):
     p = _layerlab("--show", "space", "--out", str(out))
     stdout, _ = p.communicate(timeout=120)
     assert p.returncode == 0 and "1 complete" in stdout and "need at least 2 completed trials" in stdout
+    p = _layerlab("--show", "space", "--out", str(out), "--json")
+    stdout, _ = p.communicate(timeout=120)
+    shown = json.loads(stdout)
+    assert shown["counts"] == {"COMPLETE": 1} and shown["best"]["run_dir"] == str((out / "trial-0000").resolve())
 
 
 def test_a_study_refuses_a_worker_with_another_space(study_files, tmp_path):
@@ -249,3 +255,31 @@ def test_a_study_whose_trials_all_diverge_stops_with_one_sentence(tmp_path):
     for t in trials:
         info = read_info(t.user_attrs["run_dir"])
         assert info["status"] == "failed" and "loss became" in info["error"] and "loss became" in t.user_attrs["error"]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_is_taken_over_by_a_worker_still_running(study_files, tmp_path):
+    """Two workers at once, one killed in its first trial: the other sees that its process is gone,
+    marks the trial failed and takes its place, and the study completes with no restart."""
+    base, space = study_files
+    out = tmp_path / "study"
+    args = ["--config", str(base), "--space", str(space), "--trials", "3", "--out", str(out), "--prune", "none"]
+    doomed = _layerlab(*args, pause="step:1")
+    for line in doomed.stderr:
+        if line.strip() == "LAYERLAB_PAUSED step":
+            break
+    else:
+        pytest.fail(f"the worker ended (code {doomed.wait()}) before its first step")
+    other = _layerlab(*args)  # starts while trial 0 is running
+    storage = tuning.open_storage(str(out / "optuna.journal"))
+    deadline = time.monotonic() + 120
+    while len(optuna.load_study(study_name="space", storage=storage).trials) < 2:  # the other has a trial
+        assert time.monotonic() < deadline and other.poll() is None, "the second worker took no trial"
+        time.sleep(0.2)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(30)
+    _, stderr = other.communicate(timeout=300)
+    assert other.returncode == 0, stderr
+    trials = _check_study(out, "space", 3)
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert {t.user_attrs["worker"]["pid"] for t in trials[1:]} == {other.pid}
