@@ -246,3 +246,17 @@ def test_optuna_samples_every_valid_space_within_its_bounds(params):
             assert isinstance(values[p.key], int) == (p.kind == "int")
         apply(RunConfig(), values)
         study.tell(trial, 0.0)
+
+
+def test_the_space_and_the_tuning_front_door_load_without_torch_or_optuna():
+    """`layerlab tune --help` and reading a space never load torch or Optuna (they load on the first trial)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, layerlab, layerlab.space, layerlab.tuning, layerlab.cli; "
+        "assert layerlab.tune is layerlab.tuning.tune; "
+        "print('torch' in sys.modules, 'optuna' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
