@@ -283,3 +283,18 @@ def test_a_worker_killed_mid_trial_is_taken_over_by_a_worker_still_running(study
     trials = _check_study(out, "space", 3)
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
     assert {t.user_attrs["worker"]["pid"] for t in trials[1:]} == {other.pid}
+
+
+def test_a_seeded_space_reruns_trial_for_trial(tmp_path):
+    base = write_base(tmp_path)
+    space = tmp_path / "space.toml"
+    space.write_text("[search]\nseed = 7\n" + SPACE)
+    runs = [tuning.tune(str(base), str(space), 2, out=tmp_path / f"s{i}", prune="none") for i in range(2)]
+    params = [[t["params"] for t in r.trials] for r in runs]
+    values = [[t["value"] for t in r.trials] for r in runs]
+    assert params[0] == params[1] and values[0] == values[1]  # same values drawn, same runs trained
+    # a second worker (here: a second call) with the same seed does not draw the first one's values again
+    out = tmp_path / "joined"
+    tuning.tune(str(base), str(space), 1, out=out, prune="none")
+    r = tuning.tune(str(base), str(space), 2, out=out, prune="none")
+    assert r.trials[0]["params"] == params[0][0] and r.trials[1]["params"] != r.trials[0]["params"]

@@ -136,11 +136,15 @@ def _pruner(prune, epochs: int):
     raise ConfigError(f"--prune must be one of {', '.join(PRUNERS)}, got {prune!r}")
 
 
-def _sampler(space: Space):
+def _sampler(space: Space, number: int = 0):
+    """The space's sampler for trial ``number``: a seeded space seeds it with ``seed + number``, so
+    that workers of one study never draw the same values from the same seed, and one worker's study
+    draws the same values on every rerun."""
     optuna = _optuna()
+    seed = None if space.seed is None else (space.seed + number) % 2**32
     if space.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=space.seed)
-    return optuna.samplers.TPESampler(seed=space.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def _suggest(trial, p: Param):
@@ -305,7 +309,7 @@ def _counts(study) -> dict:
     return counts
 
 
-def _claim(study, storage, where: str, name: str, n: int):
+def _claim(study, storage, where: str, name: str, n: int, space: Space):
     """A new trial for this worker, or None once ``n`` trials are COMPLETE or PRUNED. While the rest
     are running elsewhere it waits: one of them may fail, and then its place is this worker's."""
     while True:
@@ -321,6 +325,8 @@ def _claim(study, storage, where: str, name: str, n: int):
                     f"directories (run.json's error) say why"
                 )
             if done + c["RUNNING"] < n:
+                if space.seed is not None:
+                    study.sampler = _sampler(space, sum(c.values()))  # the number the next trial gets
                 trial = study.ask()
                 trial.set_user_attr("worker", _worker_id())
                 return trial
@@ -400,7 +406,7 @@ def _work(job: _Job) -> int:
         _dataset(api, base, datasets)
     done = 0
     while True:
-        trial = _claim(study, storage, job.storage, job.study, job.trials)
+        trial = _claim(study, storage, job.storage, job.study, job.trials, job.space)
         if trial is None:
             return done
         with _heartbeat(storage, trial):
