@@ -298,3 +298,10 @@ def test_a_seeded_space_reruns_trial_for_trial(tmp_path):
     tuning.tune(str(base), str(space), 1, out=out, prune="none")
     r = tuning.tune(str(base), str(space), 2, out=out, prune="none")
     assert r.trials[0]["params"] == params[0][0] and r.trials[1]["params"] != r.trials[0]["params"]
+
+
+def test_workers_refuse_a_callback_that_cannot_reach_them(study_files, tmp_path):
+    base, space = study_files
+    with pytest.raises(tuning.ConfigError, match="must be picklable"):
+        tuning.tune(str(base), str(space), 2, out=tmp_path / "s", workers=2, on_trial=lambda t: None)
+    assert not (tmp_path / "s").exists()  # refused before the study exists

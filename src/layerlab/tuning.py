@@ -27,6 +27,7 @@ import logging
 import math
 import multiprocessing
 import os
+import pickle
 import platform
 import threading
 import time
@@ -592,14 +593,21 @@ def tune(
     _pruner(prune, cfg.train.epochs)  # a bad --prune before the study exists
     out = Path(out) if out is not None else DEFAULT_ROOT / study
     storage = str(storage) if storage else str(default_journal(out))
-    out.mkdir(parents=True, exist_ok=True)
-    _quiet_optuna()
-    handle = open_storage(storage)
-    _open_study(optuna, handle, storage, study, cfg, space, metric)
     threads = None
     if workers > 1 and cfg.train.threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
     job = _Job(cfg.to_dict(), space, trials, storage, study, prune, metric, str(out), threads, on_trial)
+    if workers > 1:
+        try:
+            pickle.dumps(job)
+        except Exception as e:  # a lambda or a local function cannot reach a worker process
+            raise ConfigError(
+                f"with workers > 1, on_trial and prune go to worker processes and must be picklable "
+                f"(a module-level function, an Optuna pruner): {type(e).__name__}: {e}"
+            ) from None
+    out.mkdir(parents=True, exist_ok=True)
+    _quiet_optuna()
+    _open_study(optuna, open_storage(storage), storage, study, cfg, space, metric)
     if workers == 1:
         _work(job)
     else:
