@@ -92,7 +92,9 @@ def _check_rundirs(trials: list, study: str) -> None:
         if t.state.name == "COMPLETE":
             RunDir(run).model("best")  # a whole run: its weights load
             cfg = RunDir(run).config()
-            assert cfg.train.lr == t.params["train.lr"] and cfg.model.hidden == t.params["model.hidden"]
+            for key, value in t.params.items():  # the run trained with the trial's values
+                section, name = key.split(".")
+                assert getattr(getattr(cfg, section), name) == value
 
 
 def test_a_study_writes_one_run_directory_per_trial(study_files, tmp_path):
@@ -305,3 +307,37 @@ def test_workers_refuse_a_callback_that_cannot_reach_them(study_files, tmp_path)
     with pytest.raises(tuning.ConfigError, match="must be picklable"):
         tuning.tune(str(base), str(space), 2, out=tmp_path / "s", workers=2, on_trial=lambda t: None)
     assert not (tmp_path / "s").exists()  # refused before the study exists
+
+
+def _seed_for(draws: list[float], choices: list[float]) -> int:
+    """A ``[search] seed`` whose random sampler draws ``draws`` for trials 0, 1, ... (each trial's
+    sampler is seeded with seed + its number, and a random sampler ignores the history)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for seed in range(500):
+        got = [
+            optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed + k))
+            .ask()
+            .suggest_categorical("train.lr", choices)
+            for k in range(len(draws))
+        ]
+        if got == draws:
+            return seed
+    raise AssertionError("no seed draws that sequence")
+
+
+@pytest.mark.slow
+def test_the_median_pruner_stops_a_trial_worse_than_the_others(tmp_path):
+    base = write_base(tmp_path, epochs=2)
+    choices = [0.05, 0.0]  # lr 0 trains nothing: its validation loss stays where it started
+    seed = _seed_for([0.05, 0.05, 0.0], choices)
+    space = tmp_path / "space.toml"
+    space.write_text(f'[search]\nsampler = "random"\nseed = {seed}\n[train.lr]\nchoices = [0.05, 0.0]\n')
+    out = tmp_path / "study"
+    p = _layerlab("--config", str(base), "--space", str(space), "--trials", "3", "--out", str(out), "--prune", "median")
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 0, stderr
+    trials = _check_study(out, "space", 3)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert trials[2].params == {"train.lr": 0.0}
+    assert len(RunDir(out / "trial-0002").metrics()) == 1  # stopped after epoch 1 of 2
+    assert "trial    2 pruned" in stdout
