@@ -20,7 +20,7 @@ optuna = pytest.importorskip("optuna", reason="layerlab tune needs the tune extr
 
 from datagen import make_idx_dir  # noqa: E402
 from layerlab import tuning  # noqa: E402
-from layerlab.record import read_info  # noqa: E402
+from layerlab.record import list_runs, read_info  # noqa: E402
 from layerlab.rundir import RunDir  # noqa: E402
 
 SPACE = """
@@ -113,6 +113,10 @@ def test_a_study_writes_one_run_directory_per_trial(study_files, tmp_path):
     tuning.tune(str(base), str(space), 3, out=out, prune="none", metric="val_accuracy")
     assert len(_check_study(out, "space", 3)) == 3
     assert r.importances is None and "--show space" in r.importances_note  # tune leaves them to --show
+    # the trials are ordinary runs to the run listing (what the explorer reads), with their parameters
+    records = list_runs(tmp_path)
+    assert [rec.path.name for rec in records] == ["trial-0000", "trial-0001", "trial-0002"]
+    assert [rec.info["tune"]["params"] for rec in records] == [t.params for t in _check_study(out, "space", 3)]
     shown = tuning.show("space", out=out)
     assert shown.counts == {"COMPLETE": 3} and set(shown.importances) == {"train.lr", "model.hidden"}
 
