@@ -131,6 +131,14 @@ def test_a_base_config_without_validation_is_refused_in_one_sentence(tmp_path):
     assert p.returncode == 2
     assert stderr.count("\n") == 1 and "no validation split" in stderr and "never on the test set" in stderr
     assert not out.exists()  # nothing made
+
+
+@pytest.mark.slow
+def test_validation_holds_out_a_split_of_a_config_without_one(tmp_path):
+    base = write_base(tmp_path, validation=0.0)
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    out = tmp_path / "study"
     p = _layerlab(*"--trials 1 --prune none --validation 0.25 --quiet".split(), "--config", str(base), "--space",
                   str(space), "--out", str(out))  # fmt: skip
     _, stderr = p.communicate(timeout=120)
