@@ -109,3 +109,18 @@ def test_two_workers_share_one_study_on_postgresql(postgres, tmp_path):
     assert machines == {"machine0", "machine1"}  # both took trials
     shown = tuning.show("pg", storage=postgres)
     assert shown.counts == {"COMPLETE": 4} and "postgres" in shown.storage
+
+
+def test_an_unreachable_database_is_one_sentence_without_its_password(tmp_path):
+    base = write_base(tmp_path)
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    url = "postgresql+psycopg2://user:s3cret@127.0.0.1:1/db"  # nothing listens on port 1
+    p = subprocess.run(
+        [sys.executable, "-m", "layerlab", "tune", "--config", str(base), "--space", str(space), "--trials", "1",
+         "--storage", url, "--out", str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "cannot open the study storage" in p.stderr and "127.0.0.1:1" in p.stderr
+    assert "s3cret" not in p.stderr

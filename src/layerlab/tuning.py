@@ -91,6 +91,17 @@ def describe_storage(storage: str) -> str:
         return storage.split("@")[-1]
 
 
+def _without_password(text: str, url: str) -> str:
+    """``text`` with the password of the database ``url`` masked (a driver's error may quote the URL)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
 def open_storage(storage: str):
     """Optuna's storage for ``storage``: a database URL, or the path of a journal file."""
     optuna = _optuna()
@@ -113,7 +124,7 @@ def open_storage(storage: str):
         except ImportError as e:
             raise ConfigError(f"{describe_storage(storage)}: the database driver is not installed ({e})") from None
         except Exception as e:  # sqlalchemy's errors: a refused connection, a bad URL
-            reason = " ".join(str(e).split())
+            reason = _without_password(" ".join(str(e).split()), storage)
             # workers that start together on a new database race to create Optuna's tables: the loser retries
             if attempt < 4 and ("already exists" in reason or "duplicate key" in reason.lower()):
                 time.sleep(0.5 + attempt)
