@@ -44,6 +44,7 @@ _EXPORTS = {
     "create_model": "models",
     "list_models": "models",
     "register_model": "models",
+    "tune": "tuning",
 }
 __all__ = sorted(_EXPORTS)
 
