@@ -68,8 +68,8 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         "The first convolution layer's learned filters, as an image.",
     ),
     "inspect-features": (
-        "layerlab inspect features runs/cnn --index 0",
-        "The feature maps each convolution layer computes for test sample 0.",
+        "layerlab inspect features runs/cnn shoe.png",
+        "The output of every convolution and pool layer for one image (without a file: the first test sample).",
     ),
     "inspect-summary": (
         "layerlab inspect summary runs/cnn",
@@ -84,8 +84,9 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         "The test samples the model gets wrong, with the confusion matrix.",
     ),
     "compare-cells": (
-        "layerlab compare-cells --epochs 1",
-        "Trains the plain RNN, LSTM, GRU and residual RNN briefly on the same task and overlays their gradient flow.",
+        "layerlab compare-cells --task adding --length 100 --epochs 2",
+        "Trains the plain RNN, LSTM, GRU and residual RNN briefly on the adding problem with 100 steps and "
+        "overlays their gradient flow through time.",
     ),
     "report": (
         "layerlab report runs/cnn",
@@ -219,6 +220,11 @@ def _repo_target(page_repo_path: str, href: str) -> str | None:
     return target
 
 
+def _docs_dir(config) -> str:
+    """The docs folder's path relative to the repository root, as the links of its pages see it."""
+    return Path(posixpath.relpath(Path(config["docs_dir"]).resolve().as_posix(), ROOT.as_posix())).as_posix()
+
+
 def _repo_path(file, docs_dir: str) -> str:
     """A site file's path in the repository: docs/<src_uri>, or its own path for a file brought in."""
     return file.src_uri if file.src_uri in _brought else f"{docs_dir}/{file.src_uri}"
@@ -231,7 +237,7 @@ def on_files(files, config):
     from mkdocs.structure.files import File
 
     _brought.clear()  # `mkdocs serve` builds again in the same process
-    docs_dir = Path(config["docs_dir"]).resolve().relative_to(ROOT).as_posix()
+    docs_dir = _docs_dir(config)
     for cmd in (cmds := commands()):
         files.append(File.generated(config, f"commands/{cmd.name}.md", content=command_page(cmd)))
     files.append(File.generated(config, "commands/index.md", content=commands_index(cmds)))
@@ -273,7 +279,7 @@ def on_files(files, config):
 
 def on_page_markdown(markdown, page, config, files):
     """Links to repository files outside docs/ point at their copies in the site."""
-    docs_dir = Path(config["docs_dir"]).resolve().relative_to(ROOT).as_posix()
+    docs_dir = _docs_dir(config)
     here = _repo_path(page.file, docs_dir)
     site_dir_of_page = posixpath.dirname(page.file.src_uri)
 
