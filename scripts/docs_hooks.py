@@ -301,6 +301,17 @@ def on_page_markdown(markdown, page, config, files):
     return _LINK.sub(fix, markdown)
 
 
+_ROLE_FULL = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):(<code>[\w.]+</code>)")
+
+
+def on_page_content(html, page, config, files):
+    """The docstrings' Sphinx roles (``:func:`fit```) as plain code: ``~a.b.c`` shows ``c``, as Sphinx does."""
+    html = re.sub(
+        r":(?:class|func|meth|mod|data|attr|exc|obj):<code>~(?:[\w.]+\.)?(\w+)</code>", r"<code>\1</code>", html
+    )
+    return _ROLE_FULL.sub(r"\1", html)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python scripts/docs_hooks.py OUT_DIR", file=sys.stderr)

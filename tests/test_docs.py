@@ -202,3 +202,10 @@ def test_the_site_builds_strict(tmp_path):
     assert "test accuracy" in tutorial and "data:image/png;base64," in tutorial  # outputs and a figure
     assert (site / "benchmarks" / "index.html").is_file()
     assert (site / "src" / "layerlab" / "reference" / "rnn.py").is_file()  # linked from the equations page
+
+
+def test_sphinx_roles_in_docstrings_render_as_code():
+    html = ":class:<code>History</code>, :func:<code>~layerlab.training.fit</code>, :mod:<code>layerlab.deploy</code>"
+    assert hooks.on_page_content(html, None, None, None) == (
+        "<code>History</code>, <code>fit</code>, <code>layerlab.deploy</code>"
+    )
