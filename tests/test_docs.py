@@ -209,3 +209,35 @@ def test_sphinx_roles_in_docstrings_render_as_code():
     assert hooks.on_page_content(html, None, None, None) == (
         "<code>History</code>, <code>fit</code>, <code>layerlab.deploy</code>"
     )
+
+
+# ---- the pages' Python, run as written (README.md's own blocks: tests/test_readme.py) ----------------
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+RUN_AS_WRITTEN = ["index.md", "usage.md"]  # pages whose plain ```python blocks are complete programs
+
+
+def _plain_python_blocks(page: str) -> list[str]:
+    """The ```python blocks a reader copies (the tutorials' ``exec`` blocks run at build time instead)."""
+    import re
+
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    return re.findall(r"^```python[ \t]*\n(.*?)^```[ \t]*$", text, flags=re.S | re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("page", "index"), [(p, i) for p in RUN_AS_WRITTEN for i in range(len(_plain_python_blocks(p)))]
+)
+def test_page_python_block_runs_as_written(page, index, tmp_path):
+    code = _plain_python_blocks(page)[index]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed layerlab, as a reader has
+    env["PYTHONPATH"] = str(ROOT / "src")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    if proc.returncode != 0 and "'fashion-mnist' not found" in proc.stderr and not FASHION_MNIST.is_dir():
+        pytest.skip(f"{page} block {index + 1} trains on Fashion-MNIST, not installed at {FASHION_MNIST}")
+    assert proc.returncode == 0, f"docs/{page} python block {index + 1} failed:\n{code}\n{proc.stderr[-3000:]}"
+
+
+def test_the_pages_that_run_as_written_have_python():
+    assert all(_plain_python_blocks(p) for p in RUN_AS_WRITTEN)
