@@ -241,3 +241,12 @@ def test_page_python_block_runs_as_written(page, index, tmp_path):
 
 def test_the_pages_that_run_as_written_have_python():
     assert all(_plain_python_blocks(p) for p in RUN_AS_WRITTEN)
+
+
+def test_the_generator_writes_the_pages_to_a_folder(tmp_path):
+    """``python scripts/docs_hooks.py OUT`` writes what the site shows, to read without building it."""
+    assert hooks.main([str(tmp_path)]) == 0
+    written = sorted(p.stem for p in tmp_path.glob("*.md"))
+    assert written == sorted([*hooks.EXAMPLES, "index"])
+    assert "`layerlab inspect gradflow`" in (tmp_path / "index.md").read_text(encoding="utf-8")
+    assert hooks.main([]) == 2
