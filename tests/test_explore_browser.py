@@ -96,25 +96,32 @@ def _click_cell(page, selector: str, i: int, j: int, rows: int, cols: int) -> No
     loc.click(position={"x": (j + 0.5) * box["width"] / cols, "y": (i + 0.5) * box["height"] / rows})
 
 
-def test_cnn_multiply_add_equals_the_numpy_reference(page, server, runs):
+def reference_convs(run_dir, k: int):
+    """The two conv layers' outputs (before ReLU) for test sample ``k``, by the NumPy reference:
+    conv1 -> ReLU -> 2x2 max pool -> conv2, with the run's weights, in float64."""
     from layerlab.reference.conv import conv2d_forward
     from layerlab.reference.pool import maxpool2d_forward
     from layerlab.rundir import RunDir
 
-    page.goto(page.base + "#run=" + ids(server)["cnn"])
-    page.wait_for_selector("#gallery canvas[data-index='3']")
-    page.click("#gallery canvas[data-index='3']")
-    page.wait_for_function("window.layerlabExplore.cnn && window.layerlabExplore.cnn.input === 'test:3'")
-    assert page.locator("#prediction tr[data-rank]").count() == 5
-    run = RunDir(runs["cnn"])
+    run = RunDir(run_dir)
     model = run.model()
-    x = run.dataset().test.x[3].double().numpy()[None]  # (1, 1, 28, 28)
+    x = run.dataset().test.x[k].double().numpy()[None]  # (1, 1, 28, 28)
     convs = [m for m in model.modules() if m.__class__.__name__ == "Conv2d"]
     W1, b1 = (t.detach().double().numpy() for t in (convs[0].weight, convs[0].bias))
     W2, b2 = (t.detach().double().numpy() for t in (convs[1].weight, convs[1].bias))
     y1, _ = conv2d_forward(x, W1, b1)
     p1, _ = maxpool2d_forward(np.maximum(y1, 0), 2)
     y2, _ = conv2d_forward(p1, W2, b2)
+    return y1, y2
+
+
+def test_cnn_multiply_add_equals_the_numpy_reference(page, server, runs):
+    page.goto(page.base + "#run=" + ids(server)["cnn"])
+    page.wait_for_selector("#gallery canvas[data-index='3']")
+    page.click("#gallery canvas[data-index='3']")
+    page.wait_for_function("window.layerlabExplore.cnn && window.layerlabExplore.cnn.input === 'test:3'")
+    assert page.locator("#prediction tr[data-rank]").count() == 5
+    y1, y2 = reference_convs(runs["cnn"], 3)
     for layer, ch, (i, j), ref, c_in in ((0, 1, (20, 7), y1, 1), (2, 5, (4, 9), y2, 4)):
         page.locator(f'#layers canvas[data-layer="{layer}"][data-ch="{ch}"]').click(timeout=5000)
         rows, cols = ref.shape[2:]
@@ -147,11 +154,13 @@ def test_cnn_drawn_input(page, server):
     page.wait_for_selector("#prediction tr[data-rank]")
     page.locator("#draw").scroll_into_view_if_needed()
     box = page.locator("#draw").bounding_box()
-    page.mouse.move(box["x"] + 20, box["y"] + 70)
+    page.mouse.move(box["x"] + 10, box["y"] + 40)
     page.mouse.down()
     for k in range(20):
-        page.mouse.move(box["x"] + 20 + 5 * k, box["y"] + 70)
+        page.mouse.move(box["x"] + 10 + 3 * k, box["y"] + 40)
     page.mouse.up()
+    # the drawing reached the canvas: a white stroke across the middle row
+    assert page.evaluate("document.getElementById('draw').getContext('2d').getImageData(70, 66, 1, 1).data[0]") == 255
     page.click("#draw-go")
     page.wait_for_function("window.layerlabExplore.cnn && window.layerlabExplore.cnn.input.startsWith('upload:')")
     assert page.locator("#layers .layer").count() == 4
@@ -234,6 +243,21 @@ def test_static_file_opens_from_file_url_without_network(browser, runs, tmp_path
     pg.click("#gallery canvas[data-index='5']")
     pg.wait_for_function("window.layerlabExplore.cnn.input === 'test:5'")
     assert pg.locator("#filters canvas").count() == 12
+    # the multiply-add, computed in the page from the values the file holds, equals the reference
+    y1, y2 = reference_convs(runs["cnn"], 5)
+    for layer, ch, (i, j), ref in ((0, 2, (11, 13), y1), (2, 6, (7, 2), y2)):
+        pg.click(f'#layers canvas[data-layer="{layer}"][data-ch="{ch}"]')
+        _click_cell(pg, "#map-zoom", i, j, *ref.shape[2:])
+        pg.wait_for_selector("#madd-sum")
+        assert pg.inner_text("#madd h4").endswith(f"channel {ch} at ({i}, {j})")
+        assert abs(float(pg.get_attribute("#madd-sum", "data-value")) - ref[0, ch, i, j]) < 1e-5
+    # the LSTM's file: its gates and gradient for the inputs it holds
+    out = tmp_path / "lstm.html"
+    assert build_static(runs["lstm"], out)["family"] == "recurrent"
+    pg.goto(out.as_uri())
+    pg.wait_for_selector(".gate")
+    assert pg.locator(".gate").count() == 5 and pg.locator("#grad-chart-1 path").count() == 1
+    assert pg.locator("#selection .fired").count() == 24  # the unit selection over 24 test sequences
     assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
     assert not errors, errors
     ctx.close()

@@ -56,6 +56,8 @@ def build_static(run: str | Path, out: str | Path, *, inputs: int = STATIC_INPUT
         view = "cnn" if fam == "cnn" else "rnn"
         for k in range(held):
             keep(f"/api/run/{rid}/{view}?input=test%3A{k}", view, rid, {"input": f"test:{k}"})
+        if fam == "recurrent":
+            keep(f"/api/run/{rid}/rnn_many?count=24", "rnn_many", rid, {"count": "24"})
         if fam == "cnn":
             keep(f"/api/run/{rid}/filters", "filters", rid, {})
             try:

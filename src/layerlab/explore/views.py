@@ -57,6 +57,7 @@ class RunViews:
         self._inputs: OrderedDict[str, tuple[torch.Tensor, int | None]] = OrderedDict()
         self._forward: OrderedDict[str, dict] = OrderedDict()
         self._uploads = 0
+        self._cached: dict[tuple, dict] = {}  # answers that depend on the run alone (confusion, excitation)
 
     # --- what is loaded once
     @property
@@ -196,8 +197,24 @@ class RunViews:
     def cnn(self, key: str) -> dict:
         f = self._cnn_forward(key)
         layers = []
+        modules = dict(self.model.named_modules())
         for i, (fm, conv) in enumerate(zip(f["maps"], f["conv_of"], strict=True)):
-            layers.append({"index": i, "name": fm.alias, "label": fm.label, "conv": conv, "maps": pack(fm.maps)})
+            layer = {"index": i, "name": fm.alias, "label": fm.label, "conv": conv, "maps": pack(fm.maps)}
+            if conv is not None:
+                # what the conv read: the input (-1) or a map shown before it (so a page without a
+                # server can redo the multiply-add), or None when it read something not shown
+                seen = f["conv_inputs"][conv]
+                layer["input_from"] = next(
+                    (
+                        k
+                        for k, src in [(-1, f["x"].float()), *((k, m.maps) for k, m in enumerate(f["maps"][:i]))]
+                        if src.shape == seen.shape and torch.equal(src.float(), seen.float())
+                    ),
+                    None,
+                )
+                layer["stride"] = list(modules[conv].stride)
+                layer["padding"] = list(_padding(modules[conv]))
+            layers.append(layer)
         return {
             "input": key,
             "x": pack(f["x"].float()),
@@ -268,9 +285,18 @@ class RunViews:
             ]
         }
 
+    def _once(self, key: tuple, compute) -> dict:
+        with self._lock:
+            if key not in self._cached:
+                self._cached[key] = compute()
+            return self._cached[key]
+
     def excite(self, layer: int, top: int = 6, limit: int = 500) -> dict:
         """For each channel of one conv/pool layer, the test samples (of the first ``limit``) whose
-        map has the largest mean."""
+        map has the largest mean (computed once per layer)."""
+        return self._once(("excite", layer, top, limit), lambda: self._excite(layer, top, limit))
+
+    def _excite(self, layer: int, top: int, limit: int) -> dict:
         model = self.model
         n = min(self.n_test(), limit)
         test = self.data.test
@@ -294,6 +320,10 @@ class RunViews:
         return {"layer": layer, "samples": n, "top": idx.tolist()}
 
     def confusion(self, per_cell: int = 60) -> dict:
+        """The confusion matrix on the test split, each cell's mistakes (computed once)."""
+        return self._once(("confusion", per_cell), lambda: self._confusion(per_cell))
+
+    def _confusion(self, per_cell: int) -> dict:
         from ..inspect.evaluation import predict_test
 
         if self.data.task != "classification":

@@ -115,7 +115,8 @@
   }
   function heat(data, offset, rows, cols, mode, px, title) {
     var c = paint(el("canvas", { cls: "heat" }), data, offset, rows, cols, mode);
-    c.style.width = cols * px + "px"; c.style.height = rows * px + "px";
+    var rowPx = Math.max(1, Math.min(px, Math.floor(320 / rows))); // many units: thinner rows, not a taller page
+    c.style.width = cols * px + "px"; c.style.height = rows * rowPx + "px";
     if (title) c.title = title;
     return c;
   }
@@ -295,6 +296,8 @@
       var images = !!(spec.image_shape || spec.kind === "image");
       $("upload-label").hidden = !images || STATIC;
       $("draw-tools").hidden = !images || STATIC || (spec.image_shape || spec.shape)[0] !== 1;
+      $("text-tools").hidden = spec.kind !== "tokens" || STATIC;
+      $("excite-wrap").hidden = !!STATIC;
       state.spec = spec;
     });
     loadGallery(id);
@@ -392,8 +395,42 @@
     var L = state.zoom.layer;
     if (!L.conv) return;
     var pos = rows > 1 || state.cnn.layers[L.index].maps.shape.length > 2 ? [i, j] : [j];
+    if (STATIC) {
+      var local = localMadd(L, state.zoom.ch, pos);
+      if (local) renderMadd(local);
+      else clear($("madd")).appendChild(el("p", { cls: "note", text: "this layer reads values the file does not hold: run `layerlab explore` on the run" }));
+      return;
+    }
     api("/api/run/" + state.run.id + "/conv?input=" + encodeURIComponent(state.input) + "&layer=" + L.index + "&channel=" + state.zoom.ch + "&pos=" + pos.join(","))
       .then(renderMadd).catch(showError);
+  }
+  // eq. 3.1.1 in the page, for the file without a server: the conv's input is the image or a map
+  // shown before it (input_from), the kernel and bias are the filters' (float32 as the model holds them)
+  function localMadd(L, ch, pos) {
+    if (L.input_from == null || !state.filters || pos.length !== 2) return null;
+    var src = unpack(L.input_from === -1 ? state.cnn.x : state.cnn.layers[L.input_from].maps);
+    var F = state.filters.layers.filter(function (f) { return f.module === L.conv; })[0];
+    if (!F || src.shape.length !== 3) return null;
+    var w = unpack(F.weight), C = w.shape[1], kh = w.shape[2], kw = w.shape[3], H = src.shape[1], W = src.shape[2];
+    var start = [L.stride[0] * pos[0], L.stride[1] * pos[1]], win = [], ker = [], prod = [], total = 0;
+    for (var c = 0; c < C; c++) {
+      var wc = [], kc = [], pc = [];
+      for (var m = 0; m < kh; m++) {
+        var wr = [], kr = [], pr = [];
+        for (var n = 0; n < kw; n++) {
+          var r = start[0] + m - L.padding[0], q = start[1] + n - L.padding[1];
+          var xv = r >= 0 && r < H && q >= 0 && q < W ? src.data[(c * H + r) * W + q] : 0;
+          var kv = w.data[((ch * C + c) * kh + m) * kw + n];
+          wr.push(xv); kr.push(kv); pr.push(xv * kv); total += xv * kv;
+        }
+        wc.push(wr); kc.push(kr); pc.push(pr);
+      }
+      win.push(wc); ker.push(kc); prod.push(pc);
+    }
+    var a = unpack(L.maps), b = F.bias ? F.bias[ch] : 0;
+    return { layer: L.index, name: L.name, channel: ch, pos: pos, start: start, padding: L.padding, stride: L.stride,
+      window: win, kernel: ker, products: prod, bias: b, sum: total + b, torch: null,
+      shown: a.data[(ch * a.shape[1] + pos[0]) * a.shape[2] + pos[1]] };
   }
   function grid(values, hiFn) { // a 2-D (or 1-D) list as a small table
     var t = el("table", { cls: "grid" });
@@ -423,7 +460,8 @@
     terms.push(el("div", { cls: "sum", id: "madd-terms", text: "sum of " + flat.length + " products = " + s.toPrecision(9) }));
     terms.push(el("div", { cls: "sum", text: "+ bias " + d.bias.toPrecision(9) }));
     terms.push(el("div", { cls: "sum", id: "madd-sum", "data-value": String(d.sum), text: "= " + d.sum.toPrecision(9) }));
-    terms.push(el("div", { cls: "note", id: "madd-torch", "data-value": String(d.torch), text: "torch's conv gives " + d.torch.toPrecision(9) + "; the map shows " + d.shown.toPrecision(9) + (d.shown !== d.torch ? " (after the activation)" : "") }));
+    if (d.torch != null) terms.push(el("div", { cls: "note", id: "madd-torch", "data-value": String(d.torch), text: "torch's conv gives " + d.torch.toPrecision(9) + "; the map shows " + d.shown.toPrecision(9) + (d.shown !== d.torch ? " (after the activation)" : "") }));
+    else terms.push(el("div", { cls: "note", text: "computed in this page from the input and the kernel; the map shows " + d.shown.toPrecision(9) + (Math.abs(d.shown - d.sum) > 1e-6 ? " (after the activation)" : "") }));
     terms.forEach(function (t) { box.appendChild(t); });
   }
   function loadFilters(id) {
@@ -520,7 +558,7 @@
           gw.appendChild(el("div", { cls: "note gate", "data-gate": name, text: "layer " + G.layer + ", " + name + (cell ? " (blue \u2212, red +)" : " (0 dark, 1 bright)") }));
           gw.appendChild(cell ? heat(a.data, 0, H, T, "div", px, name) : (function () {
             var c = paint(el("canvas", { cls: "heat", title: name }), a.data, 0, H, T, "seq", 0, 1);
-            c.style.width = T * px + "px"; c.style.height = H * px + "px"; return c;
+            c.style.width = T * px + "px"; c.style.height = H * Math.max(1, Math.min(px, Math.floor(320 / H))) + "px"; return c;
           })());
         });
       });
@@ -530,7 +568,7 @@
         ps.appendChild(el("div", { cls: "note", text: "probability of each class (rows) if the sequence ended at step t (columns); predicted: " + j.per_step.predicted.map(function (k) { return j.classes[k]; }).join(" ") }));
         ps.appendChild(heat(p.data, 0, K, T, "seq", px, "p(class | x_1..t)"));
       }
-      if (!STATIC) loadSelection();
+      loadSelection();
     }).catch(showError);
   }
   function loadSelection() {
@@ -582,10 +620,14 @@
     window.addEventListener("mouseup", function () { down = false; });
     d.addEventListener("mousemove", function (ev) {
       if (!down) return; var r = d.getBoundingClientRect();
-      ctx.fillStyle = "#fff"; ctx.beginPath(); ctx.arc(ev.clientX - r.left, ev.clientY - r.top, 7, 0, 2 * Math.PI); ctx.fill();
+      var sx = d.width / r.width, sy = d.height / r.height; // CSS pixels to the canvas's own
+      ctx.fillStyle = "#fff"; ctx.beginPath(); ctx.arc((ev.clientX - r.left) * sx, (ev.clientY - r.top) * sy, 9, 0, 2 * Math.PI); ctx.fill();
     });
     $("draw-clear").addEventListener("click", reset);
     $("draw-go").addEventListener("click", function () { sendPixels(canvasPixels(d)); });
+    $("text-go").addEventListener("click", function () {
+      api("/api/run/" + state.run.id + "/input", { text: $("text-input").value }).then(function (j) { showInput(j.input); }).catch(showError);
+    });
     $("map-zoom").addEventListener("click", zoomClick);
     $("excite-layer").addEventListener("change", loadExcite);
     $("sel-go").addEventListener("click", loadSelection);
