@@ -46,8 +46,17 @@ def main() -> None:
         fit("article-cnn", x, y, validation_split=0.2, epochs=3, run_dir=runs / "article-cnn", verbose=0)
         fit("article-lstm", x, y, validation_split=0.2, epochs=3, run_dir=runs / "article-lstm", verbose=0)
         for lr, ch in ((3e-4, "8,M,16,M"), (1e-3, "8,M,16,M"), (3e-3, "4,M,8,M"), (1e-2, "4,M,8,M")):
-            fit("cnn", x[:1000], y[:1000], validation_split=0.2, epochs=2, lr=lr, channels=ch, verbose=0,
-                run_dir=runs / "sweep" / f"cnn-{ch.replace(',', '')}-lr{lr:g}")
+            fit(
+                "cnn",
+                x[:1000],
+                y[:1000],
+                validation_split=0.2,
+                epochs=2,
+                lr=lr,
+                channels=ch,
+                verbose=0,
+                run_dir=runs / "sweep" / f"cnn-{ch.replace(',', '')}-lr{lr:g}",
+            )
         server = make_server([runs], "127.0.0.1", 0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = "http://{}:{}/".format(*server.server_address[:2])
@@ -88,7 +97,7 @@ def main() -> None:
             page.goto(base + "#run=" + ids["article-lstm"])
             page.wait_for_selector("#gallery canvas[data-index='1']")
             page.click("#gallery canvas[data-index='1']")
-            page.wait_for_function("window.layerlabExplore.rnnView && window.layerlabExplore.rnnView.input === 'test:1'")
+            page.wait_for_function("window.layerlabExplore.rnnView?.input === 'test:1'")
             page.fill("#sel-units", "3,7")
             page.fill("#sel-threshold", "0.2")
             page.click("#sel-go")

@@ -180,6 +180,13 @@ def test_lstm_gates_and_gradient_equal_the_numpy_reference(page, server, runs):
     gates = page.locator(".gate").evaluate_all("es => es.map(e => e.dataset.gate)")
     assert gates == ["input gate i", "forget gate f", "candidate g", "output gate o", "cell c"]
     assert page.locator("#grad-chart-1 path").count() == 1
+    # the unit selection: one row per test sequence, however often it is asked for
+    page.fill("#sel-units", "0,3")
+    # two requests in flight at once (nothing kept yet): only the latest draws
+    page.evaluate("() => { window.layerlabExplore.sel = null; const b = document.getElementById('sel-go'); b.click(); b.click(); }")
+    page.wait_for_selector("#selection .fired")
+    page.wait_for_timeout(300)
+    assert page.locator("#selection .fired").count() == 24
 
     def shown(expr):  # a packed array of the page's answer, decoded as the page decodes it
         return np.array(

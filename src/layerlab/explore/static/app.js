@@ -574,7 +574,9 @@
   function loadSelection() {
     var units = $("sel-units").value.split(",").map(function (s) { return parseInt(s, 10); }).filter(function (v) { return v >= 0; });
     var th = parseFloat($("sel-threshold").value), box = clear($("selection"));
+    var ticket = state.selTicket = (state.selTicket || 0) + 1; // only the latest request draws
     var go = function (j) {
+      if (ticket !== state.selTicket) return;
       state.sel = j;
       j.sequences.forEach(function (s) {
         var h = unpack(s.hidden), H = h.shape[0], T = h.shape[1], fired = new Float32Array(T);
@@ -583,7 +585,7 @@
           units.forEach(function (u) { if (u >= H || h.data[u * T + t] < th) all = false; });
           fired[t] = all ? 1 : 0;
         }
-        var row = el("div", { cls: "fired" }, el("span", { cls: "note", text: "sequence " + s.index + (s.label != null ? " (class " + state.rnnView.classes[s.label] + ")" : "") + " " }));
+        var row = el("div", { cls: "fired", "data-index": s.index }, el("span", { cls: "note", text: "sequence " + s.index + (s.label != null ? " (class " + state.rnnView.classes[s.label] + ")" : "") + " " }));
         row.appendChild(heat(fired, 0, 1, T, "seq", Math.max(3, Math.min(14, Math.floor(700 / T))), "steps where every selected unit is above the threshold"));
         box.appendChild(row);
       });
