@@ -55,6 +55,40 @@ def timed(url: str) -> tuple[float, int]:
     return 1000 * (time.perf_counter() - t), len(body)
 
 
+def in_browser(base: str, cnn: str, lstm: str, repeat: int) -> list[tuple[str, float, float]]:
+    """Choosing an input in the page, timed inside Chromium until every view of it is drawn; none
+    without Playwright or Chromium."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return []
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        return []
+    rows = []
+    flags = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=flags)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        for label, rid, ready in (
+            ("CNN: choose a test image", cnn, "#layers .layer"),
+            ("LSTM: choose a test sequence", lstm, ".gate"),
+        ):
+            page.goto(f"{base}/#run={rid}")
+            page.wait_for_selector(ready)
+            times = [
+                page.evaluate(
+                    "async k => { const t = performance.now(); await window.layerlabExplore.showInput('test:' + k);"
+                    " return performance.now() - t; }",
+                    20 + k,
+                )
+                for k in range(repeat)
+            ]
+            rows.append((label, statistics.median(times), max(times)))
+        browser.close()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=10)
@@ -119,6 +153,7 @@ def main() -> None:
         measure(
             "LSTM: hidden states of 24 sequences (unit selection)", lambda k: f"/api/run/{lstm}/rnn_many?count=24", 3
         )
+        browser_rows = in_browser(base, cnn, lstm, args.repeat)
         server.shutdown()
         server.server_close()
 
@@ -152,6 +187,8 @@ def main() -> None:
         print(f"| {label} | {med:.0f} | {mx:.0f} | {size:,} |")
     print(f"| first view of the CNN run (loads model and data) | {first_cnn:.0f} | | |")
     print(f"| first view of the LSTM run (loads model and data) | {first_lstm:.0f} | | |")
+    for label, med, mx in browser_rows:
+        print(f"| in Chromium, {label} (request, decoding, drawing every canvas) | {med:.0f} | {mx:.0f} | |")
     print(f"\nlisting {args.runs} runs (RunIndex, run.json + config.toml + metrics.csv each): {list_ms:.0f} ms")
     print(f"the runs table's request for them (listing again not included): {table_ms:.0f} ms, {table_size:,} bytes")
     print(json.dumps({"list_ms": list_ms, "table_ms": table_ms}))

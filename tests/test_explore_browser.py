@@ -135,6 +135,10 @@ def test_cnn_multiply_add_equals_the_numpy_reference(page, server, runs):
         # the kernel beside it is this channel's
         assert page.locator("#kernel canvas").count() == c_in
         assert page.locator("#madd .grid").count() == 3 * c_in  # window, kernel, products per input channel
+    # the test images that excite each channel of conv1 most: one row per channel (drawn once, not per input)
+    page.wait_for_selector("#excite .gallery")
+    assert page.locator("#excite .gallery").count() == 4
+    assert page.locator("#excite .gallery canvas").count() == 4 * 6
     # filters and the confusion matrix whose cells open their mistakes
     assert page.locator("#filters canvas").count() == 4 + 8
     page.wait_for_selector("#confusion td[data-cell]")

@@ -302,6 +302,7 @@
     });
     loadGallery(id);
     showInput("test:0");
+    clear($("excite")); clear($("mistakes")); clear($("selection")); state.sel = null;
     if (r.family === "cnn") { loadFilters(id); loadConfusion(id); }
   }
   function loadGallery(id) {
@@ -359,7 +360,7 @@
       });
       if (keep) sel.value = keep;
       $("detail").hidden = true;
-      if (!STATIC) loadExcite();
+      if (!STATIC && !$("excite").hasChildNodes()) loadExcite(); // per run and layer, not per input
     }).catch(showError);
   }
   function selectMap(L, a, ch, canvas) {
@@ -480,9 +481,13 @@
   function loadExcite() {
     var layer = $("excite-layer").value, box = clear($("excite"));
     if (layer === "") return;
+    box.appendChild(el("p", { cls: "note", text: "reading the test images\u2026" }));
+    var ticket = state.exciteTicket = (state.exciteTicket || 0) + 1; // only the latest request draws
     api("/api/run/" + state.run.id + "/excite?layer=" + layer).then(function (j) {
       var need = Array.from(new Set([].concat.apply([], j.top)));
       return api("/api/run/" + state.run.id + "/samples?indices=" + need.join(",")).then(function (s) {
+        if (ticket !== state.exciteTicket) return;
+        clear(box);
         var byIndex = {}; s.samples.forEach(function (x) { byIndex[x.index] = x; });
         j.top.slice(0, 16).forEach(function (idx, ch) {
           var row = el("div", { cls: "gallery" }, el("span", { cls: "note", text: "channel " + ch + " " }));
@@ -652,4 +657,5 @@
     else route();
   });
   window.layerlabExplore = state; // for the tests and the curious
+  state.showInput = showInput; // a promise that settles once the input's views are drawn (timed by benchmarks/)
 })();
