@@ -187,7 +187,10 @@ def test_lstm_gates_and_gradient_equal_the_numpy_reference(page, server, runs):
     # the unit selection: one row per test sequence, however often it is asked for
     page.fill("#sel-units", "0,3")
     # two requests in flight at once (nothing kept yet): only the latest draws
-    page.evaluate("() => { window.layerlabExplore.sel = null; const b = document.getElementById('sel-go'); b.click(); b.click(); }")
+    page.evaluate(
+        "() => { window.layerlabExplore.sel = null; const b = document.getElementById('sel-go');"
+        " b.click(); b.click(); }"
+    )
     page.wait_for_selector("#selection .fired")
     page.wait_for_timeout(300)
     assert page.locator("#selection .fired").count() == 24
