@@ -200,12 +200,14 @@ def test_is_local(address, local):
 
 
 def test_listing_and_runs_table_need_no_torch(runs):
-    """The listing and the runs table answer in a process where importing torch fails."""
+    """The command's parser, the listing and the runs table answer in a process where importing torch fails."""
     code = f"""
 import sys, json, threading, urllib.request
 sys.modules["torch"] = None
+from layerlab.cli import build_parser
 from layerlab.explore.server import make_server
-s = make_server([{str(runs)!r}], "127.0.0.1", 0)
+args = build_parser().parse_args(["explore", {str(runs)!r}, "--port", "0"])
+s = make_server(args.runs, args.host, args.port)
 threading.Thread(target=s.serve_forever, daemon=True).start()
 host, port = s.server_address[:2]
 rows = json.load(urllib.request.urlopen(f"http://{{host}}:{{port}}/api/runs"))["runs"]
