@@ -8,6 +8,7 @@ best validation metrics and the final test metrics, the status.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import threading
@@ -93,6 +94,39 @@ def curves(entry: Entry) -> dict:
     for r in rows:
         cols += [k for k in r if k not in cols]
     return {c: [_finite(r.get(c)) for r in rows] for c in cols}
+
+
+#: The step log a run may hold (:class:`layerlab.callbacks.StepLogger` pointed at ``RUN/steps.csv``).
+STEP_LOG = "steps.csv"
+STEP_COLUMNS = ("step", "loss", "accuracy", "batch_loss", "lr")
+#: Points per step curve sent to the page (a longer log is thinned evenly, the last step kept).
+STEP_POINTS = 2000
+MAX_STEP_LOG = 64 * 2**20
+
+
+def step_curves(entry: Entry) -> dict | None:
+    """The run's ``steps.csv`` as columns (thinned to :data:`STEP_POINTS` rows), None without one; a
+    file that is not such a table (or is larger than 64 MiB) gives ``{"error": sentence}``."""
+    p = entry.path / STEP_LOG
+    if not p.is_file() or p.is_symlink():
+        return None
+    try:
+        if p.stat().st_size > MAX_STEP_LOG:
+            return {"error": f"{STEP_LOG} is larger than {MAX_STEP_LOG // 2**20} MiB"}
+        with open(p, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        cols = {c: [] for c in STEP_COLUMNS}
+        for r in rows:
+            for c in STEP_COLUMNS:
+                v = r.get(c)
+                cols[c].append(_finite(float(v)) if v not in (None, "") else None)
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as e:
+        return {"error": f"{STEP_LOG} is not a step log ({str(e)[:120]})"}
+    n = len(rows)
+    if n > STEP_POINTS:
+        keep = sorted({round(i * (n - 1) / (STEP_POINTS - 1)) for i in range(STEP_POINTS)})
+        cols = {c: [v[i] for i in keep] for c, v in cols.items()}
+    return {c: v for c, v in cols.items() if any(x is not None for x in v)}
 
 
 class RunIndex:

@@ -29,7 +29,7 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import LayerlabError
-from .listing import RunIndex, curves, family
+from .listing import RunIndex, curves, family, step_curves
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Explorer:
             raise KeyError(route)
         entry = self.index.get(rid)
         if route == "curves":
-            return {"id": rid, "name": entry.name, "curves": curves(entry)}
+            return {"id": rid, "name": entry.name, "curves": curves(entry), "steps": step_curves(entry)}
         if route == "info":
             rec = entry.record
             return {

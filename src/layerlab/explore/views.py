@@ -131,13 +131,24 @@ class RunViews:
                 raise LayerlabError(f"pixels must be {int(np.prod(shape))} values in 0..255 for an image of {shape}")
             img = torch.from_numpy(px.reshape(shape)) / 255.0
             x = spec.images(img[None])[0]
+        elif "sequence" in body and spec.kind == "sequence" and spec.image_shape is None:
+            F = spec.shape[-1]
+            try:
+                seq = np.asarray(body["sequence"], dtype=np.float32)
+            except (TypeError, ValueError):
+                raise LayerlabError("a sequence must be rows of numbers") from None
+            if seq.ndim == 1 and F == 1:
+                seq = seq[:, None]
+            if seq.ndim != 2 or seq.shape[1] != F or not 1 <= seq.shape[0] <= 100_000 or not np.all(np.isfinite(seq)):
+                raise LayerlabError(f"a sequence must be 1 to 100000 rows of {F} finite numbers (steps by features)")
+            x = spec.sequences([seq])[0][0]
         elif "text" in body and spec.kind == "tokens":
             text = body["text"]
             if not isinstance(text, str) or not 1 <= len(text) <= 2000:
                 raise LayerlabError("text must be 1 to 2000 characters")
             x = spec.tokens(text)
         else:
-            raise LayerlabError("send pixels (an image) or text (a character model)")
+            raise LayerlabError("send pixels (an image), a sequence (rows of numbers) or text (a character model)")
         with self._lock:
             self._uploads += 1
             key = f"upload:{self._uploads}"

@@ -231,6 +231,16 @@
         });
         box.appendChild(lineChart(chart[0], series, { width: 420, height: 260, integerX: true }));
       });
+      [["loss per step", ["loss", "batch_loss"]], ["learning rate per step", ["lr"]]].forEach(function (chart) {
+        var series = [];
+        all.forEach(function (c, i) {
+          if (!c.steps || c.steps.error || !c.steps.step) return;
+          chart[1].forEach(function (col, j) {
+            if (c.steps[col]) series.push({ name: c.name + " " + col, xs: c.steps.step, ys: c.steps[col], color: COLORS[i % COLORS.length], dash: ["", "2,2"][j] });
+          });
+        });
+        if (series.length) box.appendChild(lineChart(chart[0], series, { width: 420, height: 260, integerX: true, xlabel: "step" }));
+      });
     }).catch(function (e) { box.appendChild(el("p", { cls: "error", text: e.message })); });
   }
   function metricKeys() {
@@ -297,6 +307,7 @@
       $("upload-label").hidden = !images || STATIC;
       $("draw-tools").hidden = !images || STATIC || (spec.image_shape || spec.shape)[0] !== 1;
       $("text-tools").hidden = spec.kind !== "tokens" || STATIC;
+      $("csv-tools").hidden = spec.kind !== "sequence" || !!spec.image_shape || STATIC;
       $("excite-wrap").hidden = !!STATIC;
       state.spec = spec;
     });
@@ -632,6 +643,15 @@
     });
     $("draw-clear").addEventListener("click", reset);
     $("draw-go").addEventListener("click", function () { sendPixels(canvasPixels(d)); });
+    $("csv").addEventListener("change", function (ev) {
+      var f = ev.target.files[0]; if (!f) return;
+      f.text().then(function (text) {
+        var rows = text.split(/\r?\n/).map(function (line) { return line.trim(); }).filter(Boolean)
+          .map(function (line) { return line.split(/[,;\t ]+/).map(Number); })
+          .filter(function (r) { return r.every(function (v) { return isFinite(v); }); }); // a header row drops out
+        return api("/api/run/" + state.run.id + "/input", { sequence: rows });
+      }).then(function (j) { showInput(j.input); }).catch(showError);
+    });
     $("text-go").addEventListener("click", function () {
       api("/api/run/" + state.run.id + "/input", { text: $("text-input").value }).then(function (j) { showInput(j.input); }).catch(showError);
     });

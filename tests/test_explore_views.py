@@ -1,0 +1,77 @@
+"""The explorer's views without a browser: inputs sent by the page (pixels, a CSV sequence, text),
+the multiply-add's refusals, and a regression run's recurrent view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explore_runs import train_runs
+from layerlab.errors import LayerlabError
+from layerlab.explore.views import RunViews
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    from layerlab import api
+    from layerlab.config import RunConfig
+
+    root = tmp_path_factory.mktemp("views")
+    out = train_runs(root)
+    cfg = RunConfig()
+    cfg.data.name, cfg.data.length, cfg.data.n_train, cfg.data.n_test = "adding", 6, 64, 16
+    cfg.model.name, cfg.model.hidden = "gru", 4
+    cfg.train.epochs, cfg.train.threads = 1, 1
+    api.train(cfg, root / "runs" / "adding")
+    out["adding"] = root / "runs" / "adding"
+    return out
+
+
+def test_pixels_become_the_runs_input(runs):
+    v = RunViews(runs["cnn"], "cnn")
+    x, _ = v.sample(0)
+    pixels = np.rint(x.numpy() * 255).astype(int)  # the test image's own 8-bit values
+    key = v.upload({"pixels": pixels.flatten().tolist()})
+    assert key.startswith("upload:")
+    got, label = v.get_input(key)
+    assert label is None and torch.allclose(got, x, atol=1 / 255)
+    assert v.cnn(key)["prediction"]["top"][0]["class"] == v.cnn("test:0")["prediction"]["top"][0]["class"]
+    for bad in ({"pixels": [0] * 10}, {"pixels": [300] * 784}, {"pixels": ["a"] * 784}, {"text": "abc"}, {}):
+        with pytest.raises(LayerlabError):
+            v.upload(bad)
+
+
+def test_the_multiply_add_refuses_what_it_cannot_show(runs):
+    v = RunViews(runs["cnn"], "cnn")
+    with pytest.raises(LayerlabError, match="pooling"):
+        v.conv_detail("test:0", 1, 0, [0, 0])
+    with pytest.raises(LayerlabError, match="outside the map"):
+        v.conv_detail("test:0", 0, 0, [26, 0])
+    with pytest.raises(LayerlabError, match="channels"):
+        v.conv_detail("test:0", 0, 9, [0, 0])
+    with pytest.raises(LayerlabError, match="no layer"):
+        v.conv_detail("test:0", 7, 0, [0, 0])
+    with pytest.raises(LayerlabError, match="no test sample"):
+        v.cnn("test:100000")
+    with pytest.raises(LayerlabError, match="no longer kept"):
+        v.cnn("upload:99")
+    d = v.conv_detail("test:0", 0, 1, [3, 4])
+    assert d["sum"] == pytest.approx(d["torch"], abs=1e-5)
+    assert np.asarray(d["products"]).shape == (1, 3, 3)
+    # the conv's input is recorded for a page without a server: conv1 reads the image, conv2 pool1
+    assert [layer.get("input_from") for layer in v.cnn("test:0")["layers"]] == [-1, None, 1, None]
+
+
+def test_a_csv_sequence_and_a_regression_run(runs):
+    v = RunViews(runs["adding"], "recurrent")
+    key = v.upload({"sequence": [[0.5, 1.0], [0.1, 0.0], [0.9, 1.0]]})
+    r = v.rnn(key)
+    assert r["cell"] == "gru" and r["loss"] is None and r["per_step"] is None
+    assert [g for g in r["gates"][0]["gates"]] == ["reset gate r", "update gate z", "candidate n"]
+    assert r["layers"][0]["hidden"]["shape"] == [4, 3]
+    for bad in ([[1.0, 2.0, 3.0]], [[1.0, float("nan")]], [], "abc"):
+        with pytest.raises(LayerlabError):
+            v.upload({"sequence": bad})
+    t = v.rnn("test:0")
+    assert t["layers"][0]["hidden"]["shape"] == [4, 6]
