@@ -135,7 +135,7 @@ def test_posts_need_json_and_a_bounded_body(server):
 
     with socket.create_connection(server.server_address[:2], timeout=30) as sock:
         sock.sendall(
-            f"POST /api/run/{rid}/input HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"POST /api/run/{rid}/input HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {64 * 2**20}\r\n\r\n".encode()
         )
         assert sock.recv(100).split(b" ")[1] == b"413"
@@ -177,6 +177,23 @@ def test_a_non_local_client_is_refused(runs):
         assert get(allowed.server, "/api/runs")[0] == 200
     finally:
         allowed.close()
+
+
+def _with_host(server, host: str) -> int:
+    import socket
+
+    with socket.create_connection(server.server_address[:2], timeout=30) as sock:
+        sock.sendall(f"GET /api/runs HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        return int(sock.recv(100).split(b" ")[1])
+
+
+def test_a_page_of_another_site_pointed_at_this_computer_is_refused(server):
+    """DNS rebinding: another site's page, its name now resolving to 127.0.0.1, sends its own Host."""
+    port = server.server_address[1]
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "localhost.evil.example"):
+        assert _with_host(server, host) == 403, host
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}", "127.0.0.1"):
+        assert _with_host(server, host) == 200, host
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ app is a handful of JSON routes and a few static files, and the standard library
 Safety rules, each tested in ``tests/test_explore_safety.py``:
 
 - bound to 127.0.0.1 by default; a request from a non-loopback address is refused (403) unless the
-  server was started with ``allow_remote``;
+  server was started with ``allow_remote``, and so is one whose Host is not ``localhost`` or a
+  loopback address (DNS rebinding: another site's page reaching this computer under its own name);
 - the only files served are those shipped in ``layerlab/explore/static`` (read once at start, by
   name from a fixed table: a URL never becomes a path);
 - runs are named by the id :class:`~layerlab.explore.listing.RunIndex` assigned, looked up in a
@@ -42,6 +43,8 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+#: Host names a local page may use (besides loopback addresses).
+LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 #: Largest request body (an uploaded image's pixels as JSON).
 MAX_BODY = 4 * 2**20
 _RUN_ROUTE = re.compile(r"^/api/run/([0-9a-f]{12})/([a-z_]+)$")
@@ -175,10 +178,21 @@ class Handler(BaseHTTPRequestHandler):
         self._json(status, {"error": message})
 
     def _allowed(self) -> bool:
-        if self.explorer.allow_remote or is_local(self.client_address[0]):
+        if self.explorer.allow_remote:
             return True
-        self._error(HTTPStatus.FORBIDDEN, "layerlab explore answers this computer only (start it with --allow-remote)")
-        return False
+        if not is_local(self.client_address[0]):
+            self._error(
+                HTTPStatus.FORBIDDEN, "layerlab explore answers this computer only (start it with --allow-remote)"
+            )
+            return False
+        # a page of another site that made its name point at 127.0.0.1 (DNS rebinding) sends its own
+        # name as Host: only this computer's names are answered
+        host = self.headers.get("Host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name.strip("[]").lower() not in LOCAL_NAMES and not is_local(name.strip("[]")):
+            self._error(HTTPStatus.FORBIDDEN, f"layerlab explore answers requests for localhost, not {host[:100]!r}")
+            return False
+        return True
 
     def _route(self):
         """``(route, run id or None, query)`` of the URL, or None for a static file or nothing."""
