@@ -25,6 +25,14 @@ def runs(tmp_path_factory):
     cfg.train.epochs, cfg.train.threads = 1, 1
     api.train(cfg, root / "runs" / "adding")
     out["adding"] = root / "runs" / "adding"
+    book = root / "book.txt"
+    book.write_text("to be or not to be, that is the question.\n" * 20)
+    cfg = RunConfig()
+    cfg.data.name, cfg.data.length = str(book), 12
+    cfg.model.name, cfg.model.hidden = "lstm", 6
+    cfg.train.epochs, cfg.train.threads = 1, 1
+    api.train(cfg, root / "runs" / "text")
+    out["text"] = root / "runs" / "text"
     return out
 
 
@@ -75,3 +83,22 @@ def test_a_csv_sequence_and_a_regression_run(runs):
             v.upload({"sequence": bad})
     t = v.rnn("test:0")
     assert t["layers"][0]["hidden"]["shape"] == [4, 6]
+
+
+def test_a_character_model_typed_text_and_per_step_targets(runs):
+    v = RunViews(runs["text"], "recurrent")
+    key = v.upload({"text": "to be or"})
+    r = v.rnn(key)
+    vocab = r["classes"]
+    assert "".join(vocab[k] for k in r["x"]["tokens"]) == "to be or"
+    assert r["layers"][0]["hidden"]["shape"] == [6, 8] and r["per_step"]["p"]["shape"] == [len(vocab), 8]
+    with pytest.raises(LayerlabError):
+        v.upload({"text": "to be \u2603"})  # a character the run never saw
+    # a test sequence: the loss is the training loss, the mean over its per-step targets
+    t = v.rnn("test:0")
+    x, _ = v.sample(0)
+    target = v.data.test.y[0].long()
+    with torch.no_grad():
+        logits = v.model(x[None])[0]
+    assert t["steps_target"] == target.tolist()
+    assert t["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, target)), abs=1e-5)

@@ -26,6 +26,8 @@ MAX_SAMPLES = 2000
 #: Inputs kept per run (the test samples the page asked for and uploaded ones).
 KEEP_INPUTS = 32
 TOP_K = 5
+#: Tasks whose outputs are class scores (one per sample, or one per step).
+CLASSES_OUT = ("classification", "sequence-classification")
 
 
 def pack(a) -> dict:
@@ -191,7 +193,7 @@ class RunViews:
         return result
 
     def prediction(self, logits: torch.Tensor, y: int | None) -> dict:
-        if self.data.task != "classification":
+        if self.data.task not in CLASSES_OUT:
             return {"values": [float(v) for v in logits.flatten()[:16]], "label": y}
         p = torch.softmax(logits.float().flatten(), 0)
         top = torch.topk(p, min(TOP_K, p.numel()))
@@ -359,6 +361,11 @@ class RunViews:
         the loss with respect to every ``h_t`` (article eq. 3.2.3), for one input."""
         x, y = self.get_input(key)
         model = self.model
+        steps_target = None  # a test sequence with one target per step (a character model's next characters)
+        if key.startswith("test:") and self.data.task in CLASSES_OUT:
+            t = self.data.test.y[int(key[5:])]
+            if t.dim() == 1:
+                steps_target = t[: x.shape[0]].long()
         if not callable(getattr(model, "forward_with_states", None)):
             raise LayerlabError(f"{type(model).__name__} does not expose its hidden states")
         xb = x[None] if model.input_kind == "tokens" else x[None].float()
@@ -370,7 +377,12 @@ class RunViews:
             else:
                 y_use = y
             last = logits if logits.dim() == 1 else logits[-1]
-            loss = F.cross_entropy(last[None], torch.tensor([y_use])) if self.data.task == "classification" else None
+            if self.data.task not in CLASSES_OUT:
+                loss = None
+            elif steps_target is not None and logits.dim() == 2:  # the training loss: the mean over steps
+                loss = F.cross_entropy(logits, steps_target)
+            else:
+                loss = F.cross_entropy(last[None], torch.tensor([y_use]))
             flat = [h for layer in states for h in layer]
             grads = (
                 torch.autograd.grad(loss, flat, allow_unused=True)
@@ -398,7 +410,7 @@ class RunViews:
             else:
                 step = None
         per_step = None
-        if step is not None and self.data.task == "classification":
+        if step is not None and self.data.task in CLASSES_OUT:
             p = torch.softmax(step.float(), -1)
             per_step = {"p": pack(p.T), "predicted": p.argmax(-1).tolist()}
         return {
@@ -407,6 +419,7 @@ class RunViews:
             "cell": model.cell,
             "prediction": self.prediction(last.detach(), y),
             "target": y_use,
+            "steps_target": None if steps_target is None else steps_target.tolist(),
             "loss": None if loss is None else float(loss.detach()),
             "layers": layers,
             "gates": gates,

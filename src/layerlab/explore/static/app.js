@@ -309,9 +309,9 @@
       $("text-tools").hidden = spec.kind !== "tokens" || STATIC;
       $("csv-tools").hidden = spec.kind !== "sequence" || !!spec.image_shape || STATIC;
       $("excite-wrap").hidden = !!STATIC;
-      state.spec = spec;
-    });
-    loadGallery(id);
+      state.spec = spec; state.classes = info.classes;
+      loadGallery(id);
+    }).catch(showError);
     showInput("test:0");
     clear($("excite")); clear($("mistakes")); clear($("selection")); state.sel = null;
     if (r.family === "cnn") { loadFilters(id); loadConfusion(id); }
@@ -321,7 +321,13 @@
     api("/api/run/" + id + "/samples?start=0&count=40").then(function (j) {
       $("sample-index").max = j.n - 1;
       j.samples.forEach(function (s) {
-        var c = paintInput(el("canvas", { "data-index": s.index, title: "test sample " + s.index + (s.label != null ? ", class " + s.label : "") }), s.x);
+        var title = "test sample " + s.index + (s.label != null ? ", class " + state.classes[s.label] : "");
+        var c;
+        if (state.spec.kind === "tokens") { // a character model's sequence: its text
+          var t = unpack(s.x).data, chars = "";
+          for (var i = 0; i < t.length; i++) chars += state.classes[t[i]] || "?";
+          c = el("button", { "data-index": s.index, cls: "tokens", title: title, text: chars.slice(0, 24) });
+        } else c = paintInput(el("canvas", { "data-index": s.index, title: title }), s.x);
         c.addEventListener("click", function () { $("sample-index").value = s.index; showInput("test:" + s.index); });
         g.appendChild(c);
       });
@@ -549,9 +555,14 @@
     return api("/api/run/" + state.run.id + "/rnn?input=" + encodeURIComponent(key)).then(function (j) {
       state.rnnView = j;
       var inp = $("rnn-input");
-      if (j.x.tokens) { inp.hidden = true; } else { inp.hidden = false; paintInput(inp, j.x, 4); }
+      var txt = $("rnn-text");
+      if (j.x.tokens) {
+        inp.hidden = true; txt.hidden = false;
+        txt.textContent = j.x.tokens.map(function (k) { return j.classes[k]; }).join("");
+      } else { inp.hidden = false; txt.hidden = true; paintInput(inp, j.x, 4); }
       predictionTable($("rnn-prediction"), j.prediction);
-      $("rnn-loss").textContent = j.loss == null ? "" : "loss " + fmt(j.loss) + " for class " + j.classes[j.target] + (j.prediction.label == null ? " (the predicted class: an input without a label)" : "");
+      $("rnn-loss").textContent = j.loss == null ? "" : j.steps_target ? "loss " + fmt(j.loss) + ", the mean over the steps' targets" :
+        "loss " + fmt(j.loss) + " for class " + j.classes[j.target] + (j.prediction.label == null ? " (the predicted class: an input without a label)" : "");
       var hb = clear($("hidden")), gb = clear($("grad"));
       j.layers.forEach(function (L, li) {
         var h = unpack(L.hidden), H = h.shape[0], T = h.shape[1], px = Math.max(3, Math.min(14, Math.floor(900 / T)));
