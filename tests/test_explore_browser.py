@@ -118,6 +118,8 @@ def reference_convs(run_dir, k: int):
 def test_cnn_multiply_add_equals_the_numpy_reference(page, server, runs):
     page.goto(page.base + "#run=" + ids(server)["cnn"])
     page.wait_for_selector("#gallery canvas[data-index='3']")
+    # choices overtaking each other: only the last one's answer is drawn, whatever order they arrive in
+    page.evaluate("() => { const e = window.layerlabExplore; e.showInput('test:7'); e.showInput('test:5'); }")
     page.click("#gallery canvas[data-index='3']")
     page.wait_for_function("window.layerlabExplore.cnn && window.layerlabExplore.cnn.input === 'test:3'")
     assert page.locator("#prediction tr[data-rank]").count() == 5

@@ -102,3 +102,42 @@ def test_a_character_model_typed_text_and_per_step_targets(runs):
         logits = v.model(x[None])[0]
     assert t["steps_target"] == target.tolist()
     assert t["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, target)), abs=1e-5)
+
+
+def test_inputs_asked_for_at_once_get_their_own_maps(runs):
+    """The server answers on several threads; each input's maps and multiply-add are its own."""
+    expected = {}
+    v = RunViews(runs["cnn"], "cnn")
+    keys = [f"test:{k}" for k in range(12)]
+    for key in keys:
+        expected[key] = v.conv_detail(key, 2, 3, [4, 4])["sum"]
+    import sys
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can: the passes interleave
+    try:
+        _ask_at_once(v, keys, expected, runs)
+    finally:
+        sys.setswitchinterval(switch)
+
+
+def _ask_at_once(v, keys, expected, runs):
+    import threading
+
+    for _ in range(3):
+        fresh = RunViews(runs["cnn"], "cnn")
+        fresh._model, fresh._ds = v.model, v.data  # the same model object, as one server run shares it
+        got, errors = {}, []
+
+        def ask(key, fresh=fresh, got=got, errors=errors):
+            try:
+                got[key] = fresh.conv_detail(key, 2, 3, [4, 4])["sum"]
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=ask, args=(k,)) for k in keys]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and got == pytest.approx(expected, abs=1e-6)

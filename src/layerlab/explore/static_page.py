@@ -9,6 +9,7 @@ reads those answers instead of asking a server, so it opens from ``file://`` wit
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..errors import LayerlabError
@@ -99,5 +100,7 @@ def build_static(run: str | Path, out: str | Path, *, inputs: int = STATIC_INPUT
         page = page.replace("<body>", f'<body data-open="{rid}">', 1)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")  # whole or not at all: a reader never sees half a file
+    os.replace(tmp, out)
     return {"out": str(out), "run": entry.name, "family": fam, "inputs": held, "bytes": out.stat().st_size}

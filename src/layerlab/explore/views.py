@@ -170,18 +170,23 @@ class RunViews:
         model = self.model
         aliases = layer_aliases(model)
         conv_inputs: dict[str, torch.Tensor] = {}
-        handles = [
-            m.register_forward_hook(lambda mod, inp, out, n=n: conv_inputs.__setitem__(n, inp[0].detach()[0].clone()))
-            for n, m in model.named_modules()
-            if isinstance(m, CONVS)
-        ]
-        try:
-            maps = feature_maps(model, x.float())
-            with torch.no_grad():
-                logits = model(x[None].float())
-        finally:
-            for h in handles:
-                h.remove()
+        # hooks see every forward pass of the model: one input at a time per run (the server answers
+        # on several threads, and a second request's pass would write into this one's maps)
+        with self._lock:
+            handles = [
+                m.register_forward_hook(
+                    lambda mod, inp, out, n=n: conv_inputs.__setitem__(n, inp[0].detach()[0].clone())
+                )
+                for n, m in model.named_modules()
+                if isinstance(m, CONVS)
+            ]
+            try:
+                maps = feature_maps(model, x.float())
+                with torch.no_grad():
+                    logits = model(x[None].float())
+            finally:
+                for h in handles:
+                    h.remove()
         convs = {n: m for n, m in model.named_modules() if isinstance(m, CONVS)}
         alias_to_conv = {aliases.get(n, n): n for n in convs}
         result = {"x": x, "y": y, "maps": maps, "logits": logits[0], "conv_inputs": conv_inputs}
@@ -369,7 +374,7 @@ class RunViews:
         if not callable(getattr(model, "forward_with_states", None)):
             raise LayerlabError(f"{type(model).__name__} does not expose its hidden states")
         xb = x[None] if model.input_kind == "tokens" else x[None].float()
-        with torch.enable_grad():
+        with self._lock, torch.enable_grad():
             out, states = model.forward_with_states(xb)
             logits = out[0]  # (K,) or (T, K)
             if y is None:  # an uploaded input: the loss of the model's own prediction

@@ -357,6 +357,7 @@
   function showCnn(key) {
     var id = state.run.id;
     return api("/api/run/" + id + "/cnn?input=" + encodeURIComponent(key)).then(function (j) {
+      if (key !== state.input || id !== state.run.id) return; // an answer overtaken by a later choice
       state.cnn = j;
       paintInput($("input-canvas"), j.x, 5);
       predictionTable($("prediction"), j.prediction);
@@ -388,6 +389,7 @@
     paint(z, a.data, ch * rows * cols, rows, cols, "seq");
     z.style.width = cols * px + "px"; z.style.height = rows * px + "px";
     z.setAttribute("data-layer", L.index); z.setAttribute("data-ch", ch); z.setAttribute("data-rows", rows); z.setAttribute("data-cols", cols);
+    $("zoom-mark").hidden = true;
     $("zoom-title").textContent = L.label + ", channel " + ch + (L.conv ? " (click a position)" : " (a pooling layer: maxima, no kernel)");
     $("detail").hidden = false;
     clear($("madd"));
@@ -412,6 +414,9 @@
     i = Math.max(0, Math.min(rows - 1, i)); j = Math.max(0, Math.min(cols - 1, j));
     var L = state.zoom.layer;
     if (!L.conv) return;
+    var mark = $("zoom-mark"), cw = r.width / cols, ch = r.height / rows; // outline the clicked value
+    mark.style.left = j * cw + "px"; mark.style.top = i * ch + "px"; mark.style.width = cw + "px"; mark.style.height = ch + "px";
+    mark.hidden = false;
     var pos = rows > 1 || state.cnn.layers[L.index].maps.shape.length > 2 ? [i, j] : [j];
     if (STATIC) {
       var local = localMadd(L, state.zoom.ch, pos);
@@ -552,7 +557,9 @@
 
   // ---- recurrent
   function showRnn(key) {
-    return api("/api/run/" + state.run.id + "/rnn?input=" + encodeURIComponent(key)).then(function (j) {
+    var id = state.run.id;
+    return api("/api/run/" + id + "/rnn?input=" + encodeURIComponent(key)).then(function (j) {
+      if (key !== state.input || id !== state.run.id) return; // an answer overtaken by a later choice
       state.rnnView = j;
       var inp = $("rnn-input");
       var txt = $("rnn-text");
