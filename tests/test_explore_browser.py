@@ -64,7 +64,7 @@ def ids(server) -> dict[str, str]:
     return {e.name: e.id for e in server.explorer.index.entries()}
 
 
-def test_runs_table_sort_filter_and_overlaid_curves(page, server):
+def test_runs_table_sort_filter_and_overlaid_curves(page, server, runs):
     page.goto(page.base)
     page.wait_for_selector("#runs-table tbody tr")
     assert page.locator("#runs-table tbody tr").count() == 2
@@ -87,6 +87,13 @@ def test_runs_table_sort_filter_and_overlaid_curves(page, server):
     assert page.locator('svg[data-title="accuracy"] path').count() == 4
     # parallel coordinates: one line per run
     assert page.locator("#parcoords polyline").count() == 2
+    # a run trained since the page opened appears when the folders are listed again
+    write_record(runs["cnn"].parent / "later")
+    page.click("#refresh")
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 3")
+    (runs["cnn"].parent / "later" / "run.json").unlink()
+    page.click("#refresh")
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 2")
 
 
 def _click_cell(page, selector: str, i: int, j: int, rows: int, cols: int) -> None:

@@ -676,6 +676,8 @@
     $("map-zoom").addEventListener("click", zoomClick);
     $("excite-layer").addEventListener("change", loadExcite);
     $("sel-go").addEventListener("click", loadSelection);
+    $("refresh").hidden = !!STATIC;
+    $("refresh").addEventListener("click", function () { api("/api/refresh", {}).then(loadRuns).catch(function (e) { $("problems").textContent = e.message; }); });
     $("filter").addEventListener("input", function (ev) { state.filter = ev.target.value; renderRuns(); });
     $("pc-metric").addEventListener("change", function () { renderParcoords(visibleRuns()); });
   }
