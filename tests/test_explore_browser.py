@@ -162,6 +162,26 @@ def test_cnn_multiply_add_equals_the_numpy_reference(page, server, runs):
     assert page.locator("#mistake-gallery canvas").count() == matrix[a, b]
 
 
+def test_cnn_uploaded_image(page, server, runs, tmp_path):
+    from layerlab.explore.views import RunViews
+
+    v = RunViews(runs["cnn"], "cnn")
+    x, _ = v.sample(8)
+    png = tmp_path / "eight.png"
+    from PIL import Image
+
+    Image.fromarray(np.rint(x[0].numpy() * 255).astype(np.uint8)).save(png)
+    page.goto(page.base + "#run=" + ids(server)["cnn"])
+    page.wait_for_selector("#prediction tr[data-rank]")
+    page.set_input_files("#upload", str(png))
+    page.wait_for_function("window.layerlabExplore.cnn && window.layerlabExplore.cnn.input.startsWith('upload:')")
+    # the browser decoded the PNG to the run's pixels: the same prediction as the test image itself
+    top = page.inner_text("#prediction tr[data-rank='0'] td.cls")
+    assert top == v.cnn("test:8")["prediction"]["top"][0]["class"]
+    probs = page.evaluate("window.layerlabExplore.cnn.prediction.top.map(t => t.p)")
+    assert np.allclose(probs, [t["p"] for t in v.cnn("test:8")["prediction"]["top"]], atol=1e-5)
+
+
 def test_cnn_drawn_input(page, server):
     page.goto(page.base + "#run=" + ids(server)["cnn"])
     page.wait_for_selector("#prediction tr[data-rank]")
