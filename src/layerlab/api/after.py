@@ -16,6 +16,7 @@ from ..data import Split
 from ..data.inputs import read_inputs
 from ..data.transforms import InputSpec
 from ..errors import LayerlabError
+from ..record import held_out_split, no_test_set_note
 from ..rundir import RunDir
 from .training import check_sizes
 
@@ -49,9 +50,11 @@ def evaluate_run(
     t0 = time.perf_counter()
     out = engine.predict_logits(model, ds.test, device=next(model.parameters()).device)
     m = engine.compute_metrics(ds.task, out, ds.test.y, ds.num_outputs if ds.task != "regression" else None)
-    # arrays fitted without held-out data have no test set: say that the numbers are on the training data
-    split = "training" if ds.meta.get("held_out") == "training" else "test"
+    split = held_out_split(ds)
     result = {"run": str(run.path), "data": ds.name, "split": split, "weights": used, "n": len(ds.test)}
+    if split != "test":  # never passed off as a test set: say what the numbers are on
+        result["chose_weights"] = split == "validation" and used == "best"
+        result["note"] = no_test_set_note(split, used)
     result["loss"] = m["loss"]
     if "accuracy" in m:
         classes = ds.classes or [str(i) for i in range(ds.num_outputs)]

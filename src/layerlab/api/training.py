@@ -103,6 +103,8 @@ def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
         "device": str(device),
         # which split chose the `best` weights: a validation split, or none (never the test set)
         "selection": "validation" if engine.held_out_prefix(ds) == "val_" else None,
+        # whether the run has a held-out test set (arrays fitted with a validation split have none)
+        "test_set": ds.meta.get("held_out") is None,
         "data_fingerprint": data_fingerprint(ds),
     }
 

@@ -146,6 +146,8 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(r))
         return 0
     print(f"{r['run']} on {r['data']} ({r['n']} {r.get('split', 'test')} samples, {r['weights']} weights)")
+    if r.get("note"):
+        print(f"note: {r['note']}")
     if "accuracy" in r:
         print(f"accuracy {r['accuracy']:.4f}  loss {r['loss']:.4f}")
     else:

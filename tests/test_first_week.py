@@ -1,0 +1,81 @@
+"""A practitioner's first week: splits named for what they are, a finished schedule not restarted
+without a word, soft and multi-label targets, an open recipe (optimizers, losses, class weights and
+metrics by name), callbacks from the command line and on resume, fine-tuning, save and load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import layerlab
+from datagen import bar_images
+from layerlab import api
+from layerlab.cli import main
+
+
+@pytest.fixture(scope="module")
+def bars():
+    rng = np.random.default_rng(0)
+    x, y = bar_images(200, rng, classes=4, cover=True)
+    xt, yt = bar_images(60, rng, classes=4)
+    return x, y, xt, yt
+
+
+@pytest.fixture(scope="module")
+def split_run(bars, tmp_path_factory):
+    """fit with a validation split and no test data: a run with no test set."""
+    x, y, _, _ = bars
+    out = tmp_path_factory.mktemp("week") / "run"
+    layerlab.fit("cnn", x, y, validation_split=0.2, epochs=2, verbose=0, channels="4,M", run_dir=out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Splits named for what they are
+# ----------------------------------------------------------------------------------------------
+def test_a_run_without_test_data_is_never_evaluated_as_a_test_set(split_run, capsys):
+    info = json.loads((split_run / "run.json").read_text())
+    assert info["test_set"] is False and info["selection"] == "validation"
+    assert main(["evaluate", str(split_run), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["split"] == "validation" and r["weights"] == "best" and r["chose_weights"] is True
+    assert r["n"] == 40 and "no test set" in r["note"] and "--data" in r["note"]
+    assert main(["evaluate", str(split_run)]) == 0
+    text = capsys.readouterr().out
+    assert "40 validation samples" in text and "no test set" in text and " test samples" not in text
+    last = api.evaluate_run(split_run, which="last")
+    assert last["split"] == "validation" and last["chose_weights"] is False
+
+
+def test_a_run_with_a_test_set_says_test(tmp_path, capsys):
+    from datagen import make_idx_dir
+
+    data = make_idx_dir(tmp_path / "idx", n_train=120, n_test=40)
+    out = tmp_path / "run"
+    flags = ["--data", str(data), "--model", "cnn", "--channels", "4,M", "--epochs", "1", "--validation", "0.2"]
+    assert main(["train", *flags, "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "run.json").read_text())["test_set"] is True
+    r = api.evaluate_run(out)
+    assert r["split"] == "test" and r["n"] == 40 and "note" not in r
+
+
+def test_evaluate_a_run_on_data_the_user_names(split_run, bars, tmp_path, capsys):
+    _, _, xt, yt = bars
+    f = tmp_path / "held_out.npz"
+    np.savez(f, x_train=xt[:, None], y_train=yt, x_test=xt[:, None], y_test=yt)
+    assert main(["evaluate", str(split_run), "--data", str(f), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["split"] == "test" and r["n"] == 60 and "note" not in r
+    model_only = layerlab.evaluate(split_run, xt, yt)
+    assert model_only["accuracy"] == pytest.approx(r["accuracy"])
+
+
+def test_the_report_never_calls_the_selecting_split_a_test_set(split_run):
+    from layerlab.inspect.report import write_report
+
+    page = write_report(split_run, probes=1).read_text()
+    assert "Test-set evaluation" not in page
+    assert "Validation-split evaluation" in page and "no test set" in page
