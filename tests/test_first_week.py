@@ -13,6 +13,7 @@ import layerlab
 from datagen import bar_images
 from layerlab import api
 from layerlab.cli import main
+from layerlab.errors import LayerlabError
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +80,35 @@ def test_the_report_never_calls_the_selecting_split_a_test_set(split_run):
     page = write_report(split_run, probes=1).read_text()
     assert "Test-set evaluation" not in page
     assert "Validation-split evaluation" in page and "no test set" in page
+
+
+# ----------------------------------------------------------------------------------------------
+# A finished schedule is not restarted without a word
+# ----------------------------------------------------------------------------------------------
+def test_extending_a_finished_onecycle_run_says_how_to_continue(tmp_path, capsys):
+    from datagen import make_idx_dir
+    from layerlab.config import RunConfig
+    from layerlab.rundir import RunDir
+
+    data = make_idx_dir(tmp_path / "d", n_train=64, n_test=16)
+    cfg = RunConfig()
+    cfg.data.name, cfg.model.name, cfg.model.channels = str(data), "cnn", "4,M"
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.schedule = 2, 16, "onecycle"
+    run, result = api.train(cfg, tmp_path / "run")
+    end = result.history[-1]["lr"]
+    assert end < 1e-6
+    with pytest.raises(LayerlabError, match=r"onecycle schedule over its 2 epochs.*--extend-lr LR"):
+        api.resume(run.path, epochs=3)
+    assert main(["train", "--resume", str(run.path), "--epochs", "3", "--quiet"]) == 2
+    assert "--extend-lr" in capsys.readouterr().err
+    assert RunDir(run.path).info()["status"] == "completed"  # the refusal changed nothing
+    assert main(["train", "--resume", str(run.path), "--epochs", "3", "--extend-lr", "1e-4", "--quiet"]) == 0
+    rows = RunDir(run.path).metrics()
+    assert [r["lr"] for r in rows[:2]] == [r["lr"] for r in result.history]
+    assert rows[2]["lr"] == pytest.approx(1e-4)
+    saved = RunDir(run.path).config().train
+    assert (saved.schedule_epochs, saved.extend_lr, saved.epochs) == (2, 1e-4, 3)
+    _, more = api.resume(run.path, epochs=4)  # extended once: the added epochs go on at that rate
+    assert more.history[-1]["lr"] == pytest.approx(1e-4)
+    with pytest.raises(LayerlabError, match=r"already extended at the constant rate 0\.0001"):
+        api.resume(run.path, epochs=5, extend_lr=1e-3)

@@ -249,6 +249,21 @@ class TrainConfig:
     gamma: float = _opt(0.1, "step schedule: factor of each decay", gt=0.0)
     min_lr: float = _opt(0.0, "cosine schedule: the learning rate it anneals to", ge=0.0)
     tensorboard: str | None = _opt(None, "write TensorBoard scalars to this folder", metavar="DIR")
+    extend_lr: float | None = _opt(
+        None,
+        "with --resume and more --epochs: train the added epochs at this constant learning rate (a cosine or "
+        "onecycle curve spans the epochs it was started with; extending one needs a rate for the rest)",
+        default_text="none: extending a cosine or onecycle run is refused",
+        metavar="LR",
+        gt=0.0,
+    )
+    schedule_epochs: int | None = _opt(
+        None,
+        "the epochs a cosine or onecycle curve spans (later epochs train at --extend-lr); set by --resume --extend-lr",
+        default_text="--epochs",
+        metavar="EPOCHS",
+        ge=1,
+    )
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -372,7 +387,7 @@ _TYPES = {"int": int, "float": float, "str": str}
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT"}
 
 #: What ``train --resume`` may change: none of them changes the numbers a run computes.
-RESUME_FLAGS = ("train.epochs", "train.threads", "train.checkpoint_every", "data.data_dir")
+RESUME_FLAGS = ("train.epochs", "train.threads", "train.checkpoint_every", "data.data_dir", "train.extend_lr")
 
 
 def _field(key: str) -> dataclasses.Field:

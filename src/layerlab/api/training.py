@@ -193,11 +193,14 @@ def resume(
     checkpoint_every: int | None = None,
     progress: Callback | None = None,
     dataset: Dataset | None = None,
+    extend_lr: float | None = None,
 ) -> tuple[RunDir, engine.FitResult]:
     """Continue a run from its last checkpoint, exactly: same weights, optimizer moments, RNG
     streams and shuffle order (mid-epoch too) as if it had never stopped. Only what does not change
     the result may differ: more ``epochs``, the CPU ``threads``, where the data is found
-    (``data_dir``), how often it is saved (``checkpoint_every``). The run is locked while it trains;
+    (``data_dir``), how often it is saved (``checkpoint_every``). A cosine or onecycle curve spans the
+    epochs it was started with: more ``epochs`` then need ``extend_lr``, the constant rate of the
+    added epochs (restarting the curve would raise a finished run's rate back up). The run is locked while it trains;
     a run another live process writes is an error, and so is data that differs from the data it was
     trained on (its fingerprint).
 
@@ -211,7 +214,7 @@ def resume(
         info = run.info()
         run.acquire_lock()
         try:
-            cfg, state = _read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every)
+            cfg, state = _read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr)
             return _resume_locked(run, info, cfg, state, progress, dataset, None)
         finally:
             run.release_lock()
@@ -225,7 +228,7 @@ def resume(
             info = run.info()
             run.acquire_lock()
             locked = True
-            return (info, *_read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every))
+            return (info, *_read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr))
 
         info, cfg, state = distributed.from_main(ctx, read)
         return _resume_locked(run, info, cfg, state, progress, dataset, ctx)
@@ -235,7 +238,7 @@ def resume(
         distributed.stop()
 
 
-def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every):
+def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every, extend_lr=None):
     """The config to continue with (the allowed overrides applied) and the checkpoint's training
     state (None: no checkpoint yet), read under the run's lock."""
     run.clean_leftovers(locked=True)
@@ -243,7 +246,10 @@ def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpo
     if checkpoint_every is not None:
         cfg.train.checkpoint_every = checkpoint_every
     if epochs is not None:
+        extend_schedule(cfg, epochs, extend_lr, run.path)
         cfg.train.epochs = epochs
+    elif extend_lr is not None and extend_lr != cfg.train.extend_lr:
+        raise ConfigError("--extend-lr is the rate of added epochs; give it with --epochs N")
     if threads is not None:
         cfg.train.threads = checked_resume_threads(cfg.train, info, threads)
     if data_dir is not None:
@@ -260,6 +266,34 @@ def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpo
             f"{run.path} already trained {state['epoch']} epochs; pass --epochs N with N > {state['epoch']}"
         )
     return cfg, state
+
+
+def extend_schedule(cfg: RunConfig, epochs: int, extend_lr: float | None, path) -> None:
+    """Apply ``extend_lr`` to a run extended to ``epochs``: the curve keeps spanning the epochs it had
+    (``schedule_epochs``) and the added ones train at ``extend_lr``. Extending a cosine or onecycle
+    run without a rate is one sentence saying how to continue: its curve is over its epochs, and
+    stretching or restarting it would raise the rate of a run that annealed it to nearly zero."""
+    t = cfg.train
+    if extend_lr is not None and t.extend_lr is not None and extend_lr != t.extend_lr:
+        raise ConfigError(
+            f"{path} was already extended at the constant rate {t.extend_lr:g}; its added epochs go on at that rate"
+        )
+    if epochs <= t.epochs:
+        return
+    if extend_lr is None and t.extend_lr is None:
+        if t.schedule in ("cosine", "onecycle"):
+            end = t.min_lr if t.schedule == "cosine" else t.lr / 25 / 1e4
+            raise ConfigError(
+                f"{path} trained a {t.schedule} schedule over its {t.epochs} epochs, which ends at the rate "
+                f"{end:.3g}; to train to epoch {epochs} give the added epochs a constant rate: --resume {path} "
+                f"--epochs {epochs} --extend-lr LR (layerlab.resume(run, epochs={epochs}, extend_lr=LR)), "
+                f"or train a new run with the schedule you want"
+            )
+        return
+    if not t.schedule_epochs:
+        t.schedule_epochs = t.epochs
+    if extend_lr is not None:
+        t.extend_lr = extend_lr
 
 
 def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict | None, progress, dataset, ctx):

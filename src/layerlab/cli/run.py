@@ -90,6 +90,7 @@ def _resume(args) -> int:
         data_dir=given.get("data.data_dir"),
         checkpoint_every=given.get("train.checkpoint_every"),
         progress=progress.callbacks,
+        extend_lr=given.get("train.extend_lr"),
     )
     return _print_summary(args, run, result)
 
@@ -270,7 +271,7 @@ def register(sub) -> None:
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run exactly; only --epochs (to extend it), --threads, "
-        "--checkpoint-every and --data-dir may be given with it",
+        "--checkpoint-every, --data-dir and --extend-lr (the rate of added epochs) may be given with it",
     )
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the final summary as JSON")
