@@ -112,3 +112,91 @@ def test_extending_a_finished_onecycle_run_says_how_to_continue(tmp_path, capsys
     assert more.history[-1]["lr"] == pytest.approx(1e-4)
     with pytest.raises(LayerlabError, match=r"already extended at the constant rate 0\.0001"):
         api.resume(run.path, epochs=5, extend_lr=1e-3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Probability and multi-label targets: never a silent regression
+# ----------------------------------------------------------------------------------------------
+def test_target_kind_of_two_dimensional_targets():
+    from layerlab.labels import target_kind
+
+    assert target_kind(np.eye(3)[[0, 1, 2, 1]]) == "one-hot"
+    assert target_kind(np.array([[0.7, 0.3], [0.1, 0.9]], dtype=np.float32)) == "probabilities"
+    assert target_kind(np.array([[1, 1, 0], [0, 0, 0], [1, 0, 0]])) == "multi-label"
+    assert target_kind(np.array([[0.5, 0.2], [0.1, 0.1]])) == "regression"
+    assert target_kind(np.array([[2.0, -1.0], [0.1, 3.0]])) == "regression"
+    assert target_kind(np.array([[2, 3], [1, 1]])) is None
+    assert target_kind(np.zeros(4)) is None
+
+
+def test_probability_targets_train_a_classifier_with_soft_cross_entropy(bars, caplog):
+    x, y, xt, yt = bars
+    soft = (0.9 * np.eye(4)[y] + 0.025).astype(np.float32)  # rows sum to 1: label-smoothed targets
+    with caplog.at_level("WARNING"):
+        h = layerlab.fit("cnn", x, soft, validation_split=0.2, epochs=3, verbose=0, channels="4,M", lr=3e-3)
+    assert "soft-target cross-entropy" in caplog.text
+    assert h.task == "classification" and h.num_outputs == 4
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(h.history)
+    ev = layerlab.evaluate(h, xt, yt)
+    assert ev["accuracy"] > 0.5 and len(ev["confusion"]) == 4
+    probs = layerlab.predict(h, xt)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_soft_cross_entropy_is_the_expected_value():
+    import torch
+
+    from layerlab.training.metrics import batch_stats, compute_loss, compute_metrics
+
+    out = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    y = torch.tensor([[0.8, 0.2, 0.0], [0.0, 0.5, 0.5]])
+    want = -(y * torch.log_softmax(out, -1)).sum(-1).mean()
+    assert float(compute_loss("classification", out, y)) == pytest.approx(float(want))
+    assert batch_stats("classification", out, y, want)[1] == 2  # both rows' likeliest class predicted
+    assert compute_metrics("classification", out, y)["accuracy"] == 1.0
+
+
+def test_multi_label_targets_train_a_sigmoid_head_with_multi_label_metrics(bars, caplog):
+    x, y, xt, yt = bars
+    # label 0: the bar is in the upper half; labels 1..3: the class is k (several labels or none per row)
+    multi = np.stack([y < 2, y == 1, y == 2, y == 3], axis=1).astype(np.int64)
+    assert (multi.sum(1) != 1).any()
+    with caplog.at_level("WARNING"):
+        h = layerlab.fit("cnn", x, multi, epochs=4, verbose=0, channels="4,M", lr=3e-3)
+    assert "binary cross-entropy" in caplog.text and h.task == "multilabel"
+    mt = np.stack([yt < 2, yt == 1, yt == 2, yt == 3], axis=1).astype(np.int64)
+    ev = layerlab.evaluate(h, xt, mt)
+    assert set(ev) >= {"loss", "accuracy", "exact_match", "f1_micro", "f1_macro", "per_class_accuracy"}
+    assert ev["accuracy"] > 0.8 and "confusion" not in ev
+    probs = layerlab.predict(h, xt)
+    assert probs.shape == (60, 4) and not np.allclose(probs.sum(1), 1.0)  # sigmoids, not a softmax
+    tops = layerlab.predict(h, xt[:3], top_k=2)
+    assert tops[0]["kind"] == "labels" and isinstance(tops[0]["labels"], list)
+
+
+def test_float_rows_that_are_no_classes_are_regression_with_a_notice(bars, caplog):
+    x, _, _, _ = bars
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=(len(x), 2)).astype(np.float32)
+    with caplog.at_level("WARNING"):
+        h = layerlab.fit("cnn", x, target, epochs=1, verbose=0, channels="4,M")
+    assert h.task == "regression" and "trained as regression of 2 values" in caplog.text
+
+
+def test_a_multi_label_run_is_evaluated_predicted_and_reported(bars, tmp_path, capsys):
+    from datagen import save_png
+    from layerlab.inspect.report import write_report
+
+    x, y, xt, _ = bars
+    multi = np.stack([y < 2, y == 1, y == 2, y == 3], axis=1).astype(np.int64)
+    out = tmp_path / "run"
+    layerlab.fit("cnn", x, multi, validation_split=0.2, epochs=1, verbose=0, channels="4,M", run_dir=out)
+    assert json.loads((out / "run.json").read_text())["dataset"]["task"] == "multilabel"
+    assert main(["evaluate", str(out), "--json", "--per-sample"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["split"] == "validation" and "exact_match" in r and isinstance(r["predictions"][0]["true"], list)
+    img = save_png(tmp_path / "a.png", xt[0])
+    assert main(["predict", str(out), str(img), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["kind"] == "labels"
+    page = write_report(out, probes=1).read_text()
+    assert "exact match" in page and "Test-set evaluation" not in page

@@ -62,7 +62,11 @@ def evaluate_run(
         result["per_class_accuracy"] = {
             c: a for c, a in zip(classes, m["per_class_accuracy"], strict=True) if a is not None
         }
-        result["confusion"] = m["confusion"].tolist()
+        if "confusion" in m:
+            result["confusion"] = m["confusion"].tolist()
+    for key in ("exact_match", "f1_micro", "f1_macro"):  # multi-label
+        if key in m:
+            result[key] = m[key]
     if per_sample:
         classes = ds.classes or [str(i) for i in range(ds.num_outputs)]
         result["predictions"] = per_sample_predictions(out, ds.test.y, task=ds.task, classes=classes)
@@ -75,6 +79,18 @@ def per_sample_predictions(out: torch.Tensor, y: torch.Tensor, *, task: str, cla
     of the predicted class when there is one class per sample; lists over the counted steps when
     there is one per step; numbers for regression)."""
     rows = []
+    if task == "multilabel":  # the labels set in the targets and those above probability 0.5
+        for i in range(len(y)):
+            rows.append(
+                {
+                    "index": i,
+                    "true": [c for c, v in zip(classes, y[i].tolist(), strict=True) if v > 0.5],
+                    "predicted": [c for c, v in zip(classes, out[i].tolist(), strict=True) if v > 0],
+                }
+            )
+        return rows
+    if y.is_floating_point() and y.dim() == 2:  # probability targets: their likeliest class is the truth
+        y = y.argmax(-1)
     if task == "regression":
         for i in range(len(y)):
             rows.append({"index": i, "true": y[i].tolist(), "predicted": out[i].reshape(y[i].shape).tolist()})

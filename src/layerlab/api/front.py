@@ -68,7 +68,8 @@ def check_model_fits(model: nn.Module, ds: Dataset) -> None:
                 f"{ds.num_outputs} output(s)"
             )
         return
-    if out.shape[-1] != ds.num_outputs or out.dim() != (2 if ds.train.y.dim() == 1 else 3):
+    rows = ds.train.y.dim() == 1 or ds.train.y.is_floating_point()  # one target or one row per sample
+    if out.shape[-1] != ds.num_outputs or out.dim() != (2 if rows else 3):
         raise ConfigError(
             f"the model gives outputs of shape {tuple(out.shape[1:])} per sample, the data has {ds.num_outputs} "
             f"classes; give it a head of {ds.num_outputs} outputs"
@@ -155,8 +156,10 @@ def fit(
         x: ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` images for an image model; ``(N, T, F)``
             sequences (or uint8 images, read as rows) for a recurrent one. A NumPy array, a torch
             tensor, or a list of arrays or PIL images. uint8 is scaled by 1/255, floats kept as float32.
-        y: ``(N,)`` integer class ids ``0..K-1`` (``K`` outputs), or float regression targets ``(N,)``
-            or ``(N, D)``.
+        y: ``(N,)`` integer class ids (``K`` outputs; other labels than ``0..K-1`` are mapped, with a
+            notice), one-hot rows ``(N, K)``, probability rows ``(N, K)`` (soft-target cross-entropy),
+            0/1 multi-label rows ``(N, K)`` (a sigmoid per label, binary cross-entropy), or float
+            regression targets ``(N,)`` or ``(N, D)`` (2-D ones with a notice).
         validation_data: ``(x_val, y_val)`` evaluated after every epoch (``val_*`` metrics; ``best``
             weights chosen on it). ``validation_split``: hold out this fraction of ``x`` instead
             (stratified by class, from ``seed``). With neither, nothing is held out.
@@ -365,7 +368,11 @@ def evaluate(
         result["per_class_accuracy"] = {
             c: a for c, a in zip(classes, m["per_class_accuracy"], strict=True) if a is not None
         }
-        result["confusion"] = m["confusion"].tolist()
+        if "confusion" in m:
+            result["confusion"] = m["confusion"].tolist()
+    for key in ("exact_match", "f1_micro", "f1_macro"):  # multi-label
+        if key in m:
+            result[key] = m[key]
     return result
 
 
@@ -405,4 +412,6 @@ def predict(
         return [decode(out, i, lengths[i], task=task, spec=spec, classes=classes, k=top_k) for i in range(n)]
     if task == "regression":
         return out.reshape(len(out), -1).numpy()
+    if task == "multilabel":  # one probability per label
+        return torch.sigmoid(out).numpy()
     return torch.softmax(out, -1).numpy()

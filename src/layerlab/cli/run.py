@@ -182,6 +182,9 @@ def prediction_line(r: dict) -> str:
     elif kind == "values":
         v = r["values"]
         line = f"{name}: " + " ".join(f"{x:.4g}" for x in v[:20]) + (" ..." if len(v) > 20 else "")
+    elif kind == "labels":  # multi-label: every label above probability 0.5
+        tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
+        line = f"{name}: {', '.join(r['labels']) or '(no label)'}   top-{len(r['top_k'])}: {tops}"
     elif kind == "steps":
         labels = r["labels"]
         line = f"{name}: " + " ".join(labels[:40]) + (" ..." if len(labels) > 40 else "")

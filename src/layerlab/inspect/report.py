@@ -203,6 +203,14 @@ def write_report(
             [{"index": i, "true": float(y[i]), "predicted": float(pred[i])} for i in range(n)],
         )
         doc.figure(files, f"Predicted against true values for the first {n} test samples.")
+    elif ds.task == "multilabel":
+        from ..engine import compute_metrics, predict_logits
+
+        m = compute_metrics(ds.task, predict_logits(model, ds.test), ds.test.y)
+        doc.text(
+            f"{m['n']:,} {split} samples, weights {info['weights_used']}: per-label accuracy {m['accuracy']:.4f}, "
+            f"exact match {m['exact_match']:.4f}, F1 micro {m['f1_micro']:.4f}, macro {m['f1_macro']:.4f}."
+        )
     else:
         ev = views.errors_view(str(run.path), model=model, ds=ds, out=out)
         doc.text(
