@@ -60,7 +60,7 @@ def test_train_help_lists_a_flag_for_every_field(capsys):
         "--no-amp",
     ):
         assert new in listed
-    assert "{adam,sgd}" in text and "{cpu,cuda,auto}" in text and "{rows,pixels,permuted}" in text
+    assert "{adam,adamw,sgd,rmsprop," in text and "{cpu,cuda,auto}" in text and "{rows,pixels,permuted}" in text
 
 
 def test_every_field_has_help_text():
@@ -96,6 +96,9 @@ def test_every_field_round_trips_through_its_flag():
         "model.padding": "same",
         "model.global_pool": "max",
         "model.channels": "16,M",  # a layer list is checked: not any text
+        "train.loss": "huber",
+        "train.optimizer_args": "nesterov=true",
+        "train.metrics": "f1_macro",
     }
     for key in ALL_KEYS:
         section, name = key.split(".")
@@ -171,7 +174,7 @@ def test_flags_override_a_preset_and_untyped_flags_keep_it(tmp_path):
 
 
 def test_bad_flag_values_are_argparse_errors(capsys):
-    for argv in (["--optimizer", "rmsprop"], ["--batch-size", "many"], ["--device", "tpu"]):
+    for argv in (["--optimizer", "lbfgs"], ["--batch-size", "many"], ["--device", "tpu"]):
         with pytest.raises(SystemExit) as e:
             main(["train", *argv])
         assert e.value.code == 2 and argv[0] in capsys.readouterr().err
@@ -179,8 +182,8 @@ def test_bad_flag_values_are_argparse_errors(capsys):
 
 def test_preset_values_are_checked_against_choices(tmp_path):
     preset = tmp_path / "p.toml"
-    preset.write_text('[train]\noptimizer = "rmsprop"\n')
-    with pytest.raises(ConfigError, match=r"optimizer must be one of adam, sgd, got 'rmsprop'"):
+    preset.write_text('[train]\noptimizer = "lbfgs"\n')
+    with pytest.raises(ConfigError, match=r"optimizer must be one of adam, adamw, sgd, .*, got 'lbfgs'"):
         RunConfig.from_toml(preset)
 
 

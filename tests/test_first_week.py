@@ -200,3 +200,207 @@ def test_a_multi_label_run_is_evaluated_predicted_and_reported(bars, tmp_path, c
     assert json.loads(capsys.readouterr().out)[0]["kind"] == "labels"
     page = write_report(out, probes=1).read_text()
     assert "exact match" in page and "Test-set evaluation" not in page
+
+
+# ----------------------------------------------------------------------------------------------
+# An open recipe: optimizers, losses, class weights and metrics by name
+# ----------------------------------------------------------------------------------------------
+def _cfg(**train):
+    from layerlab.config import TrainConfig
+
+    return TrainConfig(**train)
+
+
+def test_optimizers_by_name_with_their_options():
+    import torch
+
+    from layerlab.errors import ConfigError
+    from layerlab.training.optim import check_optimizer, make_optimizer
+
+    model, cpu = torch.nn.Linear(3, 2), torch.device("cpu")
+    opt = make_optimizer(model, _cfg(optimizer="adamw", optimizer_args="amsgrad=true,betas=[0.8, 0.9]"), cpu)
+    g = opt.param_groups[0]
+    assert type(opt) is torch.optim.AdamW and g["amsgrad"] and g["betas"] == (0.8, 0.9)
+    assert g["weight_decay"] == 0.01 and g["eps"] == 1e-7  # AdamW's own decay; Keras's epsilon
+    sgd = make_optimizer(model, _cfg(optimizer="sgd", momentum=0.9, optimizer_args="nesterov=true"), cpu)
+    assert type(sgd) is torch.optim.SGD and sgd.param_groups[0]["nesterov"] and sgd.param_groups[0]["momentum"] == 0.9
+    rms = make_optimizer(model, _cfg(optimizer="rmsprop", optimizer_args="alpha=0.9,centered=true"), cpu)
+    assert type(rms) is torch.optim.RMSprop and rms.param_groups[0]["alpha"] == 0.9
+    with pytest.raises(ConfigError, match=r"SGD takes no option 'betas'; it takes momentum, dampening"):
+        make_optimizer(model, _cfg(optimizer="sgd", optimizer_args="betas=[0.9, 0.9]"), cpu)
+    with pytest.raises(ConfigError, match="the learning rate is --lr"):
+        make_optimizer(model, _cfg(optimizer_args="lr=0.1"), cpu)
+    with pytest.raises(ConfigError, match="--optimizer sgd: Nesterov momentum requires a momentum"):
+        check_optimizer(_cfg(optimizer="sgd", optimizer_args="nesterov=true"), cpu)
+
+
+def test_optimizer_args_from_repeated_flags_and_presets(tmp_path):
+    from layerlab.cli import build_parser
+    from layerlab.config import RunConfig, config_from_flags
+    from layerlab.errors import ConfigError
+
+    args = build_parser().parse_args(
+        ["train", "--optimizer", "sgd", "--optimizer-arg", "nesterov=true", "--optimizer-arg", "dampening=0"]
+    )
+    cfg, given = config_from_flags(args, RunConfig())
+    assert (
+        cfg.train.optimizer_args == "nesterov=true,dampening=0"
+        and given["train.optimizer_args"] == cfg.train.optimizer_args
+    )
+    preset = tmp_path / "p.toml"
+    preset.write_text('[train]\noptimizer = "adamw"\noptimizer_args = "betas = [0.9"\n')
+    with pytest.raises(ConfigError, match="is not a value"):
+        RunConfig.from_toml(preset)
+    preset.write_text('[train]\noptimizer = "lbfgs"\n')
+    with pytest.raises(ConfigError, match="optimizer must be one of adam, adamw, sgd, rmsprop"):
+        RunConfig.from_toml(preset)
+
+
+def test_optimizer_args_text_round_trips():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from layerlab.recipe import format_args, parse_args
+
+    value = st.one_of(
+        st.booleans(),
+        st.integers(-(10**6), 10**6),
+        st.floats(allow_nan=False, allow_infinity=False, width=64),
+        st.text("abc ,=[]'x", max_size=6),
+        st.lists(st.floats(0, 1), max_size=3),
+    )
+
+    @given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), value, min_size=1, max_size=4))
+    def check(args):
+        assert parse_args(format_args(args)) == args
+
+    check()
+
+
+def test_losses_by_name_and_class_weights():
+    import torch
+    import torch.nn.functional as F
+
+    from layerlab.training.metrics import compute_loss
+
+    out, y = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5]]), torch.tensor([0, 2])
+    w = torch.tensor([1.0, 2.0, 3.0])
+    got = compute_loss("classification", out, y, 0.1, None, "1.0,2.0,3.0")
+    assert float(got) == pytest.approx(float(F.cross_entropy(out, y, weight=w, label_smoothing=0.1)))
+    bce = compute_loss("classification", out, y, loss="bce")
+    assert float(bce) == pytest.approx(float(F.binary_cross_entropy_with_logits(out, F.one_hot(y, 3).float())))
+    r, t = torch.tensor([[0.0], [3.0]]), torch.tensor([0.5, 0.0])
+    assert float(compute_loss("regression", r, t, loss="huber")) == pytest.approx(float(F.huber_loss(r[:, 0], t)))
+
+
+def test_a_loss_or_metric_that_does_not_fit_the_task_is_refused_before_any_run(bars, tmp_path):
+    x, y, _, _ = bars
+    cases = [
+        ({"loss": "mse"}, "--loss mse does not train a classifier"),
+        ({"metrics": ["top9_accuracy"]}, "top9_accuracy: the data has 4 classes"),
+        ({"metrics": "f1"}, "unknown metric 'f1'"),
+        ({"class_weight": [1.0, 2.0]}, "2 weights for 4 classes"),
+    ]
+    for opts, msg in cases:
+        with pytest.raises(LayerlabError, match=msg):
+            layerlab.fit("cnn", x, y, epochs=1, verbose=0, channels="4,M", run_dir=tmp_path / "r", **opts)
+        assert not (tmp_path / "r").exists()
+
+
+def test_class_weight_balanced_is_resolved_and_recorded(bars, tmp_path):
+    from layerlab.config import RunConfig
+
+    x, y, _, _ = bars
+    y = y.copy()
+    y[:60] = 0  # an unbalanced set
+    h = layerlab.fit("cnn", x, y, epochs=1, verbose=0, channels="4,M", class_weight="balanced", run_dir=tmp_path / "r")
+    counts = np.bincount(y, minlength=4)
+    saved = RunConfig.from_toml(tmp_path / "r" / "config.toml").train.class_weight
+    np.testing.assert_allclose([float(w) for w in saved.split(",")], len(y) / (4 * counts))
+    assert h.history["loss"]
+    (tmp_path / "w.json").write_text('{"1": 3.0}')
+    h2 = layerlab.fit("cnn", x, y, epochs=1, verbose=0, channels="4,M", class_weight=str(tmp_path / "w.json"))
+    assert h2.history["loss"]
+
+
+def test_metrics_by_name_reach_metrics_csv_history_and_evaluate(bars, tmp_path):
+    import csv
+
+    from sklearn.metrics import f1_score
+
+    from layerlab.callbacks import Callback
+
+    class Extra(Callback):
+        def on_epoch_end(self, trainer, epoch, row):
+            row["val_double_accuracy"] = 2 * row["val_accuracy"]
+
+    x, y, xt, yt = bars
+    names = ["top2_accuracy", "f1_macro", "recall_weighted", "auroc"]
+    h = layerlab.fit(
+        "cnn",
+        x,
+        y,
+        validation_data=(xt, yt),
+        epochs=2,
+        verbose=0,
+        channels="4,M",
+        metrics=names,
+        callbacks=[Extra()],
+        run_dir=tmp_path / "r",
+    )
+    for name in names:
+        assert len(h.history[f"val_{name}"]) == 2
+    assert h.history["val_double_accuracy"] == [2 * a for a in h.history["val_accuracy"]]
+    rows = list(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
+    assert float(rows[-1]["val_f1_macro"]) == pytest.approx(h.history["val_f1_macro"][-1])
+    ev = layerlab.evaluate(h, xt, yt, metrics=["f1_macro", "top2_accuracy"])
+    pred = layerlab.predict(h, xt).argmax(1)
+    assert ev["f1_macro"] == pytest.approx(f1_score(yt, pred, average="macro"), abs=1e-6)
+    assert ev["top2_accuracy"] >= ev["accuracy"]
+    run_ev = api.evaluate_run(tmp_path / "r", which="last")
+    assert run_ev["f1_macro"] == pytest.approx(ev["f1_macro"], abs=1e-6)  # the run's metrics, evaluated again
+
+
+# ----------------------------------------------------------------------------------------------
+# Callbacks from the command line and on resume
+# ----------------------------------------------------------------------------------------------
+def test_early_stopping_from_the_command_line_and_callbacks_on_resume(tmp_path, capsys):
+    from datagen import make_idx_dir
+    from layerlab.callbacks import Callback
+    from layerlab.rundir import RunDir
+
+    data = make_idx_dir(tmp_path / "d", n_train=80, n_test=20)
+    out = tmp_path / "run"
+    flags = ["--data", str(data), "--model", "cnn", "--channels", "4,M", "--validation", "0.25", "--lr", "0"]
+    code = main(
+        [
+            "train",
+            *flags,
+            "--epochs",
+            "6",
+            "--early-stopping",
+            "1",
+            "--monitor",
+            "val_loss",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    capsys.readouterr()
+    info = RunDir(out).info()
+    assert len(RunDir(out).metrics()) == 2 and info["stopped_early"]["epoch"] == 2  # lr 0: nothing improves
+
+    seen = []
+
+    class Seen(Callback):
+        def on_epoch_end(self, trainer, epoch, row):
+            seen.append(epoch)
+
+    _, result = api.resume(out, callbacks=[Seen()], verbose=2)
+    assert seen == [3] and len(result.history) == 3  # the restored early stopping stops it again
+    shown = capsys.readouterr()
+    assert "epoch 3" in shown.out + shown.err, shown  # verbose=2: a line for the resumed epoch
+    with pytest.raises(LayerlabError, match="callbacks must be a list"):
+        api.resume(out, callbacks=Seen())

@@ -157,6 +157,10 @@ def log_interval(callbacks: list[Callback], default: int = 20) -> int:
 # ----------------------------------------------------------------------------------------------
 # Early stopping
 # ----------------------------------------------------------------------------------------------
+#: Words in a metric's name that mean higher is better (EarlyStopping's ``mode="auto"``).
+HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "auroc", "exact_match")
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs after its best.
 
@@ -166,7 +170,8 @@ class EarlyStopping(Callback):
             test set (hold out a validation split, ``validation=F``, and monitor ``val_*``).
         patience: epochs without improvement to wait; 0 stops at the first epoch that does not improve.
         min_delta: an improvement must exceed this much.
-        mode: ``min``, ``max`` or ``auto`` (``max`` for a name with ``acc`` in it, else ``min``).
+        mode: ``min``, ``max`` or ``auto`` (``max`` for a name with ``acc``, ``f1``, ``precision``,
+            ``recall``, ``auroc`` or ``exact_match`` in it, else ``min``).
         restore_best: at the end of training load the weights of the best epoch, kept in memory,
             into the model. Only the model object changes: the run directory's ``last`` stays the
             epoch training stopped at, and its ``best`` is the lowest ``val_loss`` (written only
@@ -197,7 +202,7 @@ class EarlyStopping(Callback):
         if patience < 0 or min_delta < 0:
             raise LayerlabError(f"EarlyStopping patience and min_delta must be at least 0, got {patience}, {min_delta}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
-        self.mode = mode if mode != "auto" else ("max" if "acc" in monitor else "min")
+        self.mode = mode if mode != "auto" else ("max" if any(w in monitor for w in HIGHER_IS_BETTER) else "min")
         self.best: float | None = None
         self.best_epoch = 0
         self.wait = 0
@@ -438,6 +443,9 @@ def epoch_line(epoch: int, row: dict) -> str:
         parts.append(f"{p}loss {row[f'{p}loss']:.4f}")
     if f"{p}accuracy" in row:
         parts.append(f"{p}acc {row[f'{p}accuracy']:.4f}")
+    for k, v in row.items():  # metrics by name (val_f1_macro, ...)
+        if k.startswith(p) and k[len(p) :] not in ("loss", "accuracy", "n") and isinstance(v, float):
+            parts.append(f"{k} {v:.4f}")
     if "grad_norm_max" in row:
         parts.append(f"grad_norm max {row['grad_norm_max']:.3g} clipped {row['clipped_fraction']:.0%}")
     parts.append(f"{row['train_seconds']:.1f}s ({row['samples_per_second']:,.0f} samples/s)")

@@ -22,6 +22,7 @@ from pathlib import Path
 import tomli_w
 
 from .errors import ConfigError
+from .recipe import LOSSES, OPTIMIZERS, check_args, check_class_weight, check_metrics
 
 
 def _opt(default, help: str, **meta):
@@ -195,7 +196,7 @@ class TrainConfig:
     epochs: int = _opt(10, "passes over the training set", ge=1)
     batch_size: int = _opt(32, "training samples per step", ge=1)
     lr: float = _opt(1e-3, "learning rate (0 trains nothing: a check that a run starts from its init)", ge=0.0)
-    optimizer: str = _opt("adam", "optimizer", choices=("adam", "sgd"))
+    optimizer: str = _opt("adam", "optimizer, from torch.optim (--optimizer-arg sets its options)", choices=OPTIMIZERS)
     # Keras's epsilon, the article's; torch's default is 1e-8, which changes early Adam steps.
     eps: float = _opt(1e-7, "Adam's epsilon (Keras's default; torch's is 1e-8)", gt=0.0)
     beta1: float = _opt(0.9, "Adam's decay rate of the first moment", ge=0.0, lt=1.0)
@@ -263,6 +264,47 @@ class TrainConfig:
         default_text="--epochs",
         metavar="EPOCHS",
         ge=1,
+    )
+    optimizer_args: str | None = _opt(
+        None,
+        "an option of the optimizer, KEY=VALUE (a TOML value: nesterov=true, betas=[0.9, 0.95]), checked "
+        "against its signature; repeat the flag for more (a config holds them by commas)",
+        flag="--optimizer-arg",
+        metavar="KEY=VALUE",
+        check=check_args,
+        append=True,
+    )
+    loss: str | None = _opt(
+        None,
+        "training loss: cross-entropy (with --label-smoothing, --class-weight), bce (binary cross-entropy on "
+        "logits), mse, huber; evaluation reports the task's own loss",
+        choices=LOSSES,
+        default_text="the task's: cross-entropy, bce for multi-label, mse for regression",
+    )
+    class_weight: str | None = _opt(
+        None,
+        "weigh the loss per class: balanced (n / (K * count) over the training labels), a JSON file (class -> "
+        "weight, or a list) or one weight per class by commas; the run's config keeps the weights used",
+        metavar="balanced|FILE|W0,W1,...",
+        check=check_class_weight,
+    )
+    metrics: str | None = _opt(
+        None,
+        "more metrics of the evaluated split each epoch, by commas: top5_accuracy (any K), precision_macro, "
+        "recall_macro, f1_macro (and _weighted), auroc (torchmetrics: pip install 'layerlab[metrics]')",
+        metavar="NAMES",
+        check=check_metrics,
+    )
+    early_stopping: int | None = _opt(
+        None,
+        "stop when --monitor has not improved for this many epochs (needs --validation)",
+        metavar="PATIENCE",
+        ge=1,
+    )
+    monitor: str = _opt(
+        "val_loss",
+        "what --early-stopping watches: a column of metrics.csv (val_loss, val_accuracy, val_f1_macro)",
+        metavar="COLUMN",
     )
 
 
@@ -429,6 +471,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 continue
             choices = f.metadata.get("choices")
             metavar = None if choices else f.metadata.get("metavar", _METAVARS[_base_type(f)])
+            if f.metadata.get("append"):  # a repeatable flag: its values joined by commas
+                kw["action"] = "append"
             group.add_argument(flag(key), type=_TYPES[_base_type(f)], choices=choices, metavar=metavar, **kw)
 
 
@@ -436,6 +480,7 @@ def config_from_flags(args: argparse.Namespace, base: RunConfig) -> tuple[RunCon
     """``base`` (a preset, or the defaults) with the flags the user typed applied, and those flags
     as ``{"section.field": value}`` in the order they were typed."""
     given = {k: v for k, v in vars(args).items() if "." in k and k.split(".")[0] in SECTIONS}
+    given = {k: ",".join(v) if isinstance(v, list) else v for k, v in given.items()}  # repeated flags
     cfg = copy.deepcopy(base)
     for key, value in given.items():
         section, name = key.split(".")

@@ -16,6 +16,7 @@ from ..data import Split
 from ..data.inputs import read_inputs
 from ..data.transforms import InputSpec
 from ..errors import LayerlabError
+from ..recipe import metric_names
 from ..record import held_out_split, no_test_set_note
 from ..rundir import RunDir
 from .training import check_sizes
@@ -49,7 +50,10 @@ def evaluate_run(
     ds = run.dataset(data, data_dir)
     t0 = time.perf_counter()
     out = engine.predict_logits(model, ds.test, device=next(model.parameters()).device)
-    m = engine.compute_metrics(ds.task, out, ds.test.y, ds.num_outputs if ds.task != "regression" else None)
+    names = run.config().train.metrics  # the metrics by name the run was trained with
+    m = engine.compute_metrics(
+        ds.task, out, ds.test.y, ds.num_outputs if ds.task != "regression" else None, metrics=names
+    )
     split = held_out_split(ds)
     result = {"run": str(run.path), "data": ds.name, "split": split, "weights": used, "n": len(ds.test)}
     if split != "test":  # never passed off as a test set: say what the numbers are on
@@ -64,7 +68,7 @@ def evaluate_run(
         }
         if "confusion" in m:
             result["confusion"] = m["confusion"].tolist()
-    for key in ("exact_match", "f1_micro", "f1_macro"):  # multi-label
+    for key in ("exact_match", "f1_micro", "f1_macro", *metric_names(names)):  # multi-label; by name
         if key in m:
             result[key] = m[key]
     if per_sample:

@@ -175,6 +175,7 @@ def fit(
             (``evaluate(history.model, x, y)``) but not by the command line, which cannot rebuild it.
     """
     train_opts, model_opts = _split_options(train_options)
+    train_opts = _recipe_text(train_opts)
     if callbacks is not None:
         check_callbacks(callbacks)  # before any work: a callback the loop cannot call fails in the middle
     cfg = RunConfig()
@@ -252,6 +253,19 @@ def fit(
     )
 
 
+def _recipe_text(opts: dict) -> dict:
+    """Python's forms of the open recipe (a dict of optimizer options, a list or dict of class weights,
+    a list of metric names) as the text a config keeps (:mod:`layerlab.recipe`)."""
+    from .. import recipe
+
+    convert = {
+        "optimizer_args": recipe.format_args,
+        "class_weight": recipe.format_class_weight,
+        "metrics": recipe.format_metrics,
+    }
+    return {k: convert[k](v) if k in convert else v for k, v in opts.items()}
+
+
 def _object_name(model: nn.Module) -> str:
     """The name a run records for a model object: one no command can rebuild, which says what
     happened (a name or ``package.module:factory`` given to :func:`fit` records one that can)."""
@@ -259,13 +273,24 @@ def _object_name(model: nn.Module) -> str:
     return f"<object {cls.__module__}.{cls.__qualname__}>"
 
 
+#: Columns of a row that are timings or settings, not metrics (Keras's History holds metrics).
+_NOT_METRICS = {"epoch", "train_seconds", "eval_seconds", "samples_per_second", "lr", "lr_start"}
+
+
 def _keras_history(rows: list[dict]) -> dict[str, list[float]]:
-    # the held-out columns only when they are validation: without it they are the training data again
-    names = {"train_loss": "loss", "train_accuracy": "accuracy", "val_loss": "val_loss", "val_accuracy": "val_accuracy"}
+    """Keras's names: ``train_X`` as ``X``, ``val_X`` as it is (metrics by name too), and any other
+    number every row holds (what a callback added, ``grad_norm_mean``); the held-out columns only when
+    they are validation: without it they are the training data again (``train_eval_``), or a test set."""
     out: dict[str, list[float]] = {}
-    for ours, keras in names.items():
-        if rows and all(ours in r for r in rows):
-            out[keras] = [float(r[ours]) for r in rows]
+    if not rows:
+        return out
+    for key in rows[0]:
+        if key in _NOT_METRICS or key.startswith(("test_", "train_eval_")) or key.endswith("_n"):
+            continue
+        if not all(isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool) for r in rows):
+            continue
+        name = key[len("train_") :] if key.startswith("train_") else key
+        out[name] = [float(r[key]) for r in rows]
     return out
 
 
@@ -329,6 +354,7 @@ def evaluate(
     which: str | None = None,
     device: str = "cpu",
     batch_size: int = 1000,
+    metrics: list[str] | str | None = None,
 ) -> dict:
     """Loss and metrics of a model on arrays ``x``, ``y`` (read as :func:`fit` reads them), by
     :func:`layerlab.engine.compute_metrics`, the numbers ``fit`` and ``layerlab evaluate`` report.
@@ -341,8 +367,13 @@ def evaluate(
             (:func:`evaluate_run`).
     Returns:
         ``loss``, ``n`` and, for classification, ``accuracy``, ``per_class_accuracy`` (class name
-        to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class).
+        to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class);
+        ``metrics`` by name (``["f1_macro", "top5_accuracy", "auroc"]``) each under its name.
     """
+    from .. import recipe
+
+    names = recipe.format_metrics(metrics)
+    recipe.metric_names(names, "metrics")
     if x is None and y is None:
         if isinstance(model_or_run, (str, Path, RunDir)):
             return evaluate_run(
@@ -360,8 +391,8 @@ def evaluate(
     if task != "regression" and out.dim() == 2 and yt.dim() == 1 and int(yt.max()) >= out.shape[-1]:
         raise LayerlabError(f"y holds the label {int(yt.max())}; the model gives {out.shape[-1]} classes")
     k = out.shape[-1] if task != "regression" else k
-    m = engine.compute_metrics(task, out, yt, k if task != "regression" else None)
-    result = {"loss": m["loss"], "n": m["n"]}
+    m = engine.compute_metrics(task, out, yt, k if task != "regression" else None, metrics=names)
+    result = {"loss": m["loss"], "n": m["n"], **{n: m[n] for n in recipe.metric_names(names) if n in m}}
     if "accuracy" in m:
         classes = target.classes or [str(i) for i in range(k)]
         result["accuracy"] = m["accuracy"]

@@ -194,13 +194,18 @@ def resume(
     progress: Callback | None = None,
     dataset: Dataset | None = None,
     extend_lr: float | None = None,
+    callbacks: list | None = None,
+    verbose: int = 0,
 ) -> tuple[RunDir, engine.FitResult]:
     """Continue a run from its last checkpoint, exactly: same weights, optimizer moments, RNG
     streams and shuffle order (mid-epoch too) as if it had never stopped. Only what does not change
     the result may differ: more ``epochs``, the CPU ``threads``, where the data is found
     (``data_dir``), how often it is saved (``checkpoint_every``). A cosine or onecycle curve spans the
     epochs it was started with: more ``epochs`` then need ``extend_lr``, the constant rate of the
-    added epochs (restarting the curve would raise a finished run's rate back up). The run is locked while it trains;
+    added epochs (restarting the curve would raise a finished run's rate back up). ``callbacks``
+    (:mod:`layerlab.callbacks`) train on with it (a callback that saved its state in the checkpoint,
+    as ``EarlyStopping``, continues from it; the config's ``early_stopping`` is restored by itself);
+    ``verbose`` 1 shows a progress bar, 2 a line per epoch (as :func:`layerlab.fit`). The run is locked while it trains;
     a run another live process writes is an error, and so is data that differs from the data it was
     trained on (its fingerprint).
 
@@ -208,6 +213,13 @@ def resume(
     and gives the others its config and training state (the weights follow with DDP's first
     broadcast); they never open the run directory and return ``(None, result)``. Any world size may
     resume any run (see README, "Training on several processes or machines")."""
+    if callbacks is not None:
+        check_callbacks(callbacks)  # before the run is locked: a callback the loop cannot call
+    callbacks = list(callbacks or [])
+    if verbose:
+        from ..callbacks import ProgressBar
+
+        callbacks.append(ProgressBar(verbose))
     ctx = distributed.context()
     if ctx is None:
         run = RunDir(run_dir)
@@ -215,7 +227,7 @@ def resume(
         run.acquire_lock()
         try:
             cfg, state = _read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr)
-            return _resume_locked(run, info, cfg, state, progress, dataset, None)
+            return _resume_locked(run, info, cfg, state, progress, dataset, None, callbacks)
         finally:
             run.release_lock()
     distributed.start(ctx)
@@ -231,7 +243,7 @@ def resume(
             return (info, *_read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr))
 
         info, cfg, state = distributed.from_main(ctx, read)
-        return _resume_locked(run, info, cfg, state, progress, dataset, ctx)
+        return _resume_locked(run, info, cfg, state, progress, dataset, ctx, callbacks)
     finally:
         if locked:
             run.release_lock()
@@ -296,7 +308,9 @@ def extend_schedule(cfg: RunConfig, epochs: int, extend_lr: float | None, path) 
         t.extend_lr = extend_lr
 
 
-def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict | None, progress, dataset, ctx):
+def _resume_locked(
+    run: RunDir | None, info: dict, cfg: RunConfig, state: dict | None, progress, dataset, ctx, callbacks=None
+):
     """Continue from ``state``; ``run`` is None on the ranks other than rank 0 of a torchrun job."""
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
@@ -304,9 +318,10 @@ def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict |
         device = distributed.rank_device(ctx, device)
     check_runtime_options(cfg.train, device, ctx)  # refused before the run is marked running
     if state is None:  # killed before its first checkpoint: train again from the seed, as train did
-        return run, _restart(run, info, cfg, device, progress, dataset, ctx)
+        return run, _restart(run, info, cfg, device, progress, dataset, ctx, callbacks)
     ds = dataset if dataset is not None else prepare_data(cfg)
     fields = _check_resumed_data(run, info, cfg, ds, device, ctx)
+    engine.check_training(cfg.train, ds, callbacks, device=device, dist=ctx)  # before the run is marked running
     if run is None:  # DDP broadcasts rank 0's weights when it wraps the model: these are placeholders
         model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device).train()
     else:
@@ -338,6 +353,7 @@ def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict |
         position=position,
         prior_seconds=info.get("train_wall_seconds", 0.0),
         **({"dist": ctx} if ctx is not None else {}),
+        **_callbacks_kw(callbacks),
     )
 
 
@@ -370,7 +386,9 @@ def _check_resumed_data(run: RunDir | None, info: dict, cfg: RunConfig, ds: Data
     return fields
 
 
-def _restart(run: RunDir | None, info: dict, cfg: RunConfig, device, progress, dataset, ctx) -> engine.FitResult:
+def _restart(
+    run: RunDir | None, info: dict, cfg: RunConfig, device, progress, dataset, ctx, callbacks=None
+) -> engine.FitResult:
     """Train a run that has no checkpoint yet from the start, exactly as :func:`train` would have."""
     engine.seed_everything(cfg.train.seed)
     ds = dataset if dataset is not None else prepare_data(cfg)
@@ -381,7 +399,9 @@ def _restart(run: RunDir | None, info: dict, cfg: RunConfig, device, progress, d
         _write_config(run, cfg)
         (run.path / "metrics.csv").unlink(missing_ok=True)
         run.update_info(status="running", **fields)
-    return _fit_and_record(run, model, ds, cfg, progress, **({"dist": ctx} if ctx is not None else {}))
+    return _fit_and_record(
+        run, model, ds, cfg, progress, **({"dist": ctx} if ctx is not None else {}), **_callbacks_kw(callbacks)
+    )
 
 
 def _fit_and_record(run: RunDir | None, model, ds, cfg, progress, prior_seconds: float = 0.0, **kw) -> engine.FitResult:
