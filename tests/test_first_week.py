@@ -404,3 +404,60 @@ def test_early_stopping_from_the_command_line_and_callbacks_on_resume(tmp_path, 
     assert "epoch 3" in shown.out + shown.err, shown  # verbose=2: a line for the resumed epoch
     with pytest.raises(LayerlabError, match="callbacks must be a list"):
         api.resume(out, callbacks=Seen())
+
+
+# ----------------------------------------------------------------------------------------------
+# Fine-tuning
+# ----------------------------------------------------------------------------------------------
+def test_fine_tuning_a_run_on_a_new_three_class_task_with_a_new_head(split_run, tmp_path, capsys):
+    import torch
+
+    from datagen import make_idx_dir
+    from layerlab.rundir import RunDir
+
+    rng = np.random.default_rng(5)
+    x3, y3 = bar_images(90, rng, classes=3, cover=True)
+    with pytest.raises(LayerlabError, match=r"its head classifier has shape \(4, .*pass --head new"):
+        layerlab.fit("cnn", x3, y3, epochs=1, verbose=0, channels="4,M", init_from=str(split_run))
+    with pytest.raises(LayerlabError, match="--freeze nope: the model has no such layer; its layers are"):
+        layerlab.fit(
+            "cnn", x3, y3, epochs=1, verbose=0, channels="4,M", init_from=str(split_run), head="new", freeze="nope"
+        )
+    source = RunDir(split_run).model("best")
+    out = tmp_path / "ft"
+    h = layerlab.fit(
+        "cnn",
+        x3,
+        y3,
+        validation_split=0.2,
+        epochs=2,
+        verbose=0,
+        channels="4,M",
+        init_from=str(split_run),
+        head="new",
+        freeze="body",
+        run_dir=out,
+        lr=1e-2,
+    )
+    info = RunDir(out).info()
+    assert info["init_from"]["run"] == str(RunDir(split_run).path) and info["init_from"]["head"] == "new"
+    assert info["init_from"]["weights"] == "best" and info["init_from"]["frozen"] == "body"
+    tuned = h.model.state_dict()
+    for name, value in source.state_dict().items():
+        if name.startswith("classifier."):
+            assert tuned[name].shape[0] == 3
+        else:  # the body is the source's and stayed frozen
+            assert torch.equal(tuned[name].cpu(), value), name
+    assert h.history["val_accuracy"][-1] > 1 / 3
+    _, more = api.resume(out, epochs=3)  # the frozen layers stay frozen on resume
+    again = RunDir(out).model("last").state_dict()
+    assert all(torch.equal(again[n], v) for n, v in source.state_dict().items() if not n.startswith("classifier."))
+    assert len(more.history) == 3
+    # the command line: the model defaults to the source run's
+    data = make_idx_dir(tmp_path / "idx", n_train=80, n_test=20)
+    cli_out = tmp_path / "cli"
+    argv = ["train", "--data", str(data), "--init-from", str(split_run), "--head", "new", "--freeze", "features.0"]
+    assert main([*argv, "--epochs", "1", "--out", str(cli_out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert RunDir(cli_out).config().model.channels == "4,M"
+    assert RunDir(cli_out).info()["init_from"]["frozen"] == "features.0"

@@ -306,6 +306,22 @@ class TrainConfig:
         "what --early-stopping watches: a column of metrics.csv (val_loss, val_accuracy, val_f1_macro)",
         metavar="COLUMN",
     )
+    init_from: str | None = _opt(
+        None,
+        "fine-tune: start from this run's weights (best, else last), copied by name; the model defaults to that run's",
+        metavar="RUN",
+    )
+    freeze: str | None = _opt(
+        None,
+        "fine-tune: train only the layers after this one (a module name such as features.3; body: all but the head)",
+        metavar="UNTIL_LAYER",
+    )
+    head: str | None = _opt(
+        None,
+        "with --init-from: keep the run's head (same classes) or a new one for the new data's classes",
+        choices=("keep", "new"),
+        default_text="keep",
+    )
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

@@ -95,6 +95,7 @@ def record_problem(info) -> str | None:
         (info, "train_wall_seconds", _seconds, "train_wall_seconds must be a non-negative number"),
         (info, "environment", lambda v: isinstance(v, dict), "environment must be an object"),
         (info, "test_set", lambda v: isinstance(v, bool), "test_set must be true or false"),
+        (info, "init_from", lambda v: isinstance(v, dict), "init_from must be an object"),
         (info, "data_fingerprint", _fingerprint, "data_fingerprint must map splits to their n, shapes and sha256"),
     ):
         if key in where and not ok(where[key]):

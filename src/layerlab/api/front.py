@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .. import engine
+from .. import engine, finetune
 from ..config import ModelConfig, RunConfig, TrainConfig
 from ..data import Dataset, Split, arrays
 from ..data.inputs import read_inputs
@@ -216,8 +216,10 @@ def fit(
         model = build_model_for(cfg.model, ds.spec, ds.num_outputs)
     else:
         model = model_or_name
-        check_model_fits(model, ds)  # a head the user replaced trains, if it fits the data
         cfg.model.name = _object_name(model)
+    started = finetune.prepare(model, cfg.train)  # init_from, head, freeze
+    if not isinstance(model_or_name, str):
+        check_model_fits(model, ds)  # a head the user replaced trains, if it fits the data
     model = model.to(device)
     cbs = list(callbacks or [])
     if verbose:
@@ -232,6 +234,8 @@ def fit(
         cfg.data.name = arrays.RUN_FILE  # relative to the run: a copied or moved run reads its own copy
         info = run_info(cfg, model, ds, device)
         info["dataset"]["name"] = "arrays"
+        if started:
+            info["init_from"] = started  # where its weights came from
         run = RunDir.create(out, cfg, info)  # takes the run's lock
         try:
             arrays.save_arrays(out / arrays.RUN_FILE, ds)

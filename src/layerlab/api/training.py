@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .. import distributed, engine
+from .. import distributed, engine, finetune
 from ..callbacks import Callback
 from ..checkpoint import atomic_write_text
 from ..config import RunConfig, check_model_options
@@ -134,11 +134,14 @@ def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbac
     if ctx is not None:  # before the run directory exists: a bad batch leaves nothing half-made
         distributed.check_batch(cfg.train.batch_size, len(ds.train), ctx.world_size)
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
+    started = finetune.prepare(model, cfg.train)  # --init-from, --head, --freeze: before the run exists
     for part, split in (("training", ds.train), ("test", ds.test)):
         if split.sizes is not None:
             check_sizes(model, split, lambda i, part=part: f"{ds.source or ds.name}: {part} image {i}")
     engine.check_training(cfg.train, ds, callbacks, device=device, dist=ctx)  # before the run directory exists
     info = run_info(cfg, model, ds, device)
+    if started:
+        info["init_from"] = started  # where its weights came from
     if ctx is None:
         run = RunDir.create(out, cfg, info, overwrite=overwrite)  # takes the run's lock
         return run, _fit_and_record(run, model, ds, cfg, progress, **_callbacks_kw(callbacks))
@@ -327,6 +330,8 @@ def _resume_locked(
     else:
         run.write_metrics(state["history"])  # metrics.csv says what the checkpoint holds, nothing newer
         model = run.model("last", device).train()
+    if cfg.train.freeze:  # the frozen layers stay frozen: the optimizer holds the others only
+        finetune.freeze(model, cfg.train.freeze)
     if cfg.train.channels_last and any(p.dim() == 4 for p in model.parameters()):
         model = model.to(memory_format=torch.channels_last)
     optimizer = engine.make_optimizer(model, cfg.train, device)
@@ -394,6 +399,7 @@ def _restart(
     ds = dataset if dataset is not None else prepare_data(cfg)
     fields = _check_resumed_data(run, info, cfg, ds, device, ctx)
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
+    finetune.prepare(model, cfg.train)  # as train started it
     fields["resumed_from_epoch"] = 0
     if run is not None:
         _write_config(run, cfg)

@@ -45,6 +45,8 @@ def cmd_train(args) -> int:
         return _resume(args)
     base = RunConfig.from_toml(resolve(args.config)) if args.config else RunConfig()
     cfg, given = config_from_flags(args, base)
+    if cfg.train.init_from and not args.config and not any(k.startswith("model.") for k in given):
+        cfg.model = RunDir(cfg.train.init_from).config().model  # fine-tune that run's model
     if "model.name" in given:  # typed on the command line, so its module may be imported (never a file's)
         from ..models import trust_module
 
