@@ -461,3 +461,51 @@ def test_fine_tuning_a_run_on_a_new_three_class_task_with_a_new_head(split_run, 
     capsys.readouterr()
     assert RunDir(cli_out).config().model.channels == "4,M"
     assert RunDir(cli_out).info()["init_from"]["frozen"] == "features.0"
+
+
+# ----------------------------------------------------------------------------------------------
+# Save and load
+# ----------------------------------------------------------------------------------------------
+def test_save_and_load_one_safetensors_file(bars, split_run, tmp_path):
+    from safetensors import safe_open
+
+    x, y, xt, yt = bars
+    h = layerlab.fit("cnn", x[:80], y[:80], epochs=1, verbose=0, channels="4,M", batch_norm=True)
+    path = layerlab.save(h, tmp_path / "model.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["builder"] == "cnn" and json.loads(meta["options"]) == {"channels": "4,M", "batch_norm": True}
+    assert json.loads(meta["classes"]) == ["0", "1", "2", "3"] and meta["task"] == "classification"
+    raw = path.read_bytes()  # safetensors: an 8-byte length, a JSON header, raw tensor bytes (no pickle)
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    assert header["__metadata__"]["builder"] == "cnn" and all(
+        v["dtype"] in ("F32", "I64") for k, v in header.items() if k != "__metadata__"
+    )
+    loaded = layerlab.load(path)
+    np.testing.assert_allclose(layerlab.predict(loaded, xt), layerlab.predict(h, xt), rtol=1e-5, atol=1e-6)
+    assert layerlab.predict(loaded, xt[:1], top_k=2)[0]["label"] in loaded.classes
+    # a run directory saves its chosen weights
+    run_file = layerlab.save(split_run, tmp_path / "run.safetensors")
+    from_run = layerlab.evaluate(layerlab.load(run_file), xt, yt)
+    assert from_run["accuracy"] == pytest.approx(layerlab.evaluate(split_run, xt, yt)["accuracy"])
+
+
+def test_save_and_load_refuse_in_one_sentence(bars, tmp_path):
+    import torch
+
+    x, y, _, _ = bars
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 4))
+    h = layerlab.fit(net, x[:40], y[:40], epochs=1, verbose=0)
+    with pytest.raises(LayerlabError, match="was not built by a registered name"):
+        layerlab.save(h, tmp_path / "m.safetensors")
+    with pytest.raises(LayerlabError, match="give it the History"):
+        layerlab.save(net, tmp_path / "m.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(LayerlabError, match="not a safetensors file"):
+        layerlab.load(bad)
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(LayerlabError, match=r"not a model saved by layerlab\.save"):
+        layerlab.load(tmp_path / "plain.safetensors")

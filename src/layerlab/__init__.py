@@ -5,6 +5,7 @@ The public API is small::
     from layerlab import load_dataset, build_model, train, evaluate_run, predict_files, generate
     from layerlab import fit, evaluate, predict, History   # arrays in, arrays out (Keras-like)
     from layerlab import RunDir      # a run directory: its model, input spec and data
+    from layerlab import save, load  # one safetensors file: weights and how to rebuild and read them
 
 ``fit``, ``evaluate`` and ``predict`` are :func:`layerlab.api.fit` & co. (arrays, as Keras's);
 the training loop itself is :func:`layerlab.engine.fit`.
@@ -30,6 +31,8 @@ _EXPORTS = {
     "prepare_data": "api",
     "resume": "api",
     "train": "api",
+    "save": "saving",
+    "load": "saving",
     "DataConfig": "config",
     "ModelConfig": "config",
     "RunConfig": "config",

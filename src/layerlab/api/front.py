@@ -96,6 +96,8 @@ class History:
         spec, task, classes, num_outputs: how the model reads its input and what it predicts, which
             :func:`evaluate` and :func:`predict` use when given this History (given ``history.model``
             alone, they read arrays as :func:`fit` would and take the task from ``y``).
+        model_name, model_options: what built the model (a registered name or
+            ``package.module:factory`` and its options), which :func:`layerlab.save` records.
     """
 
     history: dict[str, list[float]]
@@ -108,6 +110,8 @@ class History:
     task: str | None = None
     classes: list[str] | None = None
     num_outputs: int | None = None
+    model_name: str | None = None
+    model_options: dict | None = None
 
 
 def _reads_sequences(model: nn.Module) -> bool:
@@ -254,6 +258,8 @@ def fit(
         ds.task,
         ds.classes,
         ds.num_outputs,
+        cfg.model.name,
+        cfg.model.options() if isinstance(model_or_name, str) else {},
     )
 
 
