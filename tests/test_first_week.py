@@ -509,3 +509,35 @@ def test_save_and_load_refuse_in_one_sentence(bars, tmp_path):
     save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(LayerlabError, match=r"not a model saved by layerlab\.save"):
         layerlab.load(tmp_path / "plain.safetensors")
+
+
+# ----------------------------------------------------------------------------------------------
+# The learning-rate range test
+# ----------------------------------------------------------------------------------------------
+def test_suggest_is_the_steepest_fall():
+    from layerlab.lrfind import suggest
+
+    lrs = [10.0 ** (-6 + i * 0.25) for i in range(30)]
+    losses = [2.0] * 10 + [2.0 - 0.1 * i for i in range(1, 8)] + [1.3 - 0.5, *([0.8] * 12)]
+    assert suggest(lrs, losses) == lrs[17]  # the one drop of 0.5
+    assert suggest(lrs[:3], losses[:3]) is None
+
+
+def test_lr_find_from_python_and_the_command_line(bars, tmp_path, capsys):
+    from datagen import make_idx_dir
+
+    x, y, _, _ = bars
+    h = layerlab.fit("cnn", x[:40], y[:40], epochs=1, verbose=0, channels="4,M")
+    before = {k: v.clone() for k, v in h.model.state_dict().items()}
+    r = layerlab.lr_find(h.model, x, y, num_iter=40, end_lr=1.0, out=tmp_path / "py")
+    assert all(a.equal(b) for a, b in zip(before.values(), h.model.state_dict().values(), strict=True))  # restored
+    assert len(r["lrs"]) == len(r["losses"]) <= 40 and r["lrs"][0] == pytest.approx(1e-7)
+    assert r["suggestion"] is not None and 1e-7 < r["suggestion"] < 1.0
+    assert r["plot"].stat().st_size > 1000 and r["csv"].read_text().startswith("step,lr,loss,raw_loss")
+    data = make_idx_dir(tmp_path / "d", n_train=64, n_test=16)
+    argv = ["lr-find", "--data", str(data), "--model", "cnn", "--channels", "4,M", "--num-iter", "20"]
+    assert main([*argv, "--out", str(tmp_path / "cli"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] <= 20 and (tmp_path / "cli" / "lr_find.png").is_file()
+    assert main([*argv, "--num-iter", "2", "--out", str(tmp_path / "cli")]) == 2
+    assert "--num-iter must be at least 5" in capsys.readouterr().err

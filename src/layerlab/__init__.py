@@ -33,6 +33,7 @@ _EXPORTS = {
     "train": "api",
     "save": "saving",
     "load": "saving",
+    "lr_find": "lrfind",
     "DataConfig": "config",
     "ModelConfig": "config",
     "RunConfig": "config",

@@ -21,7 +21,7 @@ import signal
 import sys
 
 from ..errors import LayerlabError, TrainingInterrupted
-from . import catalog, claims, export, inspect, run
+from . import catalog, claims, export, inspect, lrfind, run
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"layerlab {__import__('layerlab').__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, catalog, inspect, export, claims):
+    for module in (run, catalog, inspect, export, claims, lrfind):
         module.register(sub)
     return p
 
