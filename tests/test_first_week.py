@@ -541,3 +541,17 @@ def test_lr_find_from_python_and_the_command_line(bars, tmp_path, capsys):
     assert summary["steps"] <= 20 and (tmp_path / "cli" / "lr_find.png").is_file()
     assert main([*argv, "--num-iter", "2", "--out", str(tmp_path / "cli")]) == 2
     assert "--num-iter must be at least 5" in capsys.readouterr().err
+
+
+def test_a_multi_label_prediction_line():
+    from layerlab.cli.run import prediction_line
+
+    r = {
+        "file": "f",
+        "notes": [],
+        "kind": "labels",
+        "labels": ["cat", "dog"],
+        "top_k": [{"index": 0, "label": "cat", "probability": 0.9}, {"index": 1, "label": "dog", "probability": 0.7}],
+    }
+    assert prediction_line(r) == "f: cat, dog   top-2: cat 0.900, dog 0.700"
+    assert prediction_line({**r, "labels": []}).startswith("f: (no label)")
