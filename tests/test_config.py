@@ -60,7 +60,7 @@ def test_train_help_lists_a_flag_for_every_field(capsys):
         "--no-amp",
     ):
         assert new in listed
-    assert "{adam,adamw,sgd,rmsprop," in text and "{cpu,cuda,auto}" in text and "{rows,pixels,permuted}" in text
+    assert "{adam,adamw,sgd,rmsprop," in text and "{cpu,cuda,auto,mps}" in text and "{rows,pixels,permuted}" in text
 
 
 def test_every_field_has_help_text():
@@ -99,6 +99,7 @@ def test_every_field_round_trips_through_its_flag():
         "train.loss": "huber",
         "train.optimizer_args": "nesterov=true",
         "train.metrics": "f1_macro",
+        "train.head": "new",
     }
     for key in ALL_KEYS:
         section, name = key.split(".")

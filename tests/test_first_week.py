@@ -555,3 +555,17 @@ def test_a_multi_label_prediction_line():
     }
     assert prediction_line(r) == "f: cat, dog   top-2: cat 0.900, dog 0.700"
     assert prediction_line({**r, "labels": []}).startswith("f: (no label)")
+
+
+def test_mps_is_accepted_where_torch_reports_it(monkeypatch):
+    import torch
+
+    from layerlab.config import RunConfig
+    from layerlab.training.runtime import resolve_device
+
+    RunConfig.from_dict({"train": {"device": "mps"}})  # a config choice, on every machine
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("mps") == torch.device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(LayerlabError, match="torch reports no MPS device here"):
+        resolve_device("mps")

@@ -213,7 +213,11 @@ class TrainConfig:
     )
     clip: float | None = _opt(None, "clip gradients to this global L2 norm", default_text="no clipping", gt=0.0)
     seed: int = _opt(0, "seed of the initialisation, the shuffling and dropout", ge=0, lt=2**63)
-    device: str = _opt("auto", "where to train (auto: cuda when there is a GPU)", choices=("cpu", "cuda", "auto"))
+    device: str = _opt(
+        "auto",
+        "where to train (auto: cuda when there is a GPU; mps: Apple's GPU)",
+        choices=("cpu", "cuda", "auto", "mps"),
+    )
     amp: bool = _opt(
         False, "bf16 autocast on CUDA, or on a CPU with bf16 in hardware (AVX512-BF16, AMX); fp32 on other CPUs"
     )

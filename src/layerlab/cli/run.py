@@ -24,7 +24,7 @@ WEIGHTS_HELP = (
     "auto (the default): best for a run trained with --validation (lowest validation loss), else last; "
     "best, last, or init: the model as initialised"
 )
-DEVICES = ("cpu", "cuda", "auto")
+DEVICES = ("cpu", "cuda", "auto", "mps")
 
 
 def _and(names: list[str]) -> str:
