@@ -569,3 +569,35 @@ def test_mps_is_accepted_where_torch_reports_it(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(LayerlabError, match="torch reports no MPS device here"):
         resolve_device("mps")
+
+
+def test_notebook_progress_follows_time_and_keeps_its_final_state(monkeypatch):
+    """In a notebook (a Jupyter console with ipywidgets) the bar reads every step, redraws by time,
+    not every 20 steps, and is left drawn at the end of the epoch (not transient)."""
+    import io
+
+    import torch
+    from rich.console import Console
+
+    from layerlab import callbacks, engine
+    from layerlab.config import TrainConfig
+    from layerlab.data import Dataset, Split
+
+    monkeypatch.setattr(callbacks, "_jupyter_bar_possible", lambda console: True)
+    out = Console(file=io.StringIO(), width=200)
+    bar = Console(file=io.StringIO(), width=200, force_terminal=True)
+    pb = callbacks.ProgressBar(1, console=out, bar_console=bar, refresh_seconds=0.0)
+    assert pb.notebook and pb.every_n_steps == 1 and callbacks.log_interval([pb]) == 1
+    drawn = []
+    real = __import__("rich.progress", fromlist=["Progress"]).Progress.refresh
+    monkeypatch.setattr(
+        "rich.progress.Progress.refresh", lambda self: (drawn.append(self.tasks[0].completed), real(self))[1]
+    )
+    x, y = torch.randn(64, 1, 8, 8), torch.arange(64) % 2
+    ds = Dataset("t", Split(x, y), Split(x, y), "classification", ["0", "1"], 2, "t", {}, None)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    engine.fit(model, ds, TrainConfig(epochs=1, batch_size=8, device="cpu"), progress=pb)
+    assert drawn[1:9] == [1, 2, 3, 4, 5, 6, 7, 8] and drawn[-1] == 8, drawn  # every step; the final state
+    pb_terminal = callbacks.ProgressBar(1, console=out, bar_console=bar)
+    monkeypatch.setattr(callbacks, "_jupyter_bar_possible", lambda console: False)
+    assert callbacks.ProgressBar(1, console=out, bar_console=bar).every_n_steps is None and pb_terminal.notebook

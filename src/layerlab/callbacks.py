@@ -475,9 +475,20 @@ class ProgressBar(Callback):
             it can be: a terminal, or a notebook with ipywidgets; elsewhere (a pipe, a log file)
             verbose 1 prints the epoch lines alone.
         to_stderr: epoch lines to stderr (so stdout carries only what a program reads, e.g. JSON).
+        refresh_seconds: in a notebook, the bar is redrawn by time, at most this often (it reads the
+            running loss after every step there, instead of every 20), and it is left in its final
+            state at the end of each epoch, so a saved notebook shows where each epoch ended.
     """
 
-    def __init__(self, verbose: int = 1, *, console=None, bar_console=None, to_stderr: bool = False):
+    def __init__(
+        self,
+        verbose: int = 1,
+        *,
+        console=None,
+        bar_console=None,
+        to_stderr: bool = False,
+        refresh_seconds: float = 0.25,
+    ):
         from rich.console import Console
 
         if verbose not in (0, 1, 2):
@@ -488,6 +499,12 @@ class ProgressBar(Callback):
         self.bar = None
         self.task = None
         self.t0 = 0.0
+        self.refresh_seconds = refresh_seconds
+        self.last_draw = 0.0
+        # a notebook has no terminal that redraws itself: updates follow time, so every step is seen
+        self.notebook = verbose == 1 and _jupyter_bar_possible(self.err)
+        if self.notebook:
+            self.every_n_steps = 1
 
     def _can_draw(self) -> bool:
         return self.err.is_terminal or _jupyter_bar_possible(self.err)
@@ -505,10 +522,12 @@ class ProgressBar(Callback):
             TextColumn("{task.fields[stats]}"),
             TimeRemainingColumn(),
             console=self.err,
-            transient=True,
+            transient=not self.notebook,  # a notebook keeps each epoch's final bar, not an empty widget
+            auto_refresh=not self.notebook,  # a notebook's bar is redrawn by time, in on_step_end
         )
         self.bar.start()
         self.task = self.bar.add_task("train", total=trainer.steps_per_epoch, stats="")
+        self.last_draw = time.perf_counter()
 
     def on_step_end(self, trainer: Trainer, step: int, logs: dict) -> None:
         if self.bar is None:
@@ -517,9 +536,15 @@ class ProgressBar(Callback):
         m = logs
         stats = f"loss {m['loss']:.4f}" + (f" acc {m['accuracy']:.4f}" if "accuracy" in m else "") + f" {rate:,.0f}/s"
         self.bar.update(self.task, completed=logs["epoch_step"], stats=stats)
+        now = time.perf_counter()
+        if self.notebook and now - self.last_draw >= self.refresh_seconds:
+            self.bar.refresh()
+            self.last_draw = now
 
     def _stop_bar(self) -> None:
         if self.bar is not None:
+            if self.notebook:  # the final state, drawn once more before the widget is left
+                self.bar.refresh()
             self.bar.stop()
             self.bar = None
 
