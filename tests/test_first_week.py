@@ -601,3 +601,57 @@ def test_notebook_progress_follows_time_and_keeps_its_final_state(monkeypatch):
     pb_terminal = callbacks.ProgressBar(1, console=out, bar_console=bar)
     monkeypatch.setattr(callbacks, "_jupyter_bar_possible", lambda console: False)
     assert callbacks.ProgressBar(1, console=out, bar_console=bar).every_n_steps is None and pb_terminal.notebook
+
+
+# ----------------------------------------------------------------------------------------------
+# One CSV with a label column
+# ----------------------------------------------------------------------------------------------
+def _table(path, n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    kinds = ["setosa", "versicolor", "virginica"]
+    lines = ["a,b,species,c"]
+    for i in range(n):
+        k = i % 3
+        a, b, c = rng.normal(size=3) * 0.2 + k
+        lines.append(f"{a:.3f},{b:.3f},{kinds[k]},{'' if i == 5 else f'{c:.3f}'}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_one_csv_with_a_label_column_and_a_test_split(tmp_path, capsys):
+    from layerlab.rundir import RunDir
+
+    table = _table(tmp_path / "iris.csv")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(table), "--label-column", "species", "--test-split", "0.25", "--model", "mlp"]
+    assert main([*argv, "--epochs", "30", "--lr", "0.01", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    info = RunDir(out).info()
+    assert info["dataset"]["classes"] == ["setosa", "versicolor", "virginica"]
+    assert (info["dataset"]["n_train"], info["dataset"]["n_test"]) == (45, 15)  # 5 of each class held out
+    r = api.evaluate_run(out)
+    assert r["split"] == "test" and r["n"] == 15 and r["accuracy"] > 0.8
+    from layerlab.data.formats.labeled_csv import split_indices
+
+    a = split_indices(["x"] * 10 + ["y"] * 10, 0.3, 7, True)
+    assert all(
+        np.array_equal(u, v) for u, v in zip(a, split_indices(["x"] * 10 + ["y"] * 10, 0.3, 7, True), strict=True)
+    )
+    assert len(a[1]) == 6
+
+
+def test_a_labelled_csv_is_checked_in_one_sentence(tmp_path, capsys):
+    table = _table(tmp_path / "t.csv")
+    base = ["train", "--data", str(table), "--model", "mlp", "--epochs", "1", "--quiet"]
+    for extra, msg in (
+        (["--label-column", "kind", "--test-split", "0.2"], "no column 'kind'; its columns are a, b, species, c"),
+        (["--test-split", "0.2"], "give the label column with --label-column NAME"),
+        (["--label-column", "species"], "give --test-split F"),
+    ):
+        assert main([*base, *extra, "--out", str(tmp_path / "r")]) == 2
+        assert msg in capsys.readouterr().err
+        assert not (tmp_path / "r").exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,label\n1.0,x\nhello,y\n")
+    assert main([*base[:2], str(bad), *base[3:], "--label-column", "label", "--test-split", "0.5"]) == 2
+    assert "line 3, column 'a' holds 'hello', not a number" in capsys.readouterr().err

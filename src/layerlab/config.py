@@ -128,6 +128,19 @@ class DataConfig:
     n_test: int | None = _opt(
         None, "test samples of a synthetic task, or the first N of a sequence dataset", default_text="all", ge=1
     )
+    label_column: str | None = _opt(
+        None,
+        "one CSV/TSV with a header row: the column holding the labels (every other column a numeric feature); "
+        "needs --test-split",
+        metavar="NAME",
+    )
+    test_split: float | None = _opt(
+        None,
+        "with --label-column: hold out this fraction of the rows as the test set (stratified by class, from --seed)",
+        metavar="FRACTION",
+        gt=0.0,
+        lt=1.0,
+    )
 
 
 @dataclass
