@@ -655,3 +655,14 @@ def test_a_labelled_csv_is_checked_in_one_sentence(tmp_path, capsys):
     bad.write_text("a,label\n1.0,x\nhello,y\n")
     assert main([*base[:2], str(bad), *base[3:], "--label-column", "label", "--test-split", "0.5"]) == 2
     assert "line 3, column 'a' holds 'hello', not a number" in capsys.readouterr().err
+
+
+def test_a_folder_of_csv_files_gets_the_right_sentence(tmp_path, capsys):
+    d = tmp_path / "tables"
+    d.mkdir()
+    _table(d / "a.csv")
+    _table(d / "b.csv")
+    assert main(["train", "--data", str(d), "--model", "mlp", "--epochs", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "holds CSV/TSV files (a.csv, b.csv)" in err and "--label-column NAME" in err
+    assert "one subfolder per class" not in err
