@@ -269,5 +269,7 @@ def test_every_command_module_registers():
         "report",
         "export",
         "claims",
+        "tune",
+        "explore",
         "lr-find",
     }

@@ -191,6 +191,7 @@ def lr_find(
     check_runtime_options(cfg.train, device)
     engine.seed_everything(seed)
     if isinstance(model_or_name, str):
+        assert ds.spec is not None  # every dataset made from arrays carries its input spec
         model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
     else:
         model = model_or_name.to(device)

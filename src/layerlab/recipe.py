@@ -51,7 +51,9 @@ _TOP_K = re.compile(r"top([1-9][0-9]*)_accuracy")
 
 def _split_top(text: str) -> list[str]:
     """``text`` split at the commas outside brackets and quotes (``betas=[0.9, 0.95],amsgrad=true``)."""
-    items, depth, quote, cur = [], 0, None, []
+    items: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, None
     for ch in text:
         if quote:
             quote = None if ch == quote else quote

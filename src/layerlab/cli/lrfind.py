@@ -27,6 +27,7 @@ def cmd_lr_find(args) -> int:
     check_runtime_options(cfg.train, device)
     ds = api.prepare_data(cfg)
     engine.seed_everything(cfg.train.seed)
+    assert ds.spec is not None  # every loaded dataset carries its input spec
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
     result = lrfind.range_test(
         model,

@@ -93,11 +93,12 @@ def load_labeled_csv(path: str | Path, label_column: str, test_split: float, see
     train_idx, test_idx = split_indices(ys, test_split, seed, stratify=not regression)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise DataError(f"{path}: --test-split {test_split} of {len(ys)} rows leaves a split empty")
+    targets: list = ys
     if regression:
-        ys = [float(v) for v in ys]
+        targets = [float(v) for v in ys]
     elif label_kind(ys) == "int":  # numeric class labels: the same names whatever their spelling (1, 1.0)
-        ys = [str(int(float(v))) for v in ys]
-    pick = lambda idx: ([xs[i] for i in idx], [ys[i] for i in idx])  # noqa: E731
+        targets = [str(int(float(v))) for v in ys]
+    pick = lambda idx: ([xs[i] for i in idx], [targets[i] for i in idx])  # noqa: E731
     return build_sequence_dataset(
         path.stem,
         pick(train_idx),
