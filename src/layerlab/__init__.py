@@ -124,6 +124,9 @@ if TYPE_CHECKING:  # the same names for type checkers, editors and the API refer
     from .errors import (
         LayerlabError as LayerlabError,
     )
+    from .lrfind import (
+        lr_find as lr_find,
+    )
     from .models import (
         create_model as create_model,
     )
@@ -135,6 +138,12 @@ if TYPE_CHECKING:  # the same names for type checkers, editors and the API refer
     )
     from .rundir import (
         RunDir as RunDir,
+    )
+    from .saving import (
+        load as load,
+    )
+    from .saving import (
+        save as save,
     )
     from .tuning import (
         tune as tune,
