@@ -374,7 +374,8 @@ def evaluate(
             RunDir; ``which`` weights, see :func:`load_run`), or any ``nn.Module`` (its inputs then
             read as ``fit`` would read them, and its task taken from ``y``).
         x, y: as :func:`fit` takes them. Without both, a run is evaluated on its own test set
-            (:func:`evaluate_run`).
+            (:func:`evaluate_run`); a run :func:`fit` made without test data has none, and its
+            result names the split it used (``validation`` or ``training``) with a ``note``.
     Returns:
         ``loss``, ``n`` and, for classification, ``accuracy``, ``per_class_accuracy`` (class name
         to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class);
