@@ -112,6 +112,11 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         "Searches the fast CNN preset's space with Optuna on two worker processes, pruning trials below the "
         "median; each trial is a run directory under `runs/tune/article_cnn_fast/`.",
     ),
+    "lr-find": (
+        "layerlab lr-find --model article-cnn --data fashion-mnist --num-iter 100 --out runs/lr",
+        "Runs the learning-rate range test on the article's CNN (the rate growing from 1e-7 to 10 over 100 "
+        "steps), writes `runs/lr/lr_find.png` and `runs/lr/lr_find.csv`, and prints the suggested rate.",
+    ),
 }
 
 

@@ -272,4 +272,5 @@ def test_every_command_module_registers():
         "claims",
         "tune",
         "explore",
+        "lr-find",
     }

@@ -60,7 +60,7 @@ def test_train_help_lists_a_flag_for_every_field(capsys):
         "--no-amp",
     ):
         assert new in listed
-    assert "{adam,sgd}" in text and "{cpu,cuda,auto}" in text and "{rows,pixels,permuted}" in text
+    assert "{adam,adamw,sgd,rmsprop," in text and "{cpu,cuda,auto,mps}" in text and "{rows,pixels,permuted}" in text
 
 
 def test_every_field_has_help_text():
@@ -96,6 +96,10 @@ def test_every_field_round_trips_through_its_flag():
         "model.padding": "same",
         "model.global_pool": "max",
         "model.channels": "16,M",  # a layer list is checked: not any text
+        "train.loss": "huber",
+        "train.optimizer_args": "nesterov=true",
+        "train.metrics": "f1_macro",
+        "train.head": "new",
     }
     for key in ALL_KEYS:
         section, name = key.split(".")
@@ -171,7 +175,7 @@ def test_flags_override_a_preset_and_untyped_flags_keep_it(tmp_path):
 
 
 def test_bad_flag_values_are_argparse_errors(capsys):
-    for argv in (["--optimizer", "rmsprop"], ["--batch-size", "many"], ["--device", "tpu"]):
+    for argv in (["--optimizer", "lbfgs"], ["--batch-size", "many"], ["--device", "tpu"]):
         with pytest.raises(SystemExit) as e:
             main(["train", *argv])
         assert e.value.code == 2 and argv[0] in capsys.readouterr().err
@@ -179,8 +183,8 @@ def test_bad_flag_values_are_argparse_errors(capsys):
 
 def test_preset_values_are_checked_against_choices(tmp_path):
     preset = tmp_path / "p.toml"
-    preset.write_text('[train]\noptimizer = "rmsprop"\n')
-    with pytest.raises(ConfigError, match=r"optimizer must be one of adam, sgd, got 'rmsprop'"):
+    preset.write_text('[train]\noptimizer = "lbfgs"\n')
+    with pytest.raises(ConfigError, match=r"optimizer must be one of adam, adamw, sgd, .*, got 'lbfgs'"):
         RunConfig.from_toml(preset)
 
 
@@ -270,7 +274,8 @@ def test_train_resume_refuses_flags_that_change_the_run(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2 and err == (
         "layerlab: error: --lr, --batch-size and --model would change the run being "
-        "resumed; only --epochs, --threads, --checkpoint-every and --data-dir may be given with --resume\n"
+        "resumed; only --epochs, --threads, --checkpoint-every, --data-dir and --extend-lr may be given with "
+        "--resume\n"
     )
     code = main(["train", "--resume", str(run), "--config", str(run / "config.toml")])
     assert code == 2 and "--config would change the run" in capsys.readouterr().err

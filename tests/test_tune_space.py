@@ -79,7 +79,7 @@ def test_a_space_file_parses_with_every_kind(tmp_path):
         ("[train.lr]\nfloat = [0.1, 0.2]\nlgo = true", "unknown key(s) ['lgo']"),
         ("[train.batch_size]\nfloat = [1.0, 8.0]", "the field is int"),
         ("[train.batch_size]\nint = [0, 8]", "at least 1"),
-        ("[train.optimizer]\nchoices = ['adam', 'lion']", "must be one of adam, sgd"),
+        ("[train.optimizer]\nchoices = ['adam', 'lion']", "must be one of adam, adamw, sgd, rmsprop, nadam"),
         ("[train.optimizer]\nchoices = []", "non-empty list"),
         ("[train.optimizer]\nchoices = ['adam', 'adam']", "a value twice"),
         ("[train.amp]\nint = [0, 1]", "the field is bool"),

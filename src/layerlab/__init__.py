@@ -5,6 +5,7 @@ The public API is small::
     from layerlab import load_dataset, build_model, train, evaluate_run, predict_files, generate
     from layerlab import fit, evaluate, predict, History   # arrays in, arrays out (Keras-like)
     from layerlab import RunDir      # a run directory: its model, input spec and data
+    from layerlab import save, load  # one safetensors file: weights and how to rebuild and read them
 
 ``fit``, ``evaluate`` and ``predict`` are :func:`layerlab.api.fit` & co. (arrays, as Keras's);
 the training loop itself is :func:`layerlab.engine.fit`.
@@ -31,6 +32,9 @@ _EXPORTS = {
     "prepare_data": "api",
     "resume": "api",
     "train": "api",
+    "save": "saving",
+    "load": "saving",
+    "lr_find": "lrfind",
     "DataConfig": "config",
     "ModelConfig": "config",
     "RunConfig": "config",
@@ -120,6 +124,9 @@ if TYPE_CHECKING:  # the same names for type checkers, editors and the API refer
     from .errors import (
         LayerlabError as LayerlabError,
     )
+    from .lrfind import (
+        lr_find as lr_find,
+    )
     from .models import (
         create_model as create_model,
     )
@@ -131,6 +138,12 @@ if TYPE_CHECKING:  # the same names for type checkers, editors and the API refer
     )
     from .rundir import (
         RunDir as RunDir,
+    )
+    from .saving import (
+        load as load,
+    )
+    from .saving import (
+        save as save,
     )
     from .tuning import (
         tune as tune,

@@ -157,6 +157,10 @@ def log_interval(callbacks: list[Callback], default: int = 20) -> int:
 # ----------------------------------------------------------------------------------------------
 # Early stopping
 # ----------------------------------------------------------------------------------------------
+#: Words in a metric's name that mean higher is better (EarlyStopping's ``mode="auto"``).
+HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "auroc", "exact_match")
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs after its best.
 
@@ -166,7 +170,8 @@ class EarlyStopping(Callback):
             test set (hold out a validation split, ``validation=F``, and monitor ``val_*``).
         patience: epochs without improvement to wait; 0 stops at the first epoch that does not improve.
         min_delta: an improvement must exceed this much.
-        mode: ``min``, ``max`` or ``auto`` (``max`` for a name with ``acc`` in it, else ``min``).
+        mode: ``min``, ``max`` or ``auto`` (``max`` for a name with ``acc``, ``f1``, ``precision``,
+            ``recall``, ``auroc`` or ``exact_match`` in it, else ``min``).
         restore_best: at the end of training load the weights of the best epoch, kept in memory,
             into the model. Only the model object changes: the run directory's ``last`` stays the
             epoch training stopped at, and its ``best`` is the lowest ``val_loss`` (written only
@@ -197,7 +202,7 @@ class EarlyStopping(Callback):
         if patience < 0 or min_delta < 0:
             raise LayerlabError(f"EarlyStopping patience and min_delta must be at least 0, got {patience}, {min_delta}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
-        self.mode = mode if mode != "auto" else ("max" if "acc" in monitor else "min")
+        self.mode = mode if mode != "auto" else ("max" if any(w in monitor for w in HIGHER_IS_BETTER) else "min")
         self.best: float | None = None
         self.best_epoch = 0
         self.wait = 0
@@ -438,6 +443,9 @@ def epoch_line(epoch: int, row: dict) -> str:
         parts.append(f"{p}loss {row[f'{p}loss']:.4f}")
     if f"{p}accuracy" in row:
         parts.append(f"{p}acc {row[f'{p}accuracy']:.4f}")
+    for k, v in row.items():  # metrics by name (val_f1_macro, ...)
+        if k.startswith(p) and k[len(p) :] not in ("loss", "accuracy", "n") and isinstance(v, float):
+            parts.append(f"{k} {v:.4f}")
     if "grad_norm_max" in row:
         parts.append(f"grad_norm max {row['grad_norm_max']:.3g} clipped {row['clipped_fraction']:.0%}")
     parts.append(f"{row['train_seconds']:.1f}s ({row['samples_per_second']:,.0f} samples/s)")
@@ -467,9 +475,20 @@ class ProgressBar(Callback):
             it can be: a terminal, or a notebook with ipywidgets; elsewhere (a pipe, a log file)
             verbose 1 prints the epoch lines alone.
         to_stderr: epoch lines to stderr (so stdout carries only what a program reads, e.g. JSON).
+        refresh_seconds: in a notebook, the bar is redrawn by time, at most this often (it reads the
+            running loss after every step there, instead of every 20), and it is left in its final
+            state at the end of each epoch, so a saved notebook shows where each epoch ended.
     """
 
-    def __init__(self, verbose: int = 1, *, console=None, bar_console=None, to_stderr: bool = False):
+    def __init__(
+        self,
+        verbose: int = 1,
+        *,
+        console=None,
+        bar_console=None,
+        to_stderr: bool = False,
+        refresh_seconds: float = 0.25,
+    ):
         from rich.console import Console
 
         if verbose not in (0, 1, 2):
@@ -480,6 +499,12 @@ class ProgressBar(Callback):
         self.bar = None
         self.task = None
         self.t0 = 0.0
+        self.refresh_seconds = refresh_seconds
+        self.last_draw = 0.0
+        # a notebook has no terminal that redraws itself: updates follow time, so every step is seen
+        self.notebook = verbose == 1 and _jupyter_bar_possible(self.err)
+        if self.notebook:
+            self.every_n_steps = 1
 
     def _can_draw(self) -> bool:
         return self.err.is_terminal or _jupyter_bar_possible(self.err)
@@ -497,10 +522,12 @@ class ProgressBar(Callback):
             TextColumn("{task.fields[stats]}"),
             TimeRemainingColumn(),
             console=self.err,
-            transient=True,
+            transient=not self.notebook,  # a notebook keeps each epoch's final bar, not an empty widget
+            auto_refresh=not self.notebook,  # a notebook's bar is redrawn by time, in on_step_end
         )
         self.bar.start()
         self.task = self.bar.add_task("train", total=trainer.steps_per_epoch, stats="")
+        self.last_draw = time.perf_counter()
 
     def on_step_end(self, trainer: Trainer, step: int, logs: dict) -> None:
         if self.bar is None:
@@ -509,9 +536,15 @@ class ProgressBar(Callback):
         m = logs
         stats = f"loss {m['loss']:.4f}" + (f" acc {m['accuracy']:.4f}" if "accuracy" in m else "") + f" {rate:,.0f}/s"
         self.bar.update(self.task, completed=logs["epoch_step"], stats=stats)
+        now = time.perf_counter()
+        if self.notebook and now - self.last_draw >= self.refresh_seconds:
+            self.bar.refresh()
+            self.last_draw = now
 
     def _stop_bar(self) -> None:
         if self.bar is not None:
+            if self.notebook:  # the final state, drawn once more before the widget is left
+                self.bar.refresh()
             self.bar.stop()
             self.bar = None
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import tomli_w
 
 from .errors import ConfigError
+from .recipe import LOSSES, OPTIMIZERS, check_args, check_class_weight, check_metrics
 
 
 def _opt(default, help: str, **meta):
@@ -127,6 +128,19 @@ class DataConfig:
     n_test: int | None = _opt(
         None, "test samples of a synthetic task, or the first N of a sequence dataset", default_text="all", ge=1
     )
+    label_column: str | None = _opt(
+        None,
+        "one CSV/TSV with a header row: the column holding the labels (every other column a numeric feature); "
+        "needs --test-split",
+        metavar="NAME",
+    )
+    test_split: float | None = _opt(
+        None,
+        "with --label-column: hold out this fraction of the rows as the test set (stratified by class, from --seed)",
+        metavar="FRACTION",
+        gt=0.0,
+        lt=1.0,
+    )
 
 
 @dataclass
@@ -195,7 +209,7 @@ class TrainConfig:
     epochs: int = _opt(10, "passes over the training set", ge=1)
     batch_size: int = _opt(32, "training samples per step", ge=1)
     lr: float = _opt(1e-3, "learning rate (0 trains nothing: a check that a run starts from its init)", ge=0.0)
-    optimizer: str = _opt("adam", "optimizer", choices=("adam", "sgd"))
+    optimizer: str = _opt("adam", "optimizer, from torch.optim (--optimizer-arg sets its options)", choices=OPTIMIZERS)
     # Keras's epsilon, the article's; torch's default is 1e-8, which changes early Adam steps.
     eps: float = _opt(1e-7, "Adam's epsilon (Keras's default; torch's is 1e-8)", gt=0.0)
     beta1: float = _opt(0.9, "Adam's decay rate of the first moment", ge=0.0, lt=1.0)
@@ -212,7 +226,11 @@ class TrainConfig:
     )
     clip: float | None = _opt(None, "clip gradients to this global L2 norm", default_text="no clipping", gt=0.0)
     seed: int = _opt(0, "seed of the initialisation, the shuffling and dropout", ge=0, lt=2**63)
-    device: str = _opt("auto", "where to train (auto: cuda when there is a GPU)", choices=("cpu", "cuda", "auto"))
+    device: str = _opt(
+        "auto",
+        "where to train (auto: cuda when there is a GPU; mps: Apple's GPU)",
+        choices=("cpu", "cuda", "auto", "mps"),
+    )
     amp: bool = _opt(
         False, "bf16 autocast on CUDA, or on a CPU with bf16 in hardware (AVX512-BF16, AMX); fp32 on other CPUs"
     )
@@ -249,6 +267,78 @@ class TrainConfig:
     gamma: float = _opt(0.1, "step schedule: factor of each decay", gt=0.0)
     min_lr: float = _opt(0.0, "cosine schedule: the learning rate it anneals to", ge=0.0)
     tensorboard: str | None = _opt(None, "write TensorBoard scalars to this folder", metavar="DIR")
+    extend_lr: float | None = _opt(
+        None,
+        "with --resume and more --epochs: train the added epochs at this constant learning rate (a cosine or "
+        "onecycle curve spans the epochs it was started with; extending one needs a rate for the rest)",
+        default_text="none: extending a cosine or onecycle run is refused",
+        metavar="LR",
+        gt=0.0,
+    )
+    schedule_epochs: int | None = _opt(
+        None,
+        "the epochs a cosine or onecycle curve spans (later epochs train at --extend-lr); set by --resume --extend-lr",
+        default_text="--epochs",
+        metavar="EPOCHS",
+        ge=1,
+    )
+    optimizer_args: str | None = _opt(
+        None,
+        "an option of the optimizer, KEY=VALUE (a TOML value: nesterov=true, betas=[0.9, 0.95]), checked "
+        "against its signature; repeat the flag for more (a config holds them by commas)",
+        flag="--optimizer-arg",
+        metavar="KEY=VALUE",
+        check=check_args,
+        append=True,
+    )
+    loss: str | None = _opt(
+        None,
+        "training loss: cross-entropy (with --label-smoothing, --class-weight), bce (binary cross-entropy on "
+        "logits), mse, huber; evaluation reports the task's own loss",
+        choices=LOSSES,
+        default_text="the task's: cross-entropy, bce for multi-label, mse for regression",
+    )
+    class_weight: str | None = _opt(
+        None,
+        "weigh the loss per class: balanced (n / (K * count) over the training labels), a JSON file (class -> "
+        "weight, or a list) or one weight per class by commas; the run's config keeps the weights used",
+        metavar="balanced|FILE|W0,W1,...",
+        check=check_class_weight,
+    )
+    metrics: str | None = _opt(
+        None,
+        "more metrics of the evaluated split each epoch, by commas: top5_accuracy (any K), precision_macro, "
+        "recall_macro, f1_macro (and _weighted), auroc (torchmetrics: pip install 'layerlab[metrics]')",
+        metavar="NAMES",
+        check=check_metrics,
+    )
+    early_stopping: int | None = _opt(
+        None,
+        "stop when --monitor has not improved for this many epochs (needs --validation)",
+        metavar="PATIENCE",
+        ge=1,
+    )
+    monitor: str = _opt(
+        "val_loss",
+        "what --early-stopping watches: a column of metrics.csv (val_loss, val_accuracy, val_f1_macro)",
+        metavar="COLUMN",
+    )
+    init_from: str | None = _opt(
+        None,
+        "fine-tune: start from this run's weights (best, else last), copied by name; the model defaults to that run's",
+        metavar="RUN",
+    )
+    freeze: str | None = _opt(
+        None,
+        "fine-tune: train only the layers after this one (a module name such as features.3; body: all but the head)",
+        metavar="UNTIL_LAYER",
+    )
+    head: str | None = _opt(
+        None,
+        "with --init-from: keep the run's head (same classes) or a new one for the new data's classes",
+        choices=("keep", "new"),
+        default_text="keep",
+    )
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -374,7 +464,7 @@ _TYPES = {"int": int, "float": float, "str": str}
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT"}
 
 #: What ``train --resume`` may change: none of them changes the numbers a run computes.
-RESUME_FLAGS = ("train.epochs", "train.threads", "train.checkpoint_every", "data.data_dir")
+RESUME_FLAGS = ("train.epochs", "train.threads", "train.checkpoint_every", "data.data_dir", "train.extend_lr")
 
 
 def _field(key: str) -> dataclasses.Field:
@@ -416,6 +506,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 continue
             choices = f.metadata.get("choices")
             metavar = None if choices else f.metadata.get("metavar", _METAVARS[_base_type(f)])
+            if f.metadata.get("append"):  # a repeatable flag: its values joined by commas
+                kw["action"] = "append"
             group.add_argument(flag(key), type=_TYPES[_base_type(f)], choices=choices, metavar=metavar, **kw)
 
 
@@ -423,6 +515,7 @@ def config_from_flags(args: argparse.Namespace, base: RunConfig) -> tuple[RunCon
     """``base`` (a preset, or the defaults) with the flags the user typed applied, and those flags
     as ``{"section.field": value}`` in the order they were typed."""
     given = {k: v for k, v in vars(args).items() if "." in k and k.split(".")[0] in SECTIONS}
+    given = {k: ",".join(v) if isinstance(v, list) else v for k, v in given.items()}  # repeated flags
     cfg = copy.deepcopy(base)
     for key, value in given.items():
         section, name = key.split(".")

@@ -19,7 +19,7 @@ import numpy as np
 from .errors import DataError
 
 #: What a prediction holds, by how the model's outputs are read (:func:`decode_kind`).
-DECODE_KINDS = ("regression", "next", "steps", "class")
+DECODE_KINDS = ("regression", "next", "steps", "class", "labels")
 
 
 def decode_kind(task: str | None, head: str | None, vocab: str | None) -> str:
@@ -27,6 +27,8 @@ def decode_kind(task: str | None, head: str | None, vocab: str | None) -> str:
     model: the character after the input), ``steps`` (one class per step) or ``class`` (top-k)."""
     if task == "regression":
         return "regression"
+    if task == "multilabel":
+        return "labels"
     if head == "step":
         return "next" if vocab is not None else "steps"
     return "class"
@@ -54,7 +56,8 @@ def decode(
     for one per step, values for regression), ``length`` its steps (sequences and text): ``kind``
     ``class`` (the likeliest class, its probability and the ``top_k`` list), ``next`` (a text model
     with ``vocab``: the character after the input), ``steps`` (one class per step), ``value`` or
-    ``values`` (regression). Non-finite outputs raise :class:`~layerlab.errors.DataError`."""
+    ``values`` (regression), ``labels`` (multi-label: every label of probability above 0.5).
+    Non-finite outputs raise :class:`~layerlab.errors.DataError`."""
     out = np.asarray(out, dtype=np.float32)
     if task == "regression":
         o = out.reshape(-1)
@@ -72,6 +75,10 @@ def decode(
         if o.size == 1:
             return {"kind": "value", "value": float(o[0])}
         return {"kind": "values", "values": [float(v) for v in used]}
+    if task == "multilabel":  # a sigmoid per label: every label above 0.5, and the k likeliest
+        probs = 1 / (1 + np.exp(-used.astype(np.float64)))
+        top = top_k(probs, classes, k)
+        return {"kind": "labels", "labels": [c for c, p in zip(classes, probs, strict=True) if p > 0.5], "top_k": top}
     if out.ndim == 2 and vocab is not None:  # a character model: what comes after the text
         return _top_result("next", top_k(softmax(used), classes, k))
     if out.ndim == 2:

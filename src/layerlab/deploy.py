@@ -70,7 +70,7 @@ def metadata_props(record: dict) -> dict[str, str]:
 
 
 #: What a model predicts (``run.json``'s ``dataset.task``).
-TASKS = ("classification", "regression", "sequence-classification")
+TASKS = ("classification", "regression", "sequence-classification", "multilabel")
 
 
 @dataclass

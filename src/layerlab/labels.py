@@ -9,6 +9,12 @@ The rule:
   refused before anything is allocated for it.
 - **One-hot rows** (a 2-D array of 0s and 1s, one 1 per row, as Keras's ``categorical_crossentropy``
   takes them) are class ids ``0..K-1`` for ``K`` columns, with a notice; never regression.
+- **Probability rows** (a 2-D float array of values in ``[0, 1]``, each row summing to 1, not
+  one-hot) are soft targets over ``K`` classes: a classifier trained with the soft-target
+  cross-entropy, whose accuracy counts the likeliest class of each row.
+- **Multi-label rows** (a 2-D array of 0s and 1s that is not one-hot: a row may hold several 1s or
+  none) are ``K`` independent labels: a sigmoid per output, binary cross-entropy, multi-label metrics.
+- Other 2-D float targets are regression, with a notice (:func:`target_kind` says which).
 - **The class set** is the classes a dataset names (image folders, a dataset's class names; ``K``
   names are ``K`` outputs), else the distinct labels of the training split. At least two classes
   must occur in training, and a test (or validation) label that no training sample has is refused:
@@ -61,6 +67,27 @@ def one_hot(a: np.ndarray) -> np.ndarray | None:
     if not np.isin(a, (0, 1)).all() or not (a.sum(axis=1) == 1).all():
         return None
     return a.argmax(axis=1).astype(np.int64)
+
+
+#: How far a probability row's sum may be from 1 (float32 rounding of a softmax or a mixup).
+SUM_TOLERANCE = 1e-3
+
+
+def target_kind(a: np.ndarray) -> str | None:
+    """What 2-D targets ``(N, K)`` (``K >= 2``) are: ``one-hot``, ``probabilities`` (floats in
+    ``[0, 1]`` whose rows sum to 1), ``multi-label`` (0s and 1s, not one-hot), ``regression`` (other
+    floats), or None (not 2-D targets of at least two columns; other integers)."""
+    if a.ndim != 2 or a.shape[1] < 2 or a.shape[0] == 0 or a.dtype.kind not in "biuf":
+        return None
+    binary = bool(np.isin(a, (0, 1)).all())
+    sums = a.sum(axis=1, dtype=np.float64)
+    if binary:
+        return "one-hot" if (sums == 1).all() else "multi-label"
+    if a.dtype.kind != "f":
+        return None
+    if (a >= 0).all() and (a <= 1).all() and (np.abs(sums - 1) <= SUM_TOLERANCE).all():
+        return "probabilities"
+    return "regression"
 
 
 def class_ids(a: np.ndarray, what: str = "y") -> np.ndarray:

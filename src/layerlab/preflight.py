@@ -39,6 +39,11 @@ def check_runtime_options(cfg: TrainConfig, device, dist=None) -> None:
     ``device`` is the torch device training will use; ``dist`` the torchrun context, if any."""
     if cfg.cuda_graph:
         check_cuda_graph(cfg, device, dist)
+    from .training.metrics import check_metrics_available
+    from .training.optim import check_optimizer
+
+    check_optimizer(cfg, device)  # a name and options its constructor takes
+    check_metrics_available(cfg.metrics)
     if cfg.tensorboard and (dist is None or dist.is_main):
         TensorBoard(cfg.tensorboard)  # says so when the tensorboard package is missing
         check_writable_dir(cfg.tensorboard, "--tensorboard")

@@ -94,11 +94,35 @@ def record_problem(info) -> str | None:
         (model, "parameters", _count, "model.parameters must be a non-negative integer"),
         (info, "train_wall_seconds", _seconds, "train_wall_seconds must be a non-negative number"),
         (info, "environment", lambda v: isinstance(v, dict), "environment must be an object"),
+        (info, "test_set", lambda v: isinstance(v, bool), "test_set must be true or false"),
+        (info, "init_from", lambda v: isinstance(v, dict), "init_from must be an object"),
         (info, "data_fingerprint", _fingerprint, "data_fingerprint must map splits to their n, shapes and sha256"),
     ):
         if key in where and not ok(where[key]):
             return what
     return None
+
+
+def held_out_split(ds) -> str:
+    """What a run's evaluated split is: ``test`` (a held-out test set), ``validation`` (arrays fitted
+    with ``validation_split`` or ``validation_data``: the split that chose the ``best`` weights and
+    stopped training early, so not a test set) or ``training`` (arrays fitted with neither)."""
+    held = ds.meta.get("held_out")
+    if held == "training":
+        return "training"
+    if held in ("validation_split", "validation_data"):
+        return "validation"
+    return "test"
+
+
+def no_test_set_note(split: str, weights: str) -> str:
+    """The sentence evaluate and report give for a run without a test set."""
+    if split == "validation":
+        chose = "which chose these weights" if weights == "best" else "which chose the run's best weights"
+        what = f"these numbers are on the validation split, {chose}"
+    else:
+        what = "these numbers are on the data it trained on"
+    return f"the run has no test set: {what}; evaluate on held-out data with --data FILE (evaluate(run, x, y))"
 
 
 def _count(v) -> bool:

@@ -16,6 +16,8 @@ from ..data import Split
 from ..data.inputs import read_inputs
 from ..data.transforms import InputSpec
 from ..errors import LayerlabError
+from ..recipe import metric_names
+from ..record import held_out_split, no_test_set_note
 from ..rundir import RunDir
 from .training import check_sizes
 
@@ -48,10 +50,15 @@ def evaluate_run(
     ds = run.dataset(data, data_dir)
     t0 = time.perf_counter()
     out = engine.predict_logits(model, ds.test, device=next(model.parameters()).device)
-    m = engine.compute_metrics(ds.task, out, ds.test.y, ds.num_outputs if ds.task != "regression" else None)
-    # arrays fitted without held-out data have no test set: say that the numbers are on the training data
-    split = "training" if ds.meta.get("held_out") == "training" else "test"
+    names = run.config().train.metrics  # the metrics by name the run was trained with
+    m = engine.compute_metrics(
+        ds.task, out, ds.test.y, ds.num_outputs if ds.task != "regression" else None, metrics=names
+    )
+    split = held_out_split(ds)
     result = {"run": str(run.path), "data": ds.name, "split": split, "weights": used, "n": len(ds.test)}
+    if split != "test":  # never passed off as a test set: say what the numbers are on
+        result["chose_weights"] = split == "validation" and used == "best"
+        result["note"] = no_test_set_note(split, used)
     result["loss"] = m["loss"]
     if "accuracy" in m:
         classes = ds.classes or [str(i) for i in range(ds.num_outputs)]
@@ -59,7 +66,11 @@ def evaluate_run(
         result["per_class_accuracy"] = {
             c: a for c, a in zip(classes, m["per_class_accuracy"], strict=True) if a is not None
         }
-        result["confusion"] = m["confusion"].tolist()
+        if "confusion" in m:
+            result["confusion"] = m["confusion"].tolist()
+    for key in ("exact_match", "f1_micro", "f1_macro", *metric_names(names)):  # multi-label; by name
+        if key in m:
+            result[key] = m[key]
     if per_sample:
         classes = ds.classes or [str(i) for i in range(ds.num_outputs)]
         result["predictions"] = per_sample_predictions(out, ds.test.y, task=ds.task, classes=classes)
@@ -72,6 +83,18 @@ def per_sample_predictions(out: torch.Tensor, y: torch.Tensor, *, task: str, cla
     of the predicted class when there is one class per sample; lists over the counted steps when
     there is one per step; numbers for regression)."""
     rows = []
+    if task == "multilabel":  # the labels set in the targets and those above probability 0.5
+        for i in range(len(y)):
+            rows.append(
+                {
+                    "index": i,
+                    "true": [c for c, v in zip(classes, y[i].tolist(), strict=True) if v > 0.5],
+                    "predicted": [c for c, v in zip(classes, out[i].tolist(), strict=True) if v > 0],
+                }
+            )
+        return rows
+    if y.is_floating_point() and y.dim() == 2:  # probability targets: their likeliest class is the truth
+        y = y.argmax(-1)
     if task == "regression":
         for i in range(len(y)):
             rows.append({"index": i, "true": y[i].tolist(), "predicted": out[i].reshape(y[i].shape).tolist()})

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .. import engine
+from .. import engine, finetune
 from ..config import ModelConfig, RunConfig, TrainConfig
 from ..data import Dataset, Split, arrays
 from ..data.inputs import read_inputs
@@ -68,7 +68,8 @@ def check_model_fits(model: nn.Module, ds: Dataset) -> None:
                 f"{ds.num_outputs} output(s)"
             )
         return
-    if out.shape[-1] != ds.num_outputs or out.dim() != (2 if ds.train.y.dim() == 1 else 3):
+    rows = ds.train.y.dim() == 1 or ds.train.y.is_floating_point()  # one target or one row per sample
+    if out.shape[-1] != ds.num_outputs or out.dim() != (2 if rows else 3):
         raise ConfigError(
             f"the model gives outputs of shape {tuple(out.shape[1:])} per sample, the data has {ds.num_outputs} "
             f"classes; give it a head of {ds.num_outputs} outputs"
@@ -95,6 +96,8 @@ class History:
         spec, task, classes, num_outputs: how the model reads its input and what it predicts, which
             :func:`evaluate` and :func:`predict` use when given this History (given ``history.model``
             alone, they read arrays as :func:`fit` would and take the task from ``y``).
+        model_name, model_options: what built the model (a registered name or
+            ``package.module:factory`` and its options), which :func:`layerlab.save` records.
     """
 
     history: dict[str, list[float]]
@@ -107,6 +110,8 @@ class History:
     task: str | None = None
     classes: list[str] | None = None
     num_outputs: int | None = None
+    model_name: str | None = None
+    model_options: dict | None = None
 
 
 def _reads_sequences(model: nn.Module) -> bool:
@@ -155,8 +160,10 @@ def fit(
         x: ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` images for an image model; ``(N, T, F)``
             sequences (or uint8 images, read as rows) for a recurrent one. A NumPy array, a torch
             tensor, or a list of arrays or PIL images. uint8 is scaled by 1/255, floats kept as float32.
-        y: ``(N,)`` integer class ids ``0..K-1`` (``K`` outputs), or float regression targets ``(N,)``
-            or ``(N, D)``.
+        y: ``(N,)`` integer class ids (``K`` outputs; other labels than ``0..K-1`` are mapped, with a
+            notice), one-hot rows ``(N, K)``, probability rows ``(N, K)`` (soft-target cross-entropy),
+            0/1 multi-label rows ``(N, K)`` (a sigmoid per label, binary cross-entropy), or float
+            regression targets ``(N,)`` or ``(N, D)`` (2-D ones with a notice).
         validation_data: ``(x_val, y_val)`` evaluated after every epoch (``val_*`` metrics; ``best``
             weights chosen on it). ``validation_split``: hold out this fraction of ``x`` instead
             (stratified by class, from ``seed``). With neither, nothing is held out.
@@ -172,6 +179,7 @@ def fit(
             (``evaluate(history.model, x, y)``) but not by the command line, which cannot rebuild it.
     """
     train_opts, model_opts = _split_options(train_options)
+    train_opts = _recipe_text(train_opts)
     if callbacks is not None:
         check_callbacks(callbacks)  # before any work: a callback the loop cannot call fails in the middle
     cfg = RunConfig()
@@ -212,8 +220,10 @@ def fit(
         model = build_model_for(cfg.model, ds.spec, ds.num_outputs)
     else:
         model = model_or_name
-        check_model_fits(model, ds)  # a head the user replaced trains, if it fits the data
         cfg.model.name = _object_name(model)
+    started = finetune.prepare(model, cfg.train)  # init_from, head, freeze
+    if not isinstance(model_or_name, str):
+        check_model_fits(model, ds)  # a head the user replaced trains, if it fits the data
     model = model.to(device)
     cbs = list(callbacks or [])
     if verbose:
@@ -228,6 +238,8 @@ def fit(
         cfg.data.name = arrays.RUN_FILE  # relative to the run: a copied or moved run reads its own copy
         info = run_info(cfg, model, ds, device)
         info["dataset"]["name"] = "arrays"
+        if started:
+            info["init_from"] = started  # where its weights came from
         run = RunDir.create(out, cfg, info)  # takes the run's lock
         try:
             arrays.save_arrays(out / arrays.RUN_FILE, ds)
@@ -246,7 +258,22 @@ def fit(
         ds.task,
         ds.classes,
         ds.num_outputs,
+        cfg.model.name,
+        cfg.model.options() if isinstance(model_or_name, str) else {},
     )
+
+
+def _recipe_text(opts: dict) -> dict:
+    """Python's forms of the open recipe (a dict of optimizer options, a list or dict of class weights,
+    a list of metric names) as the text a config keeps (:mod:`layerlab.recipe`)."""
+    from .. import recipe
+
+    convert = {
+        "optimizer_args": recipe.format_args,
+        "class_weight": recipe.format_class_weight,
+        "metrics": recipe.format_metrics,
+    }
+    return {k: convert[k](v) if k in convert else v for k, v in opts.items()}
 
 
 def _object_name(model: nn.Module) -> str:
@@ -256,13 +283,24 @@ def _object_name(model: nn.Module) -> str:
     return f"<object {cls.__module__}.{cls.__qualname__}>"
 
 
+#: Columns of a row that are timings or settings, not metrics (Keras's History holds metrics).
+_NOT_METRICS = {"epoch", "train_seconds", "eval_seconds", "samples_per_second", "lr", "lr_start"}
+
+
 def _keras_history(rows: list[dict]) -> dict[str, list[float]]:
-    # the held-out columns only when they are validation: without it they are the training data again
-    names = {"train_loss": "loss", "train_accuracy": "accuracy", "val_loss": "val_loss", "val_accuracy": "val_accuracy"}
+    """Keras's names: ``train_X`` as ``X``, ``val_X`` as it is (metrics by name too), and any other
+    number every row holds (what a callback added, ``grad_norm_mean``); the held-out columns only when
+    they are validation: without it they are the training data again (``train_eval_``), or a test set."""
     out: dict[str, list[float]] = {}
-    for ours, keras in names.items():
-        if rows and all(ours in r for r in rows):
-            out[keras] = [float(r[ours]) for r in rows]
+    if not rows:
+        return out
+    for key in rows[0]:
+        if key in _NOT_METRICS or key.startswith(("test_", "train_eval_")) or key.endswith("_n"):
+            continue
+        if not all(isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool) for r in rows):
+            continue
+        name = key[len("train_") :] if key.startswith("train_") else key
+        out[name] = [float(r[key]) for r in rows]
     return out
 
 
@@ -326,6 +364,7 @@ def evaluate(
     which: str | None = None,
     device: str = "cpu",
     batch_size: int = 1000,
+    metrics: list[str] | str | None = None,
 ) -> dict:
     """Loss and metrics of a model on arrays ``x``, ``y`` (read as :func:`fit` reads them), by
     :func:`layerlab.engine.compute_metrics`, the numbers ``fit`` and ``layerlab evaluate`` report.
@@ -335,11 +374,17 @@ def evaluate(
             RunDir; ``which`` weights, see :func:`load_run`), or any ``nn.Module`` (its inputs then
             read as ``fit`` would read them, and its task taken from ``y``).
         x, y: as :func:`fit` takes them. Without both, a run is evaluated on its own test set
-            (:func:`evaluate_run`).
+            (:func:`evaluate_run`); a run :func:`fit` made without test data has none, and its
+            result names the split it used (``validation`` or ``training``) with a ``note``.
     Returns:
         ``loss``, ``n`` and, for classification, ``accuracy``, ``per_class_accuracy`` (class name
-        to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class).
+        to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class);
+        ``metrics`` by name (``["f1_macro", "top5_accuracy", "auroc"]``) each under its name.
     """
+    from .. import recipe
+
+    names = recipe.format_metrics(metrics)
+    recipe.metric_names(names, "metrics")
     if x is None and y is None:
         if isinstance(model_or_run, (str, Path, RunDir)):
             return evaluate_run(
@@ -357,15 +402,19 @@ def evaluate(
     if task != "regression" and out.dim() == 2 and yt.dim() == 1 and int(yt.max()) >= out.shape[-1]:
         raise LayerlabError(f"y holds the label {int(yt.max())}; the model gives {out.shape[-1]} classes")
     k = out.shape[-1] if task != "regression" else k
-    m = engine.compute_metrics(task, out, yt, k if task != "regression" else None)
-    result = {"loss": m["loss"], "n": m["n"]}
+    m = engine.compute_metrics(task, out, yt, k if task != "regression" else None, metrics=names)
+    result = {"loss": m["loss"], "n": m["n"], **{n: m[n] for n in recipe.metric_names(names) if n in m}}
     if "accuracy" in m:
         classes = target.classes or [str(i) for i in range(k)]
         result["accuracy"] = m["accuracy"]
         result["per_class_accuracy"] = {
             c: a for c, a in zip(classes, m["per_class_accuracy"], strict=True) if a is not None
         }
-        result["confusion"] = m["confusion"].tolist()
+        if "confusion" in m:
+            result["confusion"] = m["confusion"].tolist()
+    for key in ("exact_match", "f1_micro", "f1_macro"):  # multi-label
+        if key in m:
+            result[key] = m[key]
     return result
 
 
@@ -405,4 +454,6 @@ def predict(
         return [decode(out, i, lengths[i], task=task, spec=spec, classes=classes, k=top_k) for i in range(n)]
     if task == "regression":
         return out.reshape(len(out), -1).numpy()
+    if task == "multilabel":  # one probability per label
+        return torch.sigmoid(out).numpy()
     return torch.softmax(out, -1).numpy()

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .. import distributed, engine
+from .. import distributed, engine, finetune
 from ..callbacks import Callback
 from ..checkpoint import atomic_write_text
 from ..config import RunConfig, check_model_options
@@ -105,6 +105,8 @@ def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
         "device": str(device),
         # which split chose the `best` weights: a validation split, or none (never the test set)
         "selection": "validation" if engine.held_out_prefix(ds) == "val_" else None,
+        # whether the run has a held-out test set (arrays fitted with a validation split have none)
+        "test_set": ds.meta.get("held_out") is None,
         "data_fingerprint": data_fingerprint(ds),
     }
 
@@ -134,11 +136,14 @@ def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbac
     if ctx is not None:  # before the run directory exists: a bad batch leaves nothing half-made
         distributed.check_batch(cfg.train.batch_size, len(ds.train), ctx.world_size)
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
+    started = finetune.prepare(model, cfg.train)  # --init-from, --head, --freeze: before the run exists
     for part, split in (("training", ds.train), ("test", ds.test)):
         if split.sizes is not None:
             check_sizes(model, split, lambda i, part=part: f"{ds.source or ds.name}: {part} image {i}")
     engine.check_training(cfg.train, ds, callbacks, device=device, dist=ctx)  # before the run directory exists
     info = {**run_info(cfg, model, ds, device), **(record or {})}
+    if started:
+        info["init_from"] = started  # where its weights came from
     if ctx is None:
         run = RunDir.create(out, cfg, info, overwrite=overwrite)  # takes the run's lock
         return run, _fit_and_record(run, model, ds, cfg, progress, **_callbacks_kw(callbacks))
@@ -193,11 +198,19 @@ def resume(
     checkpoint_every: int | None = None,
     progress: Callback | None = None,
     dataset: Dataset | None = None,
+    extend_lr: float | None = None,
+    callbacks: list | None = None,
+    verbose: int = 0,
 ) -> tuple[RunDir, engine.FitResult]:
     """Continue a run from its last checkpoint, exactly: same weights, optimizer moments, RNG
     streams and shuffle order (mid-epoch too) as if it had never stopped. Only what does not change
     the result may differ: more ``epochs``, the CPU ``threads``, where the data is found
-    (``data_dir``), how often it is saved (``checkpoint_every``). The run is locked while it trains;
+    (``data_dir``), how often it is saved (``checkpoint_every``). A cosine or onecycle curve spans the
+    epochs it was started with: more ``epochs`` then need ``extend_lr``, the constant rate of the
+    added epochs (restarting the curve would raise a finished run's rate back up). ``callbacks``
+    (:mod:`layerlab.callbacks`) train on with it (a callback that saved its state in the checkpoint,
+    as ``EarlyStopping``, continues from it; the config's ``early_stopping`` is restored by itself);
+    ``verbose`` 1 shows a progress bar, 2 a line per epoch (as :func:`layerlab.fit`). The run is locked while it trains;
     a run another live process writes is an error, and so is data that differs from the data it was
     trained on (its fingerprint).
 
@@ -205,14 +218,21 @@ def resume(
     and gives the others its config and training state (the weights follow with DDP's first
     broadcast); they never open the run directory and return ``(None, result)``. Any world size may
     resume any run (see README, "Training on several processes or machines")."""
+    if callbacks is not None:
+        check_callbacks(callbacks)  # before the run is locked: a callback the loop cannot call
+    callbacks = list(callbacks or [])
+    if verbose:
+        from ..callbacks import ProgressBar
+
+        callbacks.append(ProgressBar(verbose))
     ctx = distributed.context()
     if ctx is None:
         run = RunDir(run_dir)
         info = run.info()
         run.acquire_lock()
         try:
-            cfg, state = _read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every)
-            return _resume_locked(run, info, cfg, state, progress, dataset, None)
+            cfg, state = _read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr)
+            return _resume_locked(run, info, cfg, state, progress, dataset, None, callbacks)
         finally:
             run.release_lock()
     distributed.start(ctx)
@@ -225,17 +245,17 @@ def resume(
             info = run.info()
             run.acquire_lock()
             locked = True
-            return (info, *_read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every))
+            return (info, *_read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr))
 
         info, cfg, state = distributed.from_main(ctx, read)
-        return _resume_locked(run, info, cfg, state, progress, dataset, ctx)
+        return _resume_locked(run, info, cfg, state, progress, dataset, ctx, callbacks)
     finally:
         if locked:
             run.release_lock()
         distributed.stop()
 
 
-def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every):
+def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every, extend_lr=None):
     """The config to continue with (the allowed overrides applied) and the checkpoint's training
     state (None: no checkpoint yet), read under the run's lock."""
     run.clean_leftovers(locked=True)
@@ -243,7 +263,10 @@ def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpo
     if checkpoint_every is not None:
         cfg.train.checkpoint_every = checkpoint_every
     if epochs is not None:
+        extend_schedule(cfg, epochs, extend_lr, run.path)
         cfg.train.epochs = epochs
+    elif extend_lr is not None and extend_lr != cfg.train.extend_lr:
+        raise ConfigError("--extend-lr is the rate of added epochs; give it with --epochs N")
     if threads is not None:
         cfg.train.threads = checked_resume_threads(cfg.train, info, threads)
     if data_dir is not None:
@@ -262,7 +285,37 @@ def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpo
     return cfg, state
 
 
-def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict | None, progress, dataset, ctx):
+def extend_schedule(cfg: RunConfig, epochs: int, extend_lr: float | None, path) -> None:
+    """Apply ``extend_lr`` to a run extended to ``epochs``: the curve keeps spanning the epochs it had
+    (``schedule_epochs``) and the added ones train at ``extend_lr``. Extending a cosine or onecycle
+    run without a rate is one sentence saying how to continue: its curve is over its epochs, and
+    stretching or restarting it would raise the rate of a run that annealed it to nearly zero."""
+    t = cfg.train
+    if extend_lr is not None and t.extend_lr is not None and extend_lr != t.extend_lr:
+        raise ConfigError(
+            f"{path} was already extended at the constant rate {t.extend_lr:g}; its added epochs go on at that rate"
+        )
+    if epochs <= t.epochs:
+        return
+    if extend_lr is None and t.extend_lr is None:
+        if t.schedule in ("cosine", "onecycle"):
+            end = t.min_lr if t.schedule == "cosine" else t.lr / 25 / 1e4
+            raise ConfigError(
+                f"{path} trained a {t.schedule} schedule over its {t.epochs} epochs, which ends at the rate "
+                f"{end:.3g}; to train to epoch {epochs} give the added epochs a constant rate: --resume {path} "
+                f"--epochs {epochs} --extend-lr LR (layerlab.resume(run, epochs={epochs}, extend_lr=LR)), "
+                f"or train a new run with the schedule you want"
+            )
+        return
+    if not t.schedule_epochs:
+        t.schedule_epochs = t.epochs
+    if extend_lr is not None:
+        t.extend_lr = extend_lr
+
+
+def _resume_locked(
+    run: RunDir | None, info: dict, cfg: RunConfig, state: dict | None, progress, dataset, ctx, callbacks=None
+):
     """Continue from ``state``; ``run`` is None on the ranks other than rank 0 of a torchrun job."""
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
@@ -270,14 +323,17 @@ def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict |
         device = distributed.rank_device(ctx, device)
     check_runtime_options(cfg.train, device, ctx)  # refused before the run is marked running
     if state is None:  # killed before its first checkpoint: train again from the seed, as train did
-        return run, _restart(run, info, cfg, device, progress, dataset, ctx)
+        return run, _restart(run, info, cfg, device, progress, dataset, ctx, callbacks)
     ds = dataset if dataset is not None else prepare_data(cfg)
     fields = _check_resumed_data(run, info, cfg, ds, device, ctx)
+    engine.check_training(cfg.train, ds, callbacks, device=device, dist=ctx)  # before the run is marked running
     if run is None:  # DDP broadcasts rank 0's weights when it wraps the model: these are placeholders
         model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device).train()
     else:
         run.write_metrics(state["history"])  # metrics.csv says what the checkpoint holds, nothing newer
         model = run.model("last", device).train()
+    if cfg.train.freeze:  # the frozen layers stay frozen: the optimizer holds the others only
+        finetune.freeze(model, cfg.train.freeze)
     if cfg.train.channels_last and any(p.dim() == 4 for p in model.parameters()):
         model = model.to(memory_format=torch.channels_last)
     optimizer = engine.make_optimizer(model, cfg.train, device)
@@ -304,6 +360,7 @@ def _resume_locked(run: RunDir | None, info: dict, cfg: RunConfig, state: dict |
         position=position,
         prior_seconds=info.get("train_wall_seconds", 0.0),
         **({"dist": ctx} if ctx is not None else {}),
+        **_callbacks_kw(callbacks),
     )
 
 
@@ -336,18 +393,23 @@ def _check_resumed_data(run: RunDir | None, info: dict, cfg: RunConfig, ds: Data
     return fields
 
 
-def _restart(run: RunDir | None, info: dict, cfg: RunConfig, device, progress, dataset, ctx) -> engine.FitResult:
+def _restart(
+    run: RunDir | None, info: dict, cfg: RunConfig, device, progress, dataset, ctx, callbacks=None
+) -> engine.FitResult:
     """Train a run that has no checkpoint yet from the start, exactly as :func:`train` would have."""
     engine.seed_everything(cfg.train.seed)
     ds = dataset if dataset is not None else prepare_data(cfg)
     fields = _check_resumed_data(run, info, cfg, ds, device, ctx)
     model = build_model_for(cfg.model, ds.spec, ds.num_outputs).to(device)
+    finetune.prepare(model, cfg.train)  # as train started it
     fields["resumed_from_epoch"] = 0
     if run is not None:
         _write_config(run, cfg)
         (run.path / "metrics.csv").unlink(missing_ok=True)
         run.update_info(status="running", **fields)
-    return _fit_and_record(run, model, ds, cfg, progress, **({"dist": ctx} if ctx is not None else {}))
+    return _fit_and_record(
+        run, model, ds, cfg, progress, **({"dist": ctx} if ctx is not None else {}), **_callbacks_kw(callbacks)
+    )
 
 
 def _fit_and_record(run: RunDir | None, model, ds, cfg, progress, prior_seconds: float = 0.0, **kw) -> engine.FitResult:

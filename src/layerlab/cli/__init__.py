@@ -24,7 +24,7 @@ import signal
 import sys
 
 from ..errors import LayerlabError, TrainingInterrupted
-from . import catalog, claims, explore, export, inspect, run, tune
+from . import catalog, claims, explore, export, inspect, lrfind, run, tune
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"layerlab {__import__('layerlab').__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, catalog, inspect, export, claims, tune, explore):
+    for module in (run, catalog, inspect, export, claims, tune, explore, lrfind):
         module.register(sub)
     return p
 

@@ -24,7 +24,7 @@ WEIGHTS_HELP = (
     "auto (the default): best for a run trained with --validation (lowest validation loss), else last; "
     "best, last, or init: the model as initialised"
 )
-DEVICES = ("cpu", "cuda", "auto")
+DEVICES = ("cpu", "cuda", "auto", "mps")
 
 
 def _and(names: list[str]) -> str:
@@ -45,6 +45,8 @@ def cmd_train(args) -> int:
         return _resume(args)
     base = RunConfig.from_toml(resolve(args.config)) if args.config else RunConfig()
     cfg, given = config_from_flags(args, base)
+    if cfg.train.init_from and not args.config and not any(k.startswith("model.") for k in given):
+        cfg.model = RunDir(cfg.train.init_from).config().model  # fine-tune that run's model
     if "model.name" in given:  # typed on the command line, so its module may be imported (never a file's)
         from ..models import trust_module
 
@@ -90,6 +92,7 @@ def _resume(args) -> int:
         data_dir=given.get("data.data_dir"),
         checkpoint_every=given.get("train.checkpoint_every"),
         progress=progress.callbacks,
+        extend_lr=given.get("train.extend_lr"),
     )
     return _print_summary(args, run, result)
 
@@ -146,6 +149,8 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(r))
         return 0
     print(f"{r['run']} on {r['data']} ({r['n']} {r.get('split', 'test')} samples, {r['weights']} weights)")
+    if r.get("note"):
+        print(f"note: {r['note']}")
     if "accuracy" in r:
         print(f"accuracy {r['accuracy']:.4f}  loss {r['loss']:.4f}")
     else:
@@ -179,6 +184,9 @@ def prediction_line(r: dict) -> str:
     elif kind == "values":
         v = r["values"]
         line = f"{name}: " + " ".join(f"{x:.4g}" for x in v[:20]) + (" ..." if len(v) > 20 else "")
+    elif kind == "labels":  # multi-label: every label above probability 0.5
+        tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
+        line = f"{name}: {', '.join(r['labels']) or '(no label)'}   top-{len(r['top_k'])}: {tops}"
     elif kind == "steps":
         labels = r["labels"]
         line = f"{name}: " + " ".join(labels[:40]) + (" ..." if len(labels) > 40 else "")
@@ -274,7 +282,8 @@ def register(sub) -> None:
         action=Text,
         metavar="RUN_DIR",
         help="continue an interrupted run exactly; only --epochs (to extend it), --threads (a CPU run's "
-        "own count: another changes the sums' order), --checkpoint-every and --data-dir may be given with it",
+        "own count: another changes the sums' order), --checkpoint-every, --data-dir and --extend-lr (the rate "
+        "of added epochs) may be given with it",
     )
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the final summary as JSON")

@@ -234,10 +234,17 @@ def _read_targets(y, n: int, what: str, task: str | None = None) -> tuple[np.nda
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         i = int(np.argmax(~np.isfinite(a.reshape(len(a), -1)).all(axis=1)))
         raise DataError(f"{what}[{i}] is NaN or infinite; targets must be finite")
+    kind = labels.target_kind(a)
     if task in (None, "classification"):
         hot = labels.one_hot(a)
         if hot is not None:  # Keras's categorical targets: classes, never regression
             return hot, "classification", a.shape[1]
+        if kind == "probabilities":  # soft targets, for the soft-target cross-entropy
+            return np.ascontiguousarray(a, dtype=np.float32), "classification", a.shape[1]
+    if task in (None, "multilabel") and kind in ("multi-label", "one-hot"):  # one sigmoid per label
+        return np.ascontiguousarray(a, dtype=np.float32), "multilabel", a.shape[1]
+    if task == "multilabel":
+        raise DataError(f"{what} of shape {a.shape}: multi-label targets are (N, K) rows of 0s and 1s")
     if task is None:
         task = "regression" if a.dtype.kind == "f" else "classification"
     if task == "regression":
@@ -268,6 +275,10 @@ def targets(
     mapped to class ids, so ``y`` is given in the labels the model was trained on.
     """
     a, task, hot_k = _read_targets(y, n, what, task)
+    if task == "multilabel" or (task == "classification" and a.ndim == 2):  # multi-label or soft rows
+        if num_outputs is not None and a.shape[1] != num_outputs:
+            raise DataError(f"{what} holds rows of {a.shape[1]} columns; the model gives {num_outputs}")
+        return torch.from_numpy(a), task, a.shape[1]
     if task == "regression":
         d = 1 if a.ndim == 1 else a.shape[1]
         if num_outputs is not None and d != num_outputs:
@@ -323,7 +334,19 @@ def dataset_from_arrays(
         if vhot != hot_k:
             raise DataError("y and validation_data y must both be one-hot rows of one width, or both labels")
     notes: list[str] = []
-    if task == "classification":  # one rule for class labels (layerlab.labels), as for files
+    rows = ya.ndim == 2 and task != "regression"  # probability or multi-label rows: no class ids
+    if yva is not None and rows and yva.ndim == 1:  # one-hot validation rows read as class ids: rows again
+        yva = np.eye(ya.shape[1], dtype=np.float32)[yva]
+    if yva is not None and rows and (yva.ndim != 2 or yva.shape[1] != ya.shape[1]):
+        raise DataError(f"y holds rows of {ya.shape[1]} columns; validation_data y must hold rows of as many")
+    if rows:
+        what = "probabilities over" if task == "classification" else "0/1 labels of"
+        how = "soft-target cross-entropy" if task == "classification" else "a sigmoid per label, binary cross-entropy"
+        notes.append(f"y of shape {ya.shape} holds {what} {ya.shape[1]} classes: trained with {how}")
+        classes, k = [str(i) for i in range(ya.shape[1])], ya.shape[1]
+        yt = torch.from_numpy(ya)
+        yv = torch.from_numpy(yva) if yva is not None else None
+    elif task == "classification":  # one rule for class labels (layerlab.labels), as for files
         if hot_k is not None:
             notes.append(f"y of shape ({len(ya)}, {hot_k}) is one-hot: read as class ids 0..{hot_k - 1}")
         held = [("validation_data y", yva)] if yva is not None else []
@@ -334,6 +357,11 @@ def dataset_from_arrays(
         yv = torch.from_numpy(cs.encode(yva)) if yva is not None else None
     else:
         classes, k = None, 1 if ya.ndim == 1 else ya.shape[1]
+        if ya.ndim == 2:  # never a silent regression: say how to get classes
+            notes.append(
+                f"y of shape {ya.shape} holds float values that are not probability rows or 0/1 labels: trained as "
+                f"regression of {k} values (give class ids, one-hot, probability or 0/1 multi-label rows for classes)"
+            )
         yt = torch.from_numpy(ya)
         yv = torch.from_numpy(yva) if yva is not None else None
     for note in notes:

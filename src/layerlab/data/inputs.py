@@ -26,6 +26,16 @@ def prepare_data(cfg: DataConfig, *, seed: int = 0, sequence_model: bool = False
     if is_arrays_file(cfg.name):  # an .npz of ours is not the sequence .npz the catalog reads
         ds = load_arrays(cfg.name)
         return split_validation(ds, cfg.validation, seed) if cfg.validation else ds
+    if cfg.label_column is not None or cfg.test_split is not None:  # one labelled table
+        from .formats.labeled_csv import load_labeled_csv
+
+        if cfg.label_column is None:
+            from ..errors import DataError
+
+            raise DataError("--test-split holds out rows of one CSV; give the label column with --label-column NAME")
+        ds = load_labeled_csv(Path(cfg.name).expanduser(), cfg.label_column, cfg.test_split or 0.0, seed)
+        ds = apply_label_rule(ds)
+        return split_validation(ds, cfg.validation, seed) if cfg.validation else ds
     ds = load_dataset(
         cfg.name,
         data_dir=cfg.data_dir,

@@ -44,7 +44,10 @@ def predict_test(model, ds) -> Predictions:
 
     logits = predict_logits(model, ds.test, device=next(model.parameters()).device)
     classes = ds.classes or [str(i) for i in range(ds.num_outputs or logits.shape[-1])]
-    return Predictions(ds.test.x, ds.test.y, logits, classes, ds.task)
+    y = ds.test.y
+    if ds.task == "classification" and y.is_floating_point() and y.dim() == 2:  # probability targets
+        y = y.argmax(-1)  # the likeliest class is the one the views count
+    return Predictions(ds.test.x, y, logits, classes, ds.task)
 
 
 def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
@@ -92,6 +95,11 @@ def classification_views(pred: Predictions) -> dict:
 
     if pred.task == "regression":
         raise LayerlabError("confusion matrices apply to classification runs; this run is a regression")
+    if pred.task == "multilabel":
+        raise LayerlabError(
+            "confusion matrices apply to one class per sample; this run is multi-label (layerlab evaluate gives its "
+            "per-label accuracy, exact match and F1)"
+        )
     m = compute_metrics(pred.task, pred.logits, pred.y, pred.logits.shape[-1])
     cm = m["confusion"].numpy()
     return {

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from ..errors import LayerlabError
+from ..record import held_out_split, no_test_set_note
 from ..rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,16 @@ def write_report(
 
     # --- evaluation on the test set
     ds = run.dataset()
-    doc.section("evaluation", "Test-set evaluation")
+    split = held_out_split(ds)  # a run without a test set never shows its validation split as one
+    doc.section(
+        "evaluation",
+        {"test": "Test-set", "validation": "Validation-split", "training": "Training-data"}[split] + " evaluation",
+    )
+    if split != "test":
+        doc.text(
+            no_test_set_note(split, info["weights_used"]).capitalize().replace("--data file", "--data FILE") + ".",
+            "note",
+        )
     if ds.task == "regression":
         from .. import plots
         from ..engine import compute_metrics, predict_logits
@@ -183,7 +193,7 @@ def write_report(
         pred = out_.reshape(ds.test.y.shape).float()
         y = ds.test.y.float()
         doc.text(
-            f"{len(y):,} test samples, weights {info['weights_used']}: mean squared error {mse:.5g}"
+            f"{len(y):,} {split} samples, weights {info['weights_used']}: mean squared error {mse:.5g}"
             + (f" (predicting the mean scores {ds.meta['baseline_mse']:.4g})" if ds.meta.get("baseline_mse") else "")
         )
         n = min(len(y), 2000)
@@ -194,15 +204,24 @@ def write_report(
             [{"index": i, "true": float(y[i]), "predicted": float(pred[i])} for i in range(n)],
         )
         doc.figure(files, f"Predicted against true values for the first {n} test samples.")
+    elif ds.task == "multilabel":
+        from ..engine import compute_metrics, predict_logits
+
+        m = compute_metrics(ds.task, predict_logits(model, ds.test), ds.test.y)
+        doc.text(
+            f"{m['n']:,} {split} samples, weights {info['weights_used']}: per-label accuracy {m['accuracy']:.4f}, "
+            f"exact match {m['exact_match']:.4f}, F1 micro {m['f1_micro']:.4f}, macro {m['f1_macro']:.4f}."
+        )
     else:
         ev = views.errors_view(str(run.path), model=model, ds=ds, out=out)
         doc.text(
-            f"{ev['n']:,} test {'targets' if ds.task != 'classification' else 'samples'}, weights "
+            f"{ev['n']:,} {split} {'targets' if ds.task != 'classification' else 'samples'}, weights "
             f"{info['weights_used']}: accuracy {ev['accuracy']:.4f}."
         )
         doc.figure(
             ev["files"]["confusion"],
-            "Confusion matrix on the test set: counts, shaded by the fraction of each true class.",
+            f"Confusion matrix on the {split} {'set' if split == 'test' else 'split'}: counts, "
+            "shaded by the fraction of each true class.",
         )
         doc.figure(
             ev["files"]["scores"],

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from ..data import Split
+from ..recipe import metric_names
 from . import runtime
 from .metrics import compute_metrics
 from .sources import BatchSource, as_source
@@ -70,14 +71,18 @@ def evaluate(
     amp: bool = False,
     channels_last: bool = True,
     prefix: str = "",
+    metrics: str | None = None,
 ) -> dict:
     """Loss and accuracy (classification) or loss (MSE, regression) over ``split``, plus ``n``: the
-    per-epoch numbers of :func:`~layerlab.training.fit`, by :func:`compute_metrics`."""
+    per-epoch numbers of :func:`~layerlab.training.fit`, by :func:`compute_metrics`; ``metrics``:
+    more by name (``f1_macro,auroc``), each a key of the row."""
     source = as_source(split)
     out, y = _outputs(model, source, batch_size, device, amp, channels_last, to_cpu=False)
-    m = compute_metrics(task, out, y.to(out.device))
+    m = compute_metrics(task, out, y.to(out.device), metrics=metrics)
     row = {f"{prefix}loss": m["loss"]}
     if "accuracy" in m:
         row[f"{prefix}accuracy"] = m["accuracy"]
+    for name in metric_names(metrics):  # metrics by name, as ``val_f1_macro``
+        row[f"{prefix}{name}"] = m[name]
     row[f"{prefix}n"] = len(source)
     return row

@@ -75,7 +75,7 @@ class GraphStep:
         self.optimizer.zero_grad(set_to_none=False)
         with runtime.autocast(self.device, cfg.amp, cache=False):
             out = forward(self.model, Split(self.x, self.y), cfg.channels_last)
-        loss = compute_loss(self.task, out, self.y, cfg.label_smoothing)
+        loss = compute_loss(self.task, out, self.y, cfg.label_smoothing, cfg.loss, cfg.class_weight)
         loss.backward()
         if cfg.clip:
             self.norm.copy_(nn.utils.clip_grad_norm_(params, cfg.clip))

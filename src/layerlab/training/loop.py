@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from .. import distributed
-from ..callbacks import Callback, TensorBoard, Trainer, load_callback_states, log_interval
+from ..callbacks import Callback, EarlyStopping, TensorBoard, Trainer, load_callback_states, log_interval
 from ..checkpoint import pause_point
 from ..config import TrainConfig
 from ..data import Dataset, Split
@@ -29,7 +29,7 @@ from . import runtime
 from .checkpoints import EpochPosition, RunCheckpoint, stopped_early
 from .evaluation import evaluate, forward
 from .graphs import GraphStep, check_cuda_graph, make_capturable
-from .metrics import batch_stats, compute_loss, metrics_from
+from .metrics import batch_stats, check_recipe, compute_loss, metrics_from
 from .optim import host_lr, make_optimizer
 from .schedules import lr_factor, make_scheduler
 from .sources import BatchSource, TensorSource, as_source
@@ -175,7 +175,7 @@ def train_one_epoch(step: TrainStep, source: BatchSource | Split, epoch: int, ho
             optimizer.zero_grad(set_to_none=True)
             with runtime.autocast(device, cfg.amp):
                 out = forward(model, batch, cfg.channels_last)
-            loss = compute_loss(task, out, batch.y, cfg.label_smoothing)
+            loss = compute_loss(task, out, batch.y, cfg.label_smoothing, cfg.loss, cfg.class_weight)
             if dist is not None:
                 # DDP averages the ranks' gradients; an epoch's last batch may split unevenly, and this
                 # weight (1 for equal shards, so those keep their bits) makes the average the batch mean
@@ -235,6 +235,7 @@ def check_training(
     :meth:`~layerlab.callbacks.Callback.check` refuses for this data."""
     if cfg.cuda_graph and device is not None:
         check_cuda_graph(cfg, device, dist)
+    check_recipe(cfg, dataset)  # the loss, class weights and metrics fit the task
     held = held_out_prefix(dataset)
     for cb in [*(callbacks or []), *_config_callbacks(cfg, dist)]:
         if callable(getattr(cb, "check", None)):  # a duck-typed callback may have no check
@@ -242,8 +243,14 @@ def check_training(
 
 
 def _config_callbacks(cfg: TrainConfig, dist) -> list[Callback]:
-    """The callbacks the config asks for: ``cfg.tensorboard`` (written by rank 0 alone, as the run)."""
-    return [TensorBoard(cfg.tensorboard)] if cfg.tensorboard and (dist is None or dist.is_main) else []
+    """The callbacks the config asks for: ``cfg.tensorboard`` (written by rank 0 alone, as the run) and
+    ``cfg.early_stopping`` (an :class:`~layerlab.callbacks.EarlyStopping` on ``cfg.monitor``)."""
+    cbs: list[Callback] = []
+    if cfg.early_stopping:
+        cbs.append(EarlyStopping(monitor=cfg.monitor, patience=cfg.early_stopping))
+    if cfg.tensorboard and (dist is None or dist.is_main):
+        cbs.append(TensorBoard(cfg.tensorboard))
+    return cbs
 
 
 def fit(
@@ -436,6 +443,7 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
                 amp=cfg.amp,
                 channels_last=cfg.channels_last,
                 prefix=held,
+                metrics=cfg.metrics,
             )
         )
         if not math.isfinite(row[f"{held}loss"]):

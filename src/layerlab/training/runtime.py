@@ -13,13 +13,16 @@ from ..errors import ConfigError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error, not a silent CPU run."""
+    """``auto`` picks CUDA when available; ``cuda`` without a GPU, or ``mps`` where torch reports no
+    Apple GPU, is an error, not a silent CPU run."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ConfigError(f"unknown device {name!r}; expected cpu, cuda or auto")
+    if name == "mps" and not torch.backends.mps.is_available():  # Apple's GPU, where torch reports it
+        raise ConfigError("--device mps was asked for but torch reports no MPS device here; use --device cpu or auto")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise ConfigError(f"unknown device {name!r}; expected cpu, cuda, mps or auto")
     return torch.device(name)
 
 

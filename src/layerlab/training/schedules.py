@@ -38,12 +38,25 @@ def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
       ``final_div_factor=1e4``; its momentum cycling is not done): from ``lr/25`` up to ``lr`` over
       the first ``pct = W / N`` of the steps (0.3 without warm-up), then down to ``lr/25/1e4``.
 
-    The curve is over the run's current ``epochs``: extending a run with ``--epochs`` on resume
-    stretches the rest of a cosine or onecycle curve from the step it resumes at.
+    The curve is over ``schedule_epochs`` (default ``epochs``); the steps after it train at
+    ``extend_lr`` (a constant rate: how a finished run is extended with ``--resume --epochs N
+    --extend-lr LR``, never by restarting the curve), or at the curve's last rate without one.
     """
     check_schedule(cfg)
     spe = max(1, steps_per_epoch)
-    total = max(1, cfg.epochs * spe)
+    total = max(1, (cfg.schedule_epochs or cfg.epochs) * spe)
+    curve = _curve(cfg, spe, total)
+    extend = cfg.extend_lr / cfg.lr if cfg.extend_lr is not None and cfg.lr > 0 else None
+    if extend is None or not cfg.schedule_epochs:
+        return curve
+
+    def extended(s: int) -> float:
+        return extend if s >= total else curve(s)
+
+    return extended
+
+
+def _curve(cfg: TrainConfig, spe: int, total: int) -> Callable[[int], float]:
     warm = round(cfg.warmup_epochs * spe)
     kind = cfg.schedule
     floor = cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0

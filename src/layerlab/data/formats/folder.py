@@ -97,6 +97,13 @@ def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2, 
     train_root = root / "train" if has_split else root
     all_dirs = _class_dirs(train_root)
     if not all_dirs:
+        tables = sorted(p.name for p in root.iterdir() if p.suffix.lower() in (".csv", ".tsv"))
+        if tables:  # a folder of tables is no image folder: say how tables are read
+            raise DataError(
+                f"{root} holds CSV/TSV files ({', '.join(tables[:3])}{', ...' if len(tables) > 3 else ''}), not "
+                f"class subfolders of images; give one file: --data {root / tables[0]} --label-column NAME "
+                f"--test-split F, or NAME_TRAIN.csv (with NAME_TEST.csv beside it)"
+            )
         raise DataError(f"{root}: an image folder needs one subfolder per class (root/<class>/*.png)")
     classes = [c for c in all_dirs if _has_images(train_root / c)]
     if not classes:
