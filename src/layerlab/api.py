@@ -27,7 +27,7 @@ from .data import Dataset, Split, arrays, known_datasets
 from .data.inputs import read_inputs
 from .data.transforms import InputSpec
 from .errors import ConfigError, DataError, LayerlabError
-from .models import create_model, model_options, sequence_model, trust_module
+from .models import contract, create_model, model_options, sequence_model, trust_module
 from .preflight import check_runtime_options, checked_resume_threads
 from .rundir import RunDir, build_model_for, check_fingerprint, data_fingerprint, default_run_path
 
@@ -127,7 +127,7 @@ def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
 def check_sizes(model: nn.Module, split: Split, name: Callable[[int], str]) -> None:
     """An error naming the first sample of ``split`` smaller than ``model`` reads (a CNN's
     ``min_size`` on each side; models without one take what they were built for)."""
-    need = getattr(model, "min_size", None)
+    need = contract.min_size(model)
     if need is None or split.x.dim() < 4:
         return
     sizes = split.sizes if split.sizes is not None else torch.tensor([list(split.x.shape[2:])] * len(split))
@@ -598,7 +598,7 @@ def generate(
             f"{run.info()['dataset']['name']}); generate needs a recurrent run trained on a text file"
         )
     model = run.model(which, device)
-    if getattr(model, "bidirectional", False):
+    if contract.bidirectional(model):
         raise LayerlabError(
             f"{run.path} holds a bidirectional model, which reads whole sequences; it cannot "
             f"generate one character at a time"

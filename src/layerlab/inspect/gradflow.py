@@ -46,6 +46,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import LayerlabError
+from ..models import contract
 
 #: Hidden sizes up to this get the exact Jacobian norm by default; larger ones K random probes.
 EXACT_MAX_HIDDEN = 64
@@ -165,7 +166,7 @@ def fit_decay(norms: np.ndarray, *, floor: float = 1e-30) -> DecayFit | None:
 
 
 def has_states(model: nn.Module) -> bool:
-    return callable(getattr(model, "forward_with_states", None))
+    return contract.states_forward(model) is not None
 
 
 def _loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

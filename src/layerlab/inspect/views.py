@@ -21,6 +21,7 @@ from .. import plots
 from ..config import DataConfig, ModelConfig
 from ..data import Dataset
 from ..errors import LayerlabError
+from ..models import contract
 from ..rundir import CURVE_COLUMNS, RunDir, build_model_for
 
 log = logging.getLogger(__name__)
@@ -404,7 +405,7 @@ def features_view(
     x, notes, what = _sample(run, model, image, data_dir) if run is not None else (image, [], "the given input")
     maps = feature_maps(model, x)
     # the input as its maps are drawn, channels first: layerlab's sequence CNN reads (T, F) as F channels
-    shown = x.transpose(0, 1) if x.dim() == 2 and getattr(model, "steps_first", False) else x
+    shown = x.transpose(0, 1) if x.dim() == 2 and contract.steps_first(model) else x
     shown = shown.detach().float().cpu()
     if shown.dim() == 3:
         fig = plots.feature_maps(shown, "input image")
@@ -476,7 +477,7 @@ def summary_view(
                     )
             else:
                 model = create_model(target, input_shape or (1, 28, 28), outputs or 10, **options)
-            shape = tuple(getattr(model, "input_shape", input_shape))
+            shape = contract.input_shape(model, tuple(input_shape or (1, 28, 28)))
         name = target
         out = Path(out) if out else None
     s = summarize(model, shape, name)

@@ -254,6 +254,11 @@ class ConvNet(nn.Module):
     def global_pool(self) -> str | None:
         return None if self.pool is None else self.pool.mode
 
+    @property
+    def any_size(self) -> bool:
+        """True when a global pool ends the extractor: the spatial (or time) axes may change size."""
+        return self.pool is not None
+
     @staticmethod
     def _pool_first_plan(layers: list[nn.Module]) -> list[nn.Module]:
         """The same layers with every ReLU > MaxPool pair swapped to MaxPool > ReLU: max commutes

@@ -38,8 +38,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..errors import ConfigError
 from . import register_model
 from .cells import CELLS, Cell
-
-HEADS = ("last", "step")
+from .contract import HEADS
 
 
 def run_layer(
