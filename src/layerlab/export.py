@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .choices import EXPORTERS
 from .decoding import decode_kind
 from .deploy import metadata_props
 from .errors import LayerlabError
@@ -46,7 +47,6 @@ from .rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_OPSET = 17  # onnxruntime 1.17+ runs it; both exporters write it
 CHECK_SAMPLES = 16
 

@@ -16,13 +16,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .choices import WEIGHTS  # noqa: F401  (rundir reads it from here)
 from .config import RunConfig
 from .errors import LayerlabError
 
 log = logging.getLogger(__name__)
 
 #: ``auto`` is ``best`` for a run that chose its weights on a validation split, else ``last``.
-WEIGHTS = ("auto", "best", "last", "init")
 #: The loss and accuracy columns of metrics.csv, per split (what the curves plot).
 CURVE_COLUMNS = [
     "epoch",

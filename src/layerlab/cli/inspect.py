@@ -8,6 +8,7 @@ import functools
 import json
 import math
 
+from ..choices import SEQUENCE_MODES
 from ..config import check_regular_file
 from .options import IntList, NameList, Number
 from .run import WEIGHTS, WEIGHTS_HELP
@@ -278,7 +279,7 @@ def register(sub) -> None:
     g.add_argument("--data", help="dataset (required for a MODEL; for a run: evaluate on this one instead)")
     g.add_argument("--data-dir")
     g.add_argument("--length", action=Number, like="data.length", help="synthetic tasks: sequence length T")
-    g.add_argument("--sequence", choices=["rows", "pixels", "permuted"], help="read images as sequences")
+    g.add_argument("--sequence", choices=SEQUENCE_MODES, help="read images as sequences")
     g.add_argument("--hidden", action=Number, like="model.hidden", help="MODEL: hidden size")
     g.add_argument("--layers", action=Number, like="model.layers", help="MODEL: stacked layers")
     g.add_argument("--samples", action=Number, ge=1, default=32, help="test sequences to average over (default 32)")

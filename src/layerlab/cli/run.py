@@ -12,6 +12,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..choices import DEVICES, WEIGHTS
+from ..choices import and_list as _and
 from ..errors import ConfigError
 from .options import Number
 from .progress import RichProgress
@@ -20,16 +22,10 @@ from .progress import RichProgress
 #: loss) for a run trained with --validation, else ``last`` (nothing is chosen on the test set);
 #: ``init`` is the model as initialised, rebuilt from the run's seed (a baseline, and what gradient
 #: flow at initialisation looks at).
-WEIGHTS = ("auto", "best", "last", "init")
 WEIGHTS_HELP = (
     "auto (the default): best for a run trained with --validation (lowest validation loss), else last; "
     "best, last, or init: the model as initialised"
 )
-DEVICES = ("cpu", "cuda", "auto")
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,12 +22,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules import module as _module
 
+from ..choices import GLOBAL_POOLS, PADDINGS
 from ..errors import ConfigError
 from . import register_model
 
 ARTICLE_CNN = [32, "M", 64, "M"]
-PADDINGS = ("valid", "same")
-GLOBAL_POOLS = ("avg", "max")
 
 CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 MAX_POOLS = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}

@@ -34,7 +34,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from ..inputspec import HEADS  # noqa: F401  (the values ``head`` may take; their home is inputspec)
+from ..choices import HEADS  # noqa: F401  (the values ``head`` may take)
 
 #: the values ``input_kind`` may take (None: float samples, images or anything else)
 INPUT_KINDS = ("tokens", "sequence")

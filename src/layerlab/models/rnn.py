@@ -35,10 +35,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..choices import HEADS
 from ..errors import ConfigError
 from . import register_model
 from .cells import CELLS, Cell
-from .contract import HEADS
 
 
 def run_layer(
