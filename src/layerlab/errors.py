@@ -15,3 +15,7 @@ class ConfigError(LayerlabError):
 
 class TrainingError(LayerlabError):
     """Training could not go on (for example the loss became NaN)."""
+
+
+class RunError(LayerlabError):
+    """A run directory is missing, incomplete or not one layerlab can read."""

@@ -22,11 +22,11 @@ from . import plots
 from .config import ModelConfig, TrainConfig
 from .data import load_dataset
 from .engine import fit, seed_everything, seeded
-from .errors import LayerlabError
+from .errors import ConfigError
 from .inspect.gradflow import gradient_flow, has_states
-from .inspect.views import save_figure, write_csv
 from .models import list_models, sequence_model
 from .rundir import build_model_for
+from .tables import save_figure, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def compare_cells(
     if threads:
         torch.set_num_threads(threads)
     if task not in TASKS:
-        raise LayerlabError(f"unknown task {task!r} for compare-cells; expected {' or '.join(TASKS)}")
+        raise ConfigError(f"unknown task {task!r} for compare-cells; expected {' or '.join(TASKS)}")
     ds = load_dataset(task, length=length, n_train=n_train, n_test=n_test, seed=seed)
     metric = "mse" if ds.task == "regression" else "accuracy"
     x, y = ds.test.x[:samples], ds.test.y[:samples]
@@ -89,9 +89,9 @@ def compare_cells(
     models = {}
     for cell in cells:  # every name checked before minutes of training, not after the first cell
         if cell not in list_models():
-            raise LayerlabError(f"unknown model {cell!r}; known models: {', '.join(list_models())}")
+            raise ConfigError(f"unknown model {cell!r}; known models: {', '.join(list_models())}")
         if not sequence_model(cell):
-            raise LayerlabError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
+            raise ConfigError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
         models[cell] = ModelConfig(name=cell, hidden=hidden, layers=layers)
     warmup_seconds = warm_up(list(models.values()), ds, cfg)
     results = []
@@ -99,7 +99,7 @@ def compare_cells(
         seed_everything(seed)
         model = build_model_for(models[cell], ds.spec, ds.num_outputs)
         if not has_states(model):
-            raise LayerlabError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
+            raise ConfigError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
         init = gradient_flow(model, x, y, task=ds.task, probes=probes, label="init", seed=seed)
         t0 = time.perf_counter()
         hist = fit(model, ds, cfg).history
@@ -205,9 +205,9 @@ def run_task(
     ``metrics.csv`` would hold).
     """
     if task not in TASKS:
-        raise LayerlabError(f"unknown task {task!r}; expected {' or '.join(TASKS)}")
+        raise ConfigError(f"unknown task {task!r}; expected {' or '.join(TASKS)}")
     if model not in list_models() or not sequence_model(model):
-        raise LayerlabError(f"{model!r} is not a recurrent model; expected one of rnn, lstm, gru, residual")
+        raise ConfigError(f"{model!r} is not a recurrent model; expected one of rnn, lstm, gru, residual")
     budget = {
         "hidden": hidden,
         "layers": layers,

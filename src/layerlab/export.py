@@ -41,7 +41,7 @@ from . import __version__
 from .choices import EXPORTERS
 from .decoding import decode_kind
 from .deploy import metadata_props
-from .errors import LayerlabError
+from .errors import ConfigError, LayerlabError
 from .models import contract
 from .rundir import RunDir
 
@@ -141,7 +141,7 @@ def export_run(
     ``onnx`` (the path written).
     """
     if exporter not in EXPORTERS:
-        raise LayerlabError(f"unknown exporter {exporter!r}; expected torchscript or dynamo")
+        raise ConfigError(f"unknown exporter {exporter!r}; expected torchscript or dynamo")
     _require("onnx", "onnxruntime", *(["onnxscript"] if exporter == "dynamo" else []))
     import onnx
     import onnxruntime as ort
@@ -153,12 +153,12 @@ def export_run(
     info = run.info()
     out = Path(out) if out is not None else run.path / "model.onnx"
     if out.suffix != ".onnx":
-        raise LayerlabError(f"--out {out}: an ONNX file is named *.onnx")
+        raise ConfigError(f"--out {out}: an ONNX file is named *.onnx")
     if not out.parent.is_dir():
-        raise LayerlabError(f"--out {out}: the folder {out.parent} does not exist")
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist")
     opset = DEFAULT_OPSET if opset is None else int(opset)
     if not 9 <= opset <= onnx.defs.onnx_opset_version():
-        raise LayerlabError(f"--opset must be between 9 and {onnx.defs.onnx_opset_version()}, got {opset}")
+        raise ConfigError(f"--opset must be between 9 and {onnx.defs.onnx_opset_version()}, got {opset}")
 
     x, source = _check_inputs(run, spec, model)
     axes = dynamic_axes(model, x.dim())

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from layerlab.errors import LayerlabError
+from layerlab.errors import DataError, LayerlabError
 from layerlab.inspect.conv import conv_layers, feature_maps, filters
 from layerlab.inspect.gradflow import gradient_flow
 from layerlab.inspect.summary import summarize
@@ -77,6 +77,17 @@ def test_forward_gives_logits_per_sample(built):
             looped, hs = states(x)
         torch.testing.assert_close(looped, out, atol=1e-5, rtol=1e-4)
         assert len(hs) >= 1 and len(hs[0]) == shape[0]
+
+
+def test_a_batch_of_the_wrong_rank_is_a_data_error(built):
+    """A model of layerlab's refuses a batch it cannot read with layerlab's DataError (one sentence at
+    the command line), not ValueError or torch's own message."""
+    _, model, shape = built
+    if not type(model).__module__.startswith("layerlab."):
+        pytest.skip("a model of the user's may raise its own error")
+    x = _inputs(model, (*shape, 2))
+    with pytest.raises(DataError):
+        model(x)
 
 
 def test_summary_counts_every_parameter(built):

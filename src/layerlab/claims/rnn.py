@@ -16,7 +16,7 @@ import numpy as np
 from ..config import ModelConfig, TrainConfig
 from ..data import load_dataset
 from ..engine import fit, seed_everything
-from ..errors import LayerlabError, TrainingError
+from ..errors import DataError, TrainingError
 from ..rundir import build_model_for
 from . import figures
 from .base import CAVEAT, NOT_SUPPORTED, SUPPORTED, Claim, Context, geomean, pm, sig, stats
@@ -366,7 +366,7 @@ def corpus(ctx: Context, folder: Path) -> tuple[Path, str]:
         elif b.mode == "quick":
             text, what = _generated_text(b.text_chars or 20_000), "generated text (no licence texts found)"
         else:
-            raise LayerlabError(
+            raise DataError(
                 f"the deeper-RNN claim trains a character model and found no text ({LICENSE_DIR} holds none of "
                 f"{', '.join(LICENSES)}); pass --text FILE with a UTF-8 text of 100 KB or more"
             )

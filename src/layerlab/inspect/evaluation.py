@@ -8,14 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import LayerlabError
+from ..errors import ConfigError, RunError
 
 
 def curve_rows(run) -> list[dict]:
     """The per-epoch metrics of a run (``metrics.csv``); an error when it has none yet."""
     rows = run.metrics()
     if not rows:
-        raise LayerlabError(f"{run.path}: no metrics.csv yet (no epoch has finished)")
+        raise RunError(f"{run.path}: no metrics.csv yet (no epoch has finished)")
     return rows
 
 
@@ -91,7 +91,7 @@ def classification_views(pred: Predictions) -> dict:
     from ..engine import compute_metrics
 
     if pred.task == "regression":
-        raise LayerlabError("confusion matrices apply to classification runs; this run is a regression")
+        raise ConfigError("confusion matrices apply to classification runs; this run is a regression")
     m = compute_metrics(pred.task, pred.logits, pred.y, pred.logits.shape[-1])
     cm = m["confusion"].numpy()
     return {

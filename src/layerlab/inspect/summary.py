@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from ..errors import LayerlabError
+from ..errors import DataError
 from ..models import contract
 
 POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
@@ -200,8 +200,8 @@ def summarize(model: nn.Module, input_shape: tuple, name: str | None = None) -> 
             model.forward = loop  # through __call__, so modules are tracked
         with torch.no_grad(), counter:
             model(x)
-    except (RuntimeError, ValueError) as e:
-        raise LayerlabError(
+    except (RuntimeError, ValueError, DataError) as e:
+        raise DataError(
             f"{name or type(model).__name__} does not take samples of shape {input_shape} ({str(e).splitlines()[0]})"
         ) from None
     finally:

@@ -1,0 +1,77 @@
+"""One error hierarchy: models, inspection views, export and experiments raise the LayerlabError
+subclass that says what is wrong (DataError for data, ConfigError for a value or a request that does
+not fit, RunError for a run directory), never ValueError and, where the kind is plain, not the bare base."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import layerlab
+from layerlab.errors import ConfigError, DataError, LayerlabError, RunError
+from layerlab.inspect.conv import feature_maps, find_layer
+from layerlab.inspect.evaluation import curve_rows
+from layerlab.inspect.summary import summarize
+from layerlab.inspect.views import owned_out
+from layerlab.models import create_model
+
+SRC = Path(layerlab.__file__).parent
+
+
+def test_the_subclasses_are_layerlab_errors():
+    for cls in (ConfigError, DataError, RunError):
+        assert issubclass(cls, LayerlabError)
+
+
+def test_a_conv_view_of_a_layer_that_is_not_there_is_a_config_error():
+    model = create_model("cnn", (1, 8, 8), 3, channels="4")
+    with pytest.raises(ConfigError, match="no conv layer named 'conv9'"):
+        find_layer(model, "conv9")
+    with pytest.raises(ConfigError, match="not a convolutional model"):
+        find_layer(create_model("mlp", (4, 2), 3), None)
+    with pytest.raises(DataError, match="feature maps need one sample"):
+        feature_maps(model, torch.zeros(8))
+
+
+def test_a_summary_of_samples_the_model_cannot_read_is_a_data_error():
+    with pytest.raises(DataError, match=r"does not take samples of shape \(1, 9, 9\)"):
+        summarize(create_model("article-cnn"), (1, 9, 9), "article-cnn")
+
+
+def test_an_out_folder_that_is_a_file_is_a_config_error(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match="--out names a file"), owned_out(f):
+        pass
+
+
+def test_a_run_without_metrics_is_a_run_error(tmp_path):
+    class NoMetrics:
+        path = tmp_path
+
+        def metrics(self):
+            return []
+
+    with pytest.raises(RunError, match=r"no metrics\.csv yet"):
+        curve_rows(NoMetrics())
+
+
+def test_compare_cells_of_an_unknown_task_is_a_config_error():
+    from layerlab.experiments import compare_cells
+
+    with pytest.raises(ConfigError, match="unknown task 'nope'"):
+        compare_cells("nope", 10, ["rnn"])
+
+
+def test_models_and_views_raise_no_value_error_nor_the_bare_base():
+    """A grep, so a new ``raise ValueError`` in a model (a traceback at the command line) fails here."""
+    pattern = re.compile(r"raise (ValueError|LayerlabError)\(")
+    found = [
+        f"{p.relative_to(SRC)}:{i}"
+        for folder in ("models", "inspect")
+        for p in (SRC / folder).rglob("*.py")
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not found, found
