@@ -89,12 +89,14 @@ def test_train_help_lists_model_flags_per_family():
 
 
 def test_the_choices_have_one_home():
-    from layerlab import inputspec, readers, record
+    from layerlab import data, deploy, experiments, inputspec, readers, record
     from layerlab.models import cells, cnn
 
     assert tuple(cells.CELLS) == choices.CELLS
     assert readers.SEQUENCE_MODES is choices.SEQUENCE_MODES and inputspec.HEADS is choices.HEADS
     assert record.WEIGHTS is choices.WEIGHTS
+    assert data.TASKS is choices.TASKS and deploy.TASKS is choices.TASKS
+    assert experiments.TASKS is choices.COMPARE_TASKS
     assert cnn.PADDINGS is choices.PADDINGS and cnn.GLOBAL_POOLS is choices.GLOBAL_POOLS
     fields = {f.name: f for f in dataclasses.fields(config.TrainConfig)}
     assert fields["schedule"].metadata["choices"] is choices.SCHEDULES

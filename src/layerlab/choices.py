@@ -10,6 +10,10 @@ from .errors import ConfigError
 #: validation loss), else ``last`` (nothing is chosen on the test set); ``init`` is the model as
 #: initialised, rebuilt from the run's seed
 WEIGHTS = ("auto", "best", "last", "init")
+#: what a dataset's targets mean (``run.json``'s ``dataset.task``), and so the loss and metric
+TASKS = ("classification", "regression", "sequence-classification")
+#: the synthetic tasks ``compare-cells`` measures recurrent cells on
+COMPARE_TASKS = ("adding", "copy")
 #: where to train or run a model (``auto``: cuda when there is a GPU)
 DEVICES = ("cpu", "cuda", "auto")
 #: the optimizers ``--optimizer`` names

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import decoding
+from .choices import TASKS  # what a model predicts (run.json's dataset.task)
 from .errors import DataError, LayerlabError
 from .fileformats import read_files
 from .inputspec import InputSpec
@@ -67,10 +68,6 @@ def metadata_props(record: dict) -> dict[str, str]:
             continue
         props[key] = json.dumps(value) if key in JSON_KEYS else str(value)
     return props
-
-
-#: What a model predicts (``run.json``'s ``dataset.task``).
-TASKS = ("classification", "regression", "sequence-classification")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from . import plots
+from .choices import COMPARE_TASKS
 from .config import ModelConfig, TrainConfig
 from .data import load_dataset
 from .engine import fit, seed_everything, seeded
@@ -30,7 +31,7 @@ from .tables import save_figure, write_csv
 
 log = logging.getLogger(__name__)
 
-TASKS = ("adding", "copy")
+TASKS = COMPARE_TASKS
 
 #: The budget of ``benchmarks/results/adding.md``: one for every cell (12 epochs of 200 steps).
 ADDING_BUDGET = {

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import CELLS
 from ..config import ModelConfig, TrainConfig
 from ..data import load_dataset
 from ..engine import fit, seed_everything
@@ -183,7 +184,7 @@ def _cell_row(task: str, T: int, cell: str, runs: list[dict]) -> tuple[dict, dic
 def run_residual(ctx: Context, claim: Claim) -> None:
     rows, numbers = [], {"baseline_mse": BASELINE_MSE, "lengths": list(_long_lengths(ctx)), "cells": {}}
     for T in _long_lengths(ctx):
-        for cell in ("rnn", "lstm", "gru", "residual"):
+        for cell in CELLS:
             runs = [ctx.recurrent("adding", cell, T, s) for s in ctx.seeds()]
             row, num = _cell_row("adding", T, cell, runs)
             rows.append(row)

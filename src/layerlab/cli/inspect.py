@@ -8,7 +8,7 @@ import functools
 import json
 import math
 
-from ..choices import SEQUENCE_MODES
+from ..choices import COMPARE_TASKS, SEQUENCE_MODES
 from ..config import check_regular_file
 from .options import IntList, NameList, Number
 from .run import WEIGHTS, WEIGHTS_HELP
@@ -379,7 +379,7 @@ def register(sub) -> None:
         "synthetic task and overlay ||dL/dh_t|| and ||dh_T/dh_t|| at init and after "
         "training, with a table of final metric, parameters, seconds and decay rate.",
     )
-    cc.add_argument("--task", choices=["adding", "copy"], required=True)
+    cc.add_argument("--task", choices=COMPARE_TASKS, required=True)
     cc.add_argument("--length", action=Number, like="data.length", required=True, help="sequence length T")
     cc.add_argument(
         "--cells",
