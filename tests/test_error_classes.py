@@ -75,3 +75,27 @@ def test_models_and_views_raise_no_value_error_nor_the_bare_base():
         if pattern.search(line)
     ]
     assert not found, found
+
+
+def test_a_run_locked_twice_is_a_run_error(tmp_path):
+    from layerlab import lock
+
+    lock.acquire(tmp_path)
+    try:
+        with pytest.raises(RunError, match="already locked by this process"):
+            lock.acquire(tmp_path)
+    finally:
+        lock.release(tmp_path)
+
+
+def test_callbacks_given_wrong_settings_are_config_errors():
+    from layerlab.callbacks import EarlyStopping, ProgressBar, StepLogger
+
+    with pytest.raises(ConfigError, match="mode must be auto, min or max"):
+        EarlyStopping(mode="up")
+    with pytest.raises(ConfigError, match="would choose on the test set"):
+        EarlyStopping(monitor="test_loss")
+    with pytest.raises(ConfigError, match="every_n_steps must be at least 1"):
+        StepLogger("steps.csv", every_n_steps=0)
+    with pytest.raises(ConfigError, match="verbose must be 0, 1 or 2"):
+        ProgressBar(verbose=3)
