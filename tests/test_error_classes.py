@@ -99,3 +99,24 @@ def test_callbacks_given_wrong_settings_are_config_errors():
         StepLogger("steps.csv", every_n_steps=0)
     with pytest.raises(ConfigError, match="verbose must be 0, 1 or 2"):
         ProgressBar(verbose=3)
+
+
+def test_an_onnx_file_without_layerlabs_metadata_is_a_data_error(tmp_path):
+    from layerlab import deploy
+
+    with pytest.raises(DataError, match="without layerlab's metadata"):
+        deploy.read_metadata({}, tmp_path / "m.onnx")
+    with pytest.raises(ConfigError, match="--top-k must be at least 1"):
+        deploy.predict_files(tmp_path / "m.onnx", [], top_k=0)
+
+
+def test_a_folder_that_is_no_run_is_a_run_error(tmp_path):
+    from layerlab.record import list_runs, read_info
+
+    with pytest.raises(RunError, match=r"no run\.json"):
+        read_info(tmp_path)
+    (tmp_path / "run.json").write_text("{")
+    with pytest.raises(RunError, match="corrupt run record"):
+        read_info(tmp_path)
+    with pytest.raises(ConfigError, match="no such folder"):
+        list_runs(tmp_path / "absent")
