@@ -15,7 +15,7 @@ from datagen import bar_images, save_png
 from layerlab import api
 from layerlab.callbacks import Callback
 from layerlab.data import arrays
-from layerlab.errors import LayerlabError
+from layerlab.errors import LayerlabError, TrainingInterrupted
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_every_input_form_gives_the_same_prediction(fitted, bars, tmp_path):
     from PIL import Image
 
     _, _, xv, _ = bars
-    want = layerlab.predict(fitted.model, xv[:3])
+    want = layerlab.predict(fitted, xv[:3])
     forms = {
         "HWC": xv[:3, :, :, None],
         "CHW": xv[:3, None],
@@ -88,7 +88,7 @@ def test_every_input_form_gives_the_same_prediction(fitted, bars, tmp_path):
         "files": [save_png(tmp_path / f"{i}.png", a) for i, a in enumerate(xv[:3])],
     }
     for what, x in forms.items():
-        got = layerlab.predict(fitted.model, x)
+        got = layerlab.predict(fitted, x)
         np.testing.assert_allclose(got, want, atol=1e-5, err_msg=what)
     one = layerlab.predict(fitted.run.path, Image.fromarray(xv[0]), which="last")  # one image: a batch of one
     np.testing.assert_allclose(one, want[:1], atol=1e-5)
@@ -346,9 +346,27 @@ def test_a_ctrl_c_in_a_callback_is_not_hidden(small, tmp_path):
         def on_epoch_begin(self, trainer, epoch):
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as e:
         layerlab.fit("cnn", *small, epochs=1, verbose=0, channels="4,M", callbacks=[Stop()], run_dir=tmp_path / "r")
     assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "interrupted"
+    # a typed interruption says where the run is and what it kept, instead of attributes stuck on the exception
+    assert isinstance(e.value, TrainingInterrupted) and type(e.value.__cause__) is KeyboardInterrupt
+    assert e.value.run_dir == str(tmp_path / "r") and e.value.has_checkpoint is False
+    assert str(tmp_path / "r") in e.value.note
+
+
+def test_a_model_whose_head_the_user_replaced_trains_on_three_classes(tmp_path):
+    x, y = bar_images(60, np.random.default_rng(0), classes=3)
+    model = layerlab.build_model("cnn", (1, 28, 28), 10, channels="4,M")
+    heads = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    parent, _, attr = heads[-1].rpartition(".")
+    old = model.get_submodule(heads[-1])
+    setattr(model.get_submodule(parent) if parent else model, attr, torch.nn.Linear(old.in_features, 3))
+    h = layerlab.fit(model, x, y, epochs=1, verbose=0, run_dir=tmp_path / "run")
+    assert layerlab.predict(h, x[:2]).shape == (2, 3)
+    assert h.run.info()["dataset"]["num_outputs"] == 3
+    assert not hasattr(model, "_layerlab_build")  # nothing stuck on the model
+    assert layerlab.evaluate(h.model, x, y)["n"] == 60  # the bare module too, read as fit reads arrays
 
 
 @pytest.mark.parametrize("top_k", ["3", 2.5, True, 0])
@@ -356,3 +374,19 @@ def test_predict_top_k_that_is_not_a_whole_number_is_one_sentence(small, top_k):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     with pytest.raises(LayerlabError, match=r"top_k must be at least 1 \(a whole number\), got"):
         layerlab.predict(model, small[0], top_k=top_k)
+
+
+def test_a_ctrl_c_stays_a_ctrl_c_when_the_note_about_the_checkpoint_fails(small, tmp_path, monkeypatch):
+    from layerlab.rundir import RunDir
+
+    class Stop(Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            raise KeyboardInterrupt
+
+    def broken(self):
+        raise LayerlabError("checkpoints/current.json cannot be read")
+
+    monkeypatch.setattr(RunDir, "kept", broken)
+    with pytest.raises(TrainingInterrupted) as e:
+        layerlab.fit("cnn", *small, epochs=1, verbose=0, channels="4,M", callbacks=[Stop()], run_dir=tmp_path / "r")
+    assert e.value.note == f"the run is {tmp_path / 'r'}"

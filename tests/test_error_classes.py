@@ -120,3 +120,21 @@ def test_a_folder_that_is_no_run_is_a_run_error(tmp_path):
         read_info(tmp_path)
     with pytest.raises(ConfigError, match="no such folder"):
         list_runs(tmp_path / "absent")
+
+
+def test_generate_with_a_model_without_step_logits_is_one_sentence(tmp_path, monkeypatch):
+    """generate reads ``step_logits`` through the model contract: a model without it (a plugin's) is a
+    ConfigError naming what is missing, not an AttributeError."""
+    from layerlab.api import generate
+    from layerlab.cli import main
+    from layerlab.rundir import RunDir
+
+    book = tmp_path / "book.txt"
+    book.write_text("to be or not to be, that is the question.\n" * 20)
+    run = tmp_path / "lm"
+    tiny = ["--epochs", "1", "--hidden", "4", "--batch-size", "16", "--quiet", "--threads", "1"]
+    assert main(["train", "--model", "lstm", "--data", str(book), "--length", "10", "--out", str(run), *tiny]) == 0
+    assert generate(run, "to be", 3)["sample"]
+    monkeypatch.setattr(RunDir, "model", lambda self, *a, **k: torch.nn.Linear(2, 2))
+    with pytest.raises(ConfigError, match="no step_logits"):
+        generate(run, "to be", 3)

@@ -149,4 +149,24 @@ def test_registry_and_every_format_import_no_torch(tmp_path):
         text=True,
     )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["csv", "image", "npy", "npz", "text", "ts"]
+    assert r.stdout.split() == ["cifar10", "csv", "idx", "image", "image-folder", "npy", "npz", "text", "ts"]
+
+
+def test_a_directory_format_is_routed_by_rank(toy, tmp_path):
+    """A directory format registered from here is tried in rank order, before the image folder."""
+    rng = np.random.default_rng(1)
+    d = tmp_path / "set"
+    (d / "a").mkdir(parents=True)  # also an image folder's shape, which ranks last
+    y = [0, 1] * 6
+    (d / "data.toyjson").write_text(
+        json.dumps({"x_train": _waves(rng, y), "y_train": y, "x_test": _waves(rng, y), "y_test": y})
+    )
+    fileformats.register(
+        fileformats.Format("toydir", (), load=_load, directory=lambda p: next(iter(p.glob("*.toyjson")), None), rank=50)
+    )
+    try:
+        assert fileformats.for_directory(d, before_names=False)[0].name == "toydir"
+        assert load_dataset(str(d)).spec.kind == "sequence"
+    finally:
+        fileformats.unregister("toydir")
+    assert fileformats.for_directory(d, before_names=False)[0].name == "image-folder"

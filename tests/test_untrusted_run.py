@@ -194,6 +194,10 @@ def _write(name: str, content: bytes):
     return lambda run: (run / name).write_bytes(content)
 
 
+def _edit_json(path: Path, **fields) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
 DEEP = b"[" * 100_000 + b"]" * 100_000
 EDITS = {
     "pointer []": _write("checkpoints/current.json", b"[]"),
@@ -204,6 +208,9 @@ EDITS = {
     "pointer epoch -1": lambda run: _pointer(run).write_text(json.dumps({"dir": _ckpts(run)[0], "epoch": -1})),
     "run.json deep": _write("run.json", DEEP),
     "run.json not UTF-8": _write("run.json", b"\xff\x00\x01"),
+    "run.json fingerprint": lambda run: _edit_json(run / "run.json", data_fingerprint={"train": 1}),
+    "run.json wall seconds": lambda run: _edit_json(run / "run.json", train_wall_seconds="1"),
+    "run.json parameters": lambda run: _edit_json(run / "run.json", model={"name": "article-cnn", "parameters": "x"}),
     "config.toml garbage": _write("config.toml", b"[model\nname = = 3\x00"),
     "config.toml deep": _write("config.toml", b"a = " + b"[" * 100_000 + b"]" * 100_000),
     "config.toml not UTF-8": _write("config.toml", b"\xff\xfe[model]"),

@@ -110,7 +110,10 @@ def mutations(draw, ckpt_name: str):
         )
         return target, how, (key, value)
     if target in ("run.json", "lock"):
-        key = draw(st.text(max_size=12) | st.sampled_from(["status", "dataset", "model", "pid"]))
+        key = draw(
+            st.text(max_size=12)
+            | st.sampled_from(["status", "dataset", "model", "pid", "data_fingerprint", "train_wall_seconds"])
+        )
         return target, how, (key, draw(json_values))
     # config.toml, metrics.csv: one line replaced by drawn text
     return target, how, (draw(st.integers(0, 30)), draw(st.text(max_size=40)))

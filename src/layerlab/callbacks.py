@@ -128,8 +128,13 @@ def _state_keys(callbacks: list[Callback]) -> list[str]:
 
 
 def callback_states(callbacks: list[Callback]) -> dict[str, dict]:
-    """The state of every callback that has some, by its key (what a checkpoint saves)."""
-    states = {key: cb.state_dict() for key, cb in zip(_state_keys(callbacks), callbacks, strict=True)}
+    """The state of every callback that has some, by its key (what a checkpoint saves); a duck-typed
+    callback without ``state_dict`` has none."""
+    states = {
+        key: cb.state_dict()
+        for key, cb in zip(_state_keys(callbacks), callbacks, strict=True)
+        if callable(getattr(cb, "state_dict", None))
+    }
     return {k: v for k, v in states.items() if v}
 
 
@@ -138,7 +143,7 @@ def load_callback_states(callbacks: list[Callback], states: dict | None) -> None
     if not states:
         return
     for key, cb in zip(_state_keys(callbacks), callbacks, strict=True):
-        if key in states:
+        if key in states and callable(getattr(cb, "load_state_dict", None)):
             cb.load_state_dict(states[key])
 
 

@@ -86,7 +86,38 @@ def record_problem(info) -> str | None:
     selection = info.get("selection")
     if selection is not None and not isinstance(selection, str):
         return "selection must be a string"
+    # optional fields that commands read: when present, of the type they are read as
+    for where, key, ok, what in (
+        (ds, "name", lambda v: isinstance(v, str), "dataset.name must be a string"),
+        (ds, "n_train", _count, "dataset.n_train must be a non-negative integer"),
+        (ds, "n_test", _count, "dataset.n_test must be a non-negative integer"),
+        (model, "parameters", _count, "model.parameters must be a non-negative integer"),
+        (info, "train_wall_seconds", _seconds, "train_wall_seconds must be a non-negative number"),
+        (info, "environment", lambda v: isinstance(v, dict), "environment must be an object"),
+        (info, "data_fingerprint", _fingerprint, "data_fingerprint must map splits to their n, shapes and sha256"),
+    ):
+        if key in where and not ok(where[key]):
+            return what
     return None
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _seconds(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf")
+
+
+def _fingerprint(v) -> bool:
+    """``{split: {"n", "x_shape", "y_shape", "sha256"}}`` as :func:`layerlab.rundir.split_fingerprint` writes it."""
+    return isinstance(v, dict) and all(
+        isinstance(f, dict)
+        and _count(f.get("n"))
+        and all(isinstance(f.get(k), list) and all(_count(d) for d in f[k]) for k in ("x_shape", "y_shape"))
+        and isinstance(f.get("sha256"), str)
+        for f in v.values()
+    )
 
 
 def read_info(path: str | Path) -> dict:

@@ -39,6 +39,10 @@ def _inputs(model: nn.Module, shape: tuple[int, ...], n: int = 2) -> torch.Tenso
     return torch.rand(n, *shape, generator=g)
 
 
+def per_step_head(model: nn.Module) -> bool:
+    return contract.head(model) == "step"
+
+
 @pytest.fixture(params=sorted(list_models()))
 def built(request):
     torch.manual_seed(0)
@@ -71,6 +75,11 @@ def test_forward_gives_logits_per_sample(built):
     assert out.shape[0] == 2 and torch.isfinite(out).all()
     if per_step:
         assert out.shape[1] == shape[0]
+    step = contract.step_logits(model)
+    if step is not None and not contract.bidirectional(model):  # generate's path: the same logits, step by step
+        with torch.no_grad():
+            per_step, _ = step(x)
+        torch.testing.assert_close(per_step[:, -1] if not per_step_head(model) else per_step, out, atol=1e-5, rtol=1e-4)
     states = contract.states_forward(model)
     if states is not None:  # the loop over time gives the same logits as the fast path
         with torch.no_grad():
@@ -148,7 +157,7 @@ def test_a_plain_module_gets_the_defaults():
     assert contract.any_size(model) is False
     assert contract.head(model) == "last"
     assert contract.bidirectional(model) is False
-    assert contract.states_forward(model) is None
+    assert contract.states_forward(model) is None and contract.step_logits(model) is None
     assert contract.loops_in_python(model) is False
     assert summarize(model, (3, 4), "plain").total_parameters == 12 * OUTPUTS + OUTPUTS
 
@@ -176,7 +185,7 @@ def test_no_model_attribute_is_read_outside_the_contract():
     src = Path(contract.__file__).parents[1]
     names = "|".join(
         ["input_shape", "input_kind", "steps_first", "min_size", "any_size", "head", "bidirectional"]
-        + ["forward_with_states", "fused"]
+        + ["forward_with_states", "step_logits", "fused"]
     )
     pattern = re.compile(rf"""(getattr|hasattr)\([^,()]+,\s*["']({names})["']""")
     found = [

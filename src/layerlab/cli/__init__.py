@@ -5,8 +5,8 @@
 - :mod:`.catalog`: ``data list``, ``models``
 - :mod:`.inspect`: ``inspect *``, ``compare-cells``, ``report``
 
-Bad input, and a file operation the system refuses (a full disk, a read-only folder, a name too
-long), exit with code 2 and one sentence on stderr; Ctrl-C exits with 130 and SIGTERM (a
+Bad input, a file operation the system refuses (a full disk, a read-only folder, a name too long)
+and memory it does not have exit with code 2 and one sentence on stderr; Ctrl-C exits with 130 and SIGTERM (a
 scheduler's or ``kill``'s stop) with 143, each handled the same way: the run records ``interrupted``,
 keeps its last checkpoint, and the message names the run directory and the command that resumes it.
 """
@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
 
-from ..errors import LayerlabError
+from ..errors import LayerlabError, TrainingInterrupted
 from . import catalog, claims, export, inspect, run
 
 EXIT_BAD_INPUT = 2
@@ -39,18 +40,15 @@ def _on_sigterm(signum, frame) -> None:
 
 def interrupt_hint(e: KeyboardInterrupt) -> str:
     """What follows "interrupted" on stderr: the checkpoint kept and the command that continues the
-    run, named by its real path; empty when no run directory was made yet (nothing to resume)."""
-    note = getattr(e, "run_note", None)  # set by the API once a run directory exists
-    if not note:
+    run (:class:`~layerlab.errors.TrainingInterrupted`); empty when no run directory was made yet
+    (nothing to resume)."""
+    if not isinstance(e, TrainingInterrupted):
         return ""
-    run_dir = getattr(e, "run_dir", None)  # set by `train` (cli.run), which knows the path it chose
-    if run_dir is None:  # a caller that did not say where: the note names it
-        return f"; {note} (resume with `layerlab train --resume RUN_DIR`)"
-    command = f"layerlab train --resume {shlex.quote(run_dir)}"
-    if getattr(e, "run_has_checkpoint", True):
-        return f"; {note}; resume with `{command}`"
+    command = f"layerlab train --resume {shlex.quote(e.run_dir)}"
+    if e.has_checkpoint:
+        return f"; {e.note}; resume with `{command}`"
     # api.resume trains such a run again from its seed, exactly as `train` would have
-    return f"; {note}; `{command}` starts it again from its seed"
+    return f"; {e.note}; `{command}` starts it again from its seed"
 
 
 def os_error_sentence(e: OSError) -> str:
@@ -60,6 +58,20 @@ def os_error_sentence(e: OSError) -> str:
     reason = reason[:1].lower() + reason[1:]
     paths = [os.fsdecode(p) for p in (e.filename, e.filename2) if p is not None]
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Python's MemoryError, torch's CPU allocator refusing (a RuntimeError) or CUDA's OutOfMemoryError."""
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)
+
+
+def memory_sentence(e: BaseException) -> str:
+    """Out of memory as one sentence: how much was asked for, when the error says, and what needs less."""
+    m = re.search(r"allocate (\d+ bytes|[\d.]+ [KMGT]iB)", str(e))
+    asked = f" ({m.group(1)} asked for at once)" if m else ""
+    return (
+        f"out of memory{asked}; a smaller --batch-size or --eval-batch-size, model, sequence length or count needs less"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,14 +105,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layerlab: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as e:
-        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        terminated = isinstance(e, Terminated) or isinstance(e.__cause__, Terminated)
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
         print(f"layerlab: {what}{interrupt_hint(e)}", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`layerlab ... | head`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet too
         return 0
     except OSError as e:  # the system refused a file operation: a full disk, a read-only or missing folder
         print(f"layerlab: error: {os_error_sentence(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (MemoryError, RuntimeError) as e:  # sizes beyond this machine's memory (an absurd count or size)
+        if not is_out_of_memory(e):
+            raise
+        print(f"layerlab: error: {memory_sentence(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
         signal.signal(signal.SIGTERM, previous)

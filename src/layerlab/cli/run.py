@@ -9,13 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..choices import DEVICES, WEIGHTS
 from ..choices import and_list as _and
 from ..errors import ConfigError
-from .options import Number
+from .options import Number, Text
 from .progress import RichProgress
 
 #: Which weights of a run the commands after ``train`` use: ``auto`` is ``best`` (lowest validation
@@ -48,7 +47,6 @@ def cmd_train(args) -> int:
         trust_module(cfg.model.name)
     cfg.validate(args.config or "config")  # flags and preset together, before minutes of data loading
     check_model_options(cfg.model, args.config or "config", given)
-    # the path is chosen here, not inside api.train, so that a Ctrl-C can name the run it stopped
     out = Path(args.out) if args.out else default_run_path(cfg.model.name, cfg.data.name)
     main = is_main_process()  # under torchrun only rank 0 looks at the run directory and prints
     if main:
@@ -59,25 +57,8 @@ def cmd_train(args) -> int:
         progress.out.print(f"data: {ds.describe()}")
         if ds.meta.get("labels"):  # how class labels were mapped (layerlab.labels)
             progress.out.print(f"labels: {ds.meta['labels']}")
-    with _names_run_on_interrupt(out):
-        run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
+    run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
     return _print_summary(args, run, result)
-
-
-@contextmanager
-def _names_run_on_interrupt(path: Path):
-    """On Ctrl-C or SIGTERM once the run directory exists (the API has set ``run_note``), attach
-    ``run_dir`` and whether it has a checkpoint to the exception, for the message
-    :func:`layerlab.cli.main` prints: resuming a run with no checkpoint trains it again from its seed."""
-    try:
-        yield
-    except KeyboardInterrupt as e:
-        if getattr(e, "run_note", None):
-            from ..rundir import RunDir
-
-            e.run_dir = str(path)
-            e.run_has_checkpoint = RunDir(path).has_checkpoint()
-        raise
 
 
 def _resume(args) -> int:
@@ -98,15 +79,14 @@ def _resume(args) -> int:
             f"{_and(conflicts)} would change the run being resumed; only {allowed} may be given with --resume"
         )
     progress = RichProgress(quiet=args.quiet or not main, to_stderr=args.json)
-    with _names_run_on_interrupt(Path(args.resume)):
-        run, result = api.resume(
-            args.resume,
-            epochs=given.get("train.epochs"),
-            threads=given.get("train.threads"),
-            data_dir=given.get("data.data_dir"),
-            checkpoint_every=given.get("train.checkpoint_every"),
-            progress=progress.callbacks,
-        )
+    run, result = api.resume(
+        args.resume,
+        epochs=given.get("train.epochs"),
+        threads=given.get("train.threads"),
+        data_dir=given.get("data.data_dir"),
+        checkpoint_every=given.get("train.checkpoint_every"),
+        progress=progress.callbacks,
+    )
     return _print_summary(args, run, result)
 
 
@@ -210,6 +190,8 @@ def cmd_predict(args) -> int:
 
     for f in args.inputs[0 if args.onnx else 1 :]:  # before anything opens them: a FIFO blocks its reader
         check_regular_file(f, "an input file")
+    if args.onnx:
+        check_regular_file(args.onnx, "an ONNX file")
     if args.onnx:  # onnxruntime, NumPy and Pillow alone: this path never imports torch (layerlab.deploy)
         from ..deploy import predict_files
 
@@ -275,16 +257,20 @@ def register(sub) -> None:
     )
     t.add_argument(
         "--config",
+        action=Text,
         metavar="PRESET|FILE",
         help="a packaged preset by name (`layerlab presets` lists them, e.g. article_cnn) or a TOML file "
         "with [data], [model], [train] tables; a file that exists wins over a preset of the same name",
     )
-    t.add_argument("--out", metavar="RUN_DIR", help="run directory to create (default runs/MODEL-DATA-TIME)")
+    t.add_argument(
+        "--out", action=Text, metavar="RUN_DIR", help="run directory to create (default runs/MODEL-DATA-TIME)"
+    )
     t.add_argument(
         "--resume",
+        action=Text,
         metavar="RUN_DIR",
-        help="continue an interrupted run exactly; only --epochs (to extend it), --threads, "
-        "--checkpoint-every and --data-dir may be given with it",
+        help="continue an interrupted run exactly; only --epochs (to extend it), --threads (a CPU run's "
+        "own count: another changes the sums' order), --checkpoint-every and --data-dir may be given with it",
     )
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -298,8 +284,8 @@ def register(sub) -> None:
         "with --validation, else its last (nothing is chosen on the test set).",
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
-    e.add_argument("--data", help="evaluate on this dataset instead of the run's")
-    e.add_argument("--data-dir", help="directory to look in first for named datasets")
+    e.add_argument("--data", action=Text, help="evaluate on this dataset instead of the run's")
+    e.add_argument("--data-dir", action=Text, help="directory to look in first for named datasets")
     _weights_and_device(e)
     e.add_argument(
         "--per-sample",

@@ -5,7 +5,8 @@ Specs, in order of precedence (the first that matches wins):
 
 1. ``adding``, ``copy``: generated (:mod:`.synthetic`; ``--length T``, ``--n-train``, ``--n-test``);
    ``mnist-1d``: generated once by the ``mnist1d`` package and cached (:mod:`.formats.mnist1d`);
-2. a directory holding ``NAME_TRAIN.ts`` (with ``NAME_TEST.ts``): a UCR/UEA set (:mod:`.formats.ts`);
+2. a directory holding ``NAME_TRAIN.ts`` (with ``NAME_TEST.ts``): a UCR/UEA set (the registered
+   directory formats of rank below 0, :func:`layerlab.fileformats.for_directory`);
 3. a file, by the registered format (:mod:`layerlab.fileformats`, one module per format) that
    claims its suffix: ``NAME_TRAIN.ts``; ``NAME_TRAIN.csv`` / ``.tsv`` (UCR's layout: label first,
    then the values); ``.npz`` with ``x_train, y_train, x_test, y_test``; ``.txt`` / ``.text`` /
@@ -17,9 +18,9 @@ Specs, in order of precedence (the first that matches wins):
    ``JapaneseVowels``, ``ArrowHead``, ...);
 5. a named image set (``mnist``, ``fashion-mnist``, ``kmnist``, ``cifar10`` and aliases), even where
    a directory of that name exists;
-6. a directory: the four MNIST-layout IDX files (:mod:`.formats.idx`), a CIFAR-10
-   ``cifar-10-batches-py`` directory (or one holding it, :mod:`.formats.cifar`), else an image folder
-   (``root/<class>/*.png``, :mod:`.formats.folder`).
+6. a directory, by the registered directory formats in rank order: the four MNIST-layout IDX files
+   (:mod:`.formats.idx`), a CIFAR-10 ``cifar-10-batches-py`` directory (or one holding it,
+   :mod:`.formats.cifar`), else an image folder (``root/<class>/*.png``, :mod:`.formats.folder`).
 
 Named image sets are looked for, in order, in: the directory the user gives (``--data-dir``), the
 ``LAYERLAB_DATA_DIR`` environment variable, the per-user cache (``LAYERLAB_CACHE_DIR``, else
@@ -48,7 +49,7 @@ import torch
 from .. import fileformats
 from ..errors import DataError
 from . import Dataset, synthetic
-from .formats import cifar, folder, idx, mnist1d, ts
+from .formats import cifar, idx, mnist1d, ts
 
 log = logging.getLogger(__name__)
 
@@ -453,11 +454,12 @@ def _route(
         _no_sequence_mode(spec, sequence)
         return load_mnist1d(data_dir)
     suffix = p.suffix.lower()
-    # 2. a directory of .ts files
-    ts_train = next(iter(sorted(p.glob("*_TRAIN.ts"))), None) if p.is_dir() else None
-    if ts_train is not None:
-        _no_sequence_mode(spec, sequence)
-        return ts.load_ts_pair(ts_train)
+    # 2. a directory holding a format tried before the named sets (a directory of .ts files)
+    found = fileformats.for_directory(p, before_names=True) if p.is_dir() else None
+    if found is not None:
+        if found[0].sequence_data:
+            _no_sequence_mode(spec, sequence)
+        return found[0].load(found[1], seed=seed)
     # 3. a file, by the registered format that claims its suffix (an unknown suffix is an error,
     # unless the spec is also a named image set)
     if p.is_file():
@@ -483,15 +485,10 @@ def _route(
     image_key = ALIASES.get(spec.lower(), spec.lower())
     if image_key in NAMED:
         return load_named(image_key, data_dir, download)
-    # 6. a directory of images: IDX, CIFAR-10, else an image folder
-    if p.is_dir():
-        if idx.find_idx_files(p) is not None:
-            return idx.load_idx_dir(p, p.name)
-        if cifar.is_cifar10_dir(p):
-            return cifar.load_cifar10_dir(p)
-        if cifar.is_cifar10_dir(p / "cifar-10-batches-py"):
-            return cifar.load_cifar10_dir(p / "cifar-10-batches-py")
-        return folder.load_image_folder(p, seed=seed, keep_sizes=any_size and not sequence)
+    # 6. a directory of the registered formats tried after the names: IDX, CIFAR-10, else an image folder
+    found = fileformats.for_directory(p, before_names=False) if p.is_dir() else None
+    if found is not None:
+        return found[0].load(found[1], seed=seed, keep_sizes=any_size and not sequence)
     names = ", ".join(sorted(known_datasets()))
     raise DataError(f"unknown dataset {spec!r}: not a known name ({names}) nor an existing file or directory")
 

@@ -70,6 +70,11 @@ class Format:
         sequence_data: a dataset of it is already sequences (``--sequence`` is refused).
         read: ``(path, Request) -> Read`` for predict, torch-free; None when it cannot be predicted on.
         reads: which input specs ``read`` serves (a predicate on the spec); the others fall through.
+        directory: ``(dir) -> Path | None``: for a format a directory holds, what ``load`` takes from
+            it (the directory itself, a file or a folder in it), or None when it does not hold one.
+        rank: the order directories are tried in (lower first); below 0 before the catalogue's named
+            sets (a directory of ``.ts`` files), from 0 after them (IDX, CIFAR-10, the image folder
+            last, as it takes any directory).
     """
 
     name: str
@@ -81,6 +86,8 @@ class Format:
     sequence_data: bool = True
     read: Callable | None = None
     reads: Callable[[object], bool] = lambda spec: True
+    directory: Callable[[Path], Path | None] | None = None
+    rank: int = 0
 
     def claims(self, path: Path) -> bool:
         return path.suffix.lower() in self.suffixes
@@ -118,6 +125,18 @@ def for_path(path: str | Path) -> Format | None:
     """The format that claims ``path``'s suffix, or None."""
     p = Path(path)
     return next((f for f in formats() if f.claims(p)), None)
+
+
+def for_directory(path: str | Path, *, before_names: bool) -> tuple[Format, Path] | None:
+    """The first format (by ``rank``) that a directory holds, and what its ``load`` takes, among the
+    formats tried before the catalogue's named sets (``before_names``) or after them; or None."""
+    p = Path(path)
+    candidates = [f for f in formats() if f.directory is not None and (f.rank < 0) == before_names]
+    for fmt in sorted(candidates, key=lambda f: f.rank):
+        target = fmt.directory(p)
+        if target is not None:
+            return fmt, target
+    return None
 
 
 def dataset_suffixes() -> tuple[str, ...]:

@@ -182,7 +182,7 @@ def _import_factory(name: str) -> None:
     builtin = isinstance(inner, (types.BuiltinFunctionType, types.BuiltinMethodType))
     if builtin or _stdlib(getattr(inner, "__module__", None)):
         raise ConfigError(
-            f"model {name!r}: {attr} is a function of Python's standard library, not a model factory "
+            f"model {name!r}: {attr} is a built-in or a function of Python's standard library, not a model factory "
             f"(input_shape, num_outputs, **options) -> nn.Module"
         )
     try:
@@ -276,8 +276,6 @@ def create_model(
             raise ConfigError(f"model {name}: its factory failed ({type(e).__name__}: {_line(e)})") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model {name} returned a {type(model).__name__}, not a torch.nn.Module")
-    # what rebuilds it: a run of this module, given to layerlab.fit as an object, records the name
-    model._layerlab_build = {"name": name, "input_shape": input_shape, "num_outputs": num_outputs, "options": options}
     return model
 
 

@@ -21,6 +21,8 @@ attribute                 default for a plain module  read by
 ``forward_with_states``   None                        ``(x, lengths) -> (logits, states)``: the loop
                                                       over time keeping every ``h_t`` (gradient flow,
                                                       summary's operation count)
+``step_logits``           None                        ``(x, state) -> (logits, state)``: per-step
+                                                      logits from a state (generate samples text)
 ``fused`` (on a layer)    True                        None: a recurrent layer loops in Python, which
                                                       the ONNX exporter unrolls for one length
 ========================  ==========================  ===============================================
@@ -57,6 +59,8 @@ class ModelContract(Protocol):
     def forward_with_states(
         self, x: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]: ...
+
+    def step_logits(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, object]: ...
 
 
 def input_shape(model: nn.Module, default: tuple[int, ...] | None = None) -> tuple[int, ...] | None:
@@ -103,6 +107,12 @@ def bidirectional(model: nn.Module) -> bool:
 def states_forward(model: nn.Module) -> Callable | None:
     """The model's ``forward_with_states`` (the loop over time keeping every ``h_t``), or None."""
     fn = getattr(model, "forward_with_states", None)
+    return fn if callable(fn) else None
+
+
+def step_logits(model: nn.Module) -> Callable | None:
+    """The model's ``step_logits(x, state)`` (per-step logits continuing from ``state``), or None."""
+    fn = getattr(model, "step_logits", None)
     return fn if callable(fn) else None
 
 

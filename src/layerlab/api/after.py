@@ -1,0 +1,220 @@
+"""Use after training: everything reads a run directory (:class:`~layerlab.rundir.RunDir`): its
+model, its input spec and its data, so nothing here rebuilds them. Evaluate a run on its test set,
+predict for files, generate text, and the one decoder of model outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .. import decoding, engine
+from ..data import Split
+from ..data.inputs import read_inputs
+from ..data.transforms import InputSpec
+from ..errors import ConfigError, LayerlabError
+from ..models import contract
+from ..rundir import RunDir
+from .training import check_sizes
+
+
+def load_run(run_dir: str | Path, which: str | None = None, device: str = "cpu") -> tuple[nn.Module, RunDir, dict]:
+    """The trained model of a run (``best``, ``last`` or ``init`` weights; None or ``auto``: ``best``
+    when a validation split chose it, else ``last``), its RunDir and run.json (with ``weights_used``)."""
+    run = RunDir(run_dir)
+    info = run.info()
+    info["weights_used"] = run.resolve_weights(which)
+    return run.model(which, device), run, info
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    data_dir: str | None = None,
+    which: str | None = None,
+    device: str = "cpu",
+    per_sample: bool = False,
+) -> dict:
+    """Test-set loss, accuracy, per-class accuracy and confusion matrix of a run's model (on
+    ``data`` if given), by :func:`layerlab.engine.compute_metrics`. With ``per_sample``, also
+    ``predictions``: per test sample its index, true and predicted class and the probability of
+    the predicted class. ``which`` weights: see :func:`load_run`."""
+    run = RunDir(run_dir)  # read only: leftovers are the next writer's to clean, under its lock
+    used = run.resolve_weights(which)
+    model = run.model(which, device)
+    ds = run.dataset(data, data_dir)
+    t0 = time.perf_counter()
+    out = engine.predict_logits(model, ds.test, device=next(model.parameters()).device)
+    m = engine.compute_metrics(ds.task, out, ds.test.y, ds.num_outputs if ds.task != "regression" else None)
+    # arrays fitted without held-out data have no test set: say that the numbers are on the training data
+    split = "training" if ds.meta.get("held_out") == "training" else "test"
+    result = {"run": str(run.path), "data": ds.name, "split": split, "weights": used, "n": len(ds.test)}
+    result["loss"] = m["loss"]
+    if "accuracy" in m:
+        classes = ds.classes or [str(i) for i in range(ds.num_outputs)]
+        result["accuracy"] = m["accuracy"]
+        result["per_class_accuracy"] = {
+            c: a for c, a in zip(classes, m["per_class_accuracy"], strict=True) if a is not None
+        }
+        result["confusion"] = m["confusion"].tolist()
+    if per_sample:
+        classes = ds.classes or [str(i) for i in range(ds.num_outputs)]
+        result["predictions"] = per_sample_predictions(out, ds.test.y, task=ds.task, classes=classes)
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def per_sample_predictions(out: torch.Tensor, y: torch.Tensor, *, task: str, classes: list[str]) -> list[dict]:
+    """Per test sample: ``index``, ``true`` and ``predicted`` (class names; with the ``probability``
+    of the predicted class when there is one class per sample; lists over the counted steps when
+    there is one per step; numbers for regression)."""
+    rows = []
+    if task == "regression":
+        for i in range(len(y)):
+            rows.append({"index": i, "true": y[i].tolist(), "predicted": out[i].reshape(y[i].shape).tolist()})
+    elif out.dim() == 2:
+        for i in range(len(y)):
+            top = top_k(torch.softmax(out[i], -1), classes, 1)[0]
+            rows.append(
+                {"index": i, "true": classes[int(y[i])], "predicted": top["label"], "probability": top["probability"]}
+            )
+    else:  # one class per step: the steps that count (-100 marks the others)
+        pred = out.argmax(-1)
+        for i in range(len(y)):
+            keep = y[i] != -100
+            rows.append(
+                {
+                    "index": i,
+                    "true": [classes[int(t)] for t in y[i][keep]],
+                    "predicted": [classes[int(k)] for k in pred[i][keep]],
+                }
+            )
+    return rows
+
+
+def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
+    """The ``k`` likeliest classes of one probability vector ``(K,)``, likeliest first: the one
+    top-k builder (predict and evaluate's per-sample view show these)."""
+    k = max(1, min(k, len(classes)))
+    vals, idx = probs.topk(k)
+    return [
+        {"index": int(j), "label": classes[int(j)], "probability": float(v)} for v, j in zip(vals, idx, strict=True)
+    ]
+
+
+def decode(
+    out: torch.Tensor, i: int, length: int, *, task: str, spec: InputSpec, classes: list[str], k: int = 3
+) -> dict:
+    """The prediction for sample ``i`` of a batch of model outputs: :func:`layerlab.decoding.decode`."""
+    return decoding.decode(out[i].float().cpu().numpy(), length, task=task, classes=classes, vocab=spec.vocab, k=k)
+
+
+def predict_files(
+    run_dir: str | Path, files: list[str | Path], *, top_k: int = 3, which: str | None = None, device: str = "cpu"
+) -> list[dict]:
+    """Predictions of a run's model for image files (converted to its channels and size), sequence
+    files (``.npy``, ``.csv``, ``.tsv``, ``.ts``, standardised as in training) or text files (a
+    character model: the next character). One flow for all: read, apply the run's input spec,
+    model, decode.
+
+    Each result has ``file`` (``path[i]`` for the i-th sequence of a file), ``notes`` (what had to be
+    converted) and what :func:`decode` gives; ``true_label`` where the file carries labels.
+    """
+    if top_k < 1:
+        raise LayerlabError(f"--top-k must be at least 1, got {top_k}")
+    run = RunDir(run_dir)
+    info, spec = run.info(), run.spec
+    any_size = run.config().model.any_size and spec.sequence is None
+    num_tokens = info["dataset"]["num_outputs"] if spec.kind == "tokens" else None
+    inputs = read_inputs(files, spec, num_tokens=num_tokens, any_size=any_size)
+    if inputs is None:
+        return []
+    model = run.model(which, device)
+    split = Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths, inputs.sizes)
+    if any_size:
+        check_sizes(model, split, lambda i: inputs.names[i])
+    out = engine.predict_logits(model, split, device=next(model.parameters()).device)
+    results = []
+    for i, name in enumerate(inputs.names):
+        r = {
+            "file": name,
+            "notes": inputs.notes[i],
+            **decode(out, i, inputs.length(i), task=info["dataset"]["task"], spec=spec, classes=run.classes, k=top_k),
+        }
+        truth = inputs.truths[i]
+        if truth is not None:
+            r["true_label"] = truth if isinstance(truth, str) else float(truth)
+        results.append(r)
+    return results
+
+
+@torch.no_grad()
+def generate(
+    run_dir: str | Path,
+    prompt: str = "",
+    length: int = 200,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    which: str | None = None,
+    device: str = "cpu",
+) -> dict:
+    """Sample ``length`` characters from a character-level language model run, after ``prompt``.
+
+    ``temperature`` divides the logits before the softmax: below 1 is more conservative, above 1
+    more varied, 0 picks the most likely character every time. Returns ``{"prompt", "text",
+    "sample", "seed", "temperature", "run"}`` where ``text = prompt + sample``.
+    """
+    from ..data.formats.text import Vocabulary
+
+    if length < 0:
+        raise LayerlabError(f"--length must be 0 or more, got {length}")
+    if not temperature >= 0:  # NaN too
+        raise LayerlabError(f"--temperature must be 0 or more, got {temperature}")
+    run = RunDir(run_dir)
+    spec = run.spec
+    if spec.vocab is None:
+        raise LayerlabError(
+            f"{run.path} is not a character-level language model (it was trained on "
+            f"{run.info()['dataset']['name']}); generate needs a recurrent run trained on a text file"
+        )
+    model = run.model(which, device)
+    if contract.bidirectional(model):
+        raise LayerlabError(
+            f"{run.path} holds a bidirectional model, which reads whole sequences; it cannot "
+            f"generate one character at a time"
+        )
+    step_logits = contract.step_logits(model)
+    if step_logits is None:
+        raise ConfigError(f"{run.path}: its model has no step_logits(x, state), which generating text needs")
+    vocab = Vocabulary(spec.vocab)
+    dev = next(model.parameters()).device
+    if prompt:
+        ids = vocab.encode(prompt, "prompt")
+    else:  # start after a line break, or any character
+        ids = torch.tensor([vocab.index.get("\n", 0)])
+    g = torch.Generator().manual_seed(seed)
+    logits, state = step_logits(ids[None].to(dev))
+    last = logits[0, -1].float().cpu()
+    sample = []
+    for _ in range(length):
+        if temperature == 0:
+            nxt = int(last.argmax())
+        else:
+            nxt = int(torch.multinomial(torch.softmax(last / temperature, -1), 1, generator=g))
+        sample.append(nxt)
+        logits, state = step_logits(torch.tensor([[nxt]], device=dev), state)
+        last = logits[0, -1].float().cpu()
+    text = vocab.decode(sample)
+    return {
+        "prompt": prompt,
+        "sample": text,
+        "text": prompt + text,
+        "seed": seed,
+        "temperature": temperature,
+        "run": str(run.path),
+    }

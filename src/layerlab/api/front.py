@@ -1,0 +1,408 @@
+"""The Keras-style front door: :func:`fit`, :func:`evaluate` and :func:`predict` take arrays (NumPy,
+tensors, PIL images) as Keras's ``model.fit`` does, and :func:`build_model` builds a registered
+model. No state is kept between calls: how a fitted model reads its input travels with the
+:class:`History` that :func:`fit` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .. import engine
+from ..config import ModelConfig, RunConfig, TrainConfig
+from ..data import Dataset, Split, arrays
+from ..data.inputs import read_inputs
+from ..data.transforms import InputSpec
+from ..errors import ConfigError, DataError, LayerlabError
+from ..models import contract, create_model, model_options, sequence_model, trust_module
+from ..preflight import check_runtime_options
+from ..rundir import RunDir, build_model_for
+from .after import decode, evaluate_run
+from .training import _callbacks_kw, _fit_and_record, _setup_threads, check_callbacks, run_info
+
+log = logging.getLogger(__name__)
+
+
+def build_model(
+    name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options
+) -> nn.Module:
+    """A registered model (see ``layerlab models``) for samples of ``input_shape``; without shapes,
+    the article's models get the article's (28x28 grey images, 10 classes). A ``package.module:factory``
+    name given here is the user's, so its module may be imported (:func:`layerlab.models.trust_module`)."""
+    if isinstance(name, str):
+        trust_module(name)
+    return create_model(name, input_shape, num_outputs, **options)
+
+
+def check_model_fits(model: nn.Module, ds: Dataset) -> None:
+    """One sentence, before anything is written, for a model object that cannot train on ``ds``:
+    no trainable parameters, an error on the data's samples (a wrong input size), or outputs that
+    do not match the data's classes or targets. Runs the model in eval mode on two training
+    samples, with no gradient (no weight, buffer or random stream changes)."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"the model ({type(model).__name__}) has no trainable parameters; fit has nothing to train")
+    was_training = model.training
+    probe = ds.train.subset(torch.arange(min(2, len(ds.train))))
+    try:
+        out = engine.predict_logits(model, probe, batch_size=2, device=next(model.parameters()).device)
+    except LayerlabError:
+        raise
+    except Exception as e:
+        raise DataError(
+            f"the model ({type(model).__name__}) cannot read the training samples of shape {tuple(ds.spec.shape)} "
+            f"({type(e).__name__}: {' '.join(str(e).split())})"
+        ) from None
+    finally:
+        model.train(was_training)
+    if ds.task == "regression":
+        got = out[0].numel()
+        if got != ds.num_outputs:
+            raise ConfigError(
+                f"the model gives {got} value(s) per sample, the targets have {ds.num_outputs}; give it "
+                f"{ds.num_outputs} output(s)"
+            )
+        return
+    if out.shape[-1] != ds.num_outputs or out.dim() != (2 if ds.train.y.dim() == 1 else 3):
+        raise ConfigError(
+            f"the model gives outputs of shape {tuple(out.shape[1:])} per sample, the data has {ds.num_outputs} "
+            f"classes; give it a head of {ds.num_outputs} outputs"
+        )
+
+
+_TRAIN_OPTIONS = [f.name for f in fields(TrainConfig)]
+_MODEL_OPTIONS = [f.name for f in fields(ModelConfig) if f.name != "name"]
+
+
+@dataclass
+class History:
+    """What :func:`fit` returns, as Keras's ``History``.
+
+    Attributes:
+        history: per metric a list with one value per epoch: ``loss`` and ``accuracy`` (the running
+            mean over each training epoch), ``val_loss`` and ``val_accuracy`` (with validation data);
+            ``accuracy`` is absent for regression.
+        epoch: the epochs, counted from 0 as Keras does (run directories count from 1).
+        model: the trained ``nn.Module`` (its last weights).
+        run: the :class:`~layerlab.rundir.RunDir` when ``fit`` was given ``run_dir``, else None.
+        rows: the full per-epoch rows as ``metrics.csv`` holds them (timings, learning rate, ...).
+        best_epoch: the epoch (from 1) of lowest validation loss, 0 without validation.
+        spec, task, classes, num_outputs: how the model reads its input and what it predicts, which
+            :func:`evaluate` and :func:`predict` use when given this History (given ``history.model``
+            alone, they read arrays as :func:`fit` would and take the task from ``y``).
+    """
+
+    history: dict[str, list[float]]
+    epoch: list[int]
+    model: nn.Module
+    run: RunDir | None = None
+    rows: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    spec: InputSpec | None = None
+    task: str | None = None
+    classes: list[str] | None = None
+    num_outputs: int | None = None
+
+
+def _reads_sequences(model: nn.Module) -> bool:
+    """Whether a model object reads sequences (a recurrent one): then uint8 images are read as rows."""
+    if contract.input_kind(model) in contract.INPUT_KINDS:  # our recurrent models, and any that says so
+        return True
+    return any(isinstance(m, nn.RNNBase) for m in model.modules())
+
+
+def _split_options(options: dict) -> tuple[dict, dict]:
+    train, model = {}, {}
+    for k, v in options.items():
+        if k in _TRAIN_OPTIONS:
+            train[k] = v
+        elif k in _MODEL_OPTIONS:
+            model[k] = v
+        else:
+            raise ConfigError(
+                f"fit() got the unknown option {k!r}; it takes training options ({', '.join(_TRAIN_OPTIONS)}) "
+                f"and model options ({', '.join(_MODEL_OPTIONS)})"
+            )
+    return train, model
+
+
+def fit(
+    model_or_name: str | nn.Module,
+    x,
+    y,
+    *,
+    validation_data: tuple | None = None,
+    validation_split: float = 0.0,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    callbacks: list | None = None,
+    run_dir: str | Path | None = None,
+    verbose: int = 1,
+    seed: int = 0,
+    **train_options,
+) -> History:
+    """Train a model on arrays, as Keras's ``model.fit(x, y, ...)``; returns a :class:`History`.
+
+    Args:
+        model_or_name: a registered model name (``article-cnn``, ``lstm``, ``package.module:factory``),
+            built for the data's shapes and classes from ``seed``, or an ``nn.Module``.
+        x: ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` images for an image model; ``(N, T, F)``
+            sequences (or uint8 images, read as rows) for a recurrent one. A NumPy array, a torch
+            tensor, or a list of arrays or PIL images. uint8 is scaled by 1/255, floats kept as float32.
+        y: ``(N,)`` integer class ids ``0..K-1`` (``K`` outputs), or float regression targets ``(N,)``
+            or ``(N, D)``.
+        validation_data: ``(x_val, y_val)`` evaluated after every epoch (``val_*`` metrics; ``best``
+            weights chosen on it). ``validation_split``: hold out this fraction of ``x`` instead
+            (stratified by class, from ``seed``). With neither, nothing is held out.
+        epochs, batch_size, lr, seed: as ``layerlab train``; ``train_options``: any other training
+            option (``optimizer``, ``clip``, ``device``, ``threads``, ...) or model option
+            (``channels``, ``hidden``, ...).
+        callbacks: :mod:`layerlab.callbacks` objects (``EarlyStopping``, ``TensorBoard``, ...);
+            ``verbose`` (0 silent, 1 a progress bar, 2 one line per epoch) adds a ``ProgressBar``.
+        run_dir: also keep everything ``layerlab train`` keeps there (config, run.json, metrics,
+            checkpoints, the arrays as ``arrays.npz``), so ``layerlab evaluate RUN_DIR`` and every
+            other command work on it. A model object is recorded by the name that built it when
+            :func:`build_model` did; any other module's run can be evaluated from Python
+            (``evaluate(history.model, x, y)``) but not by the command line, which cannot rebuild it.
+    """
+    train_opts, model_opts = _split_options(train_options)
+    if callbacks is not None:
+        check_callbacks(callbacks)  # before any work: a callback the loop cannot call fails in the middle
+    cfg = RunConfig()
+    cfg.data.name = "arrays"
+    for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, **train_opts}.items():
+        setattr(cfg.train, k, v)
+    if isinstance(model_or_name, str):
+        trust_module(model_or_name)  # named in Python by the user: its module may be imported
+        cfg.model.name = model_or_name
+        for k, v in model_opts.items():
+            setattr(cfg.model, k, v)
+        cfg.validate("fit()")
+        takes = model_options(cfg.model.name)  # before the data is read, as train checks its flags
+        wrong = [k for k in cfg.model.options() if k not in takes]
+        if wrong:
+            raise ConfigError(
+                f"model {cfg.model.name} does not take {', '.join(wrong)}; it takes {', '.join(takes) or 'no options'}"
+            )
+        sequence = sequence_model(cfg.model.name)
+    elif isinstance(model_or_name, nn.Module):
+        if model_opts:
+            raise ConfigError(f"model options ({', '.join(model_opts)}) need a model name, not a model object")
+        cfg.validate("fit()")
+        sequence = _reads_sequences(model_or_name)
+    else:
+        raise ConfigError(f"fit() takes a model name or a torch.nn.Module, got {type(model_or_name).__name__}")
+    out = Path(run_dir) if run_dir is not None else None
+    if out is not None:
+        RunDir.check_new(out)  # before any work
+    ds = arrays.dataset_from_arrays(
+        x, y, sequence=sequence, validation_data=validation_data, validation_split=validation_split, seed=seed
+    )
+    _setup_threads(cfg.train.threads)
+    device = engine.resolve_device(cfg.train.device)
+    check_runtime_options(cfg.train, device)  # a refused option leaves no run directory
+    engine.seed_everything(cfg.train.seed)
+    if isinstance(model_or_name, str):
+        model = build_model_for(cfg.model, ds.spec, ds.num_outputs)
+    else:
+        model = model_or_name
+        check_model_fits(model, ds)  # a head the user replaced trains, if it fits the data
+        cfg.model.name = _object_name(model)
+    model = model.to(device)
+    cbs = list(callbacks or [])
+    if verbose:
+        from ..callbacks import ProgressBar
+
+        cbs.append(ProgressBar(verbose))
+    engine.check_training(cfg.train, ds, cbs, device=device)  # a refused callback leaves no run directory
+    run = None
+    if out is None:
+        result = engine.fit(model, ds, cfg.train, **_callbacks_kw(cbs))
+    else:
+        cfg.data.name = arrays.RUN_FILE  # relative to the run: a copied or moved run reads its own copy
+        info = run_info(cfg, model, ds, device)
+        info["dataset"]["name"] = "arrays"
+        run = RunDir.create(out, cfg, info)  # takes the run's lock
+        try:
+            arrays.save_arrays(out / arrays.RUN_FILE, ds)
+        except BaseException:
+            run.release_lock()
+            raise
+        result = _fit_and_record(run, model, ds, cfg, None, **_callbacks_kw(cbs))
+    return History(
+        _keras_history(result.history),
+        [r["epoch"] - 1 for r in result.history],
+        model,
+        run,
+        result.history,
+        result.best_epoch,
+        ds.spec,
+        ds.task,
+        ds.classes,
+        ds.num_outputs,
+    )
+
+
+def _object_name(model: nn.Module) -> str:
+    """The name a run records for a model object: one no command can rebuild, which says what
+    happened (a name or ``package.module:factory`` given to :func:`fit` records one that can)."""
+    cls = type(model)
+    return f"<object {cls.__module__}.{cls.__qualname__}>"
+
+
+def _keras_history(rows: list[dict]) -> dict[str, list[float]]:
+    # the held-out columns only when they are validation: without it they are the training data again
+    names = {"train_loss": "loss", "train_accuracy": "accuracy", "val_loss": "val_loss", "val_accuracy": "val_accuracy"}
+    out: dict[str, list[float]] = {}
+    for ours, keras in names.items():
+        if rows and all(ours in r for r in rows):
+            out[keras] = [float(r[ours]) for r in rows]
+    return out
+
+
+@dataclass
+class _Target:
+    """What evaluate and predict use: a model in eval mode and how it reads input (None: unknown)."""
+
+    model: nn.Module
+    spec: InputSpec | None
+    task: str | None
+    classes: list[str] | None
+    num_outputs: int | None
+    run: RunDir | None = None
+
+
+def _target(model_or_run, which: str | None, device: str) -> _Target:
+    if isinstance(model_or_run, History):
+        h = model_or_run
+        return _Target(h.model, h.spec, h.task, h.classes, h.num_outputs)
+    if isinstance(model_or_run, nn.Module):  # how it reads input is unknown: as fit reads arrays
+        return _Target(model_or_run, None, None, None, None)
+    if isinstance(model_or_run, (str, Path, RunDir)):
+        run = model_or_run if isinstance(model_or_run, RunDir) else RunDir(model_or_run)
+        info = run.info()
+        model = run.model(which, device)
+        ds = info["dataset"]
+        return _Target(model, run.spec, ds["task"], run.classes, ds["num_outputs"], run)
+    raise LayerlabError(f"expected a model, a History or a run directory, got {type(model_or_run).__name__}")
+
+
+def _inputs(target: _Target, x) -> Split:
+    """``x`` as a batch for the target's model: files through the run's reader, arrays through its spec."""
+    is_path = isinstance(x, (str, Path)) or (
+        isinstance(x, (list, tuple)) and x and all(isinstance(v, (str, Path)) for v in x)
+    )
+    if is_path:
+        if target.spec is None:
+            raise LayerlabError("reading files needs a run directory or a model trained by layerlab.fit")
+        files = [x] if isinstance(x, (str, Path)) else list(x)
+        tokens = target.num_outputs if target.spec.kind == "tokens" else None
+        inputs = read_inputs(files, target.spec, num_tokens=tokens)
+        return Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths)
+    if target.spec is not None:
+        xt = arrays.inputs_from_arrays(x, target.spec)
+    else:
+        xt, _, _ = arrays.model_inputs(x, sequence=_reads_sequences(target.model))
+    return Split(xt, torch.zeros(len(xt)))
+
+
+def _outputs(target: _Target, batch: Split, batch_size: int) -> torch.Tensor:
+    first = next(target.model.parameters(), None)  # a module without parameters runs on the CPU
+    device = first.device if first is not None else torch.device("cpu")
+    return engine.predict_logits(target.model, batch, batch_size=batch_size, device=device)
+
+
+def evaluate(
+    model_or_run,
+    x=None,
+    y=None,
+    *,
+    which: str | None = None,
+    device: str = "cpu",
+    batch_size: int = 1000,
+) -> dict:
+    """Loss and metrics of a model on arrays ``x``, ``y`` (read as :func:`fit` reads them), by
+    :func:`layerlab.engine.compute_metrics`, the numbers ``fit`` and ``layerlab evaluate`` report.
+
+    Args:
+        model_or_run: a model :func:`fit` trained (or its History), a run directory (path or
+            RunDir; ``which`` weights, see :func:`load_run`), or any ``nn.Module`` (its inputs then
+            read as ``fit`` would read them, and its task taken from ``y``).
+        x, y: as :func:`fit` takes them. Without both, a run is evaluated on its own test set
+            (:func:`evaluate_run`).
+    Returns:
+        ``loss``, ``n`` and, for classification, ``accuracy``, ``per_class_accuracy`` (class name
+        to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class).
+    """
+    if x is None and y is None:
+        if isinstance(model_or_run, (str, Path, RunDir)):
+            return evaluate_run(
+                model_or_run.path if isinstance(model_or_run, RunDir) else model_or_run, which=which, device=device
+            )
+        raise LayerlabError("evaluate() needs x and y for a model object (only a run directory has a test set)")
+    if x is None or y is None:
+        raise LayerlabError("evaluate() needs both x and y")
+    target = _target(model_or_run, which, device)
+    batch = _inputs(target, x)
+    yt, task, k = arrays.targets(
+        y, len(batch), task=target.task, num_outputs=target.num_outputs, classes=target.classes
+    )
+    out = _outputs(target, batch, batch_size)
+    if task != "regression" and out.dim() == 2 and yt.dim() == 1 and int(yt.max()) >= out.shape[-1]:
+        raise LayerlabError(f"y holds the label {int(yt.max())}; the model gives {out.shape[-1]} classes")
+    k = out.shape[-1] if task != "regression" else k
+    m = engine.compute_metrics(task, out, yt, k if task != "regression" else None)
+    result = {"loss": m["loss"], "n": m["n"]}
+    if "accuracy" in m:
+        classes = target.classes or [str(i) for i in range(k)]
+        result["accuracy"] = m["accuracy"]
+        result["per_class_accuracy"] = {
+            c: a for c, a in zip(classes, m["per_class_accuracy"], strict=True) if a is not None
+        }
+        result["confusion"] = m["confusion"].tolist()
+    return result
+
+
+def predict(
+    model_or_run,
+    x,
+    *,
+    top_k: int | None = None,
+    which: str | None = None,
+    device: str = "cpu",
+    batch_size: int = 1000,
+):
+    """Predictions of a model for ``x``, as Keras's ``model.predict``: a NumPy array with one row
+    per sample: class probabilities ``(N, K)`` (``(N, T, K)`` with one class per step), or the
+    values ``(N, D)`` of a regression model.
+
+    Args:
+        model_or_run: as :func:`evaluate` takes it (a model object layerlab did not fit is taken for
+            a classifier: its outputs go through a softmax).
+        x: arrays, tensors or PIL images as :func:`fit` takes them (one image without the batch axis
+            too: a batch of one), or image, sequence or text files (a path or a list of paths) as
+            ``layerlab predict`` reads them.
+        top_k: instead of the array, one dict per sample as ``layerlab predict --json`` gives
+            (``index``, ``label``, ``probability`` and the ``top_k`` likeliest classes).
+    """
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
+        raise LayerlabError(f"top_k must be at least 1 (a whole number), got {top_k!r}")
+    target = _target(model_or_run, which, device)
+    batch = _inputs(target, x)
+    out = _outputs(target, batch, batch_size)
+    task = target.task or "classification"
+    if top_k is not None:
+        spec = target.spec or InputSpec("image", (1,))
+        classes = target.classes or [str(i) for i in range(out.shape[-1])]
+        n = len(batch)
+        lengths = [int(batch.x.shape[1]) if batch.lengths is None else int(batch.lengths[i]) for i in range(n)]
+        return [decode(out, i, lengths[i], task=task, spec=spec, classes=classes, k=top_k) for i in range(n)]
+    if task == "regression":
+        return out.reshape(len(out), -1).numpy()
+    return torch.softmax(out, -1).numpy()
