@@ -269,4 +269,5 @@ def test_every_command_module_registers():
         "report",
         "export",
         "claims",
+        "tune",
     }

@@ -16,6 +16,7 @@ import dataclasses
 import os
 import stat
 import tomllib
+import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
@@ -217,29 +218,42 @@ class MLPOptions:
 MODEL_FAMILIES: tuple[type, ...] = (RecurrentOptions, CNNOptions, MLPOptions)
 
 
-def _model_fields() -> list[tuple]:
-    """``ModelConfig``'s fields: the model's name, then each family's options in order, an option
-    several families declare once, with each family's help (its type, default and range must agree)."""
+def merged_options(families: tuple[type, ...]) -> dict[str, dataclasses.Field]:
+    """Each model option of ``families`` once, in order of first declaration, with each family's help:
+    the first family's, then another's where it differs ("stacked layers; mlp: hidden layers"). An
+    option several families declare must agree on its type, default, choices and range (TypeError)."""
     merged: dict[str, tuple[dataclasses.Field, list[tuple[str, str]]]] = {}
-    for family in MODEL_FAMILIES:
+    for family in families:
         for f in fields(family):
-            if f.name not in merged:
-                merged[f.name] = (f, [])
-            first = merged[f.name][0]
+            first, helps = merged.setdefault(f.name, (f, []))
             same = (first.type, first.default, {k: v for k, v in first.metadata.items() if k != "help"})
             if same != (f.type, f.default, {k: v for k, v in f.metadata.items() if k != "help"}):
                 raise TypeError(f"model option {f.name} is declared differently by {family.__name__}")
-            merged[f.name][1].append((family.TITLE, f.metadata["help"]))
-    out = [("name", "str", _opt("article-cnn", "model name (see `layerlab models`)", flag="--model", metavar="NAME"))]
+            helps.append((family.TITLE, f.metadata["help"]))
+    out = {}
     for name, (f, helps) in merged.items():
-        # the first family's help, then another family's where it differs: "stacked layers; mlp: hidden layers"
         text = "; ".join([helps[0][1], *(f"{title}: {h}" for title, h in helps[1:] if h != helps[0][1])])
-        meta = {**f.metadata, "help": text, "families": tuple(title for title, _ in helps)}
-        out.append((name, f.type, field(default=f.default, metadata=meta)))
+        g = copy.copy(f)
+        g.metadata = types.MappingProxyType({**f.metadata, "help": text, "families": tuple(t for t, _ in helps)})
+        out[name] = g
     return out
 
 
-class _ModelConfigMethods:
+@dataclass
+class _ModelName:
+    name: str = _opt("article-cnn", "model name (see `layerlab models`)", flag="--model", metavar="NAME")
+
+
+@dataclass
+class ModelConfig(MLPOptions, CNNOptions, RecurrentOptions, _ModelName):
+    """The ``[model]`` table: the model's ``name`` and every family's options (each a keyword option
+    of the model factories, under the same name), composed from :data:`MODEL_FAMILIES`: ``hidden``,
+    ``layers``, ``bidirectional``, ``dropout``, ``channels``, ``padding``, ``batch_norm``,
+    ``residual``, ``global_pool``. An option no one sets is None (the model's default)."""
+
+    TITLE: ClassVar[str] = "model"
+    MODELS: ClassVar[tuple[str, ...]] = ()
+
     @property
     def any_size(self) -> bool:
         """True when the model takes inputs of any size (a global pool ends its feature extractor)."""
@@ -254,12 +268,9 @@ class _ModelConfigMethods:
         }
 
 
-#: The ``[model]`` table: ``name``, and every family's options (each a keyword option of the model
-#: factories, under the same name): ``hidden``, ``layers``, ``bidirectional``, ``dropout``,
-#: ``channels``, ``padding``, ``batch_norm``, ``residual``, ``global_pool``.
-ModelConfig = dataclasses.make_dataclass("ModelConfig", _model_fields(), bases=(_ModelConfigMethods,))
-ModelConfig.__module__ = __name__
-ModelConfig.__doc__ = "The model's name and options: every family's (RecurrentOptions, CNNOptions, MLPOptions)."
+# an option several families take is one field of ModelConfig (dataclass inheritance keeps the last
+# family's declaration): give it every family's help
+ModelConfig.__dataclass_fields__.update(merged_options(MODEL_FAMILIES))  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -35,7 +35,7 @@ def write_table(path: str | Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
-def save_figure(fig, out: Path, stem: str, rows: list[dict] | list[list], columns: list[str] | None = None) -> dict:
+def save_figure(fig, out: Path, stem: str, rows: list, columns: list[str] | None = None) -> dict:
     """``out/stem.png`` and ``out/stem.csv`` (dict rows, or list rows under ``columns``); returns both paths."""
     from . import plots  # matplotlib, loaded when a figure is written
 
