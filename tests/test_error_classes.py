@@ -138,3 +138,31 @@ def test_generate_with_a_model_without_step_logits_is_one_sentence(tmp_path, mon
     monkeypatch.setattr(RunDir, "model", lambda self, *a, **k: torch.nn.Linear(2, 2))
     with pytest.raises(ConfigError, match="no step_logits"):
         generate(run, "to be", 3)
+
+
+def test_a_run_asked_for_what_it_has_not_is_a_run_or_config_error(trained_run, tmp_path):
+    from layerlab.checkpoint import load_training_state, load_weights
+    from layerlab.rundir import RunDir
+
+    run = RunDir(trained_run)
+    with pytest.raises(ConfigError, match="unknown weights 'newest'"):
+        run.resolve_weights("newest")
+    with pytest.raises(ConfigError, match="trained without --validation"):
+        run.resolve_weights("best")
+    with pytest.raises(RunError, match="checkpoint not found"):
+        load_weights(tmp_path / "absent.safetensors", torch.nn.Linear(2, 2))
+    with pytest.raises(RunError, match="training state not found"):
+        load_training_state(tmp_path / "absent.pt")
+
+
+def test_the_python_front_door_says_config_error_for_wrong_arguments():
+    from layerlab.api import evaluate, predict
+
+    model = create_model("mlp", (1, 2, 3), 3)
+    x = torch.zeros(2, 1, 2, 3).numpy()
+    with pytest.raises(ConfigError, match="needs x and y for a model object"):
+        evaluate(model)
+    with pytest.raises(ConfigError, match="top_k must be at least 1"):
+        predict(model, x, top_k=0)
+    with pytest.raises(DataError, match="holds the label 7"):
+        evaluate(model, x, torch.tensor([0, 7]).numpy())

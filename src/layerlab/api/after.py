@@ -15,7 +15,7 @@ from .. import decoding, engine
 from ..data import Split
 from ..data.inputs import read_inputs
 from ..data.transforms import InputSpec
-from ..errors import ConfigError, LayerlabError
+from ..errors import ConfigError
 from ..models import contract
 from ..rundir import RunDir
 from .training import check_sizes
@@ -125,7 +125,7 @@ def predict_files(
     converted) and what :func:`decode` gives; ``true_label`` where the file carries labels.
     """
     if top_k < 1:
-        raise LayerlabError(f"--top-k must be at least 1, got {top_k}")
+        raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     run = RunDir(run_dir)
     info, spec = run.info(), run.spec
     any_size = run.config().model.any_size and spec.sequence is None
@@ -172,19 +172,19 @@ def generate(
     from ..data.formats.text import Vocabulary
 
     if length < 0:
-        raise LayerlabError(f"--length must be 0 or more, got {length}")
+        raise ConfigError(f"--length must be 0 or more, got {length}")
     if not temperature >= 0:  # NaN too
-        raise LayerlabError(f"--temperature must be 0 or more, got {temperature}")
+        raise ConfigError(f"--temperature must be 0 or more, got {temperature}")
     run = RunDir(run_dir)
     spec = run.spec
     if spec.vocab is None:
-        raise LayerlabError(
+        raise ConfigError(
             f"{run.path} is not a character-level language model (it was trained on "
             f"{run.info()['dataset']['name']}); generate needs a recurrent run trained on a text file"
         )
     model = run.model(which, device)
     if contract.bidirectional(model):
-        raise LayerlabError(
+        raise ConfigError(
             f"{run.path} holds a bidirectional model, which reads whole sequences; it cannot "
             f"generate one character at a time"
         )
