@@ -101,6 +101,11 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         "layerlab claims --quick",
         "Measures each claim of the article on a small budget and writes the claims page.",
     ),
+    "explore": (
+        "layerlab explore runs/",
+        "Serves a local web app on 127.0.0.1 over every run under `runs/`: the runs table and curves, feature "
+        "maps with the multiply-add behind a value, hidden states, gates and dL/dh_t.",
+    ),
     "tune": (
         "layerlab tune --config article_cnn_fast --validation 0.1 --space benchmarks/spaces/article_cnn_fast.toml "
         "--trials 40 --metric val_accuracy --prune median --workers 2",

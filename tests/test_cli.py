@@ -270,4 +270,5 @@ def test_every_command_module_registers():
         "export",
         "claims",
         "tune",
+        "explore",
     }

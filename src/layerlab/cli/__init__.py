@@ -5,6 +5,7 @@
 - :mod:`.catalog`: ``data list``, ``models``
 - :mod:`.inspect`: ``inspect *``, ``compare-cells``, ``report``
 - :mod:`.tune`: ``tune`` (a hyperparameter search on Optuna)
+- :mod:`.explore`: ``explore`` (a local web app over runs)
 
 Bad input, a file operation the system refuses (a full disk, a read-only folder, a name too long)
 and memory it does not have exit with code 2 and one sentence on stderr; Ctrl-C exits with 130 and SIGTERM (a
@@ -23,7 +24,7 @@ import signal
 import sys
 
 from ..errors import LayerlabError, TrainingInterrupted
-from . import catalog, claims, export, inspect, run, tune
+from . import catalog, claims, explore, export, inspect, run, tune
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"layerlab {__import__('layerlab').__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, catalog, inspect, export, claims, tune):
+    for module in (run, catalog, inspect, export, claims, tune, explore):
         module.register(sub)
     return p
 
