@@ -106,7 +106,8 @@ def test_fit_with_cuda_graph_on_a_cpu_leaves_no_run_directory(tmp_path):
 def test_resume_refuses_an_option_the_machine_cannot_honour_and_keeps_the_status(trained_run, tmp_path, capsys):
     """A run whose config asks for --cuda-graph on the CPU stays as it was (not marked running, then failed)."""
     run = tmp_path / "run"
-    shutil.copytree(trained_run, run)
+    # the shared run may hold another test's report: these tests need a run without one
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("report", "report.html"))
     cfg = RunConfig.from_toml(run / "config.toml")
     cfg.train.cuda_graph, cfg.train.device = True, "cpu"
     (run / "config.toml").write_text(cfg.to_toml())
@@ -233,7 +234,8 @@ def test_gradflow_and_report_in_python_check_samples_and_probes(trained_run, tmp
     with pytest.raises(ConfigError, match="--probes must be at least 0, got -1"):
         views.gradflow("lstm", data="adding", length=5, probes=-1)
     run = tmp_path / "run"
-    shutil.copytree(trained_run, run)
+    # the shared run may hold another test's report: these tests need a run without one
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("report", "report.html"))
     with pytest.raises(ConfigError, match="--probes must be at least 0"):
         write_report(run, probes=-2)
     assert not (run / "report.html").exists() and not (run / "report").exists()
@@ -369,7 +371,8 @@ def test_report_that_cannot_be_written_is_one_sentence(blocked, trained_run, tmp
     """Old code: FileExistsError / IsADirectoryError tracebacks; an unwritable run directory is the
     same sentence (the path and the system's reason), for root too."""
     run = tmp_path / "run"
-    shutil.copytree(trained_run, run)
+    # the shared run may hold another test's report: these tests need a run without one
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("report", "report.html"))
     if blocked == "report":
         (run / "report").write_text("a file where the figures' folder goes")
     else:
