@@ -14,6 +14,7 @@ from layerlab.cli import main
 from layerlab.data import Split, batch_indices, iterate_batches, num_batches
 from layerlab.data.formats.folder import load_image_folder
 from layerlab.engine import predict_logits
+from layerlab.errors import DataError
 from layerlab.fileformats.npz import load as load_npz
 
 CLASSES = ("horizontal", "vertical")
@@ -268,7 +269,7 @@ def test_a_fixed_size_cnn_says_which_size_it_takes():
     """Without a global pool the Dense head fixes the size: another size is a sentence, not torch's
     'mat1 and mat2 shapes cannot be multiplied' (what the article CNN gave at 36x36 before)."""
     model = build_model("article-cnn")
-    with pytest.raises(ValueError, match=r"takes inputs of 28x28 .* got 36x36; a global pool"):
+    with pytest.raises(DataError, match=r"takes inputs of 28x28 .* got 36x36; a global pool"):
         model(torch.zeros(1, 1, 36, 36))
     assert build_model("cnn", (1, 20, 20), 3, channels="4,M", global_pool="avg")(torch.zeros(1, 1, 36, 30)).shape == (
         1,

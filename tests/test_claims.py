@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -335,3 +336,20 @@ def test_quick_run_fills_every_claim(tmp_path, capsys):
     pooling = next(c for c in doc["claims"] if c["name"] == "pooling")
     assert f"| {pooling['numbers']['parameters_without_pools']:,} |" in page
     assert (res / "pooling.csv").read_text().startswith("model,seed,shift_px,test_accuracy")
+
+
+def test_default_paths_are_the_repositorys_only_in_its_source_tree(tmp_path, monkeypatch):
+    """A full run writes docs/claims.md and benchmarks/results/claims only in layerlab's own tree;
+    elsewhere claims/, never a docs/ and a benchmarks/ folder in a folder of the user's."""
+    from layerlab.claims import command_line, default_paths
+
+    monkeypatch.chdir(tmp_path)
+    assert default_paths(False) == (Path("claims/claims.md"), Path("claims/results"))
+    assert default_paths(True) == (Path("claims-only/claims.md"), Path("claims-only"))
+    assert command_line(False, None, None, None, None, None, "claims/claims.md", "claims/results", False) == (
+        "layerlab claims"
+    )
+    (tmp_path / "ARTICLE.md").write_text("the article")
+    (tmp_path / "src" / "layerlab").mkdir(parents=True)
+    assert default_paths(False) == (Path("docs/claims.md"), Path("benchmarks/results/claims"))
+    assert default_paths(True) == (Path("claims-only/claims.md"), Path("claims-only"))

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from layerlab.errors import ConfigError
+from layerlab.errors import ConfigError, DataError
 from layerlab.models import create_model
 from layerlab.models.cnn import ConvNet, GlobalPool, Residual, plan_check
 
@@ -103,7 +103,7 @@ def test_shorter_sequences_are_padded_to_the_built_length_and_longer_refused():
     x = torch.randn(1, 12, 2)
     padded = torch.cat([x, torch.zeros(1, 8, 2)], dim=1)
     torch.testing.assert_close(m(x), m(padded, torch.tensor([12])))
-    with pytest.raises(ValueError, match="at most 20 steps"):
+    with pytest.raises(DataError, match="at most 20 steps"):
         m(torch.randn(1, 21, 2))
 
 

@@ -191,7 +191,7 @@ def test_mlp_sequences_padding_does_not_change_the_result():
     for i, n in enumerate(lengths.tolist()):
         alone = m(x[i : i + 1, :n])  # shorter than built: padded with zeros
         torch.testing.assert_close(out[i : i + 1], alone)
-    with pytest.raises(ValueError, match="at most 10 steps"):
+    with pytest.raises(DataError, match="at most 10 steps"):
         m(torch.randn(1, 11, 2))
 
 

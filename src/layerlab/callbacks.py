@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import unwrap
-from .errors import LayerlabError
+from .errors import ConfigError, LayerlabError
 
 log = logging.getLogger(__name__)
 
@@ -193,14 +193,14 @@ class EarlyStopping(Callback):
         restore_best: bool = False,
     ):
         if mode not in ("auto", "min", "max"):
-            raise LayerlabError(f"EarlyStopping mode must be auto, min or max, got {mode!r}")
+            raise ConfigError(f"EarlyStopping mode must be auto, min or max, got {mode!r}")
         if monitor.startswith("test_"):  # refused where it is written, before any run exists
-            raise LayerlabError(
+            raise ConfigError(
                 f"EarlyStopping on {monitor} would choose on the test set; hold out a validation split "
                 f"(validation=F) and monitor val_{monitor[5:]}"
             )
         if patience < 0 or min_delta < 0:
-            raise LayerlabError(f"EarlyStopping patience and min_delta must be at least 0, got {patience}, {min_delta}")
+            raise ConfigError(f"EarlyStopping patience and min_delta must be at least 0, got {patience}, {min_delta}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
         self.mode = mode if mode != "auto" else ("max" if any(w in monitor for w in HIGHER_IS_BETTER) else "min")
         self.best: float | None = None
@@ -220,7 +220,7 @@ class EarlyStopping(Callback):
     def _value(self, row: dict) -> float:
         if self.monitor not in row:
             have = ", ".join(k for k in row if k != "epoch")
-            raise LayerlabError(f"EarlyStopping monitors {self.monitor}, which the epoch rows do not have ({have})")
+            raise ConfigError(f"EarlyStopping monitors {self.monitor}, which the epoch rows do not have ({have})")
         return float(row[self.monitor])
 
     def _see(self, epoch: int, row: dict) -> bool:
@@ -234,7 +234,7 @@ class EarlyStopping(Callback):
 
     def check(self, held_out: str, cfg) -> None:
         if self.monitor.startswith("val_") and held_out != "val_":
-            raise LayerlabError(
+            raise ConfigError(
                 f"EarlyStopping monitors {self.monitor}, but the run has no validation split; set validation=F "
                 f"(--validation F) or monitor a train_ column"
             )
@@ -391,7 +391,7 @@ class StepLogger(Callback):
 
     def __init__(self, path: str | Path, every_n_steps: int = 1, append: bool = False):
         if every_n_steps < 1:
-            raise LayerlabError(f"StepLogger every_n_steps must be at least 1, got {every_n_steps}")
+            raise ConfigError(f"StepLogger every_n_steps must be at least 1, got {every_n_steps}")
         self.path = Path(path)
         self.every_n_steps = every_n_steps
         self.append = append
@@ -492,7 +492,7 @@ class ProgressBar(Callback):
         from rich.console import Console
 
         if verbose not in (0, 1, 2):
-            raise LayerlabError(f"ProgressBar verbose must be 0, 1 or 2, got {verbose!r}")
+            raise ConfigError(f"ProgressBar verbose must be 0, 1 or 2, got {verbose!r}")
         self.verbose = verbose
         self.out = console if console is not None else Console(highlight=False, stderr=to_stderr)
         self.err = bar_console if bar_console is not None else Console(stderr=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import LayerlabError
+from .errors import LayerlabError, RunError
 
 
 def atomic_write(path: str | Path, write) -> None:
@@ -111,11 +111,11 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def load_weights(path: str | Path, model: torch.nn.Module) -> None:
     path = Path(path)
     if path.is_symlink() or not path.is_file():  # a link could read weights from outside the run
-        raise LayerlabError(f"{path}: checkpoint not found")
+        raise RunError(f"{path}: checkpoint not found")
     try:
         state = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise LayerlabError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+        raise RunError(f"{path}: not a readable safetensors checkpoint ({e})") from None
     target = unwrap(model)
     missing, unexpected = [], []
     own = target.state_dict()
@@ -126,11 +126,9 @@ def load_weights(path: str | Path, model: torch.nn.Module) -> None:
         if k not in own:
             unexpected.append(k)
         elif own[k].shape != v.shape:
-            raise LayerlabError(
-                f"{path}: weight {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
-            )
+            raise RunError(f"{path}: weight {k} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}")
     if missing or unexpected:
-        raise LayerlabError(
+        raise RunError(
             f"{path}: checkpoint does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
     target.load_state_dict(state)
@@ -159,18 +157,18 @@ def read_pointer(ckpt_dir: Path) -> dict | None:
     try:
         pointer = json.loads(p.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise LayerlabError(_corrupt(p, _short(e))) from None
+        raise RunError(_corrupt(p, _short(e))) from None
     except OSError as e:
-        raise LayerlabError(f"{p}: the checkpoint pointer cannot be read ({e.strerror or e})") from None
+        raise RunError(f"{p}: the checkpoint pointer cannot be read ({e.strerror or e})") from None
     problem = _pointer_problem(pointer)
     if problem:
-        raise LayerlabError(_corrupt(p, problem))
+        raise RunError(_corrupt(p, problem))
     name = pointer["dir"]
     if name is not None:
         target = Path(ckpt_dir) / name
         if target.is_symlink() or not target.is_dir():
             what = "a link, not a checkpoint directory" if target.is_symlink() else "which does not exist"
-            raise LayerlabError(
+            raise RunError(
                 f"{p} names {name}, {what} (checkpoint directories here: {_listing(ckpt_dir)}); nothing was deleted"
             )
     return pointer
@@ -228,7 +226,7 @@ def current_checkpoint(ckpt_dir: Path) -> Path | None:
     if pointer is None:
         names = checkpoint_dirs(ckpt_dir)
         if names:
-            raise LayerlabError(
+            raise RunError(
                 f"{ckpt_dir / POINTER} is missing, so which checkpoint is current is unknown (checkpoint "
                 f"directories here: {_listing(ckpt_dir)}); nothing was deleted: write the pointer back as "
                 f'{{"dir": "NAME", "epoch": N, "step": 0}} or train again'
@@ -328,14 +326,14 @@ def load_training_state(path: str | Path) -> dict:
     that is not."""
     path = Path(path)
     if path.is_symlink() or not path.is_file():
-        raise LayerlabError(f"{path}: training state not found; cannot resume")
+        raise RunError(f"{path}: training state not found; cannot resume")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise LayerlabError(f"{path}: corrupt training state ({first_line(e)})") from None
+        raise RunError(f"{path}: corrupt training state ({first_line(e)})") from None
     problem = _state_problem(state)
     if problem:
-        raise LayerlabError(f"{path}: corrupt training state ({problem})")
+        raise RunError(f"{path}: corrupt training state ({problem})")
     return state
 
 

@@ -16,13 +16,26 @@ import dataclasses
 import os
 import stat
 import tomllib
+import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 import tomli_w
 
+from .choices import (
+    CELLS,
+    DEVICES,
+    GLOBAL_POOLS,
+    OPTIMIZERS,
+    PADDINGS,
+    SCHEDULES,
+    SEQUENCE_MODES,
+    and_list,
+    check_schedule,
+)
 from .errors import ConfigError
-from .recipe import LOSSES, OPTIMIZERS, check_args, check_class_weight, check_metrics
+from .recipe import LOSSES, check_args, check_class_weight, check_metrics
 
 
 def _opt(default, help: str, **meta):
@@ -113,7 +126,7 @@ class DataConfig:
         None,
         "read images as sequences: rows (H steps of W*C), pixels (H*W steps of C), "
         "permuted (pixels in a fixed random order)",
-        choices=("rows", "pixels", "permuted"),
+        choices=SEQUENCE_MODES,
         default_text="images stay images; rows for a recurrent model",
     )
     length: int | None = _opt(
@@ -143,57 +156,122 @@ class DataConfig:
     )
 
 
+# ----------------------------------------------------------------------------------------------
+# Model options, declared per family
+# ----------------------------------------------------------------------------------------------
+# Each family of models declares its options with the models that take them; ``ModelConfig``
+# composes them into the one flat ``[model]`` table of a preset (an option several families take,
+# such as --hidden, is one key there and one flag). The declarations live here, not beside the
+# models, because the config and the command line load without torch.
+
+
 @dataclass
-class ModelConfig:
-    # Every field but name is a keyword option of the model factories, under the same name.
-    name: str = _opt("article-cnn", "model name (see `layerlab models`)", flag="--model", metavar="NAME")
-    hidden: int | None = _opt(
-        None, "recurrent models and mlp: hidden units per layer", default_text="the model's", ge=1
-    )
-    layers: int | None = _opt(None, "recurrent models and mlp: stacked layers", default_text="the model's", ge=1)
-    bidirectional: bool | None = _opt(
-        None, "recurrent models: read each sequence in both directions", default_text="the model's"
-    )
-    dropout: float | None = _opt(
-        None,
-        "recurrent models: dropout between stacked layers; cnn: dropout before the Dense head",
-        default_text="the model's",
-        ge=0.0,
-        lt=1.0,
-    )
+class RecurrentOptions:
+    """The recurrent models' options (:mod:`layerlab.models.rnn`); ``head`` is not one: the data decides it."""
+
+    TITLE: ClassVar[str] = "recurrent models"
+    MODELS: ClassVar[tuple[str, ...]] = CELLS
+
+    hidden: int | None = _opt(None, "hidden units per layer", default_text="the model's", ge=1)
+    layers: int | None = _opt(None, "stacked layers", default_text="the model's", ge=1)
+    bidirectional: bool | None = _opt(None, "read each sequence in both directions", default_text="the model's")
+    dropout: float | None = _opt(None, "dropout between stacked layers", default_text="the model's", ge=0.0, lt=1.0)
+
+
+@dataclass
+class CNNOptions:
+    """The configurable CNN's options (:mod:`layerlab.models.cnn`)."""
+
+    TITLE: ClassVar[str] = "cnn"
+    MODELS: ClassVar[tuple[str, ...]] = ("cnn",)
+
     channels: str | None = _opt(
         None,
-        "cnn: conv and pool layers such as 32,M,64,M (3x3 convs, 2x2 pools)",
+        "conv and pool layers such as 32,M,64,M (3x3 convs, 2x2 pools)",
         metavar="LIST",
         default_text="the model's",
         check=check_channels,
     )
     padding: str | None = _opt(
         None,
-        "cnn: conv padding, valid (each conv shrinks its input, Keras's default) or same (keeps the size)",
-        choices=("valid", "same"),
+        "conv padding, valid (each conv shrinks its input, Keras's default) or same (keeps the size)",
+        choices=PADDINGS,
         default_text="valid",
     )
     batch_norm: bool | None = _opt(
-        None, "cnn: batch normalisation after each conv (the conv then has no bias)", default_text="off"
+        None, "batch normalisation after each conv (the conv then has no bias)", default_text="off"
     )
+    dropout: float | None = _opt(None, "dropout before the Dense head", default_text="the model's", ge=0.0, lt=1.0)
     residual: bool | None = _opt(
         None,
-        "cnn: residual blocks ReLU(x + conv(x)) on every conv that keeps its input's shape "
+        "residual blocks ReLU(x + conv(x)) on every conv that keeps its input's shape "
         "(--padding same, as many filters as the layer before)",
         default_text="off",
     )
     global_pool: str | None = _opt(
         None,
-        "cnn: end with global avg or max pooling instead of Flatten, so the model takes any size",
-        choices=("avg", "max"),
+        "end with global avg or max pooling instead of Flatten, so the model takes any size",
+        choices=GLOBAL_POOLS,
         default_text="Flatten",
     )
+
+
+@dataclass
+class MLPOptions:
+    """The multilayer perceptron's options (:mod:`layerlab.models.mlp`)."""
+
+    TITLE: ClassVar[str] = "mlp"
+    MODELS: ClassVar[tuple[str, ...]] = ("mlp",)
+
+    hidden: int | None = _opt(None, "hidden units per layer", default_text="the model's", ge=1)
+    layers: int | None = _opt(None, "hidden layers", default_text="the model's", ge=1)
+    dropout: float | None = _opt(None, "dropout after each hidden layer", default_text="the model's", ge=0.0, lt=1.0)
+
+
+#: every family's options, in the order their flags are listed
+MODEL_FAMILIES: tuple[type, ...] = (RecurrentOptions, CNNOptions, MLPOptions)
+
+
+def merged_options(families: tuple[type, ...]) -> dict[str, dataclasses.Field]:
+    """Each model option of ``families`` once, in order of first declaration, with each family's help:
+    the first family's, then another's where it differs ("stacked layers; mlp: hidden layers"). An
+    option several families declare must agree on its type, default, choices and range (TypeError)."""
+    merged: dict[str, tuple[dataclasses.Field, list[tuple[str, str]]]] = {}
+    for family in families:
+        for f in fields(family):
+            first, helps = merged.setdefault(f.name, (f, []))
+            same = (first.type, first.default, {k: v for k, v in first.metadata.items() if k != "help"})
+            if same != (f.type, f.default, {k: v for k, v in f.metadata.items() if k != "help"}):
+                raise TypeError(f"model option {f.name} is declared differently by {family.__name__}")
+            helps.append((family.TITLE, f.metadata["help"]))
+    out = {}
+    for name, (f, helps) in merged.items():
+        text = "; ".join([helps[0][1], *(f"{title}: {h}" for title, h in helps[1:] if h != helps[0][1])])
+        g = copy.copy(f)
+        g.metadata = types.MappingProxyType({**f.metadata, "help": text, "families": tuple(t for t, _ in helps)})
+        out[name] = g
+    return out
+
+
+@dataclass
+class _ModelName:
+    name: str = _opt("article-cnn", "model name (see `layerlab models`)", flag="--model", metavar="NAME")
+
+
+@dataclass
+class ModelConfig(MLPOptions, CNNOptions, RecurrentOptions, _ModelName):
+    """The ``[model]`` table: the model's ``name`` and every family's options (each a keyword option
+    of the model factories, under the same name), composed from :data:`MODEL_FAMILIES`: ``hidden``,
+    ``layers``, ``bidirectional``, ``dropout``, ``channels``, ``padding``, ``batch_norm``,
+    ``residual``, ``global_pool``. An option no one sets is None (the model's default)."""
+
+    TITLE: ClassVar[str] = "model"
+    MODELS: ClassVar[tuple[str, ...]] = ()
 
     @property
     def any_size(self) -> bool:
         """True when the model takes inputs of any size (a global pool ends its feature extractor)."""
-        return self.global_pool in ("avg", "max")
+        return self.global_pool in GLOBAL_POOLS
 
     def options(self) -> dict:
         """The factory keyword options this config sets (a None field is not set)."""
@@ -202,6 +280,11 @@ class ModelConfig:
             for f in fields(self)
             if f.name != "name" and getattr(self, f.name) is not None
         }
+
+
+# an option several families take is one field of ModelConfig (dataclass inheritance keeps the last
+# family's declaration): give it every family's help
+ModelConfig.__dataclass_fields__.update(merged_options(MODEL_FAMILIES))  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -226,11 +309,7 @@ class TrainConfig:
     )
     clip: float | None = _opt(None, "clip gradients to this global L2 norm", default_text="no clipping", gt=0.0)
     seed: int = _opt(0, "seed of the initialisation, the shuffling and dropout", ge=0, lt=2**63)
-    device: str = _opt(
-        "auto",
-        "where to train (auto: cuda when there is a GPU; mps: Apple's GPU)",
-        choices=("cpu", "cuda", "auto", "mps"),
-    )
+    device: str = _opt("auto", "where to train (auto: cuda when there is a GPU; mps: Apple's GPU)", choices=DEVICES)
     amp: bool = _opt(
         False, "bf16 autocast on CUDA, or on a CPU with bf16 in hardware (AVX512-BF16, AMX); fp32 on other CPUs"
     )
@@ -254,7 +333,7 @@ class TrainConfig:
         "constant",
         "learning-rate schedule, per step: constant; step (times --gamma every --step-size epochs); "
         "cosine (down to --min-lr); onecycle (torch's OneCycleLR shape, peaking at --lr)",
-        choices=("constant", "step", "cosine", "onecycle"),
+        choices=SCHEDULES,
     )
     warmup_epochs: float = _opt(
         0.0,
@@ -368,8 +447,7 @@ class RunConfig:
             for f in fields(cls):
                 setattr(obj, f.name, _coerce(getattr(obj, f.name), f, f"{where} [{section}] {f.name}"))
         t = self.train
-        if t.schedule == "cosine" and t.min_lr > t.lr:  # fields that only make sense together
-            raise ConfigError(f"--min-lr {t.min_lr} is above --lr {t.lr}; a cosine schedule goes down to min_lr")
+        check_schedule(t.schedule, t.lr, t.min_lr)  # fields that only make sense together
         return self
 
     def to_toml(self) -> str:
@@ -498,8 +576,18 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """
     for section, cls in SECTIONS.items():
         group = parser.add_argument_group(f"{section} ([{section}] in a --config preset)")
+        groups = {}
+        if cls is ModelConfig:  # the model's options in a group per family, each flag in the first that takes it
+            for family in MODEL_FAMILIES:
+                named = "" if family.MODELS == (family.TITLE,) else f" ({', '.join(family.MODELS)})"
+                title = f"model: {family.TITLE}{named}"
+                shared = [f.name for f in fields(family) if f.name in groups]
+                also = f"also {and_list([flag('model.' + n) for n in shared])} (above)" if shared else None
+                g = parser.add_argument_group(title, also)
+                groups.update({f.name: g for f in fields(family) if f.name not in groups})
         for f in fields(cls):
             key = f"{section}.{f.name}"
+            group = groups.get(f.name, group)
             kw = {"dest": key, "default": argparse.SUPPRESS, "help": _help(f)}
             if _base_type(f) == "bool":
                 group.add_argument(flag(key), action=argparse.BooleanOptionalAction, **kw)
@@ -555,7 +643,7 @@ def check_model_options(model_cfg: ModelConfig, where: str = "config", flags: di
     if any(typed) and not all(typed):  # say which file the keys come from
         names = [n if t else f"{n} ({where})" for n, t in zip(names, typed, strict=True)]
     prefix = "" if any(typed) else f"{where}: "
-    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    listed = and_list(names)
     settable = [o for o in takes if o in {f.name for f in fields(ModelConfig)}]  # not head: the data decides it
     raise ConfigError(
         f"{prefix}model {model_cfg.name} does not take {listed}; it takes "

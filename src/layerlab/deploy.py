@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from . import decoding
-from .errors import DataError, LayerlabError
+from .choices import TASKS  # what a model predicts (run.json's dataset.task)
+from .errors import ConfigError, DataError, LayerlabError
 from .fileformats import read_files
 from .inputspec import InputSpec
 
@@ -69,10 +70,6 @@ def metadata_props(record: dict) -> dict[str, str]:
     return props
 
 
-#: What a model predicts (``run.json``'s ``dataset.task``).
-TASKS = ("classification", "regression", "sequence-classification", "multilabel")
-
-
 @dataclass
 class Metadata:
     """What :func:`read_metadata` gives: the run's input ``spec``
@@ -97,14 +94,14 @@ def read_metadata(props: dict[str, str], path: str | Path = "model") -> Metadata
     ``permutation`` an order of the image's pixels (permuted-pixel runs, and only those),
     ``min_size`` a positive integer. One sentence naming ``path`` for the first thing wrong."""
     if "layerlab_version" not in props or "input_spec" not in props:
-        raise LayerlabError(
+        raise DataError(
             f"{path}: an ONNX model without layerlab's metadata (input spec, classes); predict --onnx "
             f"takes a file written by `layerlab export RUN_DIR`"
         )
     try:
         fmt = _integer(props.get("layerlab_format", "1"), "layerlab_format", 1)
         if fmt > FORMAT:
-            raise LayerlabError(
+            raise DataError(
                 f"{path}: written by layerlab {props['layerlab_version']} in metadata format {fmt}; this "
                 f"layerlab reads format {FORMAT}, so update it"
             )
@@ -132,7 +129,7 @@ def read_metadata(props: dict[str, str], path: str | Path = "model") -> Metadata
         permutation = _permutation(values.get("permutation"), spec)
         min_size = None if values.get("min_size") is None else _integer(values["min_size"], "min_size", 1)
     except (ValueError, TypeError, KeyError, DataError) as e:
-        raise LayerlabError(f"{path}: its layerlab metadata cannot be read ({str(e)[:300]})") from None
+        raise DataError(f"{path}: its layerlab metadata cannot be read ({str(e)[:300]})") from None
     return Metadata(
         spec=spec,
         classes=classes or [str(i) for i in range(num_outputs)],
@@ -194,14 +191,14 @@ class OnnxModel:
             ) from None
         if not self.path.is_file():
             what = "a directory, not an ONNX file" if self.path.is_dir() else "no such file"
-            raise LayerlabError(f"{self.path}: {what}")
+            raise DataError(f"{self.path}: {what}")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # onnxruntime's warnings are for its developers, not ours
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # a file that is not ONNX raises onnxruntime's own errors
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise LayerlabError(f"{self.path}: not an ONNX model onnxruntime can load ({first})") from None
+            raise DataError(f"{self.path}: not an ONNX model onnxruntime can load ({first})") from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = list(inp.shape)  # ints where fixed, names (or None) where dynamic
@@ -228,7 +225,7 @@ class OnnxModel:
         shape = self.input_shape
         want = "tensor(int64)" if spec.kind == "tokens" else "tensor(float)"
         if self.input_type != want:
-            raise LayerlabError(
+            raise DataError(
                 f"{self.path}: its metadata's input spec describes {spec.kind} ({want}), the graph takes "
                 f"{self.input_type}; the file was altered"
             )
@@ -236,13 +233,13 @@ class OnnxModel:
         if len(shape) != len(spec.shape) + 1 or any(
             isinstance(d, int) and d != s for d, s in zip(shape[1:], spec.shape, strict=False)
         ):
-            raise LayerlabError(
+            raise DataError(
                 f"{self.path}: its metadata's input spec describes samples of shape "
                 f"{'x'.join(map(str, spec.shape))}, the graph takes {sizes}; the file was altered"
             )
         out = list(self.session.get_outputs()[0].shape)
         if out and isinstance(out[-1], int) and meta.task != "regression" and out[-1] != meta.num_outputs:
-            raise LayerlabError(
+            raise DataError(
                 f"{self.path}: its metadata names {meta.num_outputs} classes, the graph outputs {out[-1]} "
                 f"values per sample; the file was altered"
             )
@@ -272,7 +269,7 @@ class OnnxModel:
             outs = [self.session.run(None, {self.input_name: x[i : i + BATCH]})[0] for i in range(0, len(x), BATCH)]
         except Exception as e:  # onnxruntime's own errors, for inputs the graph cannot take
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise LayerlabError(f"{self.path}: onnxruntime cannot run the model on these inputs ({first})") from None
+            raise DataError(f"{self.path}: onnxruntime cannot run the model on these inputs ({first})") from None
         return np.concatenate(outs).astype(np.float32, copy=False)
 
 
@@ -311,7 +308,7 @@ def predict_files(onnx_path: str | Path, files: list[str | Path], *, top_k: int 
     (``file``, ``notes``, what :func:`layerlab.decoding.decode` gives, ``true_label`` where the
     file carries one)."""
     if top_k < 1:
-        raise LayerlabError(f"--top-k must be at least 1, got {top_k}")
+        raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     return predict_with(OnnxModel(onnx_path), files, top_k=top_k)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError, LayerlabError
+from .errors import ConfigError, DataError, LayerlabError
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def record(ctx: DistContext, device: torch.device, fingerprint: dict) -> dict:
     ranks = gather((f"{platform.node()}/{device}", {k: v["sha256"] for k, v in fingerprint.items()}))
     for r, (where, fp) in enumerate(ranks):
         if fp != ranks[0][1]:
-            raise LayerlabError(
+            raise DataError(
                 f"rank {r} ({where}) reads other data than rank 0 ({ranks[0][0]}); give every node the same data"
             )
     return {"world_size": ctx.world_size, "backend": backend_for(device), "devices": [w for w, _ in ranks]}

@@ -27,3 +27,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, run_dir: str, note: str, has_checkpoint: bool = True):
         super().__init__(note)
         self.run_dir, self.note, self.has_checkpoint = str(run_dir), note, has_checkpoint
+
+
+class RunError(LayerlabError):
+    """A run directory is missing, incomplete or not one layerlab can read."""

@@ -19,18 +19,19 @@ from pathlib import Path
 import torch
 
 from . import plots
+from .choices import COMPARE_TASKS
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, check_range
 from .data import load_dataset
 from .engine import fit, seed_everything, seeded
-from .errors import LayerlabError
+from .errors import ConfigError
 from .inspect.gradflow import gradient_flow, has_states
-from .inspect.views import save_figure, write_csv
 from .models import list_models, sequence_model
 from .rundir import build_model_for
+from .tables import save_figure, write_csv
 
 log = logging.getLogger(__name__)
 
-TASKS = ("adding", "copy")
+TASKS = COMPARE_TASKS
 
 #: The budget of ``benchmarks/results/adding.md``: one for every cell (12 epochs of 200 steps).
 ADDING_BUDGET = {
@@ -55,7 +56,7 @@ def _check_options(cfg: TrainConfig, length, cells, hidden, layers, n_train, n_t
     """compare_cells' options by the rules of the config fields they match (and of the CLI's flags),
     before any data is made: one sentence for the first that is out of range."""
     if not cells:
-        raise LayerlabError("compare_cells needs at least one cell name, e.g. rnn,lstm,gru,residual")
+        raise ConfigError("compare_cells needs at least one cell name, e.g. rnn,lstm,gru,residual")
     data = DataConfig(name="compare-cells", length=length, n_train=n_train, n_test=n_test)
     RunConfig(data=data, model=ModelConfig(hidden=hidden, layers=layers), train=cfg).validate("compare_cells()")
     for name, value, bounds in (("samples", samples, {"ge": 1}), ("probes", probes, {"ge": 0})):
@@ -91,7 +92,7 @@ def compare_cells(
     ``compare_cells.png`` (curves and table), ``compare_cells.csv`` (the table),
     ``compare_cells_curves.csv`` and ``compare_cells_fit.csv``."""
     if task not in TASKS:
-        raise LayerlabError(f"unknown task {task!r} for compare-cells; expected {' or '.join(TASKS)}")
+        raise ConfigError(f"unknown task {task!r} for compare-cells; expected {' or '.join(TASKS)}")
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, seed=seed, device="cpu", channels_last=False
     )
@@ -104,9 +105,9 @@ def compare_cells(
     models = {}
     for cell in cells:  # every name checked before minutes of training, not after the first cell
         if cell not in list_models():
-            raise LayerlabError(f"unknown model {cell!r}; known models: {', '.join(list_models())}")
+            raise ConfigError(f"unknown model {cell!r}; known models: {', '.join(list_models())}")
         if not sequence_model(cell):
-            raise LayerlabError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
+            raise ConfigError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
         models[cell] = ModelConfig(name=cell, hidden=hidden, layers=layers)
     warmup_seconds = warm_up(list(models.values()), ds, cfg)
     results = []
@@ -114,7 +115,7 @@ def compare_cells(
         seed_everything(seed)
         model = build_model_for(models[cell], ds.spec, ds.num_outputs)
         if not has_states(model):
-            raise LayerlabError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
+            raise ConfigError(f"{cell} is not a recurrent model; compare-cells compares recurrent cells")
         init = gradient_flow(model, x, y, task=ds.task, probes=probes, label="init", seed=seed)
         t0 = time.perf_counter()
         hist = fit(model, ds, cfg).history
@@ -220,9 +221,9 @@ def run_task(
     ``metrics.csv`` would hold).
     """
     if task not in TASKS:
-        raise LayerlabError(f"unknown task {task!r}; expected {' or '.join(TASKS)}")
+        raise ConfigError(f"unknown task {task!r}; expected {' or '.join(TASKS)}")
     if model not in list_models() or not sequence_model(model):
-        raise LayerlabError(f"{model!r} is not a recurrent model; expected one of rnn, lstm, gru, residual")
+        raise ConfigError(f"{model!r} is not a recurrent model; expected one of rnn, lstm, gru, residual")
     budget = {
         "hidden": hidden,
         "layers": layers,

@@ -38,14 +38,15 @@ import numpy as np
 import torch
 
 from . import __version__
+from .choices import EXPORTERS
 from .decoding import decode_kind
 from .deploy import metadata_props
-from .errors import LayerlabError
+from .errors import ConfigError, LayerlabError
+from .models import contract
 from .rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-EXPORTERS = ("torchscript", "dynamo")
 DEFAULT_OPSET = 17  # onnxruntime 1.17+ runs it; both exporters write it
 CHECK_SAMPLES = 16
 
@@ -64,12 +65,11 @@ def dynamic_axes(model: torch.nn.Module, ndim: int) -> dict[int, str]:
     axes of a CNN ending in a global pool; the time axis of a recurrent model on torch's fused layers
     (not the residual cell's loop, which the exporter unrolls)."""
     axes = {0: "batch"}
-    if getattr(model, "pool", None) is not None and hasattr(model, "steps_first"):  # ConvNet, global pool
-        spatial = [1] if model.steps_first else list(range(2, ndim))
+    if contract.any_size(model):  # a CNN ending in a global pool
+        spatial = [1] if contract.steps_first(model) else list(range(2, ndim))
         axes.update({i: f"size{i}" for i in spatial})
-    elif getattr(model, "input_kind", None) in ("sequence", "tokens") and not any(
-        getattr(m, "fused", True) is None for m in model.modules()
-    ):  # a recurrent model on torch's fused layers: any length (a cell of ours runs a Python loop that
+    elif contract.input_kind(model) in contract.INPUT_KINDS and not contract.loops_in_python(model):
+        # a recurrent model on torch's fused layers: any length (a cell of ours runs a Python loop that
         # the exporter unrolls for the example's T, so its time axis stays fixed)
         axes[1] = "time"
     return axes
@@ -141,7 +141,7 @@ def export_run(
     ``onnx`` (the path written).
     """
     if exporter not in EXPORTERS:
-        raise LayerlabError(f"unknown exporter {exporter!r}; expected torchscript or dynamo")
+        raise ConfigError(f"unknown exporter {exporter!r}; expected torchscript or dynamo")
     _require("onnx", "onnxruntime", *(["onnxscript"] if exporter == "dynamo" else []))
     import onnx
     import onnxruntime as ort
@@ -153,12 +153,12 @@ def export_run(
     info = run.info()
     out = Path(out) if out is not None else run.path / "model.onnx"
     if out.suffix != ".onnx":
-        raise LayerlabError(f"--out {out}: an ONNX file is named *.onnx")
+        raise ConfigError(f"--out {out}: an ONNX file is named *.onnx")
     if not out.parent.is_dir():
-        raise LayerlabError(f"--out {out}: the folder {out.parent} does not exist")
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist")
     opset = DEFAULT_OPSET if opset is None else int(opset)
     if not 9 <= opset <= onnx.defs.onnx_opset_version():
-        raise LayerlabError(f"--opset must be between 9 and {onnx.defs.onnx_opset_version()}, got {opset}")
+        raise ConfigError(f"--opset must be between 9 and {onnx.defs.onnx_opset_version()}, got {opset}")
 
     x, source = _check_inputs(run, spec, model)
     axes = dynamic_axes(model, x.dim())
@@ -184,7 +184,7 @@ def export_run(
         },
         "output": {"name": "logits", "meaning": _output_text(task, spec)},
         "preprocess": preprocess_text(spec),
-        "min_size": getattr(model, "min_size", None) if len(axes) > 1 and spec.kind != "sequence" else None,
+        "min_size": contract.min_size(model) if len(axes) > 1 and spec.kind != "sequence" else None,
         "exporter": exporter,
         "torch": torch.__version__,
     }
@@ -252,7 +252,7 @@ def _output_text(task: str | None, spec) -> str:
 
 def _export(model, example: torch.Tensor, path: Path, opset: int, axes: dict[int, str], exporter: str) -> None:
     out_axes = {0: "batch"}
-    if getattr(model, "head", "last") == "step" and 1 in axes:
+    if contract.head(model) == "step" and 1 in axes:
         out_axes[1] = axes[1]
     with warnings.catch_warnings(), contextlib.redirect_stdout(None):
         # the TorchScript exporter warns that it is the legacy one on every call: a known choice here

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .choices import HEADS
 from .errors import DataError
 from .readers import SEQUENCE_MODES, FileInputs, image_sequence, standardise
 
 KINDS = ("image", "volume", "sequence", "tokens")
-HEADS = ("last", "step")
 PERMUTATION_SEED = 0  # the permuted-pixel task uses one fixed permutation, whatever the run's seed
 PIXEL_SCALE = 1 / 255  # uint8 pixels to [0, 1], Keras's x / 255 (readers.scale_pixels divides by 255)
 

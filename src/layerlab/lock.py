@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - a system without flock (Windows): the pid check alone
     fcntl = None  # type: ignore[assignment]
 
-from .errors import LayerlabError
+from .errors import RunError
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +109,18 @@ def acquire(run_path: Path) -> None:
     run_path = Path(run_path)
     lock_path = run_path / "lock"
     if _held(lock_path) is not None:
-        raise LayerlabError(f"{run_path} is already locked by this process")
+        raise RunError(f"{run_path} is already locked by this process")
     for _ in range(20):  # only a lock file replaced between our open and our flock loops
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise LayerlabError(f"{lock_path}: cannot create the run's lock ({e.strerror or e})") from None
+            raise RunError(f"{lock_path}: cannot create the run's lock ({e.strerror or e})") from None
         try:
             if not _flock(fd):
                 holder = read_holder(lock_path)
                 if holder and process_alive(holder):
-                    raise LayerlabError(_locked_message(run_path, holder))
-                raise LayerlabError(f"{run_path}: another process is taking over its lock at this moment; try again")
+                    raise RunError(_locked_message(run_path, holder))
+                raise RunError(f"{run_path}: another process is taking over its lock at this moment; try again")
             try:  # the file we hold must still be the one at the path (a writer ending removes it)
                 same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
             except FileNotFoundError:
@@ -131,7 +131,7 @@ def acquire(run_path: Path) -> None:
             holder = read_holder(lock_path)
             if holder is not None and os.fstat(fd).st_size > 0:
                 if process_alive(holder):  # a writer that does not flock (an older layerlab): its pid decides
-                    raise LayerlabError(_locked_message(run_path, holder))
+                    raise RunError(_locked_message(run_path, holder))
                 log.warning("%s: taking over the lock of %s, which is no longer running", run_path, _describe(holder))
             record = json.dumps({"pid": os.getpid(), "host": platform.node(), "since": _now()}).encode()
             os.ftruncate(fd, 0)
@@ -142,7 +142,7 @@ def acquire(run_path: Path) -> None:
             raise
         _HELD[_key(lock_path)] = (os.getpid(), fd)
         return
-    raise LayerlabError(f"{run_path}: its lock keeps being replaced by another process; try again")
+    raise RunError(f"{run_path}: its lock keeps being replaced by another process; try again")
 
 
 def _locked_message(run_path: Path, holder: dict) -> str:

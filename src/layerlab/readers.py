@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .choices import SEQUENCE_MODES
 from .errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -43,7 +44,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 MAX_PIXELS = 89_478_485
 #: Modes holding more than 8 bits per pixel, read by :func:`_high_bit_array` (grey, one channel).
 HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-SEQUENCE_MODES = ("rows", "pixels", "permuted")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,22 +18,6 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-#: The optimizers of ``torch.optim`` a run can train with, by their lower-case names (LBFGS needs a
-#: closure, SparseAdam sparse gradients and Muon 2-D parameters only: none trains every model here).
-OPTIMIZERS = (
-    "adam",
-    "adamw",
-    "sgd",
-    "rmsprop",
-    "nadam",
-    "radam",
-    "adamax",
-    "adagrad",
-    "adadelta",
-    "asgd",
-    "rprop",
-    "adafactor",
-)
 #: Losses by name (None: the task's own: cross-entropy, binary cross-entropy for multi-label, MSE).
 LOSSES = ("cross-entropy", "bce", "mse", "huber")
 #: Metrics by name, besides ``top{K}_accuracy`` (``top5_accuracy``).

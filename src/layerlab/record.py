@@ -16,13 +16,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .choices import WEIGHTS  # noqa: F401  (rundir reads it from here)
 from .config import RunConfig
-from .errors import LayerlabError
+from .errors import ConfigError, LayerlabError, RunError
 
 log = logging.getLogger(__name__)
 
 #: ``auto`` is ``best`` for a run that chose its weights on a validation split, else ``last``.
-WEIGHTS = ("auto", "best", "last", "init")
 #: The loss and accuracy columns of metrics.csv, per split (what the curves plot).
 CURVE_COLUMNS = [
     "epoch",
@@ -150,20 +150,20 @@ def read_info(path: str | Path) -> dict:
     p = path / "run.json"
     if not path.is_dir():
         what = "not a run directory (a run is a directory)" if path.exists() else "no such run directory"
-        raise LayerlabError(f"{path}: {what}")
+        raise RunError(f"{path}: {what}")
     if not p.is_file():
-        raise LayerlabError(f"{path}: not a run directory (no run.json); give the --out of a layerlab train")
+        raise RunError(f"{path}: not a run directory (no run.json); give the --out of a layerlab train")
     try:
         info = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LayerlabError(f"{p}: corrupt run record ({str(e)[:200]})") from None
+        raise RunError(f"{p}: corrupt run record ({str(e)[:200]})") from None
     except RecursionError:
-        raise LayerlabError(f"{p}: corrupt run record (nested too deeply)") from None
+        raise RunError(f"{p}: corrupt run record (nested too deeply)") from None
     except OSError as e:
-        raise LayerlabError(f"{p}: cannot be read ({e.strerror or e})") from None
+        raise RunError(f"{p}: cannot be read ({e.strerror or e})") from None
     problem = record_problem(info)
     if problem:
-        raise LayerlabError(f"{p}: corrupt run record ({problem})")
+        raise RunError(f"{p}: corrupt run record ({problem})")
     return info
 
 
@@ -184,9 +184,9 @@ def read_metrics(path: str | Path) -> list[dict]:
                     raise ValueError(f"row {i} has no epoch")
                 rows.append(row)
     except (UnicodeDecodeError, ValueError, csv.Error) as e:
-        raise LayerlabError(f"{p}: not a metrics table ({str(e)[:200]})") from None
+        raise RunError(f"{p}: not a metrics table ({str(e)[:200]})") from None
     except OSError as e:
-        raise LayerlabError(f"{p}: cannot be read ({e.strerror or e})") from None
+        raise RunError(f"{p}: cannot be read ({e.strerror or e})") from None
     return rows
 
 
@@ -253,7 +253,7 @@ def list_runs(folder: str | Path, *, problems: dict[Path, str] | None = None) ->
     Symbolic links are not followed (a listing stays inside ``folder``)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise LayerlabError(f"{folder}: no such folder")
+        raise ConfigError(f"{folder}: no such folder")
     records = []
     for root, dirs, files in os.walk(folder):
         if "run.json" not in files:

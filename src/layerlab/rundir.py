@@ -59,7 +59,7 @@ from .checkpoint import (
 from .config import ModelConfig, RunConfig
 from .data import Dataset
 from .data.transforms import InputSpec
-from .errors import ConfigError, LayerlabError, TrainingError
+from .errors import ConfigError, DataError, LayerlabError, RunError, TrainingError
 from .record import (
     CURVE_COLUMNS,  # noqa: F401 (the choices' torch-free home; re-exported for old imports)
     METRIC_COLUMNS,
@@ -121,7 +121,7 @@ class RunDir:
         directory inside the run, never a path)."""
         current = current_checkpoint(self.ckpt_dir)
         if current is None:
-            raise LayerlabError(f"{self.path}: no checkpoint yet")
+            raise RunError(f"{self.path}: no checkpoint yet")
         return current / f"{which}.safetensors"
 
     # --- creation
@@ -136,7 +136,7 @@ class RunDir:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
-            raise LayerlabError(f"{path}: cannot create the run directory there ({e.strerror or e})") from None
+            raise RunError(f"{path}: cannot create the run directory there ({e.strerror or e})") from None
         run = cls(path)
         run.acquire_lock()
         files = [path / "run.json", path / "config.toml", run.ckpt_dir / "current.json"]
@@ -149,14 +149,14 @@ class RunDir:
             for p in made:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             run.release_lock()
-            raise LayerlabError(f"{path}: cannot write the run directory ({_reason(e)}); nothing was kept") from None
+            raise RunError(f"{path}: cannot write the run directory ({_reason(e)}); nothing was kept") from None
         return run
 
     @staticmethod
     def check_new(path: Path) -> None:
         """Refuse to train into a run directory that already holds something."""
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise LayerlabError(
+            raise RunError(
                 f"{path} already exists and is not empty; choose another --out, or --resume it to continue training"
             )
 
@@ -211,7 +211,7 @@ class RunDir:
             info = read_info(self.path)
             problem = run_record_problem(info)
             if problem:
-                raise LayerlabError(f"{self.path / 'run.json'}: corrupt run record ({problem})")
+                raise RunError(f"{self.path / 'run.json'}: corrupt run record ({problem})")
             self._info = (stamp, info) if stamp is not None else None
             return copy.deepcopy(info)
         return copy.deepcopy(self._info[1])
@@ -236,7 +236,7 @@ class RunDir:
         """How raw input becomes one of this run's samples, as recorded when it was trained."""
         info = self.info()
         if not isinstance(info.get("input_spec"), dict):
-            raise LayerlabError(
+            raise RunError(
                 f"{self.path}: run.json has no input_spec (the run was made by an older layerlab); train it again"
             )
         return InputSpec.from_dict(info["input_spec"])
@@ -259,12 +259,12 @@ class RunDir:
         self.info()  # a run directory at all, before what it holds
         which = which or "auto"
         if which not in WEIGHTS:
-            raise LayerlabError(f"unknown weights {which!r}; expected one of {', '.join(WEIGHTS)}")
+            raise ConfigError(f"unknown weights {which!r}; expected one of {', '.join(WEIGHTS)}")
         validated = self.selected_on == "validation"
         if which == "auto":
             which = "best" if validated else "last"
         elif which == "best" and not validated:
-            raise LayerlabError(
+            raise ConfigError(
                 f"{self.path} was trained without --validation, so no weights were chosen (nothing is "
                 f"chosen on the test set) and it has no best; use --weights last"
             )
@@ -272,7 +272,7 @@ class RunDir:
         for w in [which, "last"] if which == "best" else [which]:
             if w == "init" or (current is not None and (current / f"{w}.safetensors").is_file()):
                 return w
-        raise LayerlabError(f"{self.path}: no checkpoint yet ({which} weights are missing)")
+        raise RunError(f"{self.path}: no checkpoint yet ({which} weights are missing)")
 
     def describe_weights(self, used: str) -> str:
         """What the weights ``used`` are, naming the split that chose them (for reports)."""
@@ -316,13 +316,13 @@ class RunDir:
         if not (cfg.model.any_size and spec.kind in ("image", "volume") and same) and (
             tuple(ds.spec.shape) != tuple(spec.shape) or ds.spec.kind != spec.kind
         ):
-            raise LayerlabError(
+            raise DataError(
                 f"{cfg.data.name} has samples of shape {tuple(ds.spec.shape)} ({ds.spec.kind}), "
                 f"the model of {self.path} was trained on {tuple(spec.shape)} ({spec.kind})"
             )
         trained = self.info()["dataset"]
         if ds.task != trained["task"] or ds.num_outputs != trained["num_outputs"]:
-            raise LayerlabError(
+            raise DataError(
                 f"{cfg.data.name} is {ds.task} with {ds.num_outputs} outputs, the model of {self.path} was trained "
                 f"for {trained['task']} with {trained['num_outputs']} outputs"
             )
@@ -401,7 +401,7 @@ class RunDir:
         checked: a state with missing fields or RNG streams that cannot be restored is one LayerlabError."""
         current = current_checkpoint(self.ckpt_dir)
         if current is None:
-            raise LayerlabError(f"{self.path}: no checkpoint yet")
+            raise RunError(f"{self.path}: no checkpoint yet")
         path = current / "state.pt"
         st = load_training_state(path)
         try:
@@ -414,7 +414,7 @@ class RunDir:
             finally:
                 self.restore_rng(saved)
         except (ValueError, TypeError, KeyError, IndexError, RuntimeError, OverflowError, RecursionError) as e:
-            raise LayerlabError(f"{path}: corrupt training state ({first_line(e)})") from None
+            raise RunError(f"{path}: corrupt training state ({first_line(e)})") from None
         st.setdefault("step", 0)
         return st
 
@@ -484,7 +484,7 @@ def _write(path: Path, write) -> None:
     try:
         write(path)
     except OSError as e:
-        raise LayerlabError(f"cannot write {path} ({_reason(e)})") from None
+        raise RunError(f"cannot write {path} ({_reason(e)})") from None
 
 
 def split_fingerprint(split) -> dict:
@@ -515,14 +515,14 @@ def check_fingerprint(path: Path, recorded: dict, now: dict) -> None:
         a, b = recorded.get(name), now.get(name)
         if a is None or b is None:
             had = "had" if a is not None else "had no"
-            raise LayerlabError(f"the data differs from what {path} was trained on: it {had} a {name} split")
+            raise DataError(f"the data differs from what {path} was trained on: it {had} a {name} split")
         if a["n"] != b["n"] or a["x_shape"] != b["x_shape"] or a["y_shape"] != b["y_shape"]:
-            raise LayerlabError(
+            raise DataError(
                 f"the data differs from what {path} was trained on: the {name} split has {b['n']} samples of shape "
                 f"{tuple(b['x_shape'])}, the run recorded {a['n']} of shape {tuple(a['x_shape'])}"
             )
         if a["sha256"] != b["sha256"]:
-            raise LayerlabError(
+            raise DataError(
                 f"the data differs from what {path} was trained on: the {name} split has the same size but "
                 f"other content (sha256 {b['sha256'][:12]}, the run recorded {a['sha256'][:12]})"
             )

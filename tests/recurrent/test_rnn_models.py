@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from layerlab.errors import ConfigError
+from layerlab.errors import ConfigError, DataError
 from layerlab.models import create_model, list_models
 
 CELLS = ["rnn", "lstm", "gru", "residual"]
@@ -168,7 +168,7 @@ def test_bad_options_are_config_errors():
         create_model("lstm", (1, 2, 3, 4), 3)
     with pytest.raises(ConfigError, match="dropout"):
         create_model("gru", (5, 2), 3, dropout=1.5)
-    with pytest.raises(ValueError, match="lengths"):
+    with pytest.raises(DataError, match="lengths"):
         create_model("gru", (5, 2), 3)(torch.zeros(2, 5, 2), torch.tensor([0, 5]))
 
 

@@ -15,7 +15,8 @@ from .. import decoding, engine
 from ..data import Split
 from ..data.inputs import read_inputs
 from ..data.transforms import InputSpec
-from ..errors import LayerlabError
+from ..errors import ConfigError
+from ..models import contract
 from ..recipe import metric_names
 from ..record import held_out_split, no_test_set_note
 from ..rundir import RunDir
@@ -147,7 +148,7 @@ def predict_files(
     converted) and what :func:`decode` gives; ``true_label`` where the file carries labels.
     """
     if top_k < 1:
-        raise LayerlabError(f"--top-k must be at least 1, got {top_k}")
+        raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     run = RunDir(run_dir)
     info, spec = run.info(), run.spec
     any_size = run.config().model.any_size and spec.sequence is None
@@ -194,22 +195,25 @@ def generate(
     from ..data.formats.text import Vocabulary
 
     if length < 0:
-        raise LayerlabError(f"--length must be 0 or more, got {length}")
+        raise ConfigError(f"--length must be 0 or more, got {length}")
     if not temperature >= 0:  # NaN too
-        raise LayerlabError(f"--temperature must be 0 or more, got {temperature}")
+        raise ConfigError(f"--temperature must be 0 or more, got {temperature}")
     run = RunDir(run_dir)
     spec = run.spec
     if spec.vocab is None:
-        raise LayerlabError(
+        raise ConfigError(
             f"{run.path} is not a character-level language model (it was trained on "
             f"{run.info()['dataset']['name']}); generate needs a recurrent run trained on a text file"
         )
     model = run.model(which, device)
-    if getattr(model, "bidirectional", False):
-        raise LayerlabError(
+    if contract.bidirectional(model):
+        raise ConfigError(
             f"{run.path} holds a bidirectional model, which reads whole sequences; it cannot "
             f"generate one character at a time"
         )
+    step_logits = contract.step_logits(model)
+    if step_logits is None:
+        raise ConfigError(f"{run.path}: its model has no step_logits(x, state), which generating text needs")
     vocab = Vocabulary(spec.vocab)
     dev = next(model.parameters()).device
     if prompt:
@@ -217,7 +221,7 @@ def generate(
     else:  # start after a line break, or any character
         ids = torch.tensor([vocab.index.get("\n", 0)])
     g = torch.Generator().manual_seed(seed)
-    logits, state = model.step_logits(ids[None].to(dev))
+    logits, state = step_logits(ids[None].to(dev))
     last = logits[0, -1].float().cpu()
     sample = []
     for _ in range(length):
@@ -226,7 +230,7 @@ def generate(
         else:
             nxt = int(torch.multinomial(torch.softmax(last / temperature, -1), 1, generator=g))
         sample.append(nxt)
-        logits, state = model.step_logits(torch.tensor([[nxt]], device=dev), state)
+        logits, state = step_logits(torch.tensor([[nxt]], device=dev), state)
         last = logits[0, -1].float().cpu()
     text = vocab.decode(sample)
     return {

@@ -20,7 +20,7 @@ from ..data import Dataset, Split, arrays
 from ..data.inputs import read_inputs
 from ..data.transforms import InputSpec
 from ..errors import ConfigError, DataError, LayerlabError
-from ..models import create_model, model_options, sequence_model, trust_module
+from ..models import contract, create_model, model_options, sequence_model, trust_module
 from ..preflight import check_runtime_options
 from ..rundir import RunDir, build_model_for
 from .after import decode, evaluate_run
@@ -116,7 +116,7 @@ class History:
 
 def _reads_sequences(model: nn.Module) -> bool:
     """Whether a model object reads sequences (a recurrent one): then uint8 images are read as rows."""
-    if hasattr(model, "step_logits"):  # our recurrent models
+    if contract.input_kind(model) in contract.INPUT_KINDS:  # our recurrent models, and any that says so
         return True
     return any(isinstance(m, nn.RNNBase) for m in model.modules())
 
@@ -328,7 +328,7 @@ def _target(model_or_run, which: str | None, device: str) -> _Target:
         model = run.model(which, device)
         ds = info["dataset"]
         return _Target(model, run.spec, ds["task"], run.classes, ds["num_outputs"], run)
-    raise LayerlabError(f"expected a model, a History or a run directory, got {type(model_or_run).__name__}")
+    raise ConfigError(f"expected a model, a History or a run directory, got {type(model_or_run).__name__}")
 
 
 def _inputs(target: _Target, x) -> Split:
@@ -338,7 +338,7 @@ def _inputs(target: _Target, x) -> Split:
     )
     if is_path:
         if target.spec is None:
-            raise LayerlabError("reading files needs a run directory or a model trained by layerlab.fit")
+            raise ConfigError("reading files needs a run directory or a model trained by layerlab.fit")
         files = [x] if isinstance(x, (str, Path)) else list(x)
         tokens = target.num_outputs if target.spec.kind == "tokens" else None
         inputs = read_inputs(files, target.spec, num_tokens=tokens)
@@ -390,9 +390,9 @@ def evaluate(
             return evaluate_run(
                 model_or_run.path if isinstance(model_or_run, RunDir) else model_or_run, which=which, device=device
             )
-        raise LayerlabError("evaluate() needs x and y for a model object (only a run directory has a test set)")
+        raise ConfigError("evaluate() needs x and y for a model object (only a run directory has a test set)")
     if x is None or y is None:
-        raise LayerlabError("evaluate() needs both x and y")
+        raise ConfigError("evaluate() needs both x and y")
     target = _target(model_or_run, which, device)
     batch = _inputs(target, x)
     yt, task, k = arrays.targets(
@@ -400,7 +400,7 @@ def evaluate(
     )
     out = _outputs(target, batch, batch_size)
     if task != "regression" and out.dim() == 2 and yt.dim() == 1 and int(yt.max()) >= out.shape[-1]:
-        raise LayerlabError(f"y holds the label {int(yt.max())}; the model gives {out.shape[-1]} classes")
+        raise DataError(f"y holds the label {int(yt.max())}; the model gives {out.shape[-1]} classes")
     k = out.shape[-1] if task != "regression" else k
     m = engine.compute_metrics(task, out, yt, k if task != "regression" else None, metrics=names)
     result = {"loss": m["loss"], "n": m["n"], **{n: m[n] for n in recipe.metric_names(names) if n in m}}
@@ -441,7 +441,7 @@ def predict(
             (``index``, ``label``, ``probability`` and the ``top_k`` likeliest classes).
     """
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
-        raise LayerlabError(f"top_k must be at least 1 (a whole number), got {top_k!r}")
+        raise ConfigError(f"top_k must be at least 1 (a whole number), got {top_k!r}")
     target = _target(model_or_run, which, device)
     batch = _inputs(target, x)
     out = _outputs(target, batch, batch_size)

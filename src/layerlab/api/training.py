@@ -21,7 +21,7 @@ from ..checkpoint import atomic_write_text
 from ..config import RunConfig, check_model_options
 from ..data import Dataset, Split, arrays, known_datasets
 from ..errors import ConfigError, DataError, TrainingInterrupted
-from ..models import sequence_model
+from ..models import contract, sequence_model
 from ..preflight import check_runtime_options, checked_resume_threads
 from ..rundir import RunDir, build_model_for, check_fingerprint, data_fingerprint, default_run_path
 
@@ -114,7 +114,7 @@ def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
 def check_sizes(model: nn.Module, split: Split, name: Callable[[int], str]) -> None:
     """An error naming the first sample of ``split`` smaller than ``model`` reads (a CNN's
     ``min_size`` on each side; models without one take what they were built for)."""
-    need = getattr(model, "min_size", None)
+    need = contract.min_size(model)
     if need is None or split.x.dim() < 4:
         return
     sizes = split.sizes if split.sizes is not None else torch.tensor([list(split.x.shape[2:])] * len(split))

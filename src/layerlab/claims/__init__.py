@@ -1,7 +1,8 @@
 """Every claim of the article, measured: ``layerlab claims`` runs one experiment per claim under a
 stated budget and writes one page (``docs/claims.md``) with, for each claim, the article's words and
 section, the experiment, the command that reruns it, the numbers, a verdict and a figure; the log,
-the figures (with their CSVs) and every number as JSON go to ``benchmarks/results/claims/``.
+the figures (with their CSVs) and every number as JSON go to ``benchmarks/results/claims/``. Those are
+the paths in layerlab's source tree; run elsewhere, it writes to ``claims/`` (:func:`default_paths`).
 
 A verdict is never written by hand: each claim states a rule, and its ``decide`` function applies the
 rule to the raw numbers kept in ``claims.json`` (``numbers``), so anyone can check it. Verdicts are
@@ -35,6 +36,25 @@ from .base import FULL, QUICK, VERDICTS, Budget, Claim, Context
 DEFAULT_OUT = "docs/claims.md"
 DEFAULT_RESULTS = "benchmarks/results/claims"
 ONLY_DIR = "claims-only"  # where a partial run (--only) writes unless told: never over the full page
+ELSEWHERE_DIR = "claims"  # where a full run writes unless told, outside layerlab's own source tree
+
+
+def source_tree(folder: Path) -> bool:
+    """True when ``folder`` is layerlab's own source tree (it holds ARTICLE.md and src/layerlab): the
+    one place whose docs/ and benchmarks/ hold the committed page and results."""
+    return (folder / "ARTICLE.md").is_file() and (folder / "src" / "layerlab").is_dir()
+
+
+def default_paths(partial: bool, folder: Path | None = None) -> tuple[Path, Path]:
+    """Where a run writes its page and results unless told, from ``folder`` (default: the working
+    directory): a partial run (--only) in claims-only/; a full one in layerlab's source tree over the
+    committed docs/claims.md and benchmarks/results/claims, anywhere else in claims/ (claims/claims.md,
+    claims/results), never scattering docs/ and benchmarks/ folders into a folder of the user's."""
+    if partial:
+        return Path(ONLY_DIR) / "claims.md", Path(ONLY_DIR)
+    if source_tree(Path.cwd() if folder is None else folder):
+        return Path(DEFAULT_OUT), Path(DEFAULT_RESULTS)
+    return Path(ELSEWHERE_DIR) / "claims.md", Path(ELSEWHERE_DIR) / "results"
 
 
 @dataclass(frozen=True)
@@ -190,9 +210,10 @@ def run_claims(
             full run, 1 for a quick one (its tiny steps took 280 s on two threads and 25 s on one, on a
             2-core machine busy with other jobs).
         data_dir: where to look first for Fashion-MNIST; text: the character model's corpus.
-        out, results: default ``docs/claims.md`` and ``benchmarks/results/claims``, or, for a partial
+        out, results: default ``docs/claims.md`` and ``benchmarks/results/claims`` in layerlab's
+            source tree, ``claims/claims.md`` and ``claims/results`` elsewhere, or, for a partial
             run (``only``), ``claims-only/claims.md`` and ``claims-only``, so it never overwrites the
-            page of a full run unless told to.
+            page of a full run unless told to (see :func:`default_paths`).
         say: called with each line of progress (everything also goes to ``results/claims.log``).
     Returns:
         What ``claims.json`` holds: ``meta`` and ``claims`` (one dict per claim, ``numbers`` raw).
@@ -206,8 +227,9 @@ def run_claims(
     budget: Budget = (QUICK if quick else FULL).with_seeds(seeds)
     given_threads = threads
     threads = threads or (1 if quick else 2)
-    out = Path(out) if out else Path(ONLY_DIR if partial else ".") / ("claims.md" if partial else DEFAULT_OUT)
-    results = Path(results) if results else Path(ONLY_DIR if partial else DEFAULT_RESULTS)
+    default_out, default_results = default_paths(partial)
+    out = Path(out) if out else default_out
+    results = Path(results) if results else default_results
     if "conv-features" in names:
         _need_sklearn()
     if text is not None:
@@ -319,10 +341,10 @@ def command_line(quick, only, seeds, threads, data_dir, text, out, results, part
         parts.append(f"--data-dir {data_dir}")
     if text:
         parts.append(f"--text {text}")
-    default_out = Path(ONLY_DIR) / "claims.md" if partial else Path(DEFAULT_OUT)
+    default_out, default_results = default_paths(partial)
     if Path(out) != default_out:
         parts.append(f"--out {out}")
-    if Path(results) != Path(ONLY_DIR if partial else DEFAULT_RESULTS):
+    if Path(results) != default_results:
         parts.append(f"--results {results}")
     return " ".join(parts)
 

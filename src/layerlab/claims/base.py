@@ -23,7 +23,7 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..data import Dataset, Split, load_dataset
 from ..engine import fit, seed_everything
-from ..errors import LayerlabError, TrainingError
+from ..errors import DataError, LayerlabError, TrainingError
 from ..experiments import warm_up
 from ..inspect.gradflow import gradient_flow
 from ..rundir import build_model_for
@@ -271,7 +271,7 @@ class Context:
             self.image_source = f"Fashion-MNIST ({ds.source})"
         except LayerlabError as e:
             if b.mode == "full":
-                raise LayerlabError(
+                raise DataError(
                     f"the image claims need Fashion-MNIST and it was not found ({e}); install Debian's "
                     f"dataset-fashion-mnist or pass --data-dir"
                 ) from None

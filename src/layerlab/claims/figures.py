@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import plots
-from ..inspect.views import write_csv
+from ..tables import write_csv
 
 COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "residual": "tab:purple"}
 NAMES = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "residual": "residual RNN"}

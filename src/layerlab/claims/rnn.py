@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import CELLS
 from ..config import ModelConfig, TrainConfig
 from ..data import load_dataset
 from ..engine import fit, seed_everything
-from ..errors import LayerlabError, TrainingError
+from ..errors import DataError, TrainingError
 from ..rundir import build_model_for
 from . import figures
 from .base import CAVEAT, NOT_SUPPORTED, SUPPORTED, Claim, Context, geomean, pm, sig, stats
@@ -183,7 +184,7 @@ def _cell_row(task: str, T: int, cell: str, runs: list[dict]) -> tuple[dict, dic
 def run_residual(ctx: Context, claim: Claim) -> None:
     rows, numbers = [], {"baseline_mse": BASELINE_MSE, "lengths": list(_long_lengths(ctx)), "cells": {}}
     for T in _long_lengths(ctx):
-        for cell in ("rnn", "lstm", "gru", "residual"):
+        for cell in CELLS:
             runs = [ctx.recurrent("adding", cell, T, s) for s in ctx.seeds()]
             row, num = _cell_row("adding", T, cell, runs)
             rows.append(row)
@@ -366,7 +367,7 @@ def corpus(ctx: Context, folder: Path) -> tuple[Path, str]:
         elif b.mode == "quick":
             text, what = _generated_text(b.text_chars or 20_000), "generated text (no licence texts found)"
         else:
-            raise LayerlabError(
+            raise DataError(
                 f"the deeper-RNN claim trains a character model and found no text ({LICENSE_DIR} holds none of "
                 f"{', '.join(LICENSES)}); pass --text FILE with a UTF-8 text of 100 KB or more"
             )

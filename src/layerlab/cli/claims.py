@@ -60,11 +60,17 @@ def register(sub) -> None:
         help="UTF-8 text for the character model of the deeper-RNN claim (default: the licence texts in "
         "/usr/share/common-licenses)",
     )
-    c.add_argument("--out", action=Text, metavar="PAGE.md", help="the page to write (default docs/claims.md)")
+    c.add_argument(
+        "--out",
+        action=Text,
+        metavar="PAGE.md",
+        help="the page to write (default docs/claims.md in layerlab's source tree, else claims/claims.md)",
+    )
     c.add_argument(
         "--results",
         action=Text,
         metavar="DIR",
-        help="folder for claims.log, claims.json and the figures (default benchmarks/results/claims)",
+        help="folder for claims.log, claims.json and the figures (default benchmarks/results/claims in layerlab's "
+        "source tree, else claims/results)",
     )
     c.set_defaults(func=cmd_claims)

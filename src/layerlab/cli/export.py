@@ -3,6 +3,7 @@ decoding in the file's metadata (``layerlab predict --onnx FILE`` reads them).""
 
 from __future__ import annotations
 
+from ..choices import EXPORTERS
 from .options import Number, Text
 from .run import WEIGHTS, WEIGHTS_HELP
 
@@ -40,7 +41,7 @@ def register(sub) -> None:
     e.add_argument("--opset", action=Number, ge=1, help="ONNX opset (default 17)")
     e.add_argument(
         "--exporter",
-        choices=("torchscript", "dynamo"),
+        choices=EXPORTERS,
         default="torchscript",
         help="torch's exporter: torchscript (default; every layerlab model, dynamic axes) or dynamo "
         "(torch.export-based; needs onnxscript)",

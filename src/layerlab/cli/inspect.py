@@ -8,6 +8,7 @@ import functools
 import json
 import math
 
+from ..choices import COMPARE_TASKS, SEQUENCE_MODES
 from ..config import check_regular_file
 from .options import IntList, NameList, Number, Text
 from .run import WEIGHTS, WEIGHTS_HELP
@@ -280,7 +281,7 @@ def register(sub) -> None:
     )
     g.add_argument("--data-dir", action=Text)
     g.add_argument("--length", action=Number, like="data.length", help="synthetic tasks: sequence length T")
-    g.add_argument("--sequence", choices=["rows", "pixels", "permuted"], help="read images as sequences")
+    g.add_argument("--sequence", choices=SEQUENCE_MODES, help="read images as sequences")
     g.add_argument("--hidden", action=Number, like="model.hidden", help="MODEL: hidden size")
     g.add_argument("--layers", action=Number, like="model.layers", help="MODEL: stacked layers")
     g.add_argument("--samples", action=Number, ge=1, default=32, help="test sequences to average over (default 32)")
@@ -380,7 +381,7 @@ def register(sub) -> None:
         "synthetic task and overlay ||dL/dh_t|| and ||dh_T/dh_t|| at init and after "
         "training, with a table of final metric, parameters, seconds and decay rate.",
     )
-    cc.add_argument("--task", choices=["adding", "copy"], required=True)
+    cc.add_argument("--task", choices=COMPARE_TASKS, required=True)
     cc.add_argument("--length", action=Number, like="data.length", required=True, help="sequence length T")
     cc.add_argument(
         "--cells",

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..choices import DEVICES, WEIGHTS, and_list
 from ..errors import ConfigError
 from .options import Number, Text
 from .progress import RichProgress
@@ -19,16 +20,10 @@ from .progress import RichProgress
 #: loss) for a run trained with --validation, else ``last`` (nothing is chosen on the test set);
 #: ``init`` is the model as initialised, rebuilt from the run's seed (a baseline, and what gradient
 #: flow at initialisation looks at).
-WEIGHTS = ("auto", "best", "last", "init")
 WEIGHTS_HELP = (
     "auto (the default): best for a run trained with --validation (lowest validation loss), else last; "
     "best, last, or init: the model as initialised"
 )
-DEVICES = ("cpu", "cuda", "auto", "mps")
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,9 +75,9 @@ def _resume(args) -> int:
     if main and saved.is_file():  # otherwise api.resume says what is wrong with RUN_DIR
         conflicts += resume_conflicts(RunConfig.from_toml(saved), given)
     if conflicts:
-        allowed = _and([flag(k) for k in RESUME_FLAGS])
+        allowed = and_list([flag(k) for k in RESUME_FLAGS])
         raise ConfigError(
-            f"{_and(conflicts)} would change the run being resumed; only {allowed} may be given with --resume"
+            f"{and_list(conflicts)} would change the run being resumed; only {allowed} may be given with --resume"
         )
     progress = RichProgress(quiet=args.quiet or not main, to_stderr=args.json)
     run, result = api.resume(
@@ -210,7 +205,7 @@ def cmd_predict(args) -> int:
         given = [f for f, v in (("--weights", args.weights != "auto"), ("--device", args.device != "cpu")) if v]
         if given:
             raise ConfigError(
-                f"{_and(given)} apply to a run directory; an ONNX file holds the weights it was exported "
+                f"{and_list(given)} apply to a run directory; an ONNX file holds the weights it was exported "
                 f"with and runs on the CPU"
             )
         results = predict_files(args.onnx, args.inputs, top_k=args.top_k)

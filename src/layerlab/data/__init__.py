@@ -19,11 +19,9 @@ from pathlib import Path
 
 import torch
 
+from ..choices import TASKS  # noqa: F401  (what a dataset's targets mean: the loss and metric used)
 from ..errors import DataError
 from .transforms import PERMUTATION_SEED, SEQUENCE_MODES, InputSpec, image_sequence, pixel_permutation
-
-#: What a dataset's targets mean, and so which loss and metric the engine uses.
-TASKS = ("classification", "regression", "sequence-classification")
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..errors import LayerlabError
 from ..inspect.conv import CONVS, feature_maps
 from ..inspect.summary import layer_aliases
+from ..models import contract
 from ..rundir import RunDir
 
 #: Test samples a page can list and the excitation view reads (the first ones of the test split).
@@ -371,9 +372,9 @@ class RunViews:
             t = self.data.test.y[int(key[5:])]
             if t.dim() == 1:
                 steps_target = t[: x.shape[0]].long()
-        if not callable(getattr(model, "forward_with_states", None)):
+        if contract.states_forward(model) is None:
             raise LayerlabError(f"{type(model).__name__} does not expose its hidden states")
-        xb = x[None] if model.input_kind == "tokens" else x[None].float()
+        xb = x[None] if contract.reads_tokens(model) else x[None].float()
         with self._lock, torch.enable_grad():
             out, states = model.forward_with_states(xb)
             logits = out[0]  # (K,) or (T, K)
@@ -410,7 +411,7 @@ class RunViews:
             seq = torch.stack([h.detach()[0] for h in states[-1]])  # (T, H) last layer
             if logits.dim() == 2:
                 step = logits.detach()
-            elif not model.bidirectional:
+            elif not contract.bidirectional(model):
                 step = model.out(seq)
             else:
                 step = None
@@ -491,7 +492,7 @@ class RunViews:
         with torch.no_grad():
             for k in range(n):
                 x, y = self.sample(k)
-                xb = x[None] if model.input_kind == "tokens" else x[None].float()
+                xb = x[None] if contract.reads_tokens(model) else x[None].float()
                 _, states = model.forward_with_states(xb)
                 seqs.append({"index": k, "label": y, "hidden": pack(torch.stack([h[0] for h in states[-1]]).T)})
         return {"sequences": seqs}

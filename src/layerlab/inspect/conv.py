@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..errors import LayerlabError
+from ..errors import ConfigError, DataError
 from .summary import ACTIVATIONS, POOLS, layer_aliases
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -27,7 +27,7 @@ def find_layer(model: nn.Module, layer: str | None, kinds=CONVS, what: str = "co
     mods = dict(model.named_modules())
     found = [(n, m) for n, m in mods.items() if n and isinstance(m, kinds)]
     if not found:
-        raise LayerlabError(f"{type(model).__name__} has no {what} layer (it is not a convolutional model)")
+        raise ConfigError(f"{type(model).__name__} has no {what} layer (it is not a convolutional model)")
     if layer is None:
         return found[0]
     by_alias = {a: n for n, a in aliases.items()}
@@ -35,7 +35,7 @@ def find_layer(model: nn.Module, layer: str | None, kinds=CONVS, what: str = "co
     if name in mods and isinstance(mods[name], kinds):
         return name, mods[name]
     known = ", ".join(f"{aliases.get(n, n)} ({n})" for n, _ in found)
-    raise LayerlabError(f"no {what} layer named {layer!r} in {type(model).__name__}; its {what} layers are {known}")
+    raise ConfigError(f"no {what} layer named {layer!r} in {type(model).__name__}; its {what} layers are {known}")
 
 
 def filters(model: nn.Module, layer: str | None = None) -> tuple[str, str, torch.Tensor]:
@@ -66,7 +66,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
     is shown after the activation, as Keras's layer output would be.
     """
     if x.dim() not in (2, 3, 4):
-        raise LayerlabError(
+        raise DataError(
             f"feature maps need one sample: (steps, features) or (channels, length), (channels, height, "
             f"width) or (channels, depth, height, width); got shape {tuple(x.shape)}"
         )
@@ -91,7 +91,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
             model(x[None].to(p.device, p.dtype))
     except RuntimeError as e:
         what = "an image" if x.dim() == 3 else "a sample"
-        raise LayerlabError(
+        raise DataError(
             f"the model does not take {what} of shape {tuple(x.shape)} ({str(e).splitlines()[0]})"
         ) from None
     finally:
@@ -120,5 +120,5 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureMap]:
                 FeatureMap(name, aliases.get(name, name), f"{aliases.get(name, name)} ({type(mod).__name__})", t)
             )
     if not out:
-        raise LayerlabError(f"{type(model).__name__} has no conv or pool layers to show feature maps of")
+        raise ConfigError(f"{type(model).__name__} has no conv or pool layers to show feature maps of")
     return out

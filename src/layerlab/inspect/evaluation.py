@@ -8,14 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import LayerlabError
+from ..errors import ConfigError, RunError
 
 
 def curve_rows(run) -> list[dict]:
     """The per-epoch metrics of a run (``metrics.csv``); an error when it has none yet."""
     rows = run.metrics()
     if not rows:
-        raise LayerlabError(f"{run.path}: no metrics.csv yet (no epoch has finished)")
+        raise RunError(f"{run.path}: no metrics.csv yet (no epoch has finished)")
     return rows
 
 
@@ -94,9 +94,9 @@ def classification_views(pred: Predictions) -> dict:
     from ..engine import compute_metrics
 
     if pred.task == "regression":
-        raise LayerlabError("confusion matrices apply to classification runs; this run is a regression")
+        raise ConfigError("confusion matrices apply to classification runs; this run is a regression")
     if pred.task == "multilabel":
-        raise LayerlabError(
+        raise ConfigError(
             "confusion matrices apply to one class per sample; this run is multi-label (layerlab evaluate gives its "
             "per-label accuracy, exact match and F1)"
         )

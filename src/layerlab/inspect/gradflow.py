@@ -45,7 +45,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..errors import LayerlabError
+from ..errors import ConfigError
+from ..models import contract
 
 #: Hidden sizes up to this get the exact Jacobian norm by default; larger ones K random probes.
 EXACT_MAX_HIDDEN = 64
@@ -165,7 +166,7 @@ def fit_decay(norms: np.ndarray, *, floor: float = 1e-30) -> DecayFit | None:
 
 
 def has_states(model: nn.Module) -> bool:
-    return callable(getattr(model, "forward_with_states", None))
+    return contract.states_forward(model) is not None
 
 
 def _loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -196,7 +197,7 @@ def gradient_flow(
         label: a name for these weights (``init``, ``trained``).
     """
     if not has_states(model):
-        raise LayerlabError(
+        raise ConfigError(
             f"{type(model).__name__} does not expose its hidden states (forward_with_states); "
             f"gradient flow through time applies to the recurrent models"
         )
@@ -210,7 +211,7 @@ def gradient_flow(
         with torch.enable_grad():
             out, states = model.forward_with_states(x, lengths)
             if not states or not states[0]:
-                raise LayerlabError(f"{type(model).__name__}.forward_with_states returned no hidden states")
+                raise ConfigError(f"{type(model).__name__}.forward_with_states returned no hidden states")
             batch = x.shape[0]
             loss = _loss(task, out, y) * batch
             flat = [h for layer in states for h in layer]

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from ..errors import LayerlabError
+from ..errors import DataError
+from ..models import contract
 
 POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Softmax)
@@ -157,7 +158,7 @@ def _first_tensor(out):
 def _example_input(model: nn.Module, input_shape: tuple) -> torch.Tensor:
     p = next(model.parameters(), None)
     device = p.device if p is not None else torch.device("cpu")
-    if getattr(model, "input_kind", None) == "tokens":  # a model that reads token ids (text, copy task)
+    if contract.reads_tokens(model):  # a model that reads token ids (text, copy task)
         return torch.zeros(1, *input_shape, device=device, dtype=torch.int64)
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     return torch.zeros(1, *input_shape, device=device, dtype=dtype)
@@ -194,13 +195,13 @@ def summarize(model: nn.Module, input_shape: tuple, name: str | None = None) -> 
             h.remove()
         # torch's fused RNN kernels are opaque to the counter; the explicit step loop of a recurrent
         # model (same weights, same function) shows its matrix products
-        loop = getattr(model, "forward_with_states", None)
+        loop = contract.states_forward(model)
         if loop is not None:
             model.forward = loop  # through __call__, so modules are tracked
         with torch.no_grad(), counter:
             model(x)
-    except (RuntimeError, ValueError) as e:
-        raise LayerlabError(
+    except (RuntimeError, ValueError, DataError) as e:
+        raise DataError(
             f"{name or type(model).__name__} does not take samples of shape {input_shape} ({str(e).splitlines()[0]})"
         ) from None
     finally:

@@ -6,7 +6,6 @@ CLI to print. ``layerlab inspect ...`` and ``layerlab report`` call these.
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +19,10 @@ import torch.nn as nn
 from .. import plots
 from ..config import DataConfig, ModelConfig, check_range
 from ..data import Dataset
-from ..errors import LayerlabError
+from ..errors import ConfigError
+from ..models import contract
 from ..rundir import CURVE_COLUMNS, RunDir, build_model_for
+from ..tables import save_figure, write_csv, write_table  # noqa: F401  (write_table: the views' tables)
 
 log = logging.getLogger(__name__)
 
@@ -29,44 +30,6 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------------------------
-def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> Path:
-    """Write dict rows as CSV (columns: the given ones, else the union in first-seen order)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if columns is None:
-        columns = []
-        for r in rows:
-            columns += [k for k in r if k not in columns]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
-    return path
-
-
-def write_table(path: str | Path, header: list[str], rows: list[list]) -> Path:
-    """Write a CSV of positional rows under ``header``: any names (a class called ``true``, two
-    classes of one name, commas or quotes in a name) stay in their own column."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows([["" if v is None else v for v in r] for r in rows])
-    return path
-
-
-def save_figure(fig, out: Path, stem: str, rows: list[dict] | list[list], columns: list[str] | None = None) -> dict:
-    """``out/stem.png`` and ``out/stem.csv`` (dict rows, or list rows under ``columns``); returns both paths."""
-    png = plots.save(fig, out / f"{stem}.png")
-    if rows and isinstance(rows[0], list):
-        data = write_table(out / f"{stem}.csv", columns or [], rows)
-    else:
-        data = write_csv(out / f"{stem}.csv", rows, columns)
-    return {"png": str(png), "csv": str(data)}
-
-
 #: Written into every ``--out`` folder the inspect commands write to, so that a later call may
 #: write there again; a non-empty folder without it is a user's and is never written to.
 OUT_MARKER = ".layerlab-inspect"
@@ -84,9 +47,9 @@ def owned_out(out: str | Path | None) -> Iterator[None]:
         return
     p = Path(out)
     if p.exists() and not p.is_dir():
-        raise LayerlabError(f"{p}: --out names a file; give a new or empty directory")
+        raise ConfigError(f"{p}: --out names a file; give a new or empty directory")
     if p.is_dir() and not (p / OUT_MARKER).is_file() and any(p.iterdir()):
-        raise LayerlabError(
+        raise ConfigError(
             f"{p}: --out already holds files that layerlab inspect did not write; give a new or empty "
             f"directory, so none of yours is overwritten"
         )
@@ -95,7 +58,7 @@ def owned_out(out: str | Path | None) -> Iterator[None]:
         try:
             p.mkdir(parents=True)
         except OSError as e:
-            raise LayerlabError(f"{p}: --out cannot be made ({e.strerror or e})") from None
+            raise ConfigError(f"{p}: --out cannot be made ({e.strerror or e})") from None
     done = False
     try:
         yield
@@ -121,7 +84,7 @@ def check_target(target: str) -> None:
     if Path(target).exists():
         RunDir(target).info()  # says why it is not a run: not a directory, or no run.json in it
     if target not in list_models():
-        raise LayerlabError(
+        raise ConfigError(
             f"{target!r} is neither a run directory nor a registered model (known models: {', '.join(list_models())})"
         )
 
@@ -220,12 +183,12 @@ def gradflow(
             if v is not None
         ]
         if given:  # a run's model and data are the run's: these options build a fresh model
-            raise LayerlabError(f"{' and '.join(given)} apply to a fresh MODEL, not to a run directory")
+            raise ConfigError(f"{' and '.join(given)} apply to a fresh MODEL, not to a run directory")
         run = run or RunDir(target)
         info = run.info()
         model = model if model is not None else run.model(weights)
         if not has_states(model):
-            raise LayerlabError(
+            raise ConfigError(
                 f"{run.path}: the model {info['model']['name']} is not recurrent; gradient flow "
                 f"through time applies to rnn, lstm, gru, residual and article-lstm runs"
             )
@@ -251,7 +214,7 @@ def gradflow(
         out = _out(out, run)
     else:
         if not data:
-            raise LayerlabError(
+            raise ConfigError(
                 f"a fresh model ({target}) needs --data to know the input shape, e.g. --data adding --length 100"
             )
         f = fresh(
@@ -266,7 +229,7 @@ def gradflow(
             data_dir=data_dir,
         )
         if not has_states(f.model):
-            raise LayerlabError(
+            raise ConfigError(
                 f"{target} is not a recurrent model; gradient flow through time applies to "
                 f"rnn, lstm, gru, residual and article-lstm"
             )
@@ -321,7 +284,7 @@ def filters_view(
     from .conv import filters
 
     if run_dir is None and (model is None or out is None):
-        raise LayerlabError("filters of a model that is not a run need the model and an output folder")
+        raise ConfigError("filters of a model that is not a run need the model and an output folder")
     run = RunDir(run_dir) if run_dir is not None else None
     model = model if model is not None else run.model(weights)
     name, alias, w = filters(model, layer)
@@ -368,7 +331,7 @@ def _sample(run: RunDir, model: nn.Module, image, data_dir: str | None) -> tuple
         return image, [], "the given input"
     spec = run.spec
     if spec.kind == "tokens":
-        raise LayerlabError(
+        raise ConfigError(
             f"the model of {run.path} takes token ids of shape {spec.shape}; feature maps apply to "
             f"convolutional models of images, volumes and sequences"
         )
@@ -401,19 +364,19 @@ def features_view(
     from .conv import conv_layers, feature_maps
 
     if run_dir is None and (model is None or out is None or not isinstance(image, torch.Tensor)):
-        raise LayerlabError("feature maps of a model that is not a run need the model, an input tensor and a folder")
+        raise ConfigError("feature maps of a model that is not a run need the model, an input tensor and a folder")
     run = RunDir(run_dir) if run_dir is not None else None
     model = model if model is not None else run.model(weights)
     if not conv_layers(model):
         where = f"the model of {run.path}" if run is not None else type(model).__name__
-        raise LayerlabError(
+        raise ConfigError(
             f"{where} has no conv layer (it is not a convolutional model); feature maps apply to cnn and article-cnn"
         )
     out = Path(out) if run is None else _out(out, run)
     x, notes, what = _sample(run, model, image, data_dir) if run is not None else (image, [], "the given input")
     maps = feature_maps(model, x)
     # the input as its maps are drawn, channels first: layerlab's sequence CNN reads (T, F) as F channels
-    shown = x.transpose(0, 1) if x.dim() == 2 and getattr(model, "steps_first", False) else x
+    shown = x.transpose(0, 1) if x.dim() == 2 and contract.steps_first(model) else x
     shown = shown.detach().float().cpu()
     if shown.dim() == 3:
         fig = plots.feature_maps(shown, "input image")
@@ -479,13 +442,13 @@ def summary_view(
                 if has_default_input(target):
                     model = create_model(target, **options)  # the article's models know the article's input
                 else:
-                    raise LayerlabError(
+                    raise ConfigError(
                         f"{target} has no default input shape; give --input-shape (such as "
                         f"28,28 for a recurrent model) or --data NAME"
                     )
             else:
                 model = create_model(target, input_shape or (1, 28, 28), outputs or 10, **options)
-            shape = tuple(getattr(model, "input_shape", input_shape))
+            shape = contract.input_shape(model, tuple(input_shape or (1, 28, 28)))
         name = target
         out = Path(out) if out else None
     s = summarize(model, shape, name)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
+from ..choices import and_list as _and
 from ..errors import ConfigError, LayerlabError
 
 
@@ -225,10 +226,6 @@ def load_plugins(names: str | None = None) -> list[str]:
 def _line(e: BaseException) -> str:
     """An exception's message on one line (a sentence, not a traceback)."""
     return " ".join(str(e).split())
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def create_model(

@@ -22,12 +22,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules import module as _module
 
-from ..errors import ConfigError
+from ..choices import GLOBAL_POOLS, PADDINGS
+from ..errors import ConfigError, DataError
 from . import register_model
 
 ARTICLE_CNN = [32, "M", 64, "M"]
-PADDINGS = ("valid", "same")
-GLOBAL_POOLS = ("avg", "max")
 
 CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 MAX_POOLS = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -254,6 +253,11 @@ class ConvNet(nn.Module):
     def global_pool(self) -> str | None:
         return None if self.pool is None else self.pool.mode
 
+    @property
+    def any_size(self) -> bool:
+        """True when a global pool ends the extractor: the spatial (or time) axes may change size."""
+        return self.pool is not None
+
     @staticmethod
     def _pool_first_plan(layers: list[nn.Module]) -> list[nn.Module]:
         """The same layers with every ReLU > MaxPool pair swapped to MaxPool > ReLU: max commutes
@@ -279,12 +283,12 @@ class ConvNet(nn.Module):
         are right-padded to the built ``T`` and given their lengths, so a sequence read alone is
         masked exactly as in a padded batch."""
         if x.dim() != 3:
-            raise ValueError(f"expected a batch of sequences (B, T, F), got shape {tuple(x.shape)}")
+            raise DataError(f"expected a batch of sequences (B, T, F), got shape {tuple(x.shape)}")
         x = x.transpose(1, 2)  # (B, F, T)
         if self.pool is None:
             T, built = x.shape[-1], self.input_shape[0]
             if T > built:
-                raise ValueError(
+                raise DataError(
                     f"this CNN reads sequences of at most {built} steps (its Dense head is built for them), "
                     f"got {T}; a global pool (--global-pool avg) takes any length"
                 )
@@ -309,7 +313,7 @@ class ConvNet(nn.Module):
         result does not depend on the padding. Returns the maps and the mask ``(B, L)`` of valid steps."""
         lengths = torch.as_tensor(lengths, device=x.device).long()
         if lengths.shape != (x.shape[0],):
-            raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
+            raise DataError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
 
         def mask_of(t: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
             return torch.arange(t.shape[-1], device=t.device)[None, :] < n[:, None]  # (B, L)
@@ -333,7 +337,7 @@ class ConvNet(nn.Module):
             x, lengths = self._channels(x, lengths)
         elif self.pool is None and tuple(x.shape[2:]) != self.input_shape[1:]:
             size, built = ("x".join(map(str, s)) for s in (tuple(x.shape[2:]), self.input_shape[1:]))
-            raise ValueError(
+            raise DataError(
                 f"this CNN takes inputs of {built} (its Dense head is built for that size), got {size}; "
                 f"a global pool (--global-pool avg) takes any size"
             )

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from . import register_model
 from .cnn import MAX_PARAMETERS
 
@@ -71,17 +71,17 @@ class MLP(nn.Module):
         if len(self.input_shape) == 2 and x.dim() == 3:
             T, built = x.shape[1], self.input_shape[0]
             if T > built:
-                raise ValueError(f"this MLP reads sequences of at most {built} steps (it was built for them), got {T}")
+                raise DataError(f"this MLP reads sequences of at most {built} steps (it was built for them), got {T}")
             if lengths is not None:
                 lengths = torch.as_tensor(lengths, device=x.device).long()
                 if lengths.shape != (x.shape[0],):
-                    raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
+                    raise DataError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
                 keep = torch.arange(T, device=x.device)[None, :] < lengths[:, None]  # (B, T)
                 x = x * keep[:, :, None].to(x.dtype)
             if T < built:
                 x = F.pad(x, (0, 0, 0, built - T))
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"this MLP takes samples of shape {self.input_shape}, got {tuple(x.shape[1:])}")
+            raise DataError(f"this MLP takes samples of shape {self.input_shape}, got {tuple(x.shape[1:])}")
         return self.net(x.flatten(1))
 
     def extra_repr(self) -> str:

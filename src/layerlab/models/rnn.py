@@ -35,11 +35,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..errors import ConfigError
+from ..choices import HEADS
+from ..errors import ConfigError, DataError
 from . import register_model
 from .cells import CELLS, Cell
-
-HEADS = ("last", "step")
 
 
 def run_layer(
@@ -289,10 +288,10 @@ class RecurrentNet(nn.Module):
         """The model's input as a float sequence ``(B, T, F)``."""
         if self.input_kind == "tokens":
             if x.is_floating_point():
-                raise ValueError(f"this model takes integer token ids (B, T), got a float tensor {tuple(x.shape)}")
+                raise DataError(f"this model takes integer token ids (B, T), got a float tensor {tuple(x.shape)}")
             return F.one_hot(x.long(), self.num_outputs).to(self.out.weight.dtype)  # (B, T, V)
         if x.dim() != 3:
-            raise ValueError(f"expected a batch of sequences (B, T, F), got shape {tuple(x.shape)}")
+            raise DataError(f"expected a batch of sequences (B, T, F), got shape {tuple(x.shape)}")
         return x
 
     @staticmethod
@@ -303,10 +302,10 @@ class RecurrentNet(nn.Module):
         T = x.shape[1]
         lengths = torch.as_tensor(lengths, device=x.device).long()
         if lengths.shape != (x.shape[0],):
-            raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
+            raise DataError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 1 or hi > T:
-            raise ValueError(f"sequence lengths must be between 1 and T={T}, got {lo}..{hi}")
+            raise DataError(f"sequence lengths must be between 1 and T={T}, got {lo}..{hi}")
         return None if lo == T else lengths
 
     # --- the two paths

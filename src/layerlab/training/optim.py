@@ -7,16 +7,17 @@ import inspect
 import torch
 import torch.nn as nn
 
+from ..choices import OPTIMIZERS
 from ..config import TrainConfig
 from ..errors import ConfigError
-from ..recipe import OPTIMIZERS, parse_args
+from ..recipe import parse_args
 
 #: The optimizers whose ``eps`` and ``betas`` are the config's Adam fields (Keras's epsilon).
 _ADAM_FAMILY = ("adam", "adamw", "nadam", "radam", "adamax")
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    """The ``torch.optim`` class of a lower-case name (:data:`layerlab.recipe.OPTIMIZERS`)."""
+    """The ``torch.optim`` class of a lower-case name (:data:`layerlab.choices.OPTIMIZERS`)."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
     found = {k.lower(): v for k, v in vars(torch.optim).items() if isinstance(v, type)}

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import torch
 
+from .. import choices
 from ..config import TrainConfig
-from ..errors import ConfigError
 
 
 def _cos_anneal(start: float, end: float, pct: float) -> float:
@@ -18,10 +18,7 @@ def _cos_anneal(start: float, end: float, pct: float) -> float:
 
 def check_schedule(cfg: TrainConfig) -> None:
     """The schedule fields that only make sense together; a ConfigError naming them otherwise."""
-    if cfg.schedule not in ("constant", "step", "cosine", "onecycle"):
-        raise ConfigError(f"unknown schedule {cfg.schedule!r}; expected constant, step, cosine or onecycle")
-    if cfg.schedule == "cosine" and cfg.min_lr > cfg.lr:
-        raise ConfigError(f"--min-lr {cfg.min_lr} is above --lr {cfg.lr}; a cosine schedule goes down to min_lr")
+    choices.check_schedule(cfg.schedule, cfg.lr, cfg.min_lr)
 
 
 def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
