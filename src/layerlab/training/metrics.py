@@ -38,9 +38,11 @@ def check_recipe(cfg, dataset) -> None:
     here, against the training labels, to one number per class in ``cfg.class_weight``: the run's
     config keeps the numbers it trained with, so a resumed run trains with the same."""
     task, loss = dataset.task, cfg.loss
+    # a batch source need not hold its targets as one tensor (streamed data): what needs them is skipped
+    y_all = getattr(dataset.train, "y", None)
     fits = {
         "cross-entropy": task == "classification",
-        "bce": task in ("classification", "multilabel") and dataset.train.y.dim() <= 2,
+        "bce": task in ("classification", "multilabel") and (y_all is None or y_all.dim() <= 2),
         "mse": task == "regression",
         "huber": task == "regression",
     }
@@ -49,7 +51,7 @@ def check_recipe(cfg, dataset) -> None:
         raise ConfigError(f"--loss {loss} does not train {kind.get(task, task)}; leave --loss out for the task's own")
     if cfg.class_weight and task == "regression":
         raise ConfigError("--class-weight weighs classes; this data is regression")
-    if cfg.class_weight and task == "classification" and dataset.train.y.is_floating_point():
+    if cfg.class_weight and task == "classification" and y_all is not None and y_all.is_floating_point():
         raise ConfigError("--class-weight needs class labels; these targets are probability rows")
     names = metric_names(cfg.metrics)
     if names and task == "regression":
@@ -62,7 +64,9 @@ def check_recipe(cfg, dataset) -> None:
                 f"{'labels (multi-label: top-k does not apply)' if task == 'multilabel' else 'classes'}"
             )
     if cfg.class_weight and not _resolved(cfg.class_weight):  # balanced or a file: the numbers, once
-        y = dataset.train.y
+        y = y_all
+        if y is None:
+            raise ConfigError("--class-weight balanced needs the training labels in memory; give the weights")
         if task == "multilabel":  # balanced: pos_weight = negatives / positives of each label
             pos = (y > 0.5).sum(0)
             counts = [int(c) for c in pos]
