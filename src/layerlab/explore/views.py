@@ -268,8 +268,9 @@ class RunViews:
         window = x_pad[(slice(None), *[slice(a, a + k) for a, k in zip(start, W.shape[1:], strict=True)])]
         products = window * W
         total = float(products.sum()) + b
-        # torch's own conv output at that place (before any activation), to show they agree
-        with torch.no_grad():
+        # torch's own conv output at that place (before any activation), to show they agree; under the
+        # run's lock: calling the module fires the hooks another request's pass may have registered
+        with self._lock, torch.no_grad():
             y = conv(f["conv_inputs"][name][None].float())[0]
         return {
             "layer": layer,
