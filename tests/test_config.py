@@ -96,6 +96,9 @@ def test_every_field_round_trips_through_its_flag():
         "model.padding": "same",
         "model.global_pool": "max",
         "model.channels": "16,M",  # a layer list is checked: not any text
+        "data.augment": "crop=4,flip=0.5",
+        "data.image_size": "16,12",
+        "data.channels": 3,
     }
     for key in ALL_KEYS:
         section, name = key.split(".")

@@ -104,6 +104,7 @@ def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
         # which split chose the `best` weights: a validation split, or none (never the test set)
         "selection": "validation" if engine.held_out_prefix(ds) == "val_" else None,
         "data_fingerprint": data_fingerprint(ds),
+        **({"augment": ds.augment.to_dict()} if getattr(ds, "augment", None) is not None else {}),
     }
 
 

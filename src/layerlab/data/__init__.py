@@ -88,6 +88,7 @@ class Dataset:
     source: str = ""
     meta: dict = field(default_factory=dict)
     spec: InputSpec | None = None
+    augment: object | None = None  # a layerlab.data.augment.Augment applied to training batches, or None
 
     def __post_init__(self):
         if self.spec is None:
@@ -95,7 +96,8 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
+        x = getattr(self.train, "x", None)  # a streamed source has no x in memory, only its shape
+        return tuple(x.shape[1:]) if x is not None else tuple(self.train.x_shape)
 
     def describe(self) -> str:
         return (

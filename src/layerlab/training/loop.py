@@ -283,7 +283,8 @@ def fit(
         log_every: steps between per-step callback calls (default 20, or what the callbacks ask for).
         dist: this process's place in a torchrun job (:func:`layerlab.distributed.context`): the
             model is trained under DistributedDataParallel, ``cfg.batch_size`` is the global batch,
-            ``run`` is given to rank 0 only, and every rank evaluates the whole held-out split.
+            ``run`` is given to rank 0 only, and each rank evaluates its share of the held-out split
+            (every sample once; the sums are added over the ranks).
 
     The learning rate follows ``cfg.schedule`` (see :func:`~layerlab.training.schedules.lr_factor`),
     stepped after every optimizer step; each row's ``lr`` is the rate its last step used. A NaN or
@@ -375,6 +376,8 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
         torch.cuda.synchronize()
         result.graph_capture_seconds = time.perf_counter() - t_graph
         log.info("captured the training step in a CUDA graph in %.2fs", result.graph_capture_seconds)
+    if getattr(dataset, "augment", None) is not None:  # the training batches only: evaluation reads them as they are
+        train = dataset.augment.source(train)
     trainer = Trainer(
         model=model,
         optimizer=optimizer,
@@ -436,6 +439,7 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
                 amp=cfg.amp,
                 channels_last=cfg.channels_last,
                 prefix=held,
+                dist=dist,
             )
         )
         if not math.isfinite(row[f"{held}loss"]):
