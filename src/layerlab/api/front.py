@@ -134,7 +134,7 @@ def _split_options(options: dict) -> tuple[dict, dict]:
 def fit(
     model_or_name: str | nn.Module,
     x,
-    y,
+    y=None,
     *,
     validation_data: tuple | None = None,
     validation_split: float = 0.0,
@@ -145,6 +145,8 @@ def fit(
     run_dir: str | Path | None = None,
     verbose: int = 1,
     seed: int = 0,
+    augment: str | dict | None = None,
+    workers: int | None = None,
     **train_options,
 ) -> History:
     """Train a model on arrays, as Keras's ``model.fit(x, y, ...)``; returns a :class:`History`.
@@ -155,6 +157,9 @@ def fit(
         x: ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` images for an image model; ``(N, T, F)``
             sequences (or uint8 images, read as rows) for a recurrent one. A NumPy array, a torch
             tensor, or a list of arrays or PIL images. uint8 is scaled by 1/255, floats kept as float32.
+            Or, with no ``y``, a torch ``Dataset`` of ``(x, y)`` samples, a ``DataLoader`` (its dataset
+            is read in the run's own order) or an iterable of ``(x, y)`` batches
+            (:mod:`layerlab.data.python`).
         y: ``(N,)`` integer class ids ``0..K-1`` (``K`` outputs), or float regression targets ``(N,)``
             or ``(N, D)``.
         validation_data: ``(x_val, y_val)`` evaluated after every epoch (``val_*`` metrics; ``best``
@@ -165,6 +170,8 @@ def fit(
             (``channels``, ``hidden``, ...).
         callbacks: :mod:`layerlab.callbacks` objects (``EarlyStopping``, ``TensorBoard``, ...);
             ``verbose`` (0 silent, 1 a progress bar, 2 one line per epoch) adds a ``ProgressBar``.
+        augment: training augmentation (``"crop=4,flip"`` or ``{"crop": 4, "flip": True}``, see
+            :mod:`layerlab.augmentspec`); ``workers``: processes reading a torch Dataset's samples.
         run_dir: also keep everything ``layerlab train`` keeps there (config, run.json, metrics,
             checkpoints, the arrays as ``arrays.npz``), so ``layerlab evaluate RUN_DIR`` and every
             other command work on it. A model object is recorded by the name that built it when
@@ -201,9 +208,13 @@ def fit(
     out = Path(run_dir) if run_dir is not None else None
     if out is not None:
         RunDir.check_new(out)  # before any work
-    ds = arrays.dataset_from_arrays(
-        x, y, sequence=sequence, validation_data=validation_data, validation_split=validation_split, seed=seed
-    )
+    ds, in_memory = _fit_data(x, y, sequence, validation_data, validation_split, seed, workers)
+    if augment:
+        from ..augmentspec import canonical, parse
+        from ..data.augment import Augment
+
+        cfg.data.augment = canonical(parse(augment, "fit(augment=...)"))
+        ds.augment = Augment.from_config(cfg.data.augment, ds.spec, "fit(augment=...)")
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
     check_runtime_options(cfg.train, device)  # a refused option leaves no run directory
@@ -224,6 +235,14 @@ def fit(
     run = None
     if out is None:
         result = engine.fit(model, ds, cfg.train, **_callbacks_kw(cbs))
+    elif not in_memory:  # a Dataset object: the run keeps no copy, and says what the CLI can do with it
+        from ..data.python import PYTHON_PREFIX, rereads
+
+        cfg.data.name = PYTHON_PREFIX + ds.name
+        info = run_info(cfg, model, ds, device)
+        info["dataset"]["data_note"] = rereads(ds)
+        run = RunDir.create(out, cfg, info)
+        result = _fit_and_record(run, model, ds, cfg, None, **_callbacks_kw(cbs))
     else:
         cfg.data.name = arrays.RUN_FILE  # relative to the run: a copied or moved run reads its own copy
         info = run_info(cfg, model, ds, device)
@@ -247,6 +266,29 @@ def fit(
         ds.classes,
         ds.num_outputs,
     )
+
+
+def _fit_data(x, y, sequence: bool, validation_data, validation_split: float, seed: int, workers) -> tuple:
+    """The dataset :func:`fit` trains on, and whether it is in memory (arrays the run can keep)."""
+    from ..data.python import dataset_from_python, is_python_data
+
+    if is_python_data(x):
+        if y is not None:
+            raise DataError("a Dataset, DataLoader or iterable of batches carries its targets; give no y")
+        return dataset_from_python(
+            x,
+            sequence=sequence,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            seed=seed,
+            workers=workers,
+        )
+    if y is None:
+        raise DataError("fit() needs y beside arrays x (only a Dataset, DataLoader or iterable of batches carries it)")
+    ds = arrays.dataset_from_arrays(
+        x, y, sequence=sequence, validation_data=validation_data, validation_split=validation_split, seed=seed
+    )
+    return ds, True
 
 
 def _object_name(model: nn.Module) -> str:

@@ -24,6 +24,11 @@ def prepare_data(cfg: DataConfig, *, seed: int = 0, sequence_model: bool = False
     trained on (their held-out split included)."""
     from .arrays import is_arrays_file, load_arrays
 
+    if cfg.name.startswith("python:"):  # a run trained on a Dataset object (layerlab.data.python)
+        raise DataError(
+            f"the run was trained on a {cfg.name[7:]} object given in Python, of which it keeps no copy; "
+            f"give --data naming such data on disk, or evaluate it from Python"
+        )
     if is_arrays_file(cfg.name):  # an .npz of ours is not the sequence .npz the catalog reads
         ds = load_arrays(cfg.name)
         return _augmented(split_validation(ds, cfg.validation, seed) if cfg.validation else ds, cfg)
