@@ -26,6 +26,7 @@ validation splits and class counts read them without touching the inputs.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,8 +132,8 @@ class IndexedSource:
 
     def _to_batch(self, x: torch.Tensor, y: torch.Tensor) -> Split:
         x = x.to(self.device, non_blocking=True)
-        if self.scale is not None:  # uint8 pixels cross as uint8, a quarter of float32's bytes
-            x = x.float() * self.scale
+        if x.dtype == torch.uint8:  # pixels cross as uint8, a quarter of float32's bytes, and are divided
+            x = x.float().div_(255.0)  # here as layerlab.readers.scale_pixels divides: the same float32 bits
         return Split(x, y.to(self.device, non_blocking=True))
 
     def epoch(self, batch_size: int, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1, start: int = 0):
@@ -168,7 +169,7 @@ class IndexedSource:
     def head(self, k: int) -> Split:
         """The first ``k`` samples as a batch on the CPU (a model's probe, an export check)."""
         x, y = self.read(np.arange(min(k, len(self)), dtype=np.int64))
-        return Split(x.float() * self.scale if self.scale is not None else x, y)
+        return Split(x.float().div_(255.0) if x.dtype == torch.uint8 else x, y)
 
 
 class ArraySource(IndexedSource):
@@ -244,7 +245,13 @@ class PackedSource(IndexedSource):
         shard = np.searchsorted(self.starts, rows, side="right") - 1
         for s in np.unique(shard):
             where = shard == s
-            out[where] = self._shard(int(s))[rows[where] - self.starts[s]]
+            m = self._shard(int(s))
+            out[where] = m[rows[where] - self.starts[s]]
+            # the pages just read leave this process's resident set (they stay in the page cache), so
+            # an epoch over a shard larger than memory keeps the RSS at what a batch needs
+            mm = getattr(m, "_mmap", None)
+            if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                mm.madvise(mmap.MADV_DONTNEED)
         return torch.from_numpy(out)
 
     def content_hash(self) -> str:
@@ -263,9 +270,11 @@ class FolderSource(IndexedSource):
     def read_rows(self, rows: np.ndarray) -> torch.Tensor:
         from ..readers import read_image
 
-        xs = [read_image(self.files[r], self.channels, self.size)[0] for r in rows]
+        xs = [read_image(self.files[r], self.channels, self.size, raw=True)[0] for r in rows]
         if not xs:
             return torch.zeros(0, *self.x_shape)
+        if any(x.dtype != np.uint8 for x in xs):  # 16-bit files come as floats: the batch is float
+            xs = [x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else x for x in xs]
         return torch.from_numpy(np.stack(xs))
 
     def content_hash(self) -> str:
