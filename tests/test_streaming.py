@@ -360,3 +360,17 @@ def test_killed_mid_epoch_with_workers_and_augmentation_resumes_bit_identical(tm
     a = load_file(str(RunDir(tmp_path / "cut").weights("last")))
     b = load_file(str(RunDir(tmp_path / "ref").weights("last")))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_fashion_best_preset_trains_with_its_augmentation(tmp_path):
+    """One epoch of the preset on tiny 28x28 data: the model builds, augmentation runs, run.json
+    records it (the preset's accuracy is a benchmark, not a test)."""
+    from layerlab.presets import resolve
+
+    cfg = RunConfig.from_toml(resolve("fashion_best"))
+    assert cfg.data.augment == "crop=2,flip=0.5"
+    cfg.data.name = str(make_idx_dir(tmp_path / "bars", n_train=60, n_test=20))
+    cfg.train.epochs, cfg.train.threads = 1, 1
+    run, result = api.train(cfg, tmp_path / "run")
+    assert run.info()["augment"]["ops"] == {"crop": 2.0, "flip": 0.5}
+    assert result.history[0]["val_n"] == 6
