@@ -374,3 +374,26 @@ def test_the_fashion_best_preset_trains_with_its_augmentation(tmp_path):
     run, result = api.train(cfg, tmp_path / "run")
     assert run.info()["augment"]["ops"] == {"crop": 2.0, "flip": 0.5}
     assert result.history[0]["val_n"] == 6
+
+
+def test_a_streamed_split_reads_only_what_is_indexed_and_every_view_works(tmp_path):
+    """The inspection views, export checks and report take ``ds.test.x[:k]`` and ``sample(i)``:
+    a streamed split gives them by reading those samples alone."""
+    data = make_idx_dir(tmp_path / "bars", n_train=40, n_test=12)
+    mem = load_dataset(str(data))
+    pack(mem, tmp_path / "p")
+    src = load_packed(tmp_path / "p").test
+    reads = []
+    real = src.read_rows
+    src.read_rows = lambda rows: reads.append(len(rows)) or real(rows)
+    assert src.x.shape == mem.test.x.shape and src.x.dim() == 4
+    assert torch.equal(src.x[:5], mem.test.x[:5]) and torch.equal(src.sample(-1), mem.test.x[-1])
+    assert torch.equal(src.x[torch.tensor([7, 2])], mem.test.x[[7, 2]])
+    assert reads == [5, 1, 2]
+    cfg = RunConfig()
+    cfg.data.name = str(tmp_path / "p")
+    cfg.train.epochs, cfg.train.threads = 1, 1
+    api.train(cfg, tmp_path / "run")
+    for cmd in (["report", str(tmp_path / "run")], ["inspect", "errors", str(tmp_path / "run")]):
+        r = subprocess.run([sys.executable, "-m", "layerlab", *cmd], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]

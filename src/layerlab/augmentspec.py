@@ -97,7 +97,7 @@ def parse_size(text: str, where: str = "--image-size") -> tuple[int, int]:
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or not all(p.isdigit() and 1 <= int(p) <= 4096 for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and 1 <= int(p) <= 4096 for p in parts):
         raise ConfigError(f"{where} must be H,W (or N), whole numbers from 1 to 4096, got {text!r}")
     return int(parts[0]), int(parts[1])
 

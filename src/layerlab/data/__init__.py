@@ -96,8 +96,7 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        x = getattr(self.train, "x", None)  # a streamed source has no x in memory, only its shape
-        return tuple(x.shape[1:]) if x is not None else tuple(self.train.x_shape)
+        return tuple(self.train.x.shape[1:])  # a streamed source's x reads nothing for its shape
 
     def describe(self) -> str:
         return (

@@ -48,7 +48,7 @@ import torch
 
 from .. import fileformats
 from ..errors import DataError
-from . import Dataset, synthetic
+from . import Dataset, Split, synthetic
 from .formats import cifar, idx, mnist1d, ts
 
 log = logging.getLogger(__name__)
@@ -528,13 +528,14 @@ def check_dataset(ds: Dataset, subset: bool = False) -> Dataset:
             raise DataError(f"{where}: the {part} split holds no samples{hint}")
         if len(split.y) != len(split):
             raise DataError(f"{where}: the {part} split has {len(split)} inputs but {len(split.y)} targets")
-        for what, t in (("input", getattr(split, "x", None)), ("target", split.y)):  # streamed: no x
+        streamed = not isinstance(split, Split)  # its inputs are read a batch at a time, by training
+        for what, t in (("input", None if streamed else split.x), ("target", split.y)):
             if t is not None and t.is_floating_point():
                 bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
                 if bool(bad.any()):
                     i = int(torch.nonzero(bad)[0])
                     raise DataError(f"{where}: {part} sample {i} has a non-finite {what} value (inf or NaN)")
-    shapes = [tuple(getattr(s, "x_shape", None) or s.x.shape[1:]) for s in (ds.train, ds.test)]
+    shapes = [tuple(s.x.shape[1:]) for s in (ds.train, ds.test)]
     if shapes[0] != shapes[1]:
         raise DataError(
             f"{where}: training samples have shape {shapes[0]}, test samples {shapes[1]}; both splits need one shape"

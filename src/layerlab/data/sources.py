@@ -59,6 +59,42 @@ class _Reader(torch.utils.data.Dataset):
         return self.source.read(np.asarray(index, dtype=np.int64))
 
 
+class LazyInputs:
+    """A streamed source's inputs seen as a tensor ``(N, *x_shape)`` that reads only what is
+    indexed (``x[:16]``, ``x[i]``, ``x[index]``): what the inspection views and export checks take
+    from a split, without the whole split in memory."""
+
+    dtype = torch.float32
+
+    def __init__(self, source: IndexedSource):
+        self.source = source
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.source), *self.source.x_shape))
+
+    def dim(self) -> int:
+        return 1 + len(self.source.x_shape)
+
+    ndim = property(dim)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        n = len(self.source)
+        if isinstance(key, int) or (isinstance(key, torch.Tensor) and key.dim() == 0):
+            i = int(key)
+            return self[torch.tensor([i + n if i < 0 else i])][0]
+        if isinstance(key, slice):
+            index = np.arange(n)[key]
+        else:
+            index = np.asarray(key.cpu().numpy() if isinstance(key, torch.Tensor) else key, dtype=np.int64)
+            index = np.where(index < 0, index + n, index)
+        x, _ = self.source.read(index.astype(np.int64))
+        return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
 class IndexedSource:
     """A batch source over samples read by index: subclasses give :meth:`read` (raw inputs of
     sample indices, as a tensor: uint8 pixels or float32) and keep ``y``; the order, sharding,
@@ -165,6 +201,18 @@ class IndexedSource:
             "y_shape": list(self.y.shape[1:]),
             "sha256": h.hexdigest(),
         }
+
+    @property
+    def x(self) -> LazyInputs:
+        """The inputs as a tensor that reads what is indexed (:class:`LazyInputs`)."""
+        return LazyInputs(self)
+
+    def sample(self, i: int) -> torch.Tensor:
+        return self.x[i]
+
+    def take(self, index: torch.Tensor) -> Split:
+        x, y = self.read(np.asarray(index.cpu().numpy() if isinstance(index, torch.Tensor) else index, dtype=np.int64))
+        return Split(x.float().div_(255.0) if x.dtype == torch.uint8 else x, y)
 
     def head(self, k: int) -> Split:
         """The first ``k`` samples as a batch on the CPU (a model's probe, an export check)."""
