@@ -137,3 +137,17 @@ def test_the_source_reads_what_the_dataset_holds():
     src = TorchDatasetSource(ds, torch.zeros(40, dtype=torch.long), h.spec, workers=0)
     x, _ = src.read(np.array([3, 0]))
     assert torch.equal(x, torch.from_numpy(ds.x[[3, 0]]).float()[:, None] / 255)
+
+
+def test_a_memory_mapped_array_is_read_a_batch_at_a_time(tmp_path):
+    """np.load(mmap_mode="r") images train as the same arrays in memory do, without being loaded."""
+    ds = Bars()
+    np.save(tmp_path / "x.npy", ds.x[:, None])  # (N, 1, 28, 28) uint8
+    x = np.load(tmp_path / "x.npy", mmap_mode="r")
+    h = layerlab.fit("article-cnn", x, ds.y, epochs=1, batch_size=8, verbose=0, threads=1, run_dir=tmp_path / "r")
+    from layerlab.data.sources import ArraySource
+
+    ref = _arrays_history(None)
+    assert h.history["loss"] == ref.history["loss"]  # the same bits: uint8 divided by 255 either way
+    assert "memory-mapped" in RunDir(tmp_path / "r").info()["dataset"]["data_note"]
+    assert isinstance(ArraySource.from_memmap(x, torch.zeros(40)), ArraySource)

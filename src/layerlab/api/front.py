@@ -270,8 +270,17 @@ def fit(
 
 def _fit_data(x, y, sequence: bool, validation_data, validation_split: float, seed: int, workers) -> tuple:
     """The dataset :func:`fit` trains on, and whether it is in memory (arrays the run can keep)."""
-    from ..data.python import dataset_from_python, is_python_data
+    from ..data.python import dataset_from_python, is_python_data, mapped_images
 
+    if mapped_images(x) and y is not None:  # read a batch at a time from its file, never loaded whole
+        return dataset_from_python(
+            (x, y),
+            sequence=sequence,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            seed=seed,
+            workers=workers,
+        )
     if is_python_data(x):
         if y is not None:
             raise DataError("a Dataset, DataLoader or iterable of batches carries its targets; give no y")

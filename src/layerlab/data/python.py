@@ -47,6 +47,19 @@ def _array(v) -> np.ndarray:
     return np.asarray(v)
 
 
+def mapped_images(x) -> bool:
+    """Whether ``x`` is a memory-mapped array that training can read a batch at a time, without
+    loading it: ``(N, C, H, W)`` images (C of 1 or 3) of uint8 pixels or float32, C-ordered."""
+    return (
+        isinstance(x, np.memmap)
+        and x.ndim == 4
+        and x.shape[1] in (1, 3)
+        and x.dtype in (np.uint8, np.float32)
+        and x.flags.c_contiguous
+        and getattr(x, "filename", None) is not None
+    )
+
+
 def is_python_data(x) -> bool:
     """Whether ``x`` is data of this module's kinds, not arrays: a DataLoader, a map-style dataset
     (``len`` and item access, not an array, tensor or list), or an iterator/generator."""
@@ -118,6 +131,8 @@ def dataset_from_python(
     from .. import labels
     from . import arrays
 
+    if isinstance(data, tuple) and len(data) == 2 and mapped_images(data[0]):
+        return _from_memmap(data[0], data[1], validation_data, validation_split, seed, workers), False
     base = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
     mapped = hasattr(base, "__getitem__") and hasattr(base, "__len__")
     if isinstance(base, torch.utils.data.IterableDataset) or not mapped:
@@ -173,3 +188,29 @@ def rereads(ds: Dataset) -> str:
         f"line can predict, inspect, report and export from it, and evaluate it with --data naming such data on "
         f"disk, but cannot resume it"
     )
+
+
+def _from_memmap(x: np.memmap, y, validation_data, validation_split: float, seed: int, workers) -> Dataset:
+    """Memory-mapped images and their targets: an :class:`~.sources.ArraySource` (rows read per
+    batch), classes by the one label rule; held out as :func:`~.arrays.dataset_from_arrays` does."""
+    from .. import labels
+    from ..inputspec import PIXEL_SCALE, InputSpec
+    from .sources import ArraySource
+
+    if validation_data is not None:
+        raise DataError("memory-mapped x takes validation_split, not validation_data")
+    ya = labels.class_ids(_array(y).reshape(-1), "y")
+    if len(ya) != len(x):
+        raise DataError(f"x holds {len(x)} samples and y {len(ya)} targets; give one per sample")
+    cs = labels.class_set(ya, [], where="y")
+    yt = torch.from_numpy(cs.encode(ya))
+    train = ArraySource.from_memmap(x, yt, workers=workers)
+    shape = tuple(int(s) for s in x.shape[1:])
+    pixels = PIXEL_SCALE if x.dtype == np.uint8 else None
+    spec = InputSpec("image", shape, pixel_scale=pixels, image_shape=shape)
+    meta = {"format": "memmap", "object": f"a memory-mapped array ({x.filename})", "held_out": "training"}
+    ds = Dataset("memmap", train, train, "classification", cs.names, cs.k, "memmap", meta, spec)
+    if validation_split:
+        ds = split_validation(ds, float(validation_split), seed)
+        ds.meta["held_out"] = "validation_split"
+    return ds

@@ -221,24 +221,38 @@ class IndexedSource:
 
 
 class ArraySource(IndexedSource):
-    """Inputs in one ``.npy`` file, memory-mapped: a batch reads its rows and nothing else. uint8
-    arrays are pixels (scaled by ``1/255`` on the device); float arrays are read as they are."""
+    """Inputs in one ``.npy`` file (or any array memory-mapped from a file: :meth:`from_memmap`),
+    memory-mapped: a batch reads its rows and nothing else. uint8 arrays are pixels (divided by 255
+    on the device); float arrays are read as they are."""
 
-    def __init__(self, path: str | Path, y: torch.Tensor, *, workers: int | None = 0):
+    def __init__(self, path: str | Path, y: torch.Tensor, *, workers: int | None = 0, layout=None):
         self.path = str(path)
-        arr = _open_npy(self.path)
+        self.layout = layout  # (dtype, offset, shape) of a raw memory map, or None for an .npy file
+        arr = self._open()
         if len(arr) != len(y):
             raise DataError(f"{path}: {len(arr)} samples, but {len(y)} targets")
         scale = 1 / 255 if arr.dtype == np.uint8 else None
         super().__init__(y, arr.shape[1:], scale=scale, workers=workers)
         self._arr = None
 
+    @classmethod
+    def from_memmap(cls, arr: np.memmap, y: torch.Tensor, *, workers: int | None = 0) -> ArraySource:
+        """``arr`` (``np.load(..., mmap_mode="r")`` or ``np.memmap``, C-ordered) reopened by path
+        and offset in each process that reads it."""
+        return cls(arr.filename, y, workers=workers, layout=(arr.dtype.str, int(arr.offset), tuple(arr.shape)))
+
+    def _open(self) -> np.ndarray:
+        if self.layout is None:
+            return _open_npy(self.path)
+        dtype, offset, shape = self.layout
+        return np.memmap(self.path, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape)
+
     def __getstate__(self):  # a worker opens its own map
         return {**self.__dict__, "_arr": None}
 
     def read_rows(self, rows: np.ndarray) -> torch.Tensor:
         if self._arr is None:
-            self._arr = _open_npy(self.path)
+            self._arr = self._open()
         out = np.ascontiguousarray(self._arr[rows])
         return torch.from_numpy(out if out.dtype == np.uint8 else out.astype(np.float32, copy=False))
 
