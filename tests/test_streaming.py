@@ -297,6 +297,10 @@ def test_augmentation_trains_never_evaluates_and_is_recorded(tmp_path):
     run, result = api.train(cfg, tmp_path / "aug")
     info = run.info()
     assert info["augment"]["text"] == "crop=2,flip=0.5"
+    from layerlab.inspect.report import _augment_text
+
+    assert _augment_text(info) == "crop=2,flip=0.5" and _augment_text({}) == "none"
+    assert _augment_text({"augment": ["x"]}).startswith("unknown")
     assert RunDir(tmp_path / "aug").config().data.augment == "crop=2,flip"
     # evaluation afterwards gives the epoch's own test numbers: the test set was not augmented
     again = api.evaluate(str(tmp_path / "aug"), which="last")
