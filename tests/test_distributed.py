@@ -270,3 +270,22 @@ def test_two_processes_evaluate_every_held_out_sample_exactly_once(tmp_path):
         assert shared[name]["test_n"] == single[name]["test_n"] == 101
         assert shared[name]["test_accuracy"] == single[name]["test_accuracy"]
         assert shared[name]["test_loss"] == pytest.approx(single[name]["test_loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_packed_dataset_with_workers_and_augmentation_as_one(tmp_path):
+    """Streamed data, read by workers on each rank (each rank reads only its share of each batch)
+    and augmented by (seed, epoch, index): 2 processes train the single process's model."""
+    from layerlab.data import load_dataset
+    from layerlab.data.pack import pack
+
+    data = make_idx_dir(tmp_path / "bars", n_train=64, n_test=21)
+    pack(load_dataset(str(data)), tmp_path / "packed")
+    args = [*FLAGS, "--data", str(tmp_path / "packed"), "--epochs", "1", "--batch-size", "16"]
+    args += ["--workers", "1", "--augment", "crop=2,flip,erase=0.5"]
+    _run(STANDALONE, [*args, "--out", str(tmp_path / "ddp")])
+    _single([*args, "--out", str(tmp_path / "one")])
+    assert _max_diff(_weights(tmp_path / "ddp"), _weights(tmp_path / "one")) < TOLERANCE
+    ddp_row, one_row = RunDir(tmp_path / "ddp").metrics()[0], RunDir(tmp_path / "one").metrics()[0]
+    assert ddp_row["train_accuracy"] == one_row["train_accuracy"]
+    assert ddp_row["test_n"] == one_row["test_n"] == 21
