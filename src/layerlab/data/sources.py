@@ -56,7 +56,13 @@ class _Reader(torch.utils.data.Dataset):
         return len(self.source)
 
     def __getitem__(self, index):
-        return self.source.read(np.asarray(index, dtype=np.int64))
+        return self.source.read_for_device(np.asarray(index, dtype=np.int64))
+
+
+def _divided(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels divided by 255 in float32, as :func:`layerlab.readers.scale_pixels` divides
+    (NumPy, one thread: in a worker, or beside workers, torch's thread pool would wait on busy cores)."""
+    return torch.from_numpy(np.divide(x.numpy(), np.float32(255), dtype=np.float32))
 
 
 class LazyInputs:
@@ -134,6 +140,14 @@ class IndexedSource:
         rows = index if self.rows is None else self.rows[index]
         return self.read_rows(rows), self.y[torch.from_numpy(np.asarray(index, dtype=np.int64))]
 
+    def read_for_device(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`read`, with pixels divided by 255 here when batches train on the CPU (they cross to
+        a GPU as uint8, a quarter of the bytes, and are divided there)."""
+        x, y = self.read(index)
+        if x.dtype == torch.uint8 and self.device.type == "cpu":
+            x = _divided(x)
+        return x, y
+
     def on_device(self, device) -> IndexedSource:
         self.device = torch.device(device) if device is not None else self.device
         return self
@@ -154,7 +168,7 @@ class IndexedSource:
         """``parts`` (index batches) read in order, by the workers when there are any."""
         if self.workers <= 0 or len(parts) <= 1:
             for p in parts:
-                yield self.read(p.numpy())
+                yield self.read_for_device(p.numpy())
             return
         loader = torch.utils.data.DataLoader(
             _Reader(self),
