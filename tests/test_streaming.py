@@ -401,3 +401,39 @@ def test_a_streamed_split_reads_only_what_is_indexed_and_every_view_works(tmp_pa
     for cmd in (["report", str(tmp_path / "run")], ["inspect", "errors", str(tmp_path / "run")]):
         r = subprocess.run([sys.executable, "-m", "layerlab", *cmd], capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-2000:]
+
+
+def _resident_kb(path: Path) -> int:
+    """This process's resident kB of the memory maps of ``path`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isdigit() or line[:1] in "abcdef":  # a mapping's header line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc")
+def test_reading_a_packed_epoch_keeps_its_pages_out_of_the_resident_set(tmp_path):
+    """Memory stays bounded by the batch: the pages a batch read are dropped from the process's
+    resident set (madvise), so an epoch over a shard does not leave the shard resident."""
+    x = np.random.default_rng(0).integers(0, 255, (400, 3, 32, 32)).astype(np.uint8)  # 1.2 MB
+    mem = Split(torch.from_numpy(x).float() / 255, torch.arange(400) % 4)
+    from layerlab.data import Dataset
+
+    ds = Dataset(
+        "r",
+        mem,
+        mem,
+        "classification",
+        list("abcd"),
+        4,
+        spec=InputSpec("image", (3, 32, 32), pixel_scale=1 / 255, image_shape=(3, 32, 32)),
+    )
+    pack(ds, tmp_path / "p")
+    src = load_packed(tmp_path / "p", workers=0).train
+    shard = (tmp_path / "p" / "train-00000.npy").resolve()
+    n = sum(len(s.batch) for s in src.epoch(50, seed=0, epoch=0))
+    assert n == 400
+    assert _resident_kb(shard) <= 64  # the shard is 1,200 kB: at most a few pages stay resident
