@@ -238,10 +238,10 @@ def test_augment_is_checked_against_the_data():
     grey = InputSpec("image", (1, 8, 8), pixel_scale=1 / 255, image_shape=(1, 8, 8))
     with pytest.raises(ConfigError, match="needs RGB"):
         Augment.from_config("color=0.2", grey)
-    with pytest.raises(ConfigError, match="do not apply to image"):
+    with pytest.raises(ConfigError, match="noise does not apply to image"):
         Augment.from_config("noise=0.1", grey)
     seq = InputSpec("sequence", (10, 2))
-    with pytest.raises(ConfigError, match="do not apply to sequence"):
+    with pytest.raises(ConfigError, match="flip does not apply to sequence"):
         Augment.from_config("flip", seq)
 
 
@@ -437,3 +437,17 @@ def test_reading_a_packed_epoch_keeps_its_pages_out_of_the_resident_set(tmp_path
     n = sum(len(s.batch) for s in src.epoch(50, seed=0, epoch=0))
     assert n == 400
     assert _resident_kb(shard) <= 64  # the shard is 1,200 kB: at most a few pages stay resident
+
+
+def test_data_pack_refuses_in_one_sentence_before_reading(tmp_path):
+    root = _folder(tmp_path / "f", 12)
+    (tmp_path / "out").mkdir()
+    for args, said in (
+        ([str(root), str(tmp_path / "out")], "already exists; give a new directory"),
+        ([str(root), str(tmp_path / "o2"), "--image-size", "3x4"], "--image-size must be H,W"),
+        ([str(tmp_path / "none"), str(tmp_path / "o3")], "unknown dataset"),
+    ):
+        r = subprocess.run([sys.executable, "-m", "layerlab", "data", "pack", *args], capture_output=True, text=True)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert "images:" not in r.stdout  # nothing was read
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()

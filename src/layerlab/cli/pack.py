@@ -6,9 +6,20 @@ import json
 
 
 def cmd_data_pack(args) -> int:
+    from pathlib import Path
+
+    from ..augmentspec import parse_size
     from ..config import DataConfig
     from ..data.inputs import prepare_data
     from ..data.pack import pack
+    from ..errors import DataError
+
+    if Path(args.out).exists() and not args.overwrite:  # before minutes of reading the data
+        raise DataError(f"{args.out} already exists; give a new directory (or --overwrite)")
+    if args.image_size:
+        parse_size(args.image_size, "--image-size")
+    if args.workers is not None and args.workers < 0:
+        raise DataError(f"--workers must be at least 0, got {args.workers}")
 
     cfg = DataConfig(name=args.src, data_dir=args.data_dir, image_size=args.image_size, channels=args.image_channels)
     cfg.workers = args.workers if args.workers is not None else 0  # an image folder is read a chunk at a time

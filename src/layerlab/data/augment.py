@@ -77,7 +77,10 @@ class Augment:
 
         wrong = [k for k in ops if OPS[k][0] != kind]
         if wrong:
-            raise ConfigError(f"{where}: {', '.join(wrong)} do not apply to {kind} data ({tuple(spec.shape)})")
+            verb = "does" if len(wrong) == 1 else "do"
+            raise ConfigError(
+                f"{where}: {', '.join(wrong)} {verb} not apply to {kind} data of shape {tuple(spec.shape)}"
+            )
         channels = int(spec.shape[0]) if kind == "image" else 1
         if "color" in ops and channels != 3:
             raise ConfigError(f"{where}: color jitter needs RGB images; these have {channels} channel(s)")
