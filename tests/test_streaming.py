@@ -451,3 +451,16 @@ def test_data_pack_refuses_in_one_sentence_before_reading(tmp_path):
         assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert "images:" not in r.stdout  # nothing was read
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_a_damaged_file_read_by_a_worker_is_one_sentence(tmp_path):
+    root = _folder(tmp_path / "f", 20)
+    bad = sorted((root / "1").iterdir())[0]
+    size = os.path.getsize(bad)
+    bad.write_bytes(bad.read_bytes()[: size // 3])  # a truncated PNG: its header still reads
+    ds = load_dataset(str(root), workers=2)
+    split = ds.train if str(bad) in ds.train.files.tolist() else ds.test
+    with pytest.raises(DataError) as e:
+        for _ in split.epoch(4, seed=0, epoch=0):
+            pass
+    assert str(e.value).startswith(f"{bad}: ") and "\n" not in str(e.value) and "Traceback" not in str(e.value)

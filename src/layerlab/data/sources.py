@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, LayerlabError
 from . import Split
 
 
@@ -56,7 +56,13 @@ class _Reader(torch.utils.data.Dataset):
         return len(self.source)
 
     def __getitem__(self, index):
-        return self.source.read_for_device(np.asarray(index, dtype=np.int64))
+        try:
+            return self.source.read_for_device(np.asarray(index, dtype=np.int64))
+        except LayerlabError as e:  # handed back as a value: DataLoader would re-raise it with a traceback inside
+            return (_FAILED, type(e).__name__, str(e))
+
+
+_FAILED = "layerlab: a worker could not read a batch"
 
 
 def _divided(x: torch.Tensor) -> torch.Tensor:
@@ -178,7 +184,10 @@ class IndexedSource:
             pin_memory=self.device.type == "cuda",
             prefetch_factor=2,
         )
-        yield from loader
+        for item in loader:
+            if isinstance(item, (tuple, list)) and len(item) == 3 and item[0] == _FAILED:
+                raise DataError(item[2])  # the worker's one sentence, as reading in this process gives it
+            yield item
 
     def _to_batch(self, x: torch.Tensor, y: torch.Tensor) -> Split:
         x = x.to(self.device, non_blocking=True)
