@@ -464,3 +464,61 @@ def test_a_damaged_file_read_by_a_worker_is_one_sentence(tmp_path):
         for _ in split.epoch(4, seed=0, epoch=0):
             pass
     assert str(e.value).startswith(f"{bad}: ") and "\n" not in str(e.value) and "Traceback" not in str(e.value)
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.integers(-2, 5), max_size=4),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+_PATHS = [
+    ("format",),
+    ("spec",),
+    ("classes",),
+    ("num_outputs",),
+    ("task",),
+    ("splits",),
+    ("splits", "train"),
+    ("splits", "train", "x_shape"),
+    ("splits", "train", "dtype"),
+    ("splits", "train", "shards"),
+    ("splits", "train", "shards", 0),
+    ("splits", "train", "shards", 0, "file"),
+    ("splits", "train", "shards", 0, "n"),
+    ("splits", "test", "labels"),
+    ("splits", "test", "labels", "file"),
+    ("spec", "shape"),
+    ("spec", "kind"),
+]
+
+
+@pytest.fixture(scope="module")
+def packed_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pk")
+    pack(load_dataset(str(make_idx_dir(root / "bars", n_train=20, n_test=10))), root / "p")
+    return root / "p", json.loads((root / "p" / INDEX).read_text())
+
+
+@settings(max_examples=300, deadline=None)
+@given(where=st.sampled_from(_PATHS), value=_VALUES)
+def test_any_tampered_pack_index_loads_or_is_one_data_error(packed_index, where, value):
+    """The index is untrusted input: any value anywhere gives a dataset that reads, or one DataError."""
+    root, index = packed_index
+    doc = json.loads(json.dumps(index))
+    node = doc
+    for k in where[:-1]:
+        node = node[k]
+    node[where[-1]] = value
+    (root / INDEX).write_text(json.dumps(doc))
+    try:
+        ds = load_packed(root, workers=0)
+        for split in (ds.train, ds.test):
+            split.read(np.arange(len(split)))
+    except DataError:
+        pass
+    finally:
+        (root / INDEX).write_text(json.dumps(index))

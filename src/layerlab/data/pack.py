@@ -200,6 +200,20 @@ def read_index(root: str | Path) -> dict:
         raise _bad(root, "splits must hold train and test")
     for name, s in splits.items():
         _checked_split(root, name, s)
+    if splits["train"]["x_shape"] != splits["test"]["x_shape"]:
+        raise _bad(root, "the train and test splits must hold samples of one shape")
+    from . import TASKS
+
+    if index.get("task", "classification") not in TASKS:
+        raise _bad(root, f"task must be one of {', '.join(TASKS)}")
+    classes = index.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise _bad(root, "classes must be a list of names")
+    k = index.get("num_outputs")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1_000_000):
+        raise _bad(root, "num_outputs must be a whole number from 1")
+    if not isinstance(index.get("name", ""), str):
+        raise _bad(root, "name must be text")
     return index
 
 
@@ -214,12 +228,18 @@ def load_packed(root: str | Path, *, workers: int | None = None) -> Dataset:
         spec = InputSpec.from_dict(index["spec"])
     except Exception as e:
         raise _bad(root, f"its input spec is not valid ({' '.join(str(e).split())})") from None
+    if list(spec.shape) != index["splits"]["train"]["x_shape"]:
+        raise _bad(root, f"its input spec's shape {tuple(spec.shape)} is not the samples' shape")
     splits = {}
     for name, s in index["splits"].items():
         try:
             y = np.load(root / s["labels"]["file"], allow_pickle=False)
         except (OSError, ValueError) as e:
             raise DataError(f"{root / s['labels']['file']}: cannot read the labels ({type(e).__name__})") from None
+        if y.ndim != 1 or y.dtype.kind not in "iuf":
+            raise DataError(
+                f"{root / s['labels']['file']}: labels must be one number per sample, got {y.dtype} {y.shape}"
+            )
         splits[name] = PackedSource(
             root, s["shards"], s["dtype"], s["x_shape"], torch.from_numpy(np.array(y)), workers=workers
         )
