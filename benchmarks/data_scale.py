@@ -46,7 +46,7 @@ class Generated(IndexedSource):
     def __init__(self, n: int, size: int, classes: int = 10, offset: int = 0):
         self.n, self.size, self.classes, self.offset = n, size, classes, offset
         y = torch.from_numpy((np.arange(offset, offset + n) * 7919 % classes).astype(np.int64))
-        super().__init__(y, (3, size, size), scale=PIXEL_SCALE, workers=0)
+        super().__init__(y, (3, size, size), workers=0)
 
     def read_rows(self, rows: np.ndarray) -> torch.Tensor:
         out = np.empty((len(rows), 3, self.size, self.size), dtype=np.uint8)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from . import Dataset, Split
+from . import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +256,3 @@ def load_packed(root: str | Path, *, workers: int | None = None) -> Dataset:
         meta={"packed": True},
         spec=spec,
     )
-
-
-def split_of(split) -> Split | None:
-    """``split`` when it is in memory, else None."""
-    return split if isinstance(split, Split) else None

@@ -85,7 +85,7 @@ class TorchDatasetSource(IndexedSource):
 
     def __init__(self, ds, y: torch.Tensor, spec, *, workers: int | None):
         self.ds, self.spec = ds, spec
-        super().__init__(y, tuple(spec.shape), scale=None, workers=0 if workers is None else workers)
+        super().__init__(y, tuple(spec.shape), workers=0 if workers is None else workers)
 
     def read_rows(self, rows: np.ndarray) -> torch.Tensor:
         from .arrays import inputs_from_arrays

@@ -17,7 +17,8 @@ Reading runs in ``workers`` processes (a torch ``DataLoader`` over a map-style d
 "sampler" is the list of this epoch's index batches, ``batch_size=None``), so memory is bounded by
 the batch times the workers and their prefetch, whatever the dataset's size. What crosses to a
 worker is a path and an index array: no list of Python objects per sample, no open memory map (a
-worker opens its own). uint8 pixels go to the device as uint8 and are scaled there.
+worker opens its own). uint8 pixels cross to a GPU as uint8 and are divided by 255 there (for
+CPU training the reading process divides them: the same float32 bits as in memory either way).
 
 The labels (one number per sample) are kept in memory, as ``y``: the label rule, stratified
 validation splits and class counts read them without touching the inputs.
@@ -114,7 +115,6 @@ class IndexedSource:
 
     Attributes:
         y: the targets of every sample (on the CPU).
-        scale: raw uint8 inputs times this on the device (``1/255``); None for float inputs.
         workers: processes reading batches (0: in the training process).
         device: where batches go (set by :meth:`on_device`, which the training loop calls).
     """
@@ -122,10 +122,9 @@ class IndexedSource:
     lengths = None
     sizes = None
 
-    def __init__(self, y: torch.Tensor, x_shape: tuple[int, ...], *, scale: float | None, workers: int | None):
+    def __init__(self, y: torch.Tensor, x_shape: tuple[int, ...], *, workers: int | None):
         self.y = y
         self.x_shape = tuple(int(s) for s in x_shape)
-        self.scale = scale
         self.workers = default_workers() if workers is None else int(workers)
         self.device = torch.device("cpu")
         self.rows: np.ndarray | None = None  # a subset: the underlying sample of each of ours
@@ -254,8 +253,7 @@ class ArraySource(IndexedSource):
         arr = self._open()
         if len(arr) != len(y):
             raise DataError(f"{path}: {len(arr)} samples, but {len(y)} targets")
-        scale = 1 / 255 if arr.dtype == np.uint8 else None
-        super().__init__(y, arr.shape[1:], scale=scale, workers=workers)
+        super().__init__(y, arr.shape[1:], workers=workers)
         self._arr = None
 
     @classmethod
@@ -307,7 +305,7 @@ class PackedSource(IndexedSource):
         self.starts = np.concatenate([[0], np.cumsum(counts)])
         if self.starts[-1] != len(y):
             raise DataError(f"{root}: its shards hold {int(self.starts[-1])} samples, its labels {len(y)}")
-        super().__init__(y, x_shape, scale=1 / 255 if dtype == "uint8" else None, workers=workers)
+        super().__init__(y, x_shape, workers=workers)
         self.dtype = dtype
         self._maps: dict[int, np.ndarray] = {}
 
@@ -350,7 +348,7 @@ class FolderSource(IndexedSource):
     def __init__(self, files: list[str], y: torch.Tensor, channels: int, size: tuple[int, int], *, workers):
         self.files = np.array([str(f) for f in files])  # one array of strings, not a list of objects
         self.channels, self.size = int(channels), (int(size[0]), int(size[1]))
-        super().__init__(y, (self.channels, *self.size), scale=None, workers=workers)
+        super().__init__(y, (self.channels, *self.size), workers=workers)
 
     def read_rows(self, rows: np.ndarray) -> torch.Tensor:
         from ..readers import read_image
