@@ -522,3 +522,41 @@ def test_any_tampered_pack_index_loads_or_is_one_data_error(packed_index, where,
         pass
     finally:
         (root / INDEX).write_text(json.dumps(index))
+
+
+_HOLDER = """
+import multiprocessing as mp, sys, time
+from pathlib import Path
+from layerlab import lock
+from layerlab.data.sources import _worker_init
+
+def worker():
+    _worker_init(0)  # what every data-loading worker runs first
+    time.sleep(60)
+
+lock.acquire(Path(sys.argv[1]))
+child = mp.get_context("fork").Process(target=worker, daemon=False)
+child.start()
+time.sleep(0.5)
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_process_leaves_no_lock_with_its_workers(tmp_path):
+    """A data-loading worker forked by a training process shares its open lock file: without
+    closing it, the flock outlived a kill -9 of the trainer for as long as the worker ran, and the
+    resume that followed was refused ("another process is taking over its lock")."""
+    from layerlab import lock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(run)], stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        lock.acquire(run)  # the worker still runs, and holds nothing
+        lock.release(run)
+    finally:
+        os.kill(child, signal.SIGKILL)

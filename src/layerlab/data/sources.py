@@ -66,6 +66,13 @@ class _Reader(torch.utils.data.Dataset):
 _FAILED = "layerlab: a worker could not read a batch"
 
 
+def _worker_init(_worker_id: int) -> None:
+    """A worker holds no run lock: a killed training process's lock goes with it, not with its workers."""
+    from ..lock import close_inherited
+
+    close_inherited()
+
+
 def _divided(x: torch.Tensor) -> torch.Tensor:
     """uint8 pixels divided by 255 in float32, as :func:`layerlab.readers.scale_pixels` divides
     (NumPy, one thread: in a worker, or beside workers, torch's thread pool would wait on busy cores)."""
@@ -182,6 +189,7 @@ class IndexedSource:
             num_workers=min(self.workers, len(parts)),
             pin_memory=self.device.type == "cuda",
             prefetch_factor=2,
+            worker_init_fn=_worker_init,
         )
         for item in loader:
             if isinstance(item, (tuple, list)) and len(item) == 3 and item[0] == _FAILED:
