@@ -560,3 +560,15 @@ def test_a_killed_process_leaves_no_lock_with_its_workers(tmp_path):
         lock.release(run)
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_cuda_graph_with_streamed_data_is_refused_before_the_run_exists(tmp_path):
+    from layerlab.errors import ConfigError as CE
+    from layerlab.training import check_training
+
+    data = make_idx_dir(tmp_path / "bars", n_train=20, n_test=10)
+    pack(load_dataset(str(data)), tmp_path / "p")
+    cfg = RunConfig()
+    cfg.train.cuda_graph = True
+    with pytest.raises(CE, match="needs the training data in memory"):
+        check_training(cfg.train, load_packed(tmp_path / "p"))

@@ -235,6 +235,11 @@ def check_training(
     :meth:`~layerlab.callbacks.Callback.check` refuses for this data."""
     if cfg.cuda_graph and device is not None:
         check_cuda_graph(cfg, device, dist)
+    if cfg.cuda_graph and not isinstance(dataset.train, Split):
+        raise ConfigError(
+            "--cuda-graph needs the training data in memory; this data is streamed (packed shards, an image folder "
+            "read by workers or a Dataset object): train without --cuda-graph"
+        )
     held = held_out_prefix(dataset)
     for cb in [*(callbacks or []), *_config_callbacks(cfg, dist)]:
         if callable(getattr(cb, "check", None)):  # a duck-typed callback may have no check
