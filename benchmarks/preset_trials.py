@@ -12,6 +12,11 @@ seconds (measured while nothing else ran, but on a machine whose speed drifts: c
 accuracies; time the presets with peer.sh). Without ``--trial``, the trials that chose
 ``article_cnn_fast``. The seed moves the initial weights, the batch order and which samples are
 held out, so a trial's mean is over as many splits as seeds, and every trial sees the same ones.
+
+Why this is not a ``layerlab tune`` study: it scores a few named sets of flags, each over several
+seeds and splits (a mean and a minimum), where a sampler's trial is one seed and one split. The same
+search as a study, with a sampler choosing the values: ``benchmarks/spaces/article_cnn_fast.toml``
+(its header has the command).
 """
 
 from __future__ import annotations

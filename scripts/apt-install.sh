@@ -3,6 +3,7 @@
 #   dataset-fashion-mnist  the Fashion-MNIST IDX files, /usr/share/datasets/fashion-mnist (elsewhere
 #                          layerlab downloads them, verified by SHA-256, or reads --data-dir)
 #   chromium               headless browser for the test that renders `layerlab report` (skipped without it)
+#   postgresql             a throwaway server for the test of `layerlab tune` on a database (skipped without it)
 # Never fails: without a package, layerlab and its tests say what is missing.
 set -uo pipefail
 missing=()

@@ -178,6 +178,7 @@ def volumes(rng, n: int, size: int = 10):
     return x, y
 
 
+@pytest.mark.slow
 def test_npz_rank_says_images_or_volumes_and_npy_predicts_them(capsys, tmp_path):
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (20, 1, 8, 8), dtype=np.uint8)
@@ -228,6 +229,7 @@ def test_npz_images_of_two_ranks_or_bad_targets_are_one_sentence(tmp_path):
         load_npz(tmp_path / "c.npz")
 
 
+@pytest.mark.slow
 def test_mixed_sizes_resume_mid_epoch_bit_identical(tmp_path, monkeypatch):
     """Size-bucketed batches come in the same order after a resume: stopped after a mid-epoch
     checkpoint, the resumed run ends with the weights of an uninterrupted one, bit for bit."""

@@ -40,6 +40,7 @@ def test_the_package_exports_the_array_api():
     assert layerlab.History is api.History
 
 
+@pytest.mark.slow
 def test_history_is_keras_like(fitted):
     h = fitted
     assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -184,6 +185,7 @@ def test_a_recurrent_model_reads_uint8_images_as_rows(bars, tmp_path):
     assert layerlab.evaluate(h, xv, yv)["n"] == 80
 
 
+@pytest.mark.slow
 def test_a_run_from_arrays_resumes_exactly(bars, tmp_path):
     x, y, _, _ = bars
     a = layerlab.fit("cnn", x, y, validation_split=0.2, epochs=2, verbose=0, channels="4,M", run_dir=tmp_path / "a")
@@ -222,6 +224,7 @@ def test_verbose_draws_epoch_lines(bars, capsys):
     assert "1" in capsys.readouterr().out  # ProgressBar(2): one line per epoch
 
 
+@pytest.mark.slow
 def test_a_copied_or_moved_run_reads_its_own_arrays(bars, tmp_path):
     """fit(run_dir=A), A copied to B: B's config names its arrays relative to the run, so B reads its
     own arrays.npz after A's data is replaced and after A is gone, and resumes from them."""

@@ -169,6 +169,7 @@ def test_every_command_has_help(capsys, argv):
     assert e.value.code == 0 and "usage: layerlab" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_console_script_and_module_entry_points(tmp_path):
     r = subprocess.run([sys.executable, "-m", "layerlab", "models"], capture_output=True, text=True)
     assert r.returncode == 0 and "article-cnn" in r.stdout
@@ -269,4 +270,6 @@ def test_every_command_module_registers():
         "report",
         "export",
         "claims",
+        "tune",
+        "explore",
     }

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from rich.console import Console
 
 from layerlab import experiments
@@ -33,6 +34,7 @@ def _stop(args: list[str], point: str, sig: int, cwd=None) -> tuple[int, str]:
     return proc.wait(30), err
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_a_checkpoint_names_the_run_and_restarts_it(tmp_path, idx_dir):
     """Old message: ``resume with `layerlab train --resume RUN_DIR``` (a placeholder), and nothing
     said that a run with no checkpoint is started again from its seed."""
@@ -49,6 +51,7 @@ def test_ctrl_c_before_a_checkpoint_names_the_run_and_restarts_it(tmp_path, idx_
     assert resumed.returncode == 0, resumed.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_after_a_checkpoint_names_the_default_run_directory(tmp_path, idx_dir):
     """Without --out the run goes under runs/ in the working directory: the message names that path."""
     code, err = _stop(["train", "--data", str(idx_dir), *FLAGS], "after-epoch:1", signal.SIGTERM, cwd=tmp_path)

@@ -118,6 +118,7 @@ def crash_data(tmp_path_factory):
     return root, data, ref
 
 
+@pytest.mark.slow
 def test_killed_anywhere_resume_is_bit_identical(crash_data):
     """One run killed at every kill point in turn (each resume killed at the next point), then
     resumed to the end: its weights are those of an uninterrupted run, bit for bit, and nothing
@@ -154,6 +155,7 @@ def test_each_kill_point_resumes_bit_identical(crash_data, point):
     _check_whole(run)
 
 
+@pytest.mark.slow
 def test_sigterm_is_handled_like_ctrl_c(crash_data):
     """Old code: SIGTERM killed the process outright and run.json stayed ``running``."""
     root, data, _ = crash_data

@@ -126,6 +126,7 @@ def test_a_plain_process_is_not_distributed(monkeypatch):
 # ----------------------------------------------------------------------------------------------
 # torchrun
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_two_processes_train_the_single_process_model(tmp_path):
     # 91 samples in global batches of 16: 5 batches of 8 + 8 per rank, and a last one of 11 (6 + 5)
     data = make_idx_dir(tmp_path / "bars", n_train=91, n_test=40)
@@ -149,6 +150,7 @@ def test_two_processes_train_the_single_process_model(tmp_path):
     assert ev_ddp["accuracy"] == ev_one["accuracy"]
 
 
+@pytest.mark.slow
 def test_an_indivisible_global_batch_is_one_sentence_and_no_run(tmp_path):
     data = make_idx_dir(tmp_path / "bars", n_train=40, n_test=10)
     proc = _torchrun(STANDALONE, [*FLAGS, "--data", str(data), "--batch-size", "15", "--out", str(tmp_path / "r")])
@@ -158,6 +160,7 @@ def test_an_indivisible_global_batch_is_one_sentence_and_no_run(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_two_nodes_on_one_machine(tmp_path):
     data = make_idx_dir(tmp_path / "bars", n_train=64, n_test=16)
     port = _free_port()

@@ -27,6 +27,7 @@ def test_bf16_autocast_trains(tmp_path):
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
 
 
+@pytest.mark.slow
 def test_torch_compile_path_matches_eager(tmp_path):
     pytest.importorskip("torch._inductor")
     _, eager = _train(tmp_path / "eager")

@@ -329,6 +329,7 @@ def test_cifar_batch_parses_or_raises_data_error(workdir, raw):
         assert_one_sentence(e, p)
 
 
+@pytest.mark.slow
 @FEW
 @given(cifar_bytes(), st.lists(st.one_of(st.binary(max_size=6), st.text(max_size=6)), max_size=12))
 def test_cifar_directory_loads_or_raises_data_error(workdir, raw, names):

@@ -35,6 +35,7 @@ def test_the_tomli_w_stand_in_writes_what_tomli_w_writes(tmp_path, name):
     assert tomllib.loads(stand_in(tmp_path).dumps(d)) == tomllib.loads(tomli_w.dumps(d))
 
 
+@pytest.mark.slow
 def test_a_dry_run_writes_the_report(tmp_path):
     data = make_idx_dir(tmp_path / "data", n_train=2000, n_test=200)
     out = tmp_path / "gpu.md"

@@ -82,6 +82,7 @@ def test_predict_on_csv_files_gives_evaluations_per_sample_classes(ucr_run, tmp_
     assert acc == pytest.approx(ev["accuracy"])
 
 
+@pytest.mark.slow
 def test_report_evaluate_and_metrics_csv_agree(trained_run, capsys):
     ev = _cli_json(capsys, "evaluate", str(trained_run), "--weights", "last", "--json")
     with open(trained_run / "metrics.csv") as f:

@@ -38,6 +38,7 @@ def test_wheel_installs_into_a_fresh_venv_and_trains_a_preset_outside_the_repo(t
     (wheel,) = dist.glob("layerlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "layerlab/presets/article_cnn.toml" in names and "layerlab/presets/__init__.py" in names
+    assert {f"layerlab/explore/static/{n}" for n in ("index.html", "app.js", "style.css")} <= set(names)
     assert not [n for n in names if n.startswith("tests/") or "conftest" in n or "datagen" in n]
 
     venv = tmp_path / "venv"

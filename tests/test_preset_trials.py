@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import preset_trials  # noqa: E402
 
 
+@pytest.mark.slow
 def test_trials_table_over_seeds(tmp_path, capsys):
     data = make_idx_dir(tmp_path / "bars", n_train=120, n_test=40)
     out = tmp_path / "trials.md"

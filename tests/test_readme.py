@@ -29,6 +29,7 @@ def test_python_blocks_are_found():
     assert python_blocks(README.read_text(encoding="utf-8")), "README.md has no ```python block"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(python_blocks(README.read_text(encoding="utf-8")))))
 def test_readme_python_block_runs_as_written(index, tmp_path):
     code = python_blocks(README.read_text(encoding="utf-8"))[index]

@@ -71,6 +71,7 @@ def _poison(run: Path, name: str) -> None:
     assert name in cfg.read_text()
 
 
+@pytest.mark.slow
 def test_a_run_naming_a_module_in_the_working_directory_imports_nothing(small_run, tmp_path):
     """The attack: config.toml names evilmod:factory and evilmod.py waits in the working directory
     (where ``python -m`` looks first). evaluate and report refuse it and never import it."""
@@ -99,6 +100,7 @@ def test_a_run_naming_a_module_in_the_working_directory_imports_nothing(small_ru
         sys.path.remove(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_the_user_names_the_plugin_to_open_such_a_run(small_run, tmp_path):
     """With LAYERLAB_PLUGINS naming the module (on PYTHONPATH), the same run is opened: the trust is
     the user's, not the file's."""

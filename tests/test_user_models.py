@@ -67,6 +67,7 @@ def cli(*argv) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "layerlab", *map(str, argv)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_every_command_on_a_run_of_a_user_model_as_subprocesses(tmp_path, user_module, monkeypatch):
     monkeypatch.delenv("LAYERLAB_PLUGINS", raising=False)
     data = make_idx_dir(tmp_path / "bars", n_train=200, n_test=60)
@@ -111,6 +112,7 @@ def test_user_model_in_process_through_the_api(tmp_path, user_module):
     assert type(run.model()).__name__ == "Sequential"
 
 
+@pytest.mark.slow
 def test_user_model_in_fit_on_arrays_and_the_cli_reads_the_run(tmp_path, user_module, monkeypatch):
     monkeypatch.delenv("LAYERLAB_PLUGINS", raising=False)
     import numpy as np
@@ -135,6 +137,7 @@ def test_user_model_in_fit_on_arrays_and_the_cli_reads_the_run(tmp_path, user_mo
     assert r.returncode == 2 and "given to layerlab.fit as a Python object" in r.stderr
 
 
+@pytest.mark.slow
 def test_plugins_register_their_models(tmp_path, user_module, monkeypatch):
     monkeypatch.setenv("LAYERLAB_PLUGINS", f" {user_module} ,")
     r = cli("models")

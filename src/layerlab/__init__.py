@@ -13,6 +13,7 @@ Names are imported on first use, so ``import layerlab.reference`` (NumPy only) n
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -44,8 +45,96 @@ _EXPORTS = {
     "create_model": "models",
     "list_models": "models",
     "register_model": "models",
+    "tune": "tuning",
 }
 __all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # the same names for type checkers, editors and the API reference (never run);
+    # `name as name` marks a re-export (PEP 484); tests/test_docs.py checks these match _EXPORTS
+    from .api import (
+        History as History,
+    )
+    from .api import (
+        build_model as build_model,
+    )
+    from .api import (
+        count_parameters as count_parameters,
+    )
+    from .api import (
+        evaluate as evaluate,
+    )
+    from .api import (
+        evaluate_run as evaluate_run,
+    )
+    from .api import (
+        fit as fit,
+    )
+    from .api import (
+        generate as generate,
+    )
+    from .api import (
+        load_run as load_run,
+    )
+    from .api import (
+        predict as predict,
+    )
+    from .api import (
+        predict_files as predict_files,
+    )
+    from .api import (
+        prepare_data as prepare_data,
+    )
+    from .api import (
+        resume as resume,
+    )
+    from .api import (
+        train as train,
+    )
+    from .config import (
+        DataConfig as DataConfig,
+    )
+    from .config import (
+        ModelConfig as ModelConfig,
+    )
+    from .config import (
+        RunConfig as RunConfig,
+    )
+    from .config import (
+        TrainConfig as TrainConfig,
+    )
+    from .data import (
+        Dataset as Dataset,
+    )
+    from .data import (
+        Split as Split,
+    )
+    from .data import (
+        load_dataset as load_dataset,
+    )
+    from .data.transforms import (
+        InputSpec as InputSpec,
+    )
+    from .engine import (
+        compute_metrics as compute_metrics,
+    )
+    from .errors import (
+        LayerlabError as LayerlabError,
+    )
+    from .models import (
+        create_model as create_model,
+    )
+    from .models import (
+        list_models as list_models,
+    )
+    from .models import (
+        register_model as register_model,
+    )
+    from .rundir import (
+        RunDir as RunDir,
+    )
+    from .tuning import (
+        tune as tune,
+    )
 
 
 def __getattr__(name):

@@ -388,6 +388,8 @@ def _coerce(value, f: dataclasses.Field, where: str):
     }[base]
     if not ok(value):
         raise ConfigError(f"{where} must be {base}, got {value!r}")
+    if base == "str" and not value.strip():  # `--data ""`: an unset shell variable, not a value
+        raise ConfigError(f"{where} must not be empty")
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}, got {value!r}")

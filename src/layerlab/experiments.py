@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import plots
-from .config import ModelConfig, TrainConfig
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, check_range
 from .data import load_dataset
 from .engine import fit, seed_everything, seeded
 from .errors import LayerlabError
@@ -51,6 +51,20 @@ COPY_BUDGET = dict(ADDING_BUDGET)
 SOLVED = {"adding": 0.01, "copy": 0.99}
 
 
+def _check_options(cfg: TrainConfig, length, cells, hidden, layers, n_train, n_test, samples, probes, threads) -> None:
+    """compare_cells' options by the rules of the config fields they match (and of the CLI's flags),
+    before any data is made: one sentence for the first that is out of range."""
+    if not cells:
+        raise LayerlabError("compare_cells needs at least one cell name, e.g. rnn,lstm,gru,residual")
+    data = DataConfig(name="compare-cells", length=length, n_train=n_train, n_test=n_test)
+    RunConfig(data=data, model=ModelConfig(hidden=hidden, layers=layers), train=cfg).validate("compare_cells()")
+    for name, value, bounds in (("samples", samples, {"ge": 1}), ("probes", probes, {"ge": 0})):
+        if value is not None:
+            check_range(value, f"compare_cells() {name}", **bounds)
+    if threads is not None:
+        check_range(threads, "compare_cells() threads", ge=1)
+
+
 def compare_cells(
     task: str,
     length: int,
@@ -76,16 +90,17 @@ def compare_cells(
     (:func:`warm_up`), so ``seconds`` compares the cells, not which one ran first. Writes
     ``compare_cells.png`` (curves and table), ``compare_cells.csv`` (the table),
     ``compare_cells_curves.csv`` and ``compare_cells_fit.csv``."""
-    if threads:
-        torch.set_num_threads(threads)
     if task not in TASKS:
         raise LayerlabError(f"unknown task {task!r} for compare-cells; expected {' or '.join(TASKS)}")
-    ds = load_dataset(task, length=length, n_train=n_train, n_test=n_test, seed=seed)
-    metric = "mse" if ds.task == "regression" else "accuracy"
-    x, y = ds.test.x[:samples], ds.test.y[:samples]
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, clip=clip, seed=seed, device="cpu", channels_last=False
     )
+    _check_options(cfg, length, cells, hidden, layers, n_train, n_test, samples, probes, threads)
+    if threads:
+        torch.set_num_threads(threads)
+    ds = load_dataset(task, length=length, n_train=n_train, n_test=n_test, seed=seed)
+    metric = "mse" if ds.task == "regression" else "accuracy"
+    x, y = ds.test.x[:samples], ds.test.y[:samples]
     models = {}
     for cell in cells:  # every name checked before minutes of training, not after the first cell
         if cell not in list_models():

@@ -20,6 +20,7 @@ The rule:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,7 +94,7 @@ def _span(values: np.ndarray) -> str:
 
 def class_set(
     y_train: np.ndarray,
-    held_out: list[tuple[str, np.ndarray]] = (),
+    held_out: Sequence[tuple[str, np.ndarray]] = (),
     *,
     where: str = "y",
     names: list[str] | None = None,

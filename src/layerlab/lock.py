@@ -20,7 +20,7 @@ from pathlib import Path
 try:
     import fcntl
 except ImportError:  # pragma: no cover - a system without flock (Windows): the pid check alone
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 from .errors import LayerlabError
 

@@ -45,14 +45,27 @@ def check_runtime_options(cfg: TrainConfig, device, dist=None) -> None:
 
 
 def check_writable_dir(path: str | Path, what: str) -> None:
-    """Make the folder ``path`` (as its writer would a moment later) and check it can be written;
-    raise ConfigError naming ``what`` (the flag) otherwise."""
+    """Raise ConfigError naming ``what`` (the flag) unless the folder ``path`` exists or can be made,
+    and can be written. The check makes the missing folders and removes them again, so it leaves
+    nothing behind: the writer makes them when it starts."""
     p = Path(path).expanduser()
+    made: list[Path] = []  # deepest first
     try:
+        q = p
+        while not q.exists() and q != q.parent:
+            made.append(q)
+            q = q.parent
         p.mkdir(parents=True, exist_ok=True)
+        writable = os.access(p, os.W_OK | os.X_OK)
     except FileExistsError:
         raise ConfigError(f"{what} {path}: exists and is not a folder") from None
     except OSError as e:
         raise ConfigError(f"{what} {path}: cannot make this folder ({e.strerror or e})") from None
-    if not os.access(p, os.W_OK | os.X_OK):
+    finally:
+        for d in made:
+            try:
+                d.rmdir()
+            except OSError:
+                break  # not made by this check after all, or no longer empty
+    if not writable:
         raise ConfigError(f"{what} {path}: this folder cannot be written (permission denied)")

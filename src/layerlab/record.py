@@ -45,8 +45,8 @@ METRIC_COLUMNS = [
     "grad_norm_max",
     "clipped_fraction",
 ]
-#: run.json's ``status`` values.
-STATUSES = ("running", "completed", "failed", "interrupted")
+#: run.json's ``status`` values (``pruned``: a tuning trial its study's pruner stopped, see layerlab.tuning).
+STATUSES = ("running", "completed", "failed", "interrupted", "pruned")
 
 
 def _positive_int(v) -> bool:

@@ -12,6 +12,7 @@ from datagen import save_png
 from layerlab.cli import main
 
 
+@pytest.mark.slow
 def test_summary_of_the_article_cnn(capsys):
     assert main(["inspect", "summary", "article-cnn"]) == 0
     out = capsys.readouterr().out
@@ -19,6 +20,7 @@ def test_summary_of_the_article_cnn(capsys):
     assert "32x13x13" in out and "64x5x5" in out
 
 
+@pytest.mark.slow
 def test_filters_and_features_of_a_run(trained_run, tmp_path, capsys):
     out = tmp_path / "views"
     assert main(["inspect", "filters", str(trained_run), "--layer", "conv2", "--out", str(out)]) == 0
@@ -32,6 +34,7 @@ def test_filters_and_features_of_a_run(trained_run, tmp_path, capsys):
         assert (out / f"features_{alias}.png").is_file() and (out / f"features_{alias}.csv").is_file()
 
 
+@pytest.mark.slow
 def test_curves_and_errors_of_a_run(trained_run, tmp_path, capsys):
     out = tmp_path / "views"
     assert main(["inspect", "curves", str(trained_run), "--out", str(out)]) == 0
@@ -66,6 +69,7 @@ def test_bad_input_is_one_sentence_and_exit_2(argv, message, trained_run, tmp_pa
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_gradflow_of_a_fresh_model(tmp_path, capsys):
     assert main(["inspect", "gradflow", "lstm"]) == 2
     assert "needs --data" in capsys.readouterr().err
@@ -99,6 +103,7 @@ def test_gradflow_of_a_fresh_model(tmp_path, capsys):
     assert (out / "gradflow.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_compare_cells_writes_figure_and_table(tmp_path, capsys):
     import time
 

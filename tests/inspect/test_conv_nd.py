@@ -86,6 +86,7 @@ def test_filters_of_a_sequence_cnn(sequence_cnn, tmp_path, capsys):
     assert len(_rows(out / "filters_conv2.csv")) == 16 * 8 * 3
 
 
+@pytest.mark.slow
 def test_feature_maps_of_a_sequence_cnn(sequence_cnn, waves, tmp_path, capsys):
     out = tmp_path / "views"
     # no FILE: the first test sample of the run's data
@@ -119,6 +120,7 @@ def test_feature_maps_of_a_sequence_are_the_conv1d_outputs(sequence_cnn):
     assert [m.alias for m in maps] == ["conv1", "pool1", "conv2"]
 
 
+@pytest.mark.slow
 def test_a_run_without_conv_layers_is_one_sentence(sequence_gru, tmp_path, capsys):
     for argv in (
         ["inspect", "filters", str(sequence_gru)],
@@ -137,6 +139,7 @@ def volume_cnn():
     return create_model("cnn", (1, 8, 8, 8), 3, channels="4,M,6").eval()
 
 
+@pytest.mark.slow
 def test_filters_of_a_volume_cnn(volume_cnn, tmp_path):
     r = views.filters_view(None, model=volume_cnn, out=tmp_path)
     assert r["shape"] == (4, 1, 3, 3, 3) and r["panels"] == 4 * 3  # filters x depth slices
@@ -155,6 +158,7 @@ def test_filters_of_a_volume_cnn(volume_cnn, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_feature_maps_of_a_volume_cnn(volume_cnn, tmp_path):
     x = torch.rand(1, 8, 8, 8, generator=torch.Generator().manual_seed(0))
     r = views.features_view(None, x, model=volume_cnn, out=tmp_path)

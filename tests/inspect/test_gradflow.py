@@ -169,6 +169,7 @@ def test_a_model_without_states_is_refused():
         gradient_flow(nn.Linear(3, 1), torch.zeros(2, 4, 3), torch.zeros(2), task="regression")
 
 
+@pytest.mark.slow
 def test_registered_cells_give_curves_over_every_step():
     from layerlab.models import create_model
 

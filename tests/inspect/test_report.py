@@ -62,6 +62,7 @@ def report(trained_run):
     return write_report(trained_run)
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_with_png_and_csv_for_every_figure(report, trained_run):
     html = report.read_text()
     assert report == trained_run / "report.html"
@@ -112,6 +113,7 @@ def test_report_feature_maps_match_the_layer_shapes(report, trained_run):
         assert "x".join(map(str, shape)) == by_layer[alias]
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(report, tmp_path):
     from browser import check_report, find_chromium
 

@@ -70,9 +70,11 @@ def train(
     dataset: Dataset | None = None,
     overwrite: bool = False,
     callbacks: list | None = None,
+    record: dict | None = None,
 ) -> tuple[RunDir, engine.FitResult]:
     """Build the model and data a config names, train it, and keep everything in a run directory.
-    ``callbacks`` (:mod:`layerlab.callbacks`) go to :func:`layerlab.engine.fit`.
+    ``callbacks`` (:mod:`layerlab.callbacks`) go to :func:`layerlab.engine.fit`; ``record``: more
+    fields for ``run.json`` (a tuning trial's ``tune``: its study, number and parameters).
 
     Under ``torchrun`` with several processes (:mod:`layerlab.distributed`) every rank calls this;
     rank 0 alone writes ``out`` and the others return ``(None, result)``."""
@@ -85,10 +87,10 @@ def train(
     if not overwrite and (ctx is None or ctx.is_main):
         RunDir.check_new(out)
     if ctx is None:
-        return _train(cfg, out, None, progress, dataset, overwrite, callbacks)
+        return _train(cfg, out, None, progress, dataset, overwrite, callbacks, record)
     distributed.start(ctx)
     try:
-        return _train(cfg, out, ctx, progress, dataset, overwrite, callbacks)
+        return _train(cfg, out, ctx, progress, dataset, overwrite, callbacks, record)
     finally:
         distributed.stop()
 
@@ -122,7 +124,7 @@ def check_sizes(model: nn.Module, split: Split, name: Callable[[int], str]) -> N
         raise DataError(f"{name(i)} is {size}; this model needs at least {need} on each side (its convs and pools)")
 
 
-def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbacks):
+def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbacks, record=None):
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
     if ctx is not None:
@@ -137,7 +139,7 @@ def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbac
         if split.sizes is not None:
             check_sizes(model, split, lambda i, part=part: f"{ds.source or ds.name}: {part} image {i}")
     engine.check_training(cfg.train, ds, callbacks, device=device, dist=ctx)  # before the run directory exists
-    info = run_info(cfg, model, ds, device)
+    info = {**run_info(cfg, model, ds, device), **(record or {})}
     if ctx is None:
         run = RunDir.create(out, cfg, info, overwrite=overwrite)  # takes the run's lock
         return run, _fit_and_record(run, model, ds, cfg, progress, **_callbacks_kw(callbacks))

@@ -4,9 +4,11 @@
 - :mod:`.run`: ``train``, ``evaluate``, ``predict``, ``generate``
 - :mod:`.catalog`: ``data list``, ``models``
 - :mod:`.inspect`: ``inspect *``, ``compare-cells``, ``report``
+- :mod:`.tune`: ``tune`` (a hyperparameter search on Optuna)
+- :mod:`.explore`: ``explore`` (a local web app over runs)
 
-Bad input, and a file operation the system refuses (a full disk, a read-only folder, a name too
-long), exit with code 2 and one sentence on stderr; Ctrl-C exits with 130 and SIGTERM (a
+Bad input, a file operation the system refuses (a full disk, a read-only folder, a name too long)
+and memory it does not have exit with code 2 and one sentence on stderr; Ctrl-C exits with 130 and SIGTERM (a
 scheduler's or ``kill``'s stop) with 143, each handled the same way: the run records ``interrupted``,
 keeps its last checkpoint, and the message names the run directory and the command that resumes it.
 """
@@ -16,12 +18,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
 
 from ..errors import LayerlabError, TrainingInterrupted
-from . import catalog, claims, export, inspect, run
+from . import catalog, claims, explore, export, inspect, run, tune
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -59,6 +62,20 @@ def os_error_sentence(e: OSError) -> str:
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """Python's MemoryError, torch's CPU allocator refusing (a RuntimeError) or CUDA's OutOfMemoryError."""
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)
+
+
+def memory_sentence(e: BaseException) -> str:
+    """Out of memory as one sentence: how much was asked for, when the error says, and what needs less."""
+    m = re.search(r"allocate (\d+ bytes|[\d.]+ [KMGT]iB)", str(e))
+    asked = f" ({m.group(1)} asked for at once)" if m else ""
+    return (
+        f"out of memory{asked}; a smaller --batch-size or --eval-batch-size, model, sequence length or count needs less"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``layerlab`` parser with every sub-command; each sets ``func`` to the function that runs it."""
     p = argparse.ArgumentParser(
@@ -68,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"layerlab {__import__('layerlab').__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, catalog, inspect, export, claims):
+    for module in (run, catalog, inspect, export, claims, tune, explore):
         module.register(sub)
     return p
 
@@ -99,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as e:  # the system refused a file operation: a full disk, a read-only or missing folder
         print(f"layerlab: error: {os_error_sentence(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (MemoryError, RuntimeError) as e:  # sizes beyond this machine's memory (an absurd count or size)
+        if not is_out_of_memory(e):
+            raise
+        print(f"layerlab: error: {memory_sentence(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from .options import Text
+
 
 def cmd_data_list(args) -> int:
     from ..data.catalog import availability, known_datasets
@@ -88,7 +90,7 @@ def register(sub) -> None:
         help="named datasets, whether they are here and where",
         description="List the named datasets, where each was found or where it downloads from.",
     )
-    dl.add_argument("--data-dir", help="directory to look in first for named datasets")
+    dl.add_argument("--data-dir", action=Text, help="directory to look in first for named datasets")
     dl.add_argument("--json", action="store_true", help="print a JSON list, one object per dataset")
     dl.set_defaults(func=cmd_data_list)
     from .pack import register_pack

@@ -3,7 +3,7 @@ Like the rest of the CLI it only parses, calls :func:`layerlab.claims.run_claims
 
 from __future__ import annotations
 
-from .options import NameList, Number
+from .options import NameList, Number, Text
 
 # the claim names, for --help, without importing torch to print it
 CLAIM_NAMES = "conv-features, pooling, input-size, vanishing, deeper, residual, gated, efficiency"
@@ -50,16 +50,20 @@ def register(sub) -> None:
     )
     c.add_argument("--seeds", action=Number, ge=1, help="seeds per noisy number (default 3; --quick: 1)")
     c.add_argument("--threads", action=Number, like="train.threads", help="torch CPU threads (default 2; --quick: 1)")
-    c.add_argument("--data-dir", help="where to look first for Fashion-MNIST (as `layerlab train --data-dir`)")
+    c.add_argument(
+        "--data-dir", action=Text, help="where to look first for Fashion-MNIST (as `layerlab train --data-dir`)"
+    )
     c.add_argument(
         "--text",
+        action=Text,
         metavar="FILE",
         help="UTF-8 text for the character model of the deeper-RNN claim (default: the licence texts in "
         "/usr/share/common-licenses)",
     )
-    c.add_argument("--out", metavar="PAGE.md", help="the page to write (default docs/claims.md)")
+    c.add_argument("--out", action=Text, metavar="PAGE.md", help="the page to write (default docs/claims.md)")
     c.add_argument(
         "--results",
+        action=Text,
         metavar="DIR",
         help="folder for claims.log, claims.json and the figures (default benchmarks/results/claims)",
     )

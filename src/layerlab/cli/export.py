@@ -3,7 +3,7 @@ decoding in the file's metadata (``layerlab predict --onnx FILE`` reads them).""
 
 from __future__ import annotations
 
-from .options import Number
+from .options import Number, Text
 from .run import WEIGHTS, WEIGHTS_HELP
 
 
@@ -33,7 +33,9 @@ def register(sub) -> None:
         "on samples of the run's data. Needs pip install 'layerlab[onnx]'.",
     )
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
-    e.add_argument("--out", metavar="FILE.onnx", help="the ONNX file to write (default RUN_DIR/model.onnx)")
+    e.add_argument(
+        "--out", action=Text, metavar="FILE.onnx", help="the ONNX file to write (default RUN_DIR/model.onnx)"
+    )
     e.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
     e.add_argument("--opset", action=Number, ge=1, help="ONNX opset (default 17)")
     e.add_argument(

@@ -9,7 +9,7 @@ import json
 import math
 
 from ..config import check_regular_file
-from .options import IntList, NameList, Number
+from .options import IntList, NameList, Number, Text
 from .run import WEIGHTS, WEIGHTS_HELP
 
 
@@ -275,8 +275,10 @@ def register(sub) -> None:
         "A registered MODEL name is built fresh (needs --data).",
     )
     g.add_argument("target", metavar="RUN_DIR|MODEL")
-    g.add_argument("--data", help="dataset (required for a MODEL; for a run: evaluate on this one instead)")
-    g.add_argument("--data-dir")
+    g.add_argument(
+        "--data", action=Text, help="dataset (required for a MODEL; for a run: evaluate on this one instead)"
+    )
+    g.add_argument("--data-dir", action=Text)
     g.add_argument("--length", action=Number, like="data.length", help="synthetic tasks: sequence length T")
     g.add_argument("--sequence", choices=["rows", "pixels", "permuted"], help="read images as sequences")
     g.add_argument("--hidden", action=Number, like="model.hidden", help="MODEL: hidden size")
@@ -293,7 +295,7 @@ def register(sub) -> None:
     g.add_argument(
         "--seed", action=Number, like="train.seed", default=0, help="seed of a fresh MODEL and of the probes"
     )
-    g.add_argument("--out", help="output folder (default RUN_DIR/inspect, or inspect-MODEL/gradflow)")
+    g.add_argument("--out", action=Text, help="output folder (default RUN_DIR/inspect, or inspect-MODEL/gradflow)")
     g.add_argument("--json", action="store_true", help="print the fitted decay rates as JSON")
     g.set_defaults(func=_guarding_out(cmd_gradflow))
 
@@ -307,7 +309,7 @@ def register(sub) -> None:
     f.add_argument("run_dir", metavar="RUN_DIR")
     f.add_argument("--layer", help="conv layer: conv1, conv2, ... or a module name such as features.3")
     f.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
-    f.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
+    f.add_argument("--out", action=Text, help="output folder (default RUN_DIR/inspect)")
     f.set_defaults(func=_guarding_out(cmd_filters))
 
     fe = isub.add_parser(
@@ -326,9 +328,9 @@ def register(sub) -> None:
         nargs="?",
         help="image or sequence file (default: the first test sample of the run's data)",
     )
-    fe.add_argument("--data-dir", help="directory to look in first for the run's named dataset (no FILE)")
+    fe.add_argument("--data-dir", action=Text, help="directory to look in first for the run's named dataset (no FILE)")
     fe.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
-    fe.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
+    fe.add_argument("--out", action=Text, help="output folder (default RUN_DIR/inspect)")
     fe.set_defaults(func=_guarding_out(cmd_features))
 
     s = isub.add_parser(
@@ -341,11 +343,11 @@ def register(sub) -> None:
     s.add_argument("target", metavar="RUN_DIR|MODEL")
     s.add_argument("--input-shape", action=IntList, ge=1, help="MODEL: shape of one sample, e.g. 1,28,28 or 100,2")
     s.add_argument("--outputs", action=Number, ge=1, help="MODEL: number of outputs (default 10)")
-    s.add_argument("--data", help="MODEL: take the input shape and outputs from this dataset")
+    s.add_argument("--data", action=Text, help="MODEL: take the input shape and outputs from this dataset")
     s.add_argument("--length", action=Number, like="data.length", help="MODEL with synthetic --data: sequence length")
     s.add_argument("--hidden", action=Number, like="model.hidden")
     s.add_argument("--layers", action=Number, like="model.layers")
-    s.add_argument("--out", help="also write summary.png/csv here (default for a run: RUN_DIR/inspect)")
+    s.add_argument("--out", action=Text, help="also write summary.png/csv here (default for a run: RUN_DIR/inspect)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_guarding_out(cmd_summary))
 
@@ -355,7 +357,7 @@ def register(sub) -> None:
         description="Plot a run's training and test loss and accuracy per epoch.",
     )
     c.add_argument("run_dir", metavar="RUN_DIR")
-    c.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
+    c.add_argument("--out", action=Text, help="output folder (default RUN_DIR/inspect)")
     c.set_defaults(func=_guarding_out(cmd_curves))
 
     e = isub.add_parser(
@@ -368,7 +370,7 @@ def register(sub) -> None:
     e.add_argument(
         "--top", action=Number, ge=0, default=16, help="how many confidently wrong samples to show (default 16)"
     )
-    e.add_argument("--out", help="output folder (default RUN_DIR/inspect)")
+    e.add_argument("--out", action=Text, help="output folder (default RUN_DIR/inspect)")
     e.set_defaults(func=_guarding_out(cmd_errors))
 
     cc = sub.add_parser(
@@ -401,7 +403,7 @@ def register(sub) -> None:
     cc.add_argument("--samples", action=Number, ge=1, default=32, help="test sequences the curves average over")
     cc.add_argument("--probes", action=Number, ge=0, help="Jacobian-norm probes (0 exact; default exact up to H=64)")
     cc.add_argument("--threads", action=Number, like="train.threads", help="CPU threads")
-    cc.add_argument("--out", default="compare-cells", help="output folder (default ./compare-cells)")
+    cc.add_argument("--out", action=Text, default="compare-cells", help="output folder (default ./compare-cells)")
     cc.add_argument("--json", action="store_true")
     cc.set_defaults(func=_guarding_out(cmd_compare_cells))
 
@@ -414,7 +416,7 @@ def register(sub) -> None:
         "with *.csv.",
     )
     r.add_argument("run_dir", metavar="RUN_DIR")
-    r.add_argument("--image", help="image file for the feature maps (default: the first test image)")
+    r.add_argument("--image", action=Text, help="image file for the feature maps (default: the first test image)")
     r.add_argument("--weights", choices=WEIGHTS, default="auto", help=WEIGHTS_HELP)
     r.add_argument("--samples", action=Number, ge=1, default=32, help="recurrent runs: sequences for the gradient flow")
     r.add_argument("--probes", action=Number, ge=0, help="recurrent runs: Jacobian-norm probes (0 exact)")

@@ -77,3 +77,13 @@ class NameList(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, split_list(values, option_string or self.dest))
+
+
+class Text(argparse.Action):
+    """An option holding a path or name, which may not be empty: ``--out ""`` is a slip (an unset
+    shell variable), not a request for the default."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if not values.strip():
+            raise ConfigError(f"{option_string or self.dest} needs a value; leave the flag out for its default")
+        setattr(namespace, self.dest, values)

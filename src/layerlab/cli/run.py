@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from .options import Number
+from .options import Number, Text
 from .progress import RichProgress
 
 #: Which weights of a run the commands after ``train`` use: ``auto`` is ``best`` (lowest validation
@@ -196,6 +196,8 @@ def cmd_predict(args) -> int:
 
     for f in args.inputs[0 if args.onnx else 1 :]:  # before anything opens them: a FIFO blocks its reader
         check_regular_file(f, "an input file")
+    if args.onnx:
+        check_regular_file(args.onnx, "an ONNX file")
     if args.onnx:  # onnxruntime, NumPy and Pillow alone: this path never imports torch (layerlab.deploy)
         from ..deploy import predict_files
 
@@ -261,16 +263,20 @@ def register(sub) -> None:
     )
     t.add_argument(
         "--config",
+        action=Text,
         metavar="PRESET|FILE",
         help="a packaged preset by name (`layerlab presets` lists them, e.g. article_cnn) or a TOML file "
         "with [data], [model], [train] tables; a file that exists wins over a preset of the same name",
     )
-    t.add_argument("--out", metavar="RUN_DIR", help="run directory to create (default runs/MODEL-DATA-TIME)")
+    t.add_argument(
+        "--out", action=Text, metavar="RUN_DIR", help="run directory to create (default runs/MODEL-DATA-TIME)"
+    )
     t.add_argument(
         "--resume",
+        action=Text,
         metavar="RUN_DIR",
-        help="continue an interrupted run exactly; only --epochs (to extend it), --threads, "
-        "--checkpoint-every and --data-dir may be given with it",
+        help="continue an interrupted run exactly; only --epochs (to extend it), --threads (a CPU run's "
+        "own count: another changes the sums' order), --checkpoint-every and --data-dir may be given with it",
     )
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -284,8 +290,8 @@ def register(sub) -> None:
         "with --validation, else its last (nothing is chosen on the test set).",
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
-    e.add_argument("--data", help="evaluate on this dataset instead of the run's")
-    e.add_argument("--data-dir", help="directory to look in first for named datasets")
+    e.add_argument("--data", action=Text, help="evaluate on this dataset instead of the run's")
+    e.add_argument("--data-dir", action=Text, help="directory to look in first for named datasets")
     _weights_and_device(e)
     e.add_argument(
         "--per-sample",

@@ -121,6 +121,7 @@ def write_report(
     from .conv import conv_layers
     from .gradflow import has_states
 
+    views.check_flow_options(gradflow_samples, probes)  # before anything is read or written
     run = RunDir(run_dir)
     info = run.info()
     info["weights_used"] = run.resolve_weights(weights)  # None: best if a validation split chose it, else last

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from .. import plots
-from ..config import DataConfig, ModelConfig
+from ..config import DataConfig, ModelConfig, check_range
 from ..data import Dataset
 from ..errors import LayerlabError
 from ..rundir import CURVE_COLUMNS, RunDir, build_model_for
@@ -168,6 +168,14 @@ def fresh(
     return Fresh(model, ds, name)
 
 
+def check_flow_options(samples: int, probes: int | None) -> None:
+    """The gradient flow's ``samples`` (at least 1) and ``probes`` (0: exact, or at least 1), as the
+    flags say them, before any model or data is built."""
+    check_range(samples, "--samples", ge=1)
+    if probes is not None:
+        check_range(probes, "--probes", ge=0)
+
+
 def _out(out: str | Path | None, run: RunDir) -> Path:
     return Path(out) if out else run.path / "inspect"
 
@@ -202,6 +210,7 @@ def gradflow(
     """
     from .gradflow import gradient_flow, has_states
 
+    check_flow_options(samples, probes)
     if run is None:
         check_target(target)
     if run is not None or is_run_dir(target):

@@ -34,7 +34,8 @@ def windows(x_pad: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray
         is ``x_pad[b, c, sh*i, sw*j]``. A view, not a copy: the memory cost is paid only by
         whatever consumes it.
     """
-    return sliding_window_view(x_pad, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    # NumPy takes a tuple of axes; its type stubs say one axis
+    return sliding_window_view(x_pad, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # type: ignore[call-overload]
 
 
 def add_windows_back(dwin: np.ndarray, x_pad_shape: tuple, sh: int, sw: int) -> np.ndarray:
