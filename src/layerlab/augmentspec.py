@@ -56,14 +56,15 @@ def parse(text: str | dict | None, where: str = "--augment") -> dict[str, float]
         if name not in OPS:
             raise ConfigError(f"{where}: unknown augmentation {name!r}; known: {', '.join(OPS)}")
         _, default, lo, hi = OPS[name]
-        if value is True:
+        given: object = value
+        if given is True:
             if default is None:
                 raise ConfigError(f"{where}: {name} needs a value ({name}=X, from {lo} to {hi})")
-            value = default
-        if isinstance(value, bool) or value is False:
+            given = default
+        if isinstance(given, bool):  # false: off
             continue
         try:
-            v = float(value)
+            v = float(given)  # type: ignore[arg-type]  # anything else is refused just below
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: {name} must be a number, got {value!r}") from None
         if not lo <= v <= hi or v != v:

@@ -32,12 +32,13 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from . import Dataset
+from . import Dataset, Split
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def _write_split(out: Path, name: str, n: int, x_shape, dtype, batches, labels: 
     """Write one split's shards from ``batches`` (an iterator of (k, *x_shape) arrays, in order)."""
     per = max(1, SHARD_BYTES // max(1, int(np.prod(x_shape)) * np.dtype(dtype).itemsize))
     shards, done, k = [], 0, 0
-    current: np.lib.format.open_memmap | None = None
+    current: np.memmap | None = None
     fill = 0
     for xb in batches:
         pos = 0
@@ -119,6 +120,8 @@ def pack(ds: Dataset, out: str | Path, *, overwrite: bool = False) -> dict:
     if ds.train.lengths is not None or getattr(ds.train, "sizes", None) is not None:
         raise DataError(f"{ds.name}: only samples of one shape can be packed (not padded sequences or mixed sizes)")
     spec = ds.spec
+    if spec is None:  # pragma: no cover - a Dataset always has one after __post_init__
+        raise DataError(f"{ds.name}: no input spec to pack")
     is_pixels = spec.kind == "image" and spec.pixel_scale is not None and abs(spec.pixel_scale - 1 / 255) < 1e-12
     dtype = np.uint8 if is_pixels else np.float32
     tmp = out.with_name(f".{out.name}.packing")
@@ -247,8 +250,8 @@ def load_packed(root: str | Path, *, workers: int | None = None) -> Dataset:
     task = index.get("task", "classification")
     return Dataset(
         str(index.get("name") or root.name),
-        splits["train"],
-        splits["test"],
+        cast(Split, splits["train"]),  # a streamed source stands where a Split does (see layerlab.data.sources)
+        cast(Split, splits["test"]),
         task,
         list(classes) if isinstance(classes, list) else None,
         int(index.get("num_outputs") or (len(classes) if classes else 0)),

@@ -13,12 +13,13 @@ sample once). Samples may also be dicts (``{"image": ..., "label": ...}``, as Hu
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from . import Dataset, split_validation
+from . import Dataset, Split, split_validation
 from .sources import IndexedSource
 
 #: What the config of a run trained on a Dataset object names as its data (no command reads it).
@@ -133,15 +134,15 @@ def dataset_from_python(
 
     if isinstance(data, tuple) and len(data) == 2 and mapped_images(data[0]):
         return _from_memmap(data[0], data[1], validation_data, validation_split, seed, workers), False
-    base = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+    base: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
     mapped = hasattr(base, "__getitem__") and hasattr(base, "__len__")
     if isinstance(base, torch.utils.data.IterableDataset) or not mapped:
-        x, y = _from_batches(data)
+        xb, yb = _from_batches(data)
         vd = validation_data
         if vd is not None and is_python_data(vd):
             vd = _from_batches(vd)
         ds = arrays.dataset_from_arrays(
-            x, y, sequence=sequence, validation_data=vd, validation_split=validation_split, seed=seed
+            xb, yb, sequence=sequence, validation_data=vd, validation_split=validation_split, seed=seed
         )
         return ds, True
     if validation_data is not None and validation_split:
@@ -152,25 +153,30 @@ def dataset_from_python(
     x0 = _array(_pair(base[0], "sample 0")[0])
     _, spec, _ = arrays.model_inputs(x0[None], sequence=sequence, what="the dataset's samples")
     ya = _targets(base, n)
-    if ya.dtype.kind in "iu" or ya.dtype.kind == "b":
+    classes: list[str] | None = None
+    cs = None
+    if ya.dtype.kind in "iub":
         task = "classification"
         cs = labels.class_set(labels.class_ids(ya.reshape(len(ya)), "the targets"), [], where="the dataset's targets")
-        y, classes, k = torch.from_numpy(cs.encode(labels.class_ids(ya.reshape(len(ya)), "y"))), cs.names, cs.k
+        y = torch.from_numpy(cs.encode(labels.class_ids(ya.reshape(len(ya)), "y")))
+        classes, k = cs.names, cs.k
     else:
-        task, classes = "regression", None
+        task = "regression"
         y = torch.from_numpy(np.ascontiguousarray(ya, dtype=np.float32))
         k = 1 if ya.ndim == 1 else int(ya.shape[1])
-    train = TorchDatasetSource(base, y, spec, workers=workers)
+    train = cast(Split, TorchDatasetSource(base, y, spec, workers=workers))  # a source stands where a Split does
     name = type(base).__qualname__
     meta = {"format": "python", "object": describe(data)}
     if validation_data is not None:
-        vbase = validation_data.dataset if isinstance(validation_data, torch.utils.data.DataLoader) else validation_data
-        vy = _targets(vbase, len(vbase))
-        if task == "classification":
-            vy = torch.from_numpy(cs.encode(labels.class_ids(vy.reshape(len(vy)), "validation y")))
+        vbase: Any = (
+            validation_data.dataset if isinstance(validation_data, torch.utils.data.DataLoader) else validation_data
+        )
+        va = _targets(vbase, len(vbase))
+        if cs is not None:
+            vy = torch.from_numpy(cs.encode(labels.class_ids(va.reshape(len(va)), "validation y")))
         else:
-            vy = torch.from_numpy(np.ascontiguousarray(vy, dtype=np.float32))
-        held = TorchDatasetSource(vbase, vy, spec, workers=workers)
+            vy = torch.from_numpy(np.ascontiguousarray(va, dtype=np.float32))
+        held = cast(Split, TorchDatasetSource(vbase, vy, spec, workers=workers))
         ds = Dataset(name, train, held, task, classes, k, "python", {**meta, "held_out": "validation_data"}, spec)
         ds.meta["validation_fraction"] = round(len(held) / (len(held) + len(train)), 6)
         return ds, False
@@ -194,8 +200,8 @@ def _from_memmap(x: np.memmap, y, validation_data, validation_split: float, seed
     """Memory-mapped images and their targets: an :class:`~.sources.ArraySource` (rows read per
     batch), classes by the one label rule; held out as :func:`~.arrays.dataset_from_arrays` does."""
     from .. import labels
-    from ..inputspec import PIXEL_SCALE, InputSpec
     from .sources import ArraySource
+    from .transforms import PIXEL_SCALE, InputSpec
 
     if validation_data is not None:
         raise DataError("memory-mapped x takes validation_split, not validation_data")
@@ -204,8 +210,8 @@ def _from_memmap(x: np.memmap, y, validation_data, validation_split: float, seed
         raise DataError(f"x holds {len(x)} samples and y {len(ya)} targets; give one per sample")
     cs = labels.class_set(ya, [], where="y")
     yt = torch.from_numpy(cs.encode(ya))
-    train = ArraySource.from_memmap(x, yt, workers=workers)
-    shape = tuple(int(s) for s in x.shape[1:])
+    train = cast(Split, ArraySource.from_memmap(x, yt, workers=workers))  # a source stands where a Split does
+    shape = (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))
     pixels = PIXEL_SCALE if x.dtype == np.uint8 else None
     spec = InputSpec("image", shape, pixel_scale=pixels, image_shape=shape)
     meta = {"format": "memmap", "object": f"a memory-mapped array ({x.filename})", "held_out": "training"}

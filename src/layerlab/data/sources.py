@@ -262,13 +262,13 @@ class ArraySource(IndexedSource):
         if len(arr) != len(y):
             raise DataError(f"{path}: {len(arr)} samples, but {len(y)} targets")
         super().__init__(y, arr.shape[1:], workers=workers)
-        self._arr = None
+        self._arr: np.ndarray | None = None
 
     @classmethod
     def from_memmap(cls, arr: np.memmap, y: torch.Tensor, *, workers: int | None = 0) -> ArraySource:
         """``arr`` (``np.load(..., mmap_mode="r")`` or ``np.memmap``, C-ordered) reopened by path
         and offset in each process that reads it."""
-        return cls(arr.filename, y, workers=workers, layout=(arr.dtype.str, int(arr.offset), tuple(arr.shape)))
+        return cls(str(arr.filename), y, workers=workers, layout=(arr.dtype.str, int(arr.offset), tuple(arr.shape)))
 
     def _open(self) -> np.ndarray:
         if self.layout is None:

@@ -32,7 +32,7 @@ def _outputs(
     share: tuple[int, int] = (0, 1),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs and targets of every sample of ``source`` (of this rank's ``share``, (rank, world
-    size), in a torchrun job), in the source's order (None, None for an empty share)."""
+    size), in a torchrun job), in the source's order."""
     model.eval()
     device = device or next(model.parameters()).device
     outs, ys, order = [], [], []
@@ -49,8 +49,6 @@ def _outputs(
         with runtime.autocast(device, amp):
             out = forward(model, batch, channels_last).float()
         outs.append(out.cpu() if to_cpu else out)
-    if not outs:
-        return None, None
     out, y = torch.cat(outs), torch.cat(ys)
     if order:  # batched by size: put every output back in the source's order
         where = torch.cat(order)
@@ -112,9 +110,9 @@ def _evaluate_shared(model, source, task, batch_size, device, amp, channels_last
     from .. import distributed
 
     device = device or next(model.parameters()).device
-    out, y = _outputs(model, source, batch_size, device, amp, channels_last, False, (dist.rank, dist.world_size))
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss summed, correct, targets
-    if out is not None:
+    if len(torch.tensor_split(torch.arange(len(source)), dist.world_size)[dist.rank]):  # a share may be empty
+        out, y = _outputs(model, source, batch_size, device, amp, channels_last, False, (dist.rank, dist.world_size))
         m = compute_metrics(task, out, y.to(out.device))
         targets = m["targets"]
         sums[0] = m["loss"] * targets
