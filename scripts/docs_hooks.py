@@ -51,6 +51,10 @@ EXAMPLES: dict[str, tuple[str, str]] = {
         "layerlab data list",
         "The named datasets, where each is looked for and whether it is there.",
     ),
+    "data-pack": (
+        "layerlab data pack photos/ photos-packed/ --image-size 64,64",
+        "An image folder written as memory-mapped uint8 shards; `layerlab train --data photos-packed/` trains on it.",
+    ),
     "models": (
         "layerlab models",
         "The registered models (the built-in ones and any a plugin registered) and their options.",

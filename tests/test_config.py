@@ -100,6 +100,9 @@ def test_every_field_round_trips_through_its_flag():
         "train.optimizer_args": "nesterov=true",
         "train.metrics": "f1_macro",
         "train.head": "new",
+        "data.augment": "crop=4,flip=0.5",
+        "data.image_size": "16,12",
+        "data.channels": 3,
     }
     for key in ALL_KEYS:
         section, name = key.split(".")

@@ -224,3 +224,71 @@ def test_resume_after_one_rank_is_killed(tmp_path):
     assert info["status"] == "completed" and info["resumed_from_epoch"] == 1 and info["resumed_from_step"] == 2
     assert _max_diff(_weights(out), _weights(tmp_path / "whole")) == 0.0  # same world size: bit for bit
     assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+
+
+_EVAL_SCRIPT = """
+import json, sys
+import torch
+from layerlab import distributed
+from layerlab.data import load_dataset
+from layerlab.models import create_model
+from layerlab.training import evaluate
+
+ctx = distributed.context()
+if ctx is not None:
+    distributed.start(ctx)
+torch.manual_seed(0)
+model = create_model("article-cnn", (1, 28, 28), 10)
+rows = {}
+for name, path in (("memory", sys.argv[1]), ("packed", sys.argv[2])):
+    ds = load_dataset(path)
+    rows[name] = evaluate(model, ds.test, batch_size=16, dist=ctx, prefix="test_")
+if ctx is None or ctx.is_main:
+    print(json.dumps(rows))
+if ctx is not None:
+    distributed.stop()
+"""
+
+
+def test_two_processes_evaluate_every_held_out_sample_exactly_once(tmp_path):
+    """A held-out split of odd size (101) over 2 ranks: each rank evaluates its share and the sums
+    are added, so accuracy and count are exactly the single process's (before: every rank
+    evaluated the whole split, and a DistributedSampler would pad it with a repeated sample)."""
+    from layerlab.data import load_dataset
+    from layerlab.data.pack import pack
+
+    data = make_idx_dir(tmp_path / "bars", n_train=20, n_test=101)
+    pack(load_dataset(str(data)), tmp_path / "packed")
+    script = tmp_path / "ev.py"
+    script.write_text(_EVAL_SCRIPT)
+    args = [str(data), str(tmp_path / "packed")]
+    one = subprocess.run([sys.executable, str(script), *args], env=_env(), capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run(
+        [TORCHRUN, *STANDALONE, str(script), *args], env=_env(), capture_output=True, text=True, timeout=180
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    single, shared = json.loads(one.stdout.strip().splitlines()[-1]), json.loads(two.stdout.strip().splitlines()[-1])
+    for name in ("memory", "packed"):
+        assert shared[name]["test_n"] == single[name]["test_n"] == 101
+        assert shared[name]["test_accuracy"] == single[name]["test_accuracy"]
+        assert shared[name]["test_loss"] == pytest.approx(single[name]["test_loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_packed_dataset_with_workers_and_augmentation_as_one(tmp_path):
+    """Streamed data, read by workers on each rank (each rank reads only its share of each batch)
+    and augmented by (seed, epoch, index): 2 processes train the single process's model."""
+    from layerlab.data import load_dataset
+    from layerlab.data.pack import pack
+
+    data = make_idx_dir(tmp_path / "bars", n_train=64, n_test=21)
+    pack(load_dataset(str(data)), tmp_path / "packed")
+    args = [*FLAGS, "--data", str(tmp_path / "packed"), "--epochs", "1", "--batch-size", "16"]
+    args += ["--workers", "1", "--augment", "crop=2,flip,erase=0.5"]
+    _run(STANDALONE, [*args, "--out", str(tmp_path / "ddp")])
+    _single([*args, "--out", str(tmp_path / "one")])
+    assert _max_diff(_weights(tmp_path / "ddp"), _weights(tmp_path / "one")) < TOLERANCE
+    ddp_row, one_row = RunDir(tmp_path / "ddp").metrics()[0], RunDir(tmp_path / "one").metrics()[0]
+    assert ddp_row["train_accuracy"] == one_row["train_accuracy"]
+    assert ddp_row["test_n"] == one_row["test_n"] == 21

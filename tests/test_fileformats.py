@@ -149,7 +149,7 @@ def test_registry_and_every_format_import_no_torch(tmp_path):
         text=True,
     )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["cifar10", "csv", "idx", "image", "image-folder", "npy", "npz", "text", "ts"]
+    assert r.stdout.split() == ["cifar10", "csv", "idx", "image", "image-folder", "npy", "npz", "packed", "text", "ts"]
 
 
 def test_a_directory_format_is_routed_by_rank(toy, tmp_path):

@@ -25,6 +25,7 @@ EXPECTED = {
     "article_lstm",
     "article_lstm_fast",
     "copy",
+    "fashion_best",
     "permuted_mnist",
     "text",
     "ucr",

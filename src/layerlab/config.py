@@ -106,6 +106,24 @@ def check_regular_file(path: str | Path, expected: str = "a file") -> None:
         raise ConfigError(f"{path}: {kind}, where {expected} is expected")
 
 
+def _check_augment(value, where: str) -> None:
+    from .augmentspec import check
+
+    check(value, where)
+
+
+def _augment_table(value, where: str):
+    from .augmentspec import from_table
+
+    return from_table(value, where)
+
+
+def _check_size(value, where: str) -> None:
+    from .augmentspec import check_size
+
+    check_size(value, where)
+
+
 @dataclass
 class DataConfig:
     name: str = _opt(
@@ -153,6 +171,36 @@ class DataConfig:
         metavar="FRACTION",
         gt=0.0,
         lt=1.0,
+    )
+
+    augment: str | None = _opt(
+        None,
+        "training augmentation, drawn per sample from (seed, epoch, index): images crop=P,flip,rotate=D,zoom=F,"
+        "erase=P,color=F; sequences noise=S,scale=F,window=F ([data.augment] table in a preset)",
+        metavar="LIST",
+        default_text="none",
+        check=_check_augment,
+        table=_augment_table,
+    )
+    workers: int | None = _opt(
+        None,
+        "processes decoding streamed data (image folders, packed shards); 0 reads in the training process",
+        default_text="up to 4, one core left free; small image folders load into memory",
+        ge=0,
+    )
+    image_size: str | None = _opt(
+        None,
+        "image folders: read every image at H,W",
+        metavar="H,W",
+        default_text="the most common size",
+        check=_check_size,
+    )
+    channels: int | None = _opt(
+        None,
+        "image folders: read every image as 1 (grey) or 3 (RGB) channels",
+        flag="--image-channels",
+        choices=(1, 3),
+        default_text="the most common mode",
     )
 
 
@@ -498,6 +546,8 @@ def _coerce(value, f: dataclasses.Field, where: str):
     """Check a TOML/flag value against the field's annotation and choices."""
     if value is None:
         return None
+    if isinstance(value, dict) and "table" in f.metadata:  # a TOML table, such as [data.augment]
+        value = f.metadata["table"](value, where)
     base = _base_type(f)
     ok = {
         "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -511,7 +561,7 @@ def _coerce(value, f: dataclasses.Field, where: str):
         raise ConfigError(f"{where} must not be empty")
     choices = f.metadata.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}, got {value!r}")
     if base in ("int", "float"):
         check_range(value, where, **limits(f))
     check = f.metadata.get("check")

@@ -27,8 +27,9 @@ from .errors import RunError
 log = logging.getLogger(__name__)
 
 #: The open lock file of every run directory this process holds, by absolute path, with the pid that
-#: opened it (a forked child inherits the table, not the lock): the flock lives as long as the file
-#: stays open, so it is kept here until the lock is released.
+#: opened it (a forked child inherits the table and shares the open file, flock included, until it
+#: calls :func:`close_inherited`): the flock lives as long as the file stays open, so it is kept here
+#: until the lock is released.
 _HELD: dict[str, tuple[int, int]] = {}
 
 
@@ -150,6 +151,19 @@ def _locked_message(run_path: Path, holder: dict) -> str:
         f"{run_path} is locked by process {holder.get('pid')} on {holder.get('host')}, which is still writing "
         f"it; wait for it to end (or remove {run_path / 'lock'} if that process is gone)"
     )
+
+
+def close_inherited() -> None:
+    """In a forked child (a data-loading worker): close the lock files inherited from the parent.
+    A child shares the parent's open file, and with it the flock, which would otherwise outlive a
+    killed parent for as long as the child runs, and refuse the resume that follows."""
+    for key, (pid, fd) in list(_HELD.items()):
+        if pid != os.getpid():
+            del _HELD[key]
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def holds(run_path: Path) -> bool:

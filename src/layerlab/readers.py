@@ -100,7 +100,9 @@ def _high_bit_array(im, path: Path) -> tuple[np.ndarray, str]:
     return np.clip(scale_pixels(a.astype(np.int32), str(path))[0], 0.0, 1.0), "32-bit pixels divided by 2**31 - 1"
 
 
-def _decode(path: Path, channels: int | None, size: tuple[int, int] | None) -> tuple[np.ndarray, list[str]]:
+def _decode(
+    path: Path, channels: int | None, size: tuple[int, int] | None, raw: bool = False
+) -> tuple[np.ndarray, list[str]]:
     """Pixels of ``path`` as float32 ``(H, W)`` or ``(H, W, C)`` and notes (see :func:`read_image`)."""
     from PIL import Image
 
@@ -136,17 +138,19 @@ def _decode(path: Path, channels: int | None, size: tuple[int, int] | None) -> t
             if size is not None and (img.height, img.width) != tuple(size):
                 notes.append(f"resized from {img.width}x{img.height} to {size[1]}x{size[0]}")
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
-            arr, _ = scale_pixels(np.asarray(img), str(path))  # 8-bit modes: uint8, divided by 255
+            arr = np.asarray(img)  # 8-bit modes: uint8, divided by 255 unless kept raw
+            arr = arr if raw else scale_pixels(arr, str(path))[0]
     return arr, notes
 
 
 def read_image(
-    path: str | Path, channels: int | None = None, size: tuple[int, int] | None = None
+    path: str | Path, channels: int | None = None, size: tuple[int, int] | None = None, *, raw: bool = False
 ) -> tuple[np.ndarray, list[str]]:
     """An image file as float32 ``(C, H, W)`` in [0, 1] (see the module docstring for how each
     pixel type is scaled), and a list of notes on what had to be changed.
 
-    ``channels`` 1 or 3 converts (grey <-> RGB); ``size`` (H, W) resizes bilinearly.
+    ``channels`` 1 or 3 converts (grey <-> RGB); ``size`` (H, W) resizes bilinearly. ``raw``
+    keeps 8-bit pixels as uint8 (divided by 255 later, on the training device).
     """
     from PIL import Image
 
@@ -156,7 +160,7 @@ def read_image(
             # we check MAX_PIXELS ourselves; damaged EXIF or TIFF tags only warn, and the pixels decide
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", UserWarning)
-            arr, notes = _decode(path, channels, size)
+            arr, notes = _decode(path, channels, size, raw)
     except DataError:
         raise
     except FileNotFoundError:

@@ -57,7 +57,7 @@ from .checkpoint import (
     write_no_checkpoint,
 )
 from .config import ModelConfig, RunConfig
-from .data import Dataset
+from .data import Dataset, Split
 from .data.transforms import InputSpec
 from .errors import ConfigError, DataError, LayerlabError, RunError, TrainingError
 from .record import (
@@ -489,6 +489,8 @@ def _write(path: Path, write) -> None:
 
 def split_fingerprint(split) -> dict:
     """Size, shapes and a sha256 of one split's tensors (x, y and lengths): what resume checks."""
+    if not isinstance(split, Split) and hasattr(split, "fingerprint"):  # a streamed source hashes its own way
+        return split.fingerprint()
     h = hashlib.sha256()
     for t in (split.x, split.y, split.lengths, split.sizes):
         if t is not None:

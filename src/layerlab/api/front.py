@@ -139,7 +139,7 @@ def _split_options(options: dict) -> tuple[dict, dict]:
 def fit(
     model_or_name: str | nn.Module,
     x,
-    y,
+    y=None,
     *,
     validation_data: tuple | None = None,
     validation_split: float = 0.0,
@@ -150,6 +150,8 @@ def fit(
     run_dir: str | Path | None = None,
     verbose: int = 1,
     seed: int = 0,
+    augment: str | dict | None = None,
+    workers: int | None = None,
     **train_options,
 ) -> History:
     """Train a model on arrays, as Keras's ``model.fit(x, y, ...)``; returns a :class:`History`.
@@ -160,6 +162,9 @@ def fit(
         x: ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` images for an image model; ``(N, T, F)``
             sequences (or uint8 images, read as rows) for a recurrent one. A NumPy array, a torch
             tensor, or a list of arrays or PIL images. uint8 is scaled by 1/255, floats kept as float32.
+            Or, with no ``y``, a torch ``Dataset`` of ``(x, y)`` samples, a ``DataLoader`` (its dataset
+            is read in the run's own order) or an iterable of ``(x, y)`` batches
+            (:mod:`layerlab.data.python`).
         y: ``(N,)`` integer class ids (``K`` outputs; other labels than ``0..K-1`` are mapped, with a
             notice), one-hot rows ``(N, K)``, probability rows ``(N, K)`` (soft-target cross-entropy),
             0/1 multi-label rows ``(N, K)`` (a sigmoid per label, binary cross-entropy), or float
@@ -172,6 +177,8 @@ def fit(
             (``channels``, ``hidden``, ...).
         callbacks: :mod:`layerlab.callbacks` objects (``EarlyStopping``, ``TensorBoard``, ...);
             ``verbose`` (0 silent, 1 a progress bar, 2 one line per epoch) adds a ``ProgressBar``.
+        augment: training augmentation (``"crop=4,flip"`` or ``{"crop": 4, "flip": True}``, see
+            :mod:`layerlab.augmentspec`); ``workers``: processes reading a torch Dataset's samples.
         run_dir: also keep everything ``layerlab train`` keeps there (config, run.json, metrics,
             checkpoints, the arrays as ``arrays.npz``), so ``layerlab evaluate RUN_DIR`` and every
             other command work on it. A model object is recorded by the name that built it when
@@ -209,9 +216,13 @@ def fit(
     out = Path(run_dir) if run_dir is not None else None
     if out is not None:
         RunDir.check_new(out)  # before any work
-    ds = arrays.dataset_from_arrays(
-        x, y, sequence=sequence, validation_data=validation_data, validation_split=validation_split, seed=seed
-    )
+    ds, in_memory = _fit_data(x, y, sequence, validation_data, validation_split, seed, workers)
+    if augment:
+        from ..augmentspec import canonical, parse
+        from ..data.augment import Augment
+
+        cfg.data.augment = canonical(parse(augment, "fit(augment=...)"))
+        ds.augment = Augment.from_config(cfg.data.augment, ds.spec, "fit(augment=...)")
     _setup_threads(cfg.train.threads)
     device = engine.resolve_device(cfg.train.device)
     check_runtime_options(cfg.train, device)  # a refused option leaves no run directory
@@ -234,6 +245,14 @@ def fit(
     run = None
     if out is None:
         result = engine.fit(model, ds, cfg.train, **_callbacks_kw(cbs))
+    elif not in_memory:  # a Dataset object: the run keeps no copy, and says what the CLI can do with it
+        from ..data.python import PYTHON_PREFIX, rereads
+
+        cfg.data.name = PYTHON_PREFIX + ds.name
+        info = run_info(cfg, model, ds, device)
+        info["dataset"]["data_note"] = rereads(ds)
+        run = RunDir.create(out, cfg, info)
+        result = _fit_and_record(run, model, ds, cfg, None, **_callbacks_kw(cbs))
     else:
         cfg.data.name = arrays.RUN_FILE  # relative to the run: a copied or moved run reads its own copy
         info = run_info(cfg, model, ds, device)
@@ -274,6 +293,38 @@ def _recipe_text(opts: dict) -> dict:
         "metrics": recipe.format_metrics,
     }
     return {k: convert[k](v) if k in convert else v for k, v in opts.items()}
+
+
+def _fit_data(x, y, sequence: bool, validation_data, validation_split: float, seed: int, workers) -> tuple:
+    """The dataset :func:`fit` trains on, and whether it is in memory (arrays the run can keep)."""
+    from ..data.python import dataset_from_python, is_python_data, mapped_images
+
+    if mapped_images(x) and y is not None:  # read a batch at a time from its file, never loaded whole
+        return dataset_from_python(
+            (x, y),
+            sequence=sequence,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            seed=seed,
+            workers=workers,
+        )
+    if is_python_data(x):
+        if y is not None:
+            raise DataError("a Dataset, DataLoader or iterable of batches carries its targets; give no y")
+        return dataset_from_python(
+            x,
+            sequence=sequence,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            seed=seed,
+            workers=workers,
+        )
+    if y is None:
+        raise DataError("fit() needs y beside arrays x (only a Dataset, DataLoader or iterable of batches carries it)")
+    ds = arrays.dataset_from_arrays(
+        x, y, sequence=sequence, validation_data=validation_data, validation_split=validation_split, seed=seed
+    )
+    return ds, True
 
 
 def _object_name(model: nn.Module) -> str:

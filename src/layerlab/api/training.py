@@ -108,6 +108,7 @@ def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
         # whether the run has a held-out test set (arrays fitted with a validation split have none)
         "test_set": ds.meta.get("held_out") is None,
         "data_fingerprint": data_fingerprint(ds),
+        **({"augment": ds.augment.to_dict()} if getattr(ds, "augment", None) is not None else {}),
     }
 
 

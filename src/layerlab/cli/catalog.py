@@ -93,6 +93,9 @@ def register(sub) -> None:
     dl.add_argument("--data-dir", action=Text, help="directory to look in first for named datasets")
     dl.add_argument("--json", action="store_true", help="print a JSON list, one object per dataset")
     dl.set_defaults(func=cmd_data_list)
+    from .pack import register_pack
+
+    register_pack(dsub)
 
     m = sub.add_parser("models", help="registered models", description="List the registered models.")
     m.add_argument("--json", action="store_true", help="print a JSON object: name to description")

@@ -58,6 +58,8 @@ def cmd_train(args) -> int:
         progress.out.print(f"data: {ds.describe()}")
         if ds.meta.get("labels"):  # how class labels were mapped (layerlab.labels)
             progress.out.print(f"labels: {ds.meta['labels']}")
+        if ds.meta.get("images"):  # what an image folder's files were read as (resized, converted)
+            progress.out.print(f"images: {ds.meta['images']}")
     run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
     return _print_summary(args, run, result)
 

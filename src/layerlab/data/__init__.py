@@ -86,6 +86,7 @@ class Dataset:
     source: str = ""
     meta: dict = field(default_factory=dict)
     spec: InputSpec | None = None
+    augment: object | None = None  # a layerlab.data.augment.Augment applied to training batches, or None
 
     def __post_init__(self):
         if self.spec is None:
@@ -93,7 +94,7 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
+        return tuple(self.train.x.shape[1:])  # a streamed source's x reads nothing for its shape
 
     def describe(self) -> str:
         return (

@@ -48,7 +48,7 @@ import torch
 
 from .. import fileformats
 from ..errors import DataError
-from . import Dataset, synthetic
+from . import Dataset, Split, synthetic
 from .formats import cifar, idx, mnist1d, ts
 
 log = logging.getLogger(__name__)
@@ -397,6 +397,10 @@ def known_datasets() -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------
 # Routing: a spec and options to a Dataset
 # ----------------------------------------------------------------------------------------------
+#: Options of how files are read, which the directory formats take (an image folder, packed shards).
+READING = ("image_size", "channels", "workers")
+
+
 def load(
     spec: str,
     *,
@@ -441,12 +445,13 @@ def load(
         raise DataError(
             f"--length sets T of the synthetic tasks (adding, copy) and of text files; {spec} has no length to set"
         )
-    ds = _subset(_route(spec, p, data_dir, download, seed, sequence, any_size), n_train, n_test)
+    reading = {k: v for k, v in _options.items() if k in READING and v is not None}
+    ds = _subset(_route(spec, p, data_dir, download, seed, sequence, any_size, reading), n_train, n_test)
     return check_dataset(ds, subset=bool(n_train or n_test))
 
 
 def _route(
-    spec: str, p: Path, data_dir, download: bool, seed: int, sequence: str | None, any_size: bool = False
+    spec: str, p: Path, data_dir, download: bool, seed: int, sequence: str | None, any_size: bool = False, reading=None
 ) -> Dataset:
     """Steps 2 to 6 of the module docstring: a spec that is not a synthetic task nor a text file
     (and ``mnist-1d``, generated as they are, first)."""
@@ -459,7 +464,7 @@ def _route(
     if found is not None:
         if found[0].sequence_data:
             _no_sequence_mode(spec, sequence)
-        return found[0].load(found[1], seed=seed)
+        return found[0].load(found[1], seed=seed, **(reading or {}))
     # 3. a file, by the registered format that claims its suffix (an unknown suffix is an error,
     # unless the spec is also a named image set)
     if p.is_file():
@@ -488,7 +493,7 @@ def _route(
     # 6. a directory of the registered formats tried after the names: IDX, CIFAR-10, else an image folder
     found = fileformats.for_directory(p, before_names=False) if p.is_dir() else None
     if found is not None:
-        return found[0].load(found[1], seed=seed, keep_sizes=any_size and not sequence)
+        return found[0].load(found[1], seed=seed, keep_sizes=any_size and not sequence, **(reading or {}))
     names = ", ".join(sorted(known_datasets()))
     raise DataError(f"unknown dataset {spec!r}: not a known name ({names}) nor an existing file or directory")
 
@@ -523,16 +528,17 @@ def check_dataset(ds: Dataset, subset: bool = False) -> Dataset:
             raise DataError(f"{where}: the {part} split holds no samples{hint}")
         if len(split.y) != len(split):
             raise DataError(f"{where}: the {part} split has {len(split)} inputs but {len(split.y)} targets")
-        for what, t in (("input", split.x), ("target", split.y)):
-            if t.is_floating_point():
+        streamed = not isinstance(split, Split)  # its inputs are read a batch at a time, by training
+        for what, t in (("input", None if streamed else split.x), ("target", split.y)):
+            if t is not None and t.is_floating_point():
                 bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
                 if bool(bad.any()):
                     i = int(torch.nonzero(bad)[0])
                     raise DataError(f"{where}: {part} sample {i} has a non-finite {what} value (inf or NaN)")
-    if ds.train.x.shape[1:] != ds.test.x.shape[1:]:
+    shapes = [tuple(s.x.shape[1:]) for s in (ds.train, ds.test)]
+    if shapes[0] != shapes[1]:
         raise DataError(
-            f"{where}: training samples have shape {tuple(ds.train.x.shape[1:])}, test samples "
-            f"{tuple(ds.test.x.shape[1:])}; both splits need one shape"
+            f"{where}: training samples have shape {shapes[0]}, test samples {shapes[1]}; both splits need one shape"
         )
     if ds.task in ("classification", "sequence-classification"):
         k = ds.num_outputs

@@ -11,7 +11,8 @@ import torch
 
 from .. import fileformats
 from ..config import DataConfig
-from . import Dataset, images_as_sequences, load_dataset, split_validation
+from ..errors import DataError
+from . import Dataset, Split, images_as_sequences, load_dataset, split_validation
 from .transforms import InputSpec, pad_sequences
 
 
@@ -23,19 +24,22 @@ def prepare_data(cfg: DataConfig, *, seed: int = 0, sequence_model: bool = False
     trained on (their held-out split included)."""
     from .arrays import is_arrays_file, load_arrays
 
+    if cfg.name.startswith("python:"):  # a run trained on a Dataset object (layerlab.data.python)
+        raise DataError(
+            f"the run was trained on a {cfg.name[7:]} object given in Python, of which it keeps no copy; "
+            f"give --data naming such data on disk, or evaluate it from Python"
+        )
     if is_arrays_file(cfg.name):  # an .npz of ours is not the sequence .npz the catalog reads
         ds = load_arrays(cfg.name)
-        return split_validation(ds, cfg.validation, seed) if cfg.validation else ds
+        return _augmented(split_validation(ds, cfg.validation, seed) if cfg.validation else ds, cfg)
     if cfg.label_column is not None or cfg.test_split is not None:  # one labelled table
         from .formats.labeled_csv import load_labeled_csv
 
         if cfg.label_column is None:
-            from ..errors import DataError
-
             raise DataError("--test-split holds out rows of one CSV; give the label column with --label-column NAME")
         ds = load_labeled_csv(Path(cfg.name).expanduser(), cfg.label_column, cfg.test_split or 0.0, seed)
         ds = apply_label_rule(ds)
-        return split_validation(ds, cfg.validation, seed) if cfg.validation else ds
+        return _augmented(split_validation(ds, cfg.validation, seed) if cfg.validation else ds, cfg)
     ds = load_dataset(
         cfg.name,
         data_dir=cfg.data_dir,
@@ -45,13 +49,37 @@ def prepare_data(cfg: DataConfig, *, seed: int = 0, sequence_model: bool = False
         n_train=cfg.n_train,
         n_test=cfg.n_test,
         any_size=any_size and not sequence_model,
+        **reading_options(cfg),
     )
     ds = apply_label_rule(ds)
     if ds.spec.kind == "image" and (cfg.sequence or sequence_model):
+        if not isinstance(ds.train, Split):
+            raise DataError(f"{cfg.name}: streamed images are not read as sequences; give an in-memory dataset")
         ds = images_as_sequences(ds, cfg.sequence or "rows", seed=seed)
     if cfg.validation:
         ds = split_validation(ds, cfg.validation, seed)
+    return _augmented(ds, cfg)
+
+
+def _augmented(ds: Dataset, cfg: DataConfig) -> Dataset:
+    """``ds`` with the augmentation ``cfg`` asks for (checked against what its samples are)."""
+    if getattr(cfg, "augment", None):
+        from .augment import Augment
+
+        ds.augment = Augment.from_config(cfg.augment, ds.spec)
     return ds
+
+
+def reading_options(cfg: DataConfig) -> dict:
+    """How files are read (``workers``, ``image_size``, ``channels``), as the catalogue takes them."""
+    from ..augmentspec import parse_size
+
+    size = getattr(cfg, "image_size", None)
+    return {
+        "workers": getattr(cfg, "workers", None),
+        "image_size": parse_size(size) if size else None,
+        "channels": getattr(cfg, "channels", None),
+    }
 
 
 def apply_label_rule(ds: Dataset) -> Dataset:

@@ -149,6 +149,7 @@ def write_report(
         ["training wall seconds", info.get("train_wall_seconds")],
         ["device", info.get("device")],
         ["seed", info.get("seed")],
+        ["augmentation (training only)", _augment_text(info)],
         ["weights shown", run.describe_weights(info["weights_used"])],
         ["started", info.get("started")],
         ["finished", info.get("finished")],
@@ -336,3 +337,13 @@ def write_report(
     atomic_write_text(path, doc.render())
     path.chmod(0o644)  # a page to share, not a secret (the atomic writer's temp file is 0600)
     return path
+
+
+def _augment_text(info: dict) -> str:
+    """What run.json says the training batches were augmented with (``none``; run.json is untrusted:
+    anything but the expected text reads as unknown)."""
+    aug = info.get("augment")
+    if aug is None:
+        return "none"
+    text = aug.get("text") if isinstance(aug, dict) else None
+    return text if isinstance(text, str) else "unknown (run.json's augment is not what layerlab writes)"

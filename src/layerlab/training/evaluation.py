@@ -23,13 +23,26 @@ def forward(model: nn.Module, batch: Split, channels_last: bool) -> torch.Tensor
 
 
 def _outputs(
-    model: nn.Module, source: BatchSource, batch_size: int, device, amp: bool, channels_last: bool, to_cpu: bool
+    model: nn.Module,
+    source: BatchSource,
+    batch_size: int,
+    device,
+    amp: bool,
+    channels_last: bool,
+    to_cpu: bool,
+    share: tuple[int, int] = (0, 1),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs and targets of every sample of ``source``, in the source's order."""
+    """Outputs and targets of every sample of ``source`` (of this rank's ``share``, (rank, world
+    size), in a torchrun job), in the source's order."""
     model.eval()
     device = device or next(model.parameters()).device
     outs, ys, order = [], [], []
-    for batch, index in source.ordered(batch_size):
+    chunks = (
+        source.ordered(batch_size, rank=share[0], world_size=share[1]) if share[1] > 1 else source.ordered(batch_size)
+    )
+    for batch, index in chunks:
+        if len(batch) == 0:
+            continue
         ys.append(batch.y)
         if index is not None:
             order.append(index)
@@ -40,6 +53,8 @@ def _outputs(
     out, y = torch.cat(outs), torch.cat(ys)
     if order:  # batched by size: put every output back in the source's order
         where = torch.cat(order)
+        if share[1] > 1:  # indices of the whole source: this rank's come in order, so place them by rank
+            where = torch.argsort(torch.argsort(where))
         out = torch.empty_like(out).index_copy_(0, where.to(out.device), out)
         y = torch.empty_like(y).index_copy_(0, where.to(y.device), y)
     return out, y
@@ -72,11 +87,19 @@ def evaluate(
     channels_last: bool = True,
     prefix: str = "",
     metrics: str | None = None,
+    dist=None,
 ) -> dict:
     """Loss and accuracy (classification) or loss (MSE, regression) over ``split``, plus ``n``: the
     per-epoch numbers of :func:`~layerlab.training.fit`, by :func:`compute_metrics`; ``metrics``:
-    more by name (``f1_macro,auroc``), each a key of the row."""
+    more by name (``f1_macro,auroc``), each a key of the row.
+
+    With ``dist`` (a torchrun job) each rank evaluates its share of the samples
+    (``source.ordered(rank, world_size)``: every sample exactly once, none padded or repeated) and
+    the sums (loss, correct, targets) are added over the ranks: the accuracy and ``n`` are exactly
+    the single process's, the loss equal up to the order of the additions."""
     source = as_source(split)
+    if dist is not None and dist.world_size > 1:
+        return _evaluate_shared(model, source, task, batch_size, device, amp, channels_last, prefix, dist)
     out, y = _outputs(model, source, batch_size, device, amp, channels_last, to_cpu=False)
     m = compute_metrics(task, out, y.to(out.device), metrics=metrics)
     row = {f"{prefix}loss": m["loss"]}
@@ -84,5 +107,26 @@ def evaluate(
         row[f"{prefix}accuracy"] = m["accuracy"]
     for name in metric_names(metrics):  # metrics by name, as ``val_f1_macro``
         row[f"{prefix}{name}"] = m[name]
+    row[f"{prefix}n"] = len(source)
+    return row
+
+
+def _evaluate_shared(model, source, task, batch_size, device, amp, channels_last, prefix, dist) -> dict:
+    from .. import distributed
+
+    device = device or next(model.parameters()).device
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss summed, correct, targets
+    if len(torch.tensor_split(torch.arange(len(source)), dist.world_size)[dist.rank]):  # a share may be empty
+        out, y = _outputs(model, source, batch_size, device, amp, channels_last, False, (dist.rank, dist.world_size))
+        m = compute_metrics(task, out, y.to(out.device))
+        targets = m["targets"]
+        sums[0] = m["loss"] * targets
+        if "confusion" in m:  # a whole count: the ranks' counts add up exactly
+            sums[1] = int(m["confusion"].diagonal().sum())
+        sums[2] = targets
+    loss_sum, correct, targets = (float(v) for v in distributed.all_sum(sums).cpu())
+    row = {f"{prefix}loss": loss_sum / max(targets, 1.0)}
+    if task != "regression":
+        row[f"{prefix}accuracy"] = correct / max(targets, 1.0)
     row[f"{prefix}n"] = len(source)
     return row

@@ -236,6 +236,16 @@ def check_training(
     if cfg.cuda_graph and device is not None:
         check_cuda_graph(cfg, device, dist)
     check_recipe(cfg, dataset)  # the loss, class weights and metrics fit the task
+    if cfg.cuda_graph and not isinstance(dataset.train, Split):
+        raise ConfigError(
+            "--cuda-graph needs the training data in memory; this data is streamed (packed shards, an image folder "
+            "read by workers or a Dataset object): train without --cuda-graph"
+        )
+    if cfg.metrics and dist is not None and dist.world_size > 1:
+        raise ConfigError(
+            f"--metrics {cfg.metrics}: metrics by name are computed in one process; under torchrun each rank "
+            f"evaluates its share, so train without --metrics there (layerlab evaluate gives the run's metrics after)"
+        )
     held = held_out_prefix(dataset)
     for cb in [*(callbacks or []), *_config_callbacks(cfg, dist)]:
         if callable(getattr(cb, "check", None)):  # a duck-typed callback may have no check
@@ -290,7 +300,8 @@ def fit(
         log_every: steps between per-step callback calls (default 20, or what the callbacks ask for).
         dist: this process's place in a torchrun job (:func:`layerlab.distributed.context`): the
             model is trained under DistributedDataParallel, ``cfg.batch_size`` is the global batch,
-            ``run`` is given to rank 0 only, and every rank evaluates the whole held-out split.
+            ``run`` is given to rank 0 only, and each rank evaluates its share of the held-out split
+            (every sample once; the sums are added over the ranks).
 
     The learning rate follows ``cfg.schedule`` (see :func:`~layerlab.training.schedules.lr_factor`),
     stepped after every optimizer step; each row's ``lr`` is the rate its last step used. A NaN or
@@ -382,6 +393,8 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
         torch.cuda.synchronize()
         result.graph_capture_seconds = time.perf_counter() - t_graph
         log.info("captured the training step in a CUDA graph in %.2fs", result.graph_capture_seconds)
+    if getattr(dataset, "augment", None) is not None:  # the training batches only: evaluation reads them as they are
+        train = dataset.augment.source(train)
     trainer = Trainer(
         model=model,
         optimizer=optimizer,
@@ -444,6 +457,7 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
                 channels_last=cfg.channels_last,
                 prefix=held,
                 metrics=cfg.metrics,
+                dist=dist,
             )
         )
         if not math.isfinite(row[f"{held}loss"]):

@@ -23,13 +23,19 @@ import torch
 from ..data import Split, batch_indices, num_batches
 
 
-class Step(NamedTuple):
+class Step(tuple):
     """One training step's data on this rank: ``batch``, this rank's samples of the step, and
     ``size``, the step's samples over all ranks (the global batch; DDP weighs an uneven last
-    batch's gradients by it)."""
+    batch's gradients by it). It unpacks as ``(batch, size)``; ``index`` (or None) holds the
+    batch's sample indices in the source, by which augmentation draws its numbers."""
 
-    batch: Split
-    size: int
+    def __new__(cls, batch: Split, size: int, index: torch.Tensor | None = None):
+        self = super().__new__(cls, (batch, size))
+        self.index = index
+        return self
+
+    batch = property(lambda self: self[0])
+    size = property(lambda self: self[1])
 
 
 class Chunk(NamedTuple):
@@ -120,7 +126,7 @@ class TensorSource:
             batches = list(torch.cat(batches).to(device, non_blocking=True).split([len(b) for b in batches]))
         for index in batches[start:]:
             part = torch.tensor_split(index, world_size)[rank] if world_size > 1 else index
-            yield Step(split.take(part), len(index))
+            yield Step(split.take(part), len(index), part)
 
     def ordered(self, batch_size: int, *, rank: int = 0, world_size: int = 1) -> Iterator[Chunk]:
         split = self.split
@@ -150,5 +156,5 @@ def as_source(data: Split | BatchSource, device: torch.device | None = None) -> 
     if isinstance(data, Split):
         return TensorSource(data.to(device) if device is not None else data)
     if isinstance(data, BatchSource):
-        return data
+        return data.on_device(device) if device is not None and hasattr(data, "on_device") else data
     raise TypeError(f"expected a Split or a BatchSource, got {type(data).__name__}")

@@ -31,21 +31,114 @@ def read_image(path: Path, channels: int | None = None, size: tuple[int, int] | 
     return torch.from_numpy(arr), notes
 
 
-def _folder_split(root: Path, classes: list[str], channels: int, size) -> tuple[list[torch.Tensor], list[int]]:
-    """Every image of ``root/<class>/`` as ``(C, H, W)`` (resized to ``size`` unless it is None), and its class."""
-    xs, ys = [], []
+#: A folder whose images as float32 tensors would take more than this is read lazily (streamed).
+IN_MEMORY_BYTES = 2 * 2**30
+
+
+def _folder_files(root: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    """Every image file of ``root/<class>/``, in order, and its class."""
+    files, ys = [], []
     for k, cls in enumerate(classes):
         d = root / cls
         if not d.is_dir():
             continue
         for f in sorted(d.iterdir()):
             if f.suffix.lower() in IMAGE_SUFFIXES:
-                x, _ = read_image(f, channels, size)
-                xs.append(x)
+                files.append(f)
                 ys.append(k)
-    if not xs:
+    if not files:
         raise DataError(f"{root}: no images found in its class folders ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return xs, ys
+    return files, ys
+
+
+def _folder_split(root: Path, classes: list[str], channels: int, size) -> tuple[list[torch.Tensor], list[int]]:
+    """Every image of ``root/<class>/`` as ``(C, H, W)`` (resized to ``size`` unless it is None), and its class."""
+    files, ys = _folder_files(root, classes)
+    return [read_image(f, channels, size)[0] for f in files], ys
+
+
+def _file_channels(mode: str) -> int:
+    return 1 if mode in ("1", "L", "LA") or mode in HIGH_BIT_MODES else 3
+
+
+def survey_images(
+    files: list[Path], image_size: tuple[int, int] | None, channels: int | None, *, resize: bool = True
+) -> tuple[int, tuple[int, int], str | None]:
+    """The channels and size (H, W) every image is read as: those given, else the most common
+    among ``files`` (ties: the first met), read from the file headers only; and a notice naming how
+    many files are resized or converted (None when none are)."""
+    from collections import Counter
+
+    from PIL import Image
+
+    sizes, modes = Counter(), Counter()
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                sizes[(im.height, im.width)] += 1
+                modes[_file_channels(im.mode)] += 1
+        except Exception:  # the full read says what is wrong with it, naming the file
+            read_image(f)
+    size = tuple(image_size) if image_size else sizes.most_common(1)[0][0]
+    c = channels or modes.most_common(1)[0][0]
+    resized = sum(n for s, n in sizes.items() if s != size)
+    converted = sum(n for m, n in modes.items() if m != c)
+    said = []
+    if resized and resize:
+        how = "as --image-size asks" if image_size else f"the most common size, {len(sizes)} sizes found"
+        said.append(f"{resized} of {len(files)} images resized to {size[0]}x{size[1]} ({how})")
+    if converted:
+        how = "as --image-channels asks" if channels else "the most common"
+        said.append(f"{converted} of {len(files)} images converted to {'grey' if c == 1 else 'RGB'} ({how})")
+    return c, size, "; ".join(said) or None
+
+
+def _streamed(workers: int | None, n: int, channels: int, size: tuple[int, int]) -> bool:
+    """Whether a folder is read lazily: when workers are asked for, or when it is too large for memory."""
+    return workers is not None or n * channels * size[0] * size[1] * 4 > IN_MEMORY_BYTES
+
+
+def _lazy_folder(root, classes, files, has_split, channels, size, seed, test_fraction, workers, meta) -> Dataset:
+    """The image folder as :class:`~layerlab.data.sources.FolderSource` splits, in the order the
+    in-memory folder takes (the same generator draws, on the labels alone)."""
+    from ..sources import FolderSource
+
+    g = torch.Generator().manual_seed(seed)
+    if has_split:
+        (tr_files, tr_y), (te_files, te_y) = files
+        tr = torch.randperm(len(tr_files), generator=g)
+        te = torch.randperm(len(te_files), generator=g)
+        train = ([tr_files[i] for i in tr.tolist()], torch.tensor(tr_y)[tr])
+        test = ([te_files[i] for i in te.tolist()], torch.tensor(te_y)[te])
+    else:
+        all_files, ys = files[0]
+        y = torch.tensor(ys, dtype=torch.int64)
+        train_idx, test_idx = [], []
+        for k in range(len(classes)):
+            idx = torch.nonzero(y == k).flatten()
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            n_test = round(test_fraction * len(idx)) if len(idx) > 1 else 0
+            test_idx.append(idx[:n_test])
+            train_idx.append(idx[n_test:])
+        tr, te = torch.cat(train_idx), torch.cat(test_idx)
+        tr = tr[torch.randperm(len(tr), generator=g)]
+        te = te[torch.randperm(len(te), generator=g)]
+        if len(te) == 0:
+            raise DataError(f"{root}: too few images to hold out a test split; add a test/ folder")
+        train = ([all_files[i] for i in tr.tolist()], y[tr])
+        test = ([all_files[i] for i in te.tolist()], y[te])
+    shape = (channels, *size)
+    return Dataset(
+        root.name,
+        FolderSource(train[0], train[1].to(torch.int64), channels, size, workers=workers),
+        FolderSource(test[0], test[1].to(torch.int64), channels, size, workers=workers),
+        "classification",
+        classes,
+        len(classes),
+        source=str(root),
+        meta={**meta, "streamed": True},
+        spec=InputSpec("image", shape, pixel_scale=PIXEL_SCALE, image_shape=shape),
+    )
 
 
 def pad_images(
@@ -67,23 +160,25 @@ def _class_dirs(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _first_image(root: Path) -> Path | None:
-    for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-            return p
-    return None
-
-
 def _has_images(d: Path) -> bool:
     return d.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir())
 
 
-def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2, keep_sizes: bool = False) -> Dataset:
+def load_image_folder(
+    root: Path,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    keep_sizes: bool = False,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    workers: int | None = None,
+) -> Dataset:
     """``root/<class>/*.png`` (split ``test_fraction`` for testing, stratified, by ``seed``), or
-    ``root/train/<class>/...`` with ``root/test/<class>/...``. Channels come from the first image;
+    ``root/train/<class>/...`` with ``root/test/<class>/...``. Channels are the most common mode;
     others are converted to match. Images ``(N, C, H, W)`` in [0, 1].
 
-    Images of different sizes are resized to the first image's size, unless ``keep_sizes`` (for a
+    Images of different sizes are resized to the most common size, unless ``keep_sizes`` (for a
     model that takes any size: a CNN with a global pool): then each keeps its own, held top-left in
     zeros of the largest size with ``Split.sizes``, and training batches them by size
     (:func:`layerlab.data.batch_indices`).
@@ -91,7 +186,13 @@ def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2, 
     The classes are the training class folders that hold images; at least two are needed, and a
     test class folder with images but no training folder of that name is an error (it would be
     dropped silently otherwise). Each split is in a fixed order shuffled by ``seed``, so the first
-    N samples (``--n-train``) mix the classes."""
+    N samples (``--n-train``) mix the classes.
+
+    ``image_size`` (H, W) and ``channels`` (1 or 3) choose what every image is read as; without
+    them the most common size and mode of the images are chosen (:func:`survey_images`), and
+    ``meta["images"]`` says how many files were resized or converted. ``workers`` (or a folder
+    whose float32 tensors would exceed :data:`IN_MEMORY_BYTES`) reads it lazily: each split a
+    :class:`~layerlab.data.sources.FolderSource`, decoded a batch at a time in ``workers`` processes."""
     root = Path(root)
     has_split = (root / "train").is_dir() and (root / "test").is_dir()
     train_root = root / "train" if has_split else root
@@ -118,10 +219,19 @@ def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2, 
             raise DataError(
                 f"{root / 'test'}: class folder(s) {', '.join(extra[:5])} have test images but no training images"
             )
-    first = _first_image(train_root / classes[0])
-    x0, _ = read_image(first)
-    channels, size = x0.shape[0], None if keep_sizes else tuple(x0.shape[1:])
     roots = [root / "train", root / "test"] if has_split else [root]
+    files = [_folder_files(r, classes) for r in roots]
+    channels, chosen, notice = survey_images(
+        [f for fs, _ in files for f in fs], image_size, channels, resize=not keep_sizes
+    )
+    size = None if keep_sizes and not image_size else chosen
+    meta = {"images": notice} if notice else {}
+    if _streamed(workers, sum(len(fs) for fs, _ in files), channels, chosen):
+        if keep_sizes:
+            raise DataError(
+                f"{root}: images of their own sizes (a model that takes any size) are read in memory; drop --workers"
+            )
+        return _lazy_folder(root, classes, files, has_split, channels, chosen, seed, test_fraction, workers, meta)
     parts = [_folder_split(r, classes, channels, size) for r in roots]
     # one padded shape for both splits (the largest of either), so train and test samples share it
     all_x = [x for xs, _ in parts for x in xs]
@@ -153,7 +263,6 @@ def load_image_folder(root: Path, *, seed: int = 0, test_fraction: float = 0.2, 
         train, test = full.subset(train_idx_all), full.subset(test_idx_all)
         if len(test) == 0:
             raise DataError(f"{root}: too few images to hold out a test split; add a test/ folder")
-    meta = {}
     if varied:
         kinds = sorted({tuple(s) for s in torch.cat([train.sizes, test.sizes]).tolist()})
         meta["image_sizes"] = len(kinds)
