@@ -244,7 +244,7 @@ def check_training(
     if cfg.metrics and dist is not None and dist.world_size > 1:
         raise ConfigError(
             f"--metrics {cfg.metrics}: metrics by name are computed in one process; under torchrun each rank "
-            f"evaluates its share, so train without --metrics there (layerlab evaluate gives the run's metrics after)"
+            f"evaluates its share, so leave --metrics out under torchrun"
         )
     held = held_out_prefix(dataset)
     for cb in [*(callbacks or []), *_config_callbacks(cfg, dist)]:
