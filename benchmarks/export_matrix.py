@@ -4,7 +4,7 @@ onnxruntime and compared with torch on the same inputs, at the built size and at
 
     python benchmarks/export_matrix.py     # writes benchmarks/results/export_matrix.md (about a minute)
 
-``tests/test_export_matrix.py`` asserts the same cases to 1e-4.
+``tests/export/test_export_matrix.py`` asserts the same cases to 1e-4.
 """
 
 from __future__ import annotations
@@ -85,9 +85,8 @@ def main() -> None:
         "layers, 1-D CNNs with a global pool) or spatial axes (CNNs with a global pool); the residual cell runs "
         "layerlab's own loop over time, which the exporter unrolls, so its T is fixed; 3 random samples are run "
         "through onnxruntime and "
-        "torch at the built size and at another one. `tests/test_export_matrix.py` asserts every cell <= 1e-4.\n\n"
-        + "\n".join(rows)
-        + "\n"
+        "torch at the built size and at another one. `tests/export/test_export_matrix.py` asserts every cell "
+        "<= 1e-4.\n\n" + "\n".join(rows) + "\n"
     )
     out = ROOT / "benchmarks" / "results" / "export_matrix.md"
     out.write_text(text)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRA_PAGES = ["benchmarks/README.md"]
 
 # One worked example per command, by its words joined with "-" (the page's name): a command and what
-# it shows. tests/test_docs.py checks that every command of the parser has one and no other is here.
+# it shows. tests/project/test_docs.py checks that every command of the parser has one and no other is here.
 EXAMPLES: dict[str, tuple[str, str]] = {
     "train": (
         "layerlab train --model article-cnn --data fashion-mnist --epochs 2 --out runs/cnn",

@@ -54,7 +54,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # the same names for type checkers, editors and the API reference (never run);
-    # `name as name` marks a re-export (PEP 484); tests/test_docs.py checks these match _EXPORTS
+    # `name as name` marks a re-export (PEP 484); tests/project/test_docs.py checks these match _EXPORTS
     from .api import (
         History as History,
     )

@@ -11,7 +11,7 @@ onnxruntime and prints the same lines.
 This module imports numpy, and onnxruntime and Pillow when it needs them, and of layerlab only
 :mod:`layerlab.errors`, :mod:`layerlab.readers`, :mod:`layerlab.inputspec` and
 :mod:`layerlab.decoding`; an import-linter contract (``deploy-no-torch`` in pyproject.toml) and
-``tests/test_onnx_predict.py`` (which blocks torch in a fresh interpreter) hold it to that.
+``tests/export/test_onnx_predict.py`` (which blocks torch in a fresh interpreter) hold it to that.
 Files become arrays in :mod:`layerlab.readers` (held torch-free by ``readers-no-torch``),
 the one implementation of the readers, in NumPy, which :mod:`layerlab.data` wraps in tensors for
 ``layerlab predict RUN_DIR``: :func:`~layerlab.fileformats.read_files` (the format registry) reads
@@ -23,7 +23,7 @@ stores, as torch's ``randperm`` is not NumPy's) and :func:`~layerlab.readers.sta
 into what the model reads, with the input spec's transform (:mod:`layerlab.inputspec`), and
 :mod:`layerlab.decoding` turns outputs into predictions: the same modules torch's predict uses.
 
-``tests/test_onnx_predict.py`` checks the predictions against the torch path: the same classes and
+``tests/export/test_onnx_predict.py`` checks the predictions against the torch path: the same classes and
 probabilities (to 1e-4) for the same files.
 
 Inputs of one shape go through the model together; sequences of different lengths (and, for a CNN

@@ -2,7 +2,7 @@
 app is a handful of JSON routes and a few static files, and the standard library keeps
 ``layerlab explore`` free of a web stack's dependencies and their updates).
 
-Safety rules, each tested in ``tests/test_explore_safety.py``:
+Safety rules, each tested in ``tests/explore/test_explore_safety.py``:
 
 - bound to 127.0.0.1 by default; a request from a non-loopback address is refused (403) unless the
   server was started with ``allow_remote``, and so is one whose Host is not ``localhost`` or a

@@ -2,7 +2,7 @@
 
 A 4-byte magic number (two zero bytes, the element type, the number of dimensions), one
 big-endian uint32 per dimension, then the elements in C order. A page of code, so ours; tested on
-valid, truncated and malformed files (tests/test_idx.py, tests/test_formats_hypothesis.py).
+valid, truncated and malformed files (tests/data/test_idx.py, tests/data/test_formats_hypothesis.py).
 """
 
 from __future__ import annotations

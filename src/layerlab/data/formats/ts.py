@@ -4,7 +4,7 @@ The format is a page of code: a header of @-lines, then one case per line, dimen
 by ':', values by ',', the label last. aeon's reader is well kept but pulls in numba, pandas, scipy
 and scikit-learn (and ~4 s of imports) for it, so we read it ourselves and test against aeon on
 the sets it bundles (tests/recurrent/test_rnn_data.py) and with hypothesis
-(tests/test_formats_hypothesis.py).
+(tests/data/test_formats_hypothesis.py).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from datagen import make_idx_dir
 from layerlab import presets
 from layerlab.config import RunConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GPU_SH = ROOT / "benchmarks" / "gpu.sh"
 
 

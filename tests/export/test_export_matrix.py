@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'layerlab[onnx]')")
 pytest.importorskip("onnx", reason="onnx is not installed (pip install 'layerlab[onnx]')")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from export_matrix import CASES, max_abs_diffs
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from datagen import make_idx_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import preset_trials  # noqa: E402
 

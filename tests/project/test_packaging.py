@@ -16,7 +16,7 @@ import pytest
 
 from datagen import make_idx_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TORCH = "torch==2.13.0"  # as scripts/setup.sh: the CPU build pip finds quickly
 
 

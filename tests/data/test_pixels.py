@@ -1,5 +1,5 @@
 """One rule for integer pixels wherever they come from: image files, IDX files, the arrays of an
-``.npz`` or of ``fit()``, ``.npy`` files to predict on (tests/test_onnx_predict.py checks both
+``.npz`` or of ``fit()``, ``.npy`` files to predict on (tests/export/test_onnx_predict.py checks both
 predict paths): an integer type divided by the largest value of its type, wider types refused."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grimp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def import_edges(graph) -> dict[str, set[str]]:

@@ -18,7 +18,7 @@ import pytest
 
 from layerlab.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS_PACKAGES = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python", "markdown_exec")
 
 
@@ -211,7 +211,7 @@ def test_sphinx_roles_in_docstrings_render_as_code():
     )
 
 
-# ---- the pages' Python, run as written (README.md's own blocks: tests/test_readme.py) ----------------
+# ---- the pages' Python, run as written (README.md's own blocks: tests/project/test_readme.py) ----------------
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 RUN_AS_WRITTEN = ["index.md", "usage.md"]  # pages whose plain ```python blocks are complete programs

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "benchmarks" / "results" / "20261128-015128-all-e10"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peer_tools  # noqa: E402

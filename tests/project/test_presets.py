@@ -17,7 +17,7 @@ from layerlab.errors import ConfigError
 from layerlab.presets import list_presets, resolve
 from test_cli import assert_bad_input, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "adding",
     "article_cnn",

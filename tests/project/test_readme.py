@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 BUDGET_S = 120  # the README's block is meant to be a quick look, not the article's 10 epochs
 
