@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,9 +56,21 @@ def _torchrun(launch: list[str], args: list[str], **kw) -> subprocess.Popen:
     )
 
 
+#: What a gloo process prints when the C++ runtime aborts it as its process group is torn down
+#: (std::terminate from a gloo thread; seen once in five full runs of the suite on 2 cores). Nothing of
+#: layerlab's prints it.
+GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def _run(launch: list[str], args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     proc = _torchrun(launch, args)
     out, err = proc.communicate(timeout=timeout)
+    fresh = "--out" in args and "--resume" not in args
+    if proc.returncode != 0 and GLOO_TEARDOWN_ABORT in err and fresh:
+        # that abort, and only that, is tried once more: a fresh run into an emptied --out
+        shutil.rmtree(args[args.index("--out") + 1], ignore_errors=True)
+        proc = _torchrun(launch, args)
+        out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
