@@ -64,8 +64,14 @@ def _same_epochs(a, b, n_epochs=2, batch=7, world=1):
 # ----------------------------------------------------------------------------------------------
 # streamed sources
 # ----------------------------------------------------------------------------------------------
-def test_lazy_folder_reads_what_the_in_memory_folder_holds_in_its_order(tmp_path):
-    root = _folder(tmp_path / "f", 30)
+@pytest.mark.parametrize("layout", ["one folder", "train and test folders"])
+def test_lazy_folder_reads_what_the_in_memory_folder_holds_in_its_order(tmp_path, layout):
+    if layout == "one folder":
+        root = _folder(tmp_path / "f", 30)
+    else:
+        root = tmp_path / "f"
+        _folder(root / "train", 30)
+        _folder(root / "test", 12, seed=1)
     mem = load_dataset(str(root))
     lazy = load_dataset(str(root), workers=0)
     assert isinstance(lazy.train, FolderSource) and isinstance(mem.train, Split)

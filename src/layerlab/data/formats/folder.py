@@ -98,35 +98,43 @@ def _streamed(workers: int | None, n: int, channels: int, size: tuple[int, int])
     return workers is not None or n * channels * size[0] * size[1] * 4 > IN_MEMORY_BYTES
 
 
+def _split_orders(
+    root: Path, labels: list[torch.Tensor], n_classes: int, seed: int, test_fraction: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training and test order of an image folder, drawn from ``seed`` alone: with ``labels`` of
+    a train/ and a test/ folder, each shuffled; with the labels of one folder, a stratified split
+    (``test_fraction`` of each class held out), each part then shuffled. The in-memory and the
+    streamed folder both take their order from here, so they hold the same samples in the same order."""
+    g = torch.Generator().manual_seed(seed)
+    if len(labels) == 2:
+        return torch.randperm(len(labels[0]), generator=g), torch.randperm(len(labels[1]), generator=g)
+    y = labels[0]
+    train_idx, test_idx = [], []
+    for k in range(n_classes):
+        idx = torch.nonzero(y == k).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n_test = round(test_fraction * len(idx)) if len(idx) > 1 else 0
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    tr, te = torch.cat(train_idx), torch.cat(test_idx)
+    tr = tr[torch.randperm(len(tr), generator=g)]
+    te = te[torch.randperm(len(te), generator=g)]
+    if len(te) == 0:
+        raise DataError(f"{root}: too few images to hold out a test split; add a test/ folder")
+    return tr, te
+
+
 def _lazy_folder(root, classes, files, has_split, channels, size, seed, test_fraction, workers, meta) -> Dataset:
     """The image folder as :class:`~layerlab.data.sources.FolderSource` splits, in the order the
     in-memory folder takes (the same generator draws, on the labels alone)."""
     from ..sources import FolderSource
 
-    g = torch.Generator().manual_seed(seed)
-    if has_split:
-        (tr_files, tr_y), (te_files, te_y) = files
-        tr = torch.randperm(len(tr_files), generator=g)
-        te = torch.randperm(len(te_files), generator=g)
-        train = ([tr_files[i] for i in tr.tolist()], torch.tensor(tr_y)[tr])
-        test = ([te_files[i] for i in te.tolist()], torch.tensor(te_y)[te])
-    else:
-        all_files, ys = files[0]
-        y = torch.tensor(ys, dtype=torch.int64)
-        train_idx, test_idx = [], []
-        for k in range(len(classes)):
-            idx = torch.nonzero(y == k).flatten()
-            idx = idx[torch.randperm(len(idx), generator=g)]
-            n_test = round(test_fraction * len(idx)) if len(idx) > 1 else 0
-            test_idx.append(idx[:n_test])
-            train_idx.append(idx[n_test:])
-        tr, te = torch.cat(train_idx), torch.cat(test_idx)
-        tr = tr[torch.randperm(len(tr), generator=g)]
-        te = te[torch.randperm(len(te), generator=g)]
-        if len(te) == 0:
-            raise DataError(f"{root}: too few images to hold out a test split; add a test/ folder")
-        train = ([all_files[i] for i in tr.tolist()], y[tr])
-        test = ([all_files[i] for i in te.tolist()], y[te])
+    labels = [torch.tensor(ys, dtype=torch.int64) for _, ys in files]
+    tr, te = _split_orders(root, labels, len(classes), seed, test_fraction)
+    tr_files, te_files = (files[0][0], files[1][0]) if has_split else (files[0][0], files[0][0])
+    tr_y, te_y = (labels[0], labels[1]) if has_split else (labels[0], labels[0])
+    train = ([tr_files[i] for i in tr.tolist()], tr_y[tr])
+    test = ([te_files[i] for i in te.tolist()], te_y[te])
     shape = (channels, *size)
     return Dataset(
         root.name,
@@ -243,26 +251,8 @@ def load_image_folder(
         if varied and sizes is None:  # this split's images are all of the largest size
             sizes = torch.tensor([list(biggest[1:])] * len(xs), dtype=torch.int64)
         splits.append(Split(x, torch.tensor(ys, dtype=torch.int64), sizes=sizes))
-    g = torch.Generator().manual_seed(seed)
-    if has_split:
-        train, test = splits
-        train = train.subset(torch.randperm(len(train), generator=g))
-        test = test.subset(torch.randperm(len(test), generator=g))
-    else:
-        full = splits[0]
-        train_idx, test_idx = [], []
-        for k in range(len(classes)):
-            idx = torch.nonzero(full.y == k).flatten()
-            idx = idx[torch.randperm(len(idx), generator=g)]
-            n_test = round(test_fraction * len(idx)) if len(idx) > 1 else 0
-            test_idx.append(idx[:n_test])
-            train_idx.append(idx[n_test:])
-        train_idx_all, test_idx_all = torch.cat(train_idx), torch.cat(test_idx)
-        train_idx_all = train_idx_all[torch.randperm(len(train_idx_all), generator=g)]
-        test_idx_all = test_idx_all[torch.randperm(len(test_idx_all), generator=g)]
-        train, test = full.subset(train_idx_all), full.subset(test_idx_all)
-        if len(test) == 0:
-            raise DataError(f"{root}: too few images to hold out a test split; add a test/ folder")
+    tr, te = _split_orders(root, [sp.y for sp in splits], len(classes), seed, test_fraction)
+    train, test = splits[0].subset(tr), splits[-1].subset(te)
     if varied:
         kinds = sorted({tuple(s) for s in torch.cat([train.sizes, test.sizes]).tolist()})
         meta["image_sizes"] = len(kinds)
