@@ -99,7 +99,7 @@ def evaluate(
     the single process's, the loss equal up to the order of the additions."""
     source = as_source(split)
     if dist is not None and dist.world_size > 1:
-        return _evaluate_shared(model, source, task, batch_size, device, amp, channels_last, prefix, dist)
+        return _evaluate_shared(model, source, task, batch_size, device, amp, channels_last, prefix, dist, metrics)
     out, y = _outputs(model, source, batch_size, device, amp, channels_last, to_cpu=False)
     m = compute_metrics(task, out, y.to(out.device), metrics=metrics)
     row = {f"{prefix}loss": m["loss"]}
@@ -111,11 +111,12 @@ def evaluate(
     return row
 
 
-def _evaluate_shared(model, source, task, batch_size, device, amp, channels_last, prefix, dist) -> dict:
+def _evaluate_shared(model, source, task, batch_size, device, amp, channels_last, prefix, dist, metrics=None) -> dict:
     from .. import distributed
 
     device = device or next(model.parameters()).device
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss summed, correct, targets
+    out = y = None
     if len(torch.tensor_split(torch.arange(len(source)), dist.world_size)[dist.rank]):  # a share may be empty
         out, y = _outputs(model, source, batch_size, device, amp, channels_last, False, (dist.rank, dist.world_size))
         m = compute_metrics(task, out, y.to(out.device))
@@ -128,5 +129,14 @@ def _evaluate_shared(model, source, task, batch_size, device, amp, channels_last
     row = {f"{prefix}loss": loss_sum / max(targets, 1.0)}
     if task != "regression":
         row[f"{prefix}accuracy"] = correct / max(targets, 1.0)
+    names = metric_names(metrics)
+    if names:  # ranked and averaged metrics (AUROC, macro F1) do not add up over shares: every rank
+        # takes every share's outputs, in rank order (the order of the whole split), and computes them
+        shares = distributed.gather(None if out is None else (out.float().cpu(), y.cpu()))
+        whole = [s for s in shares if s is not None]
+        out_all, y_all = torch.cat([o for o, _ in whole]), torch.cat([t for _, t in whole])
+        m = compute_metrics(task, out_all.to(device), y_all.to(device), metrics=metrics)
+        for name in names:
+            row[f"{prefix}{name}"] = m[name]
     row[f"{prefix}n"] = len(source)
     return row

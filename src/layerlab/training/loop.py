@@ -241,11 +241,6 @@ def check_training(
             "--cuda-graph needs the training data in memory; this data is streamed (packed shards, an image folder "
             "read by workers or a Dataset object): train without --cuda-graph"
         )
-    if cfg.metrics and dist is not None and dist.world_size > 1:
-        raise ConfigError(
-            f"--metrics {cfg.metrics}: metrics by name are computed in one process; under torchrun each rank "
-            f"evaluates its share, so leave --metrics out under torchrun"
-        )
     held = held_out_prefix(dataset)
     for cb in [*(callbacks or []), *_config_callbacks(cfg, dist)]:
         if callable(getattr(cb, "check", None)):  # a duck-typed callback may have no check
