@@ -77,10 +77,19 @@ def rank_device(ctx: DistContext, device: torch.device) -> torch.device:
     return device
 
 
-def stop() -> None:
-    """Leave the process group (at the end of train or resume, however it ended)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def stop(finished: bool = False) -> None:
+    """Leave the process group (at the end of train or resume, however it ended).
+
+    ``finished``: every rank got here through the same, successful end, so they meet at a barrier
+    first. Without it the first rank to leave tears its gloo connections down while a slower rank may
+    still be sending on them (its last collective or DDP's pending work), and gloo's worker threads
+    then abort that rank's process at exit ("terminate called without an active exception") after a
+    run that completed. After a failure there is no barrier: the other ranks may never reach it."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def backend_for(device: torch.device) -> str:

@@ -89,10 +89,13 @@ def train(
     if ctx is None:
         return _train(cfg, out, None, progress, dataset, overwrite, callbacks, record)
     distributed.start(ctx)
+    finished = False
     try:
-        return _train(cfg, out, ctx, progress, dataset, overwrite, callbacks, record)
+        result = _train(cfg, out, ctx, progress, dataset, overwrite, callbacks, record)
+        finished = True
+        return result
     finally:
-        distributed.stop()
+        distributed.stop(finished)
 
 
 def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
@@ -238,7 +241,7 @@ def resume(
             run.release_lock()
     distributed.start(ctx)
     run = RunDir(run_dir) if ctx.is_main else None
-    locked = False
+    locked = finished = False
     try:
 
         def read():
@@ -249,11 +252,13 @@ def resume(
             return (info, *_read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr))
 
         info, cfg, state = distributed.from_main(ctx, read)
-        return _resume_locked(run, info, cfg, state, progress, dataset, ctx, callbacks)
+        result = _resume_locked(run, info, cfg, state, progress, dataset, ctx, callbacks)
+        finished = True
+        return result
     finally:
         if locked:
             run.release_lock()
-        distributed.stop()
+        distributed.stop(finished)
 
 
 def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every, extend_lr=None):
