@@ -1,6 +1,6 @@
 """The fast CNN preset's search rerun as a `layerlab tune` study, against the shipped preset.
 
-    python benchmarks/preset_study.py [--trials 40] [--workers 2] [--prune median]
+    python benchmarks/preset_study.py [--trials 40] [--workers 2] [--prune median] [--config PRESET]
                                       [--confirm-seeds 1,2,3] [--out DIR] [--results FILE]
 
 1. The study: the command in the header of benchmarks/spaces/article_cnn_fast.toml, i.e.
@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from peer_tools import loadavg  # noqa: E402
-from tune_pruning import lscpu_model  # noqa: E402
+from tune_pruning import lscpu_model, shown_command  # noqa: E402
 
 SPACE = ROOT / "benchmarks" / "spaces" / "article_cnn_fast.toml"
 RESULTS = ROOT / "benchmarks" / "results" / "preset_study.md"
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--results", help=f"the Markdown report (default {RESULTS.relative_to(ROOT)})")
     a = p.parse_args(argv)
-    command = shlex.join(["python", "benchmarks/preset_study.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shown_command(sys.argv[1:] if argv is None else argv, "benchmarks/preset_study.py")
     seeds = [int(s) for s in a.confirm_seeds.split(",") if s.strip()]
     threads = max(1, (os.cpu_count() or 1) // a.workers)
     results = Path(a.results) if a.results else RESULTS

@@ -148,7 +148,7 @@ def fmt_params(p: dict) -> str:
     return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in short.items())
 
 
-def report(rows: list[dict], args, command: str, load: tuple) -> str:
+def report(rows: list[dict], args, command: str, load: tuple, date: str) -> str:
     n_val = round(args.n_train * 0.1)
     med, none = rows
     theirs = {t["number"]: t["params"] for t in none["trials"]}
@@ -156,7 +156,7 @@ def report(rows: list[dict], args, command: str, load: tuple) -> str:
     lines = [
         "# What pruning saves: the median pruner against none",
         "",
-        f"`{command}` wrote this file ({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC).",
+        f"`{command}` wrote this file ({date} UTC).",
         "",
         f"- **Machine**: {lscpu_model()} ({os.cpu_count()} cores), **shared with other work while measured** "
         f"(load average {load[0][0]:.1f} at the start, {load[1][0]:.1f} at the end): the seconds are this run's, "
@@ -210,6 +210,20 @@ def report(rows: list[dict], args, command: str, load: tuple) -> str:
     return "\n".join(lines)
 
 
+def shown_command(argv: list[str], script: str = "benchmarks/tune_pruning.py") -> str:
+    """A script's command line for its report, with the folder given to --out (a local path) as DIR."""
+    argv = list(argv)
+    for i, a in enumerate(argv):
+        if a == "--out" and i + 1 < len(argv):
+            argv[i + 1] = "DIR"
+        elif a.startswith("--out="):
+            argv[i] = "--out=DIR"
+    return shlex.join(["python", script, *argv])
+
+
+SETTINGS = ("trials", "epochs", "n_train", "workers", "threads")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=20)
@@ -218,24 +232,41 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="threads of each trial (default 1)")
     p.add_argument("--data-dir")
-    p.add_argument("--out", help="keep the studies here (default: a temporary folder)")
+    p.add_argument("--out", help="keep the studies here (default: a temporary folder), and OUT/pruning.json")
     p.add_argument("--results", help=f"the Markdown report (default {RESULTS.relative_to(ROOT)}; none with --quick)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 4 trials, 1 epoch, 300 images")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report again from OUT/pruning.json (a finished run's numbers) without training",
+    )
     args = p.parse_args()
-    command = shlex.join(["python", "benchmarks/tune_pruning.py", *sys.argv[1:]])
+    command = shown_command(sys.argv[1:])
     if args.quick:
         args.trials, args.epochs, args.n_train = 4, 1, 300
     results = Path(args.results) if args.results else (None if args.quick else RESULTS)
-    start_load = loadavg() or [0.0]
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.out) if args.out else Path(tmp)
-        root.mkdir(parents=True, exist_ok=True)
-        data = small_data(root, args.n_train, args.data_dir, args.quick)
-        base = root / "base.toml"
-        preset = (ROOT / "src" / "layerlab" / "presets" / "article_cnn_fast.toml").read_text()
-        base.write_text(base_config(preset, data, args.epochs, args.threads))
-        rows = [study(prune, base, args, root) for prune in ("median", "none")]
-    text = report(rows, args, command, (start_load, loadavg() or [0.0]))
+    if args.report_only:
+        if not args.out or not (Path(args.out) / "pruning.json").is_file():
+            sys.exit("tune_pruning: --report-only needs --out DIR of an earlier run (DIR/pruning.json)")
+        saved = json.loads((Path(args.out) / "pruning.json").read_text())
+        for k in SETTINGS:
+            setattr(args, k, saved["settings"][k])
+        rows, loads, command, date = saved["rows"], saved["load"], saved["command"], saved["date"]
+    else:
+        start_load = loadavg() or [0.0]
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(args.out) if args.out else Path(tmp)
+            root.mkdir(parents=True, exist_ok=True)
+            data = small_data(root, args.n_train, args.data_dir, args.quick)
+            base = root / "base.toml"
+            preset = (ROOT / "src" / "layerlab" / "presets" / "article_cnn_fast.toml").read_text()
+            base.write_text(base_config(preset, data, args.epochs, args.threads))
+            rows = [study(prune, base, args, root) for prune in ("median", "none")]
+            loads = (start_load, loadavg() or [0.0])
+            date = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+            saved = {"settings": {k: getattr(args, k) for k in SETTINGS}, "rows": rows, "load": loads}
+            (root / "pruning.json").write_text(json.dumps({**saved, "command": command, "date": date}, indent=2))
+    text = report(rows, args, command, loads, date)
     print(text)
     if results is not None:
         results.write_text(text)
