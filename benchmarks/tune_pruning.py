@@ -192,6 +192,29 @@ def report(rows: list[dict], args, command: str, load: tuple, date: str) -> str:
             f"pruning; its best trial's validation accuracy is "
             f"{(med['best_val_accuracy'] or 0) - (none['best_val_accuracy'] or 0):+.4f} from the unpruned study's.",
         ]
+    # what pruning cost: the unpruned study's best trials that the pruned study drew alike and stopped
+    ranked = sorted((t for t in none["trials"] if t["state"] == "COMPLETE"), key=lambda t: -(t["value"] or 0))[:5]
+    mine = {t["number"]: t for t in med["trials"]}
+    lost = [
+        (t, mine[t["number"]])
+        for t in ranked
+        if t["number"] in mine and mine[t["number"]]["params"] == t["params"] and mine[t["number"]]["state"] == "PRUNED"
+    ]
+    if ranked:
+        lines += [
+            "",
+            f"Of the unpruned study's {len(ranked)} best trials, the median pruner stopped "
+            + (
+                "; ".join(
+                    f"trial {t['number']} (its rank {ranked.index(t) + 1}, {t['value']:.4f} after {t['epochs']} "
+                    f"epochs; stopped after epoch {m['epochs']} at {m['last_val_accuracy']:.4f})"
+                    for t, m in lost
+                )
+                if lost
+                else "none"
+            )
+            + " (only trials with the same parameters in both studies are compared).",
+        ]
     for r in rows:
         lines += [
             "",

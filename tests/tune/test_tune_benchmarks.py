@@ -85,7 +85,7 @@ def _row(prune: str, states: list[tuple[str, int, float, float]], params: list[d
     }
 
 
-def test_the_report_counts_epochs_seconds_and_the_same_draws():
+def test_the_report_counts_epochs_seconds_the_same_draws_and_the_good_trials_pruned():
     a, b, c = {"train.lr": 0.01}, {"train.lr": 0.02}, {"train.lr": 0.03}
     med = _row(
         "median", [("COMPLETE", 4, 40.0, 0.9), ("PRUNED", 1, 10.0, 0.5), ("COMPLETE", 4, 40.0, 0.8)], [a, b, c], 90.0
@@ -104,4 +104,7 @@ def test_the_report_counts_epochs_seconds_and_the_same_draws():
     assert "| none | 3 | 0 | 12 | 140.0 | 70.0 | 0.9000 (trial 0) |" in text
     assert "trained 75% of the epochs and took 64% of the training seconds" in text
     assert "identical parameters in both: 2 of 3, numbers 0, 1)" in text
+    assert (
+        "the median pruner stopped trial 1 (its rank 3, 0.7000 after 4 epochs; stopped after epoch 1 at 0.5000)" in text
+    )
     assert "2 worker processes of 1 thread," in text and "900 train, 4 epochs" in text
