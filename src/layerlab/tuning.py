@@ -174,7 +174,8 @@ def _reporter(trial, metric: str):
     from .callbacks import Callback
 
     class ReportToTrial(Callback):
-        """Report ``metric`` after each epoch to the Optuna trial; stop when its pruner says so."""
+        """Report ``metric`` after each epoch to the Optuna trial; stop when its pruner says so (before
+        the last epoch: a trial that trained all its epochs is complete, whatever the pruner says)."""
 
         def __init__(self):
             self.pruned: dict | None = None
@@ -191,7 +192,8 @@ def _reporter(trial, metric: str):
                 )
             value = float(row[metric])
             trial.report(value, epoch)
-            if trial.should_prune():
+            # after the last epoch there is nothing left to save: the trial is COMPLETE with its value
+            if epoch < trainer.epochs and trial.should_prune():
                 self.pruned = {"epoch": epoch, "metric": metric, "value": value}
                 trainer.stop_training = True
                 trainer.stop_reason = f"pruned by the study's pruner after epoch {epoch} ({metric} {value:.6g})"

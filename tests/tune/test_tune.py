@@ -188,6 +188,23 @@ def test_a_pruned_trial_is_recorded_pruned_not_failed(tmp_path):
     assert "at least 2 completed trials" in tuning.show("space", out=out).importances_note
 
 
+def test_a_trial_is_not_pruned_after_its_last_epoch(tmp_path):
+    # a pruner that says "prune" at every step stops a trial after epoch 1 of 2; after the last epoch
+    # there is nothing left to save, so a 1-epoch trial is COMPLETE with its value (not PRUNED and lost)
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    for epochs, state, status, trained in ((2, "PRUNED", "pruned", 1), (1, "COMPLETE", "completed", 1)):
+        base = write_base(tmp_path / f"e{epochs}", epochs=epochs)
+        out = tmp_path / f"study-e{epochs}"
+        r = tuning.tune(str(base), str(space), 1, out=out, prune=AlwaysPrune(), metric="val_accuracy")
+        assert r.counts == {state: 1}
+        for t in _check_study(out, "space", 1):
+            info = read_info(t.user_attrs["run_dir"])
+            assert info["status"] == status and len(RunDir(t.user_attrs["run_dir"]).metrics()) == trained
+            assert list(t.intermediate_values) == list(range(1, trained + 1))
+    assert r.best is not None and r.best["value"] == r.trials[0]["value"] == t.intermediate_values[1]
+
+
 def test_show_of_a_missing_study_is_one_sentence(tmp_path, study_files):
     base, space = study_files
     out = tmp_path / "study"
