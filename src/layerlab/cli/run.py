@@ -90,6 +90,7 @@ def _resume(args) -> int:
         checkpoint_every=given.get("train.checkpoint_every"),
         progress=progress.callbacks,
         extend_lr=given.get("train.extend_lr"),
+        workers=given.get("data.workers"),
     )
     return _print_summary(args, run, result)
 
