@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import layerlab
 from datagen import bar_images
-from layerlab.data.python import HFDatasetSource
+from layerlab.data.python import X_KEYS, Y_KEYS, HFDatasetSource, hf_columns
 from layerlab.errors import DataError
 from layerlab.rundir import RunDir
 
@@ -129,3 +132,28 @@ def test_a_streaming_iterable_dataset_is_one_sentence():
     it = _hf().to_iterable_dataset()
     with pytest.raises(DataError, match="streaming"):
         _fit(it)
+
+
+NAMES_SEEN = [*X_KEYS, *Y_KEYS, "pic", "kind", "id"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cols=st.lists(st.sampled_from(NAMES_SEEN), unique=True, max_size=6),
+    x=st.none() | st.sampled_from(NAMES_SEEN),
+    y=st.none() | st.sampled_from(NAMES_SEEN),
+)
+def test_columns_are_the_named_or_the_first_known_or_one_sentence(cols, x, y):
+    try:
+        xc, yc = hf_columns(SimpleNamespace(column_names=cols), x, y)
+    except DataError as e:
+        assert "column" in str(e) and "\n" not in str(e)
+        assert (
+            (x is not None and x not in cols)
+            or (y is not None and y not in cols)
+            or (x is None and not set(X_KEYS) & set(cols))
+            or (y is None and not set(Y_KEYS) & set(cols))
+        )
+    else:
+        assert xc == (x if x is not None else next(k for k in X_KEYS if k in cols))
+        assert yc == (y if y is not None else next(k for k in Y_KEYS if k in cols))

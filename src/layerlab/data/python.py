@@ -155,7 +155,7 @@ class HFDatasetSource(IndexedSource):
 
     def __init__(self, ds, column: str, y: torch.Tensor, spec, *, workers: int | None):
         self.ds = ds.select_columns([column]).with_format("numpy")
-        self.column, self.spec, self.dtype = column, spec, _stored_dtype(ds.features.get(column))
+        self.column, self.spec, self.stored = column, spec, _stored_dtype(ds.features.get(column))
         self.fingerprint_text = f"datasets:{getattr(ds, '_fingerprint', '')}:{column}:{len(ds)}"
         super().__init__(y, tuple(spec.shape), workers=0 if workers is None else workers)
 
@@ -166,8 +166,8 @@ class HFDatasetSource(IndexedSource):
             return torch.zeros(0, *self.x_shape)
         v = self.ds[rows.astype(np.int64)][self.column]
         ragged = not isinstance(v, np.ndarray) or v.dtype.kind == "O"
-        if not ragged and self.dtype is not None:
-            v = v.astype(self.dtype, copy=False)  # NumPy format widens stored integers to int64
+        if not ragged and self.stored is not None:
+            v = v.astype(self.stored, copy=False)  # NumPy format widens stored integers to int64
         if ragged:
             shapes = sorted({tuple(np.shape(a)) for a in v})
             raise DataError(
