@@ -157,3 +157,11 @@ def test_columns_are_the_named_or_the_first_known_or_one_sentence(cols, x, y):
     else:
         assert xc == (x if x is not None else next(k for k in X_KEYS if k in cols))
         assert yc == (y if y is not None else next(k for k in Y_KEYS if k in cols))
+
+
+def test_validation_data_and_an_unlabelled_set_to_predict_on():
+    h = _fit(_hf(), validation_data=_hf(16, seed=2))
+    assert "val_loss" in h.history and h.rows[-1]["val_n"] == 16
+    tx, _ = _arrays(8, seed=3)
+    unlabelled = _hf(8, seed=3).remove_columns(["label"])
+    np.testing.assert_allclose(layerlab.predict(h, unlabelled), layerlab.predict(h, tx), atol=1e-6)
