@@ -592,7 +592,14 @@ _TYPES = {"int": int, "float": float, "str": str}
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT"}
 
 #: What ``train --resume`` may change: none of them changes the numbers a run computes.
-RESUME_FLAGS = ("train.epochs", "train.threads", "train.checkpoint_every", "data.data_dir", "train.extend_lr")
+RESUME_FLAGS = (
+    "train.epochs",
+    "train.threads",
+    "train.checkpoint_every",
+    "data.data_dir",
+    "train.extend_lr",
+    "data.workers",  # how many processes read streamed data: the batches are the same for any count
+)
 
 
 def _field(key: str) -> dataclasses.Field:

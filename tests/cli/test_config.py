@@ -277,8 +277,8 @@ def test_train_resume_refuses_flags_that_change_the_run(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2 and err == (
         "layerlab: error: --lr, --batch-size and --model would change the run being "
-        "resumed; only --epochs, --threads, --checkpoint-every, --data-dir and --extend-lr may be given with "
-        "--resume\n"
+        "resumed; only --epochs, --threads, --checkpoint-every, --data-dir, --extend-lr and --workers may be given "
+        "with --resume\n"
     )
     code = main(["train", "--resume", str(run), "--config", str(run / "config.toml")])
     assert code == 2 and "--config would change the run" in capsys.readouterr().err

@@ -151,3 +151,22 @@ def test_a_memory_mapped_array_is_read_a_batch_at_a_time(tmp_path):
     assert h.history["loss"] == ref.history["loss"]  # the same bits: uint8 divided by 255 either way
     assert "memory-mapped" in RunDir(tmp_path / "r").info()["dataset"]["data_note"]
     assert isinstance(ArraySource.from_memmap(x, torch.zeros(40)), ArraySource)
+
+
+def test_a_dataloader_run_says_why_the_cli_cannot_evaluate_it_and_python_can(tmp_path):
+    ds = Bars(with_targets=True)
+    loader = torch.utils.data.DataLoader(ds, batch_size=5, shuffle=True)
+    h = layerlab.fit("article-cnn", loader, epochs=1, batch_size=8, verbose=0, threads=1, run_dir=tmp_path / "r")
+    note = RunDir(tmp_path / "r").info()["dataset"]["data_note"]
+    assert "DataLoader" in note and "keeps no copy" in note
+    r = subprocess.run(
+        [sys.executable, "-m", "layerlab", "evaluate", str(tmp_path / "r")], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2 and "given in Python" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1  # one sentence
+    # evaluate and predict take the loader (and the Dataset) themselves, as its arrays
+    a = layerlab.evaluate(h, loader)
+    b = layerlab.evaluate(h, ds.x, ds.y)
+    assert a["n"] == 40 and a["accuracy"] == b["accuracy"] and a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+    assert layerlab.evaluate(str(tmp_path / "r"), ds)["accuracy"] == b["accuracy"]
+    np.testing.assert_allclose(layerlab.predict(h, ds), layerlab.predict(h, ds.x), atol=1e-6)

@@ -205,6 +205,38 @@ def test_image_size_and_channels_are_honoured_at_train_and_predict(tmp_path):
     assert RunDir(tmp_path / "run").config().data.image_size == "16,16"
 
 
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "layerlab", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_mixed_folder_from_the_command_line_at_train_and_predict(tmp_path):
+    """28 and 20 px, grey and RGB files: the notice at train, and --image-size/--image-channels
+    honoured at train and predict (a file of another size and mode is read at the run's)."""
+    from PIL import Image
+
+    root = _folder(tmp_path / "f", 30, mixed=True)
+    odd = tmp_path / "odd.png"  # 20x20 RGB: neither the run's size nor, for the first run, its mode
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(odd)
+    base = ["train", "--data", str(root), "--epochs", "1", "--threads", "1", "--model", "article-cnn"]
+    r = _cli(*base, "--out", str(tmp_path / "auto"))
+    assert r.returncode == 0, r.stderr
+    said = " ".join(r.stdout.split())  # the console wraps long lines
+    assert "images: 6 of 30 images resized to 28x28 (the most common size, 2 sizes found); 8 of 30" in said
+    r = _cli("predict", str(tmp_path / "auto"), str(odd), "--json")
+    assert r.returncode == 0, r.stderr
+    notes = " ".join(json.loads(r.stdout)[0]["notes"])
+    assert "resized from 20x20 to 28x28" in notes and "converted from RGB to L" in notes
+    r = _cli(*base, "--image-size", "16,24", "--image-channels", "3", "--out", str(tmp_path / "chosen"))
+    assert r.returncode == 0, r.stderr
+    assert "30 of 30 images resized to 16x24 (as --image-size asks)" in " ".join(r.stdout.split())
+    assert RunDir(tmp_path / "chosen").info()["dataset"]["input_shape"] == [3, 16, 24]
+    r = _cli("predict", str(tmp_path / "chosen"), str(odd), str(root / "1" / "001.png"), "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert len(got) == 2 and "resized from 20x20 to 24x16" in " ".join(got[0]["notes"])
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.text(max_size=12))
 def test_image_size_parses_or_says_what_it_takes(text):
@@ -346,10 +378,14 @@ def _run(*args, pause=None):
 
 
 @pytest.mark.slow
-def test_killed_mid_epoch_with_workers_and_augmentation_resumes_bit_identical(tmp_path):
+@pytest.mark.parametrize("cut_workers,resume_workers", [("2", None), ("0", "2")])
+def test_killed_mid_epoch_with_workers_and_augmentation_resumes_bit_identical(tmp_path, cut_workers, resume_workers):
+    """Killed mid-epoch, resumed: the weights of the run that never stopped (which read with 2
+    workers), also when the killed run read in its own process and the resumed one with 2 workers."""
     root = _folder(tmp_path / "f", 40)  # 32 train: 4 steps an epoch
     ref = _run("train", "--data", str(root), "--out", str(tmp_path / "ref"), *FLAGS)
-    proc = _run("train", "--data", str(root), "--out", str(tmp_path / "cut"), *FLAGS, pause="step:3")
+    flags = [*FLAGS[: FLAGS.index("--workers") + 1], cut_workers, *FLAGS[FLAGS.index("--workers") + 2 :]]
+    proc = _run("train", "--data", str(root), "--out", str(tmp_path / "cut"), *flags, pause="step:3")
     try:
         for line in proc.stderr:
             if line.strip() == "LAYERLAB_PAUSED step":
@@ -362,7 +398,7 @@ def test_killed_mid_epoch_with_workers_and_augmentation_resumes_bit_identical(tm
         proc.stderr.close()
     info = RunDir(tmp_path / "cut").training_state()
     assert info["step"] == 2  # killed mid-epoch, after the checkpoint at step 2
-    done = _run("train", "--resume", str(tmp_path / "cut"))
+    done = _run("train", "--resume", str(tmp_path / "cut"), *(["--workers", resume_workers] if resume_workers else []))
     _, err = done.communicate(timeout=300)
     assert done.returncode == 0, err
     _, err = ref.communicate(timeout=300)
@@ -370,6 +406,38 @@ def test_killed_mid_epoch_with_workers_and_augmentation_resumes_bit_identical(tm
     a = load_file(str(RunDir(tmp_path / "cut").weights("last")))
     b = load_file(str(RunDir(tmp_path / "ref").weights("last")))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert RunDir(tmp_path / "cut").config().data.workers == int(resume_workers or cut_workers)
+
+
+def test_workers_on_resume_change_the_count_only_for_streamed_data(tmp_path):
+    root = _folder(tmp_path / "f", 30)
+    cfg = RunConfig()
+    cfg.data.name, cfg.train.epochs, cfg.train.threads = str(root), 1, 1
+    api.train(cfg, tmp_path / "mem")  # a small folder without --workers: read in memory
+    with pytest.raises(ConfigError, match="read its data in memory"):
+        api.resume(tmp_path / "mem", epochs=2, workers=2)
+    cfg.data.workers = 0
+    api.train(cfg, tmp_path / "lazy")
+    api.resume(tmp_path / "lazy", epochs=2, workers=1)
+    assert RunDir(tmp_path / "lazy").config().data.workers == 1
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "layerlab",
+            "train",
+            "--resume",
+            str(tmp_path / "mem"),
+            "--epochs",
+            "2",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "read its data in memory" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_the_fashion_best_preset_trains_with_its_augmentation(tmp_path):

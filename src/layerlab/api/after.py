@@ -40,14 +40,22 @@ def evaluate_run(
     which: str | None = None,
     device: str = "cpu",
     per_sample: bool = False,
+    tta: str | None = None,
 ) -> dict:
     """Test-set loss, accuracy, per-class accuracy and confusion matrix of a run's model (on
     ``data`` if given), by :func:`layerlab.engine.compute_metrics`. With ``per_sample``, also
     ``predictions``: per test sample its index, true and predicted class and the probability of
-    the predicted class. ``which`` weights: see :func:`load_run`."""
+    the predicted class. ``which`` weights: see :func:`load_run`. ``tta="flip"``: each image's
+    probabilities are the mean of the softmax of the image and of its left-right mirror (see
+    :func:`flip_averaged`); the result then says ``tta``."""
     run = RunDir(run_dir)  # read only: leftovers are the next writer's to clean, under its lock
+    if tta:
+        info = run.info()["dataset"]
+        check_tta(tta, run.spec, info["task"], len(run.spec.shape), f"--tta for {run.path}")
     used = run.resolve_weights(which)
     model = run.model(which, device)
+    if tta:
+        model = flip_averaged(model)
     ds = run.dataset(data, data_dir)
     t0 = time.perf_counter()
     out = engine.predict_logits(model, ds.test, device=next(model.parameters()).device)
@@ -57,6 +65,8 @@ def evaluate_run(
     )
     split = held_out_split(ds)
     result = {"run": str(run.path), "data": ds.name, "split": split, "weights": used, "n": len(ds.test)}
+    if tta:
+        result["tta"] = tta
     if split != "test":  # never passed off as a test set: say what the numbers are on
         result["chose_weights"] = split == "validation" and used == "best"
         result["note"] = no_test_set_note(split, used)
@@ -77,6 +87,45 @@ def evaluate_run(
         result["predictions"] = per_sample_predictions(out, ds.test.y, task=ds.task, classes=classes)
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
+
+
+#: Test-time augmentations ``evaluate`` takes.
+TTA = ("flip",)
+
+
+def check_tta(tta: str, spec: InputSpec | None, task: str | None, sample_dims: int, where: str) -> None:
+    """One sentence for a test-time augmentation that is unknown or does not fit the model's inputs
+    (``spec``, or ``sample_dims`` for a model that has none: 3 for ``(C, H, W)`` images) or task."""
+    if tta not in TTA:
+        raise ConfigError(f"{where}: unknown test-time augmentation {tta!r}; expected one of {', '.join(TTA)}")
+    kind = spec.kind if spec is not None else ("image" if sample_dims == 3 else "sequence")
+    if kind not in ("image", "volume"):
+        raise ConfigError(
+            f"{where}: flip mirrors images left to right, and this model reads {kind} inputs, which have no "
+            f"left and right to mirror"
+        )
+    if task not in (None, "classification"):
+        raise ConfigError(f"{where}: flip averages class probabilities, and this model's task is {task}")
+
+
+class _FlipAveraged(nn.Module):
+    """A classifier whose outputs are ``log((softmax(f(x)) + softmax(f(flip(x)))) / 2)``: their
+    softmax is the mean of the two probability vectors, so the loss and accuracy computed from them
+    are those of the averaged probabilities."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, *rest):
+        p = torch.softmax(self.model(x, *rest).float(), -1)  # (B, K)
+        q = torch.softmax(self.model(x.flip(-1), *rest).float(), -1)  # the left-right mirror, W the last axis
+        return torch.log((p + q) / 2)
+
+
+def flip_averaged(model: nn.Module) -> nn.Module:
+    """``model`` with flip test-time augmentation (:class:`_FlipAveraged`), in eval mode."""
+    return _FlipAveraged(model).eval()
 
 
 def per_sample_predictions(out: torch.Tensor, y: torch.Tensor, *, task: str, classes: list[str]) -> list[dict]:

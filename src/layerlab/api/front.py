@@ -152,6 +152,8 @@ def fit(
     seed: int = 0,
     augment: str | dict | None = None,
     workers: int | None = None,
+    x_column: str | None = None,
+    y_column: str | None = None,
     **train_options,
 ) -> History:
     """Train a model on arrays, as Keras's ``model.fit(x, y, ...)``; returns a :class:`History`.
@@ -163,8 +165,9 @@ def fit(
             sequences (or uint8 images, read as rows) for a recurrent one. A NumPy array, a torch
             tensor, or a list of arrays or PIL images. uint8 is scaled by 1/255, floats kept as float32.
             Or, with no ``y``, a torch ``Dataset`` of ``(x, y)`` samples, a ``DataLoader`` (its dataset
-            is read in the run's own order) or an iterable of ``(x, y)`` batches
-            (:mod:`layerlab.data.python`).
+            is read in the run's own order), a Hugging Face ``datasets.Dataset`` (its ``x_column`` and
+            ``y_column``, by default the first of ``image``, ``img``, ``pixel_values``... and ``label``,
+            ``labels``...) or an iterable of ``(x, y)`` batches (:mod:`layerlab.data.python`).
         y: ``(N,)`` integer class ids (``K`` outputs; other labels than ``0..K-1`` are mapped, with a
             notice), one-hot rows ``(N, K)``, probability rows ``(N, K)`` (soft-target cross-entropy),
             0/1 multi-label rows ``(N, K)`` (a sigmoid per label, binary cross-entropy), or float
@@ -216,7 +219,7 @@ def fit(
     out = Path(run_dir) if run_dir is not None else None
     if out is not None:
         RunDir.check_new(out)  # before any work
-    ds, in_memory = _fit_data(x, y, sequence, validation_data, validation_split, seed, workers)
+    ds, in_memory = _fit_data(x, y, sequence, validation_data, validation_split, seed, workers, (x_column, y_column))
     if augment:
         from ..augmentspec import canonical, parse
         from ..data.augment import Augment
@@ -295,7 +298,7 @@ def _recipe_text(opts: dict) -> dict:
     return {k: convert[k](v) if k in convert else v for k, v in opts.items()}
 
 
-def _fit_data(x, y, sequence: bool, validation_data, validation_split: float, seed: int, workers) -> tuple:
+def _fit_data(x, y, sequence: bool, validation_data, validation_split: float, seed: int, workers, columns) -> tuple:
     """The dataset :func:`fit` trains on, and whether it is in memory (arrays the run can keep)."""
     from ..data.python import dataset_from_python, is_python_data, mapped_images
 
@@ -318,6 +321,8 @@ def _fit_data(x, y, sequence: bool, validation_data, validation_split: float, se
             validation_split=validation_split,
             seed=seed,
             workers=workers,
+            x_column=columns[0],
+            y_column=columns[1],
         )
     if y is None:
         raise DataError("fit() needs y beside arrays x (only a Dataset, DataLoader or iterable of batches carries it)")
@@ -382,8 +387,21 @@ def _target(model_or_run, which: str | None, device: str) -> _Target:
     raise ConfigError(f"expected a model, a History or a run directory, got {type(model_or_run).__name__}")
 
 
-def _inputs(target: _Target, x) -> Split:
-    """``x`` as a batch for the target's model: files through the run's reader, arrays through its spec."""
+def _inputs(target: _Target, x, columns=(None, None), need_y: bool = False):
+    """``x`` as a batch for the target's model (files through the run's reader, arrays through its
+    spec) and, for Python data that carries them (a Dataset, DataLoader, iterable of batches), its
+    raw targets: ``(Split or batch source, targets or None)``."""
+    from ..data.python import is_python_data, python_inputs
+
+    if is_python_data(x):
+        return python_inputs(
+            x,
+            target.spec,
+            sequence=_reads_sequences(target.model),
+            x_column=columns[0],
+            y_column=columns[1],
+            need_y=need_y,
+        )
     is_path = isinstance(x, (str, Path)) or (
         isinstance(x, (list, tuple)) and x and all(isinstance(v, (str, Path)) for v in x)
     )
@@ -393,18 +411,24 @@ def _inputs(target: _Target, x) -> Split:
         files = [x] if isinstance(x, (str, Path)) else list(x)
         tokens = target.num_outputs if target.spec.kind == "tokens" else None
         inputs = read_inputs(files, target.spec, num_tokens=tokens)
-        return Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths)
+        return Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths), None
     if target.spec is not None:
         xt = arrays.inputs_from_arrays(x, target.spec)
     else:
         xt, _, _ = arrays.model_inputs(x, sequence=_reads_sequences(target.model))
-    return Split(xt, torch.zeros(len(xt)))
+    return Split(xt, torch.zeros(len(xt))), None
 
 
-def _outputs(target: _Target, batch: Split, batch_size: int) -> torch.Tensor:
+def _outputs(target: _Target, batch, batch_size: int, tta: str | None = None) -> torch.Tensor:
+    from .after import check_tta, flip_averaged
+
     first = next(target.model.parameters(), None)  # a module without parameters runs on the CPU
     device = first.device if first is not None else torch.device("cpu")
-    return engine.predict_logits(target.model, batch, batch_size=batch_size, device=device)
+    model = target.model
+    if tta:
+        check_tta(tta, target.spec, target.task, len(batch.x.shape) - 1, "evaluate()")
+        model = flip_averaged(model)
+    return engine.predict_logits(model, batch, batch_size=batch_size, device=device)
 
 
 def evaluate(
@@ -416,6 +440,9 @@ def evaluate(
     device: str = "cpu",
     batch_size: int = 1000,
     metrics: list[str] | str | None = None,
+    tta: str | None = None,
+    x_column: str | None = None,
+    y_column: str | None = None,
 ) -> dict:
     """Loss and metrics of a model on arrays ``x``, ``y`` (read as :func:`fit` reads them), by
     :func:`layerlab.engine.compute_metrics`, the numbers ``fit`` and ``layerlab evaluate`` report.
@@ -424,9 +451,13 @@ def evaluate(
         model_or_run: a model :func:`fit` trained (or its History), a run directory (path or
             RunDir; ``which`` weights, see :func:`load_run`), or any ``nn.Module`` (its inputs then
             read as ``fit`` would read them, and its task taken from ``y``).
-        x, y: as :func:`fit` takes them. Without both, a run is evaluated on its own test set
-            (:func:`evaluate_run`); a run :func:`fit` made without test data has none, and its
-            result names the split it used (``validation`` or ``training``) with a ``note``.
+        x, y: as :func:`fit` takes them (a Dataset, DataLoader, ``datasets.Dataset`` or iterable of
+            batches carries its targets: no ``y``; ``x_column``/``y_column`` as for :func:`fit`).
+            Without both, a run is evaluated on its own test set (:func:`evaluate_run`); a run
+            :func:`fit` made without test data has none, and its result names the split it used
+            (``validation`` or ``training``) with a ``note``.
+        tta: ``"flip"``: each image's class probabilities are the mean of the softmax of the image
+            and of its left-right mirror (test-time augmentation; images only); the result says ``tta``.
     Returns:
         ``loss``, ``n`` and, for classification, ``accuracy``, ``per_class_accuracy`` (class name
         to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class);
@@ -436,20 +467,32 @@ def evaluate(
 
     names = recipe.format_metrics(metrics)
     recipe.metric_names(names, "metrics")
+    from ..data.python import is_python_data
+
     if x is None and y is None:
         if isinstance(model_or_run, (str, Path, RunDir)):
             return evaluate_run(
-                model_or_run.path if isinstance(model_or_run, RunDir) else model_or_run, which=which, device=device
+                model_or_run.path if isinstance(model_or_run, RunDir) else model_or_run,
+                which=which,
+                device=device,
+                tta=tta,
             )
         raise ConfigError("evaluate() needs x and y for a model object (only a run directory has a test set)")
-    if x is None or y is None:
+    carried = is_python_data(x)
+    if carried and y is not None:
+        raise DataError("a Dataset, DataLoader or iterable of batches carries its targets; give no y")
+    if x is None or (y is None and not carried):
         raise ConfigError("evaluate() needs both x and y")
     target = _target(model_or_run, which, device)
-    batch = _inputs(target, x)
+    batch, carried_y = _inputs(target, x, (x_column, y_column), need_y=True)
     yt, task, k = arrays.targets(
-        y, len(batch), task=target.task, num_outputs=target.num_outputs, classes=target.classes
+        carried_y if carried else y,
+        len(batch),
+        task=target.task,
+        num_outputs=target.num_outputs,
+        classes=target.classes,
     )
-    out = _outputs(target, batch, batch_size)
+    out = _outputs(target, batch, batch_size, tta)
     if task != "regression" and out.dim() == 2 and yt.dim() == 1 and int(yt.max()) >= out.shape[-1]:
         raise DataError(f"y holds the label {int(yt.max())}; the model gives {out.shape[-1]} classes")
     k = out.shape[-1] if task != "regression" else k
@@ -466,6 +509,8 @@ def evaluate(
     for key in ("exact_match", "f1_micro", "f1_macro"):  # multi-label
         if key in m:
             result[key] = m[key]
+    if tta:
+        result["tta"] = tta
     return result
 
 
@@ -477,6 +522,7 @@ def predict(
     which: str | None = None,
     device: str = "cpu",
     batch_size: int = 1000,
+    x_column: str | None = None,
 ):
     """Predictions of a model for ``x``, as Keras's ``model.predict``: a NumPy array with one row
     per sample: class probabilities ``(N, K)`` (``(N, T, K)`` with one class per step), or the
@@ -487,14 +533,15 @@ def predict(
             a classifier: its outputs go through a softmax).
         x: arrays, tensors or PIL images as :func:`fit` takes them (one image without the batch axis
             too: a batch of one), or image, sequence or text files (a path or a list of paths) as
-            ``layerlab predict`` reads them.
+            ``layerlab predict`` reads them, or a torch Dataset, DataLoader, ``datasets.Dataset``
+            (its ``x_column``, see :func:`fit`) or iterable of batches (their inputs; targets unread).
         top_k: instead of the array, one dict per sample as ``layerlab predict --json`` gives
             (``index``, ``label``, ``probability`` and the ``top_k`` likeliest classes).
     """
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
         raise ConfigError(f"top_k must be at least 1 (a whole number), got {top_k!r}")
     target = _target(model_or_run, which, device)
-    batch = _inputs(target, x)
+    batch, _ = _inputs(target, x, (x_column, None))
     out = _outputs(target, batch, batch_size)
     task = target.task or "classification"
     if top_k is not None:

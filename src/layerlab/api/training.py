@@ -205,11 +205,13 @@ def resume(
     extend_lr: float | None = None,
     callbacks: list | None = None,
     verbose: int = 0,
+    workers: int | None = None,
 ) -> tuple[RunDir, engine.FitResult]:
     """Continue a run from its last checkpoint, exactly: same weights, optimizer moments, RNG
     streams and shuffle order (mid-epoch too) as if it had never stopped. Only what does not change
     the result may differ: more ``epochs``, the CPU ``threads``, where the data is found
-    (``data_dir``), how often it is saved (``checkpoint_every``). A cosine or onecycle curve spans the
+    (``data_dir``), how often it is saved (``checkpoint_every``), how many processes read streamed
+    data (``workers``). A cosine or onecycle curve spans the
     epochs it was started with: more ``epochs`` then need ``extend_lr``, the constant rate of the
     added epochs (restarting the curve would raise a finished run's rate back up). ``callbacks``
     (:mod:`layerlab.callbacks`) train on with it (a callback that saved its state in the checkpoint,
@@ -235,7 +237,7 @@ def resume(
         info = run.info()
         run.acquire_lock()
         try:
-            cfg, state = _read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr)
+            cfg, state = _read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr, workers)
             return _resume_locked(run, info, cfg, state, progress, dataset, None, callbacks)
         finally:
             run.release_lock()
@@ -249,7 +251,7 @@ def resume(
             info = run.info()
             run.acquire_lock()
             locked = True
-            return (info, *_read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr))
+            return (info, *_read_for_resume(run, info, epochs, threads, data_dir, checkpoint_every, extend_lr, workers))
 
         info, cfg, state = distributed.from_main(ctx, read)
         result = _resume_locked(run, info, cfg, state, progress, dataset, ctx, callbacks)
@@ -261,7 +263,9 @@ def resume(
         distributed.stop(finished)
 
 
-def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every, extend_lr=None):
+def _read_for_resume(
+    run: RunDir, info: dict, epochs, threads, data_dir, checkpoint_every, extend_lr=None, workers=None
+):
     """The config to continue with (the allowed overrides applied) and the checkpoint's training
     state (None: no checkpoint yet), read under the run's lock."""
     run.clean_leftovers(locked=True)
@@ -277,6 +281,8 @@ def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpo
         cfg.train.threads = checked_resume_threads(cfg.train, info, threads)
     if data_dir is not None:
         cfg.data.data_dir = data_dir
+    if workers is not None and workers != cfg.data.workers:
+        cfg.data.workers = checked_resume_workers(cfg, info, workers, run.path)
     if not run.has_checkpoint():
         return cfg, None
     state = run.training_state()
@@ -289,6 +295,19 @@ def _read_for_resume(run: RunDir, info: dict, epochs, threads, data_dir, checkpo
             f"{run.path} already trained {state['epoch']} epochs; pass --epochs N with N > {state['epoch']}"
         )
     return cfg, state
+
+
+def checked_resume_workers(cfg: RunConfig, info: dict, workers: int, path) -> int:
+    """``workers`` for a resumed run: any count reads the same batches of streamed data, but a run
+    that read its data in memory (a small image folder trained without ``--workers``) would stream
+    it with them, and its data would then no longer be the data it recorded."""
+    meta = info.get("dataset", {}).get("meta") or {}
+    if cfg.data.workers is None and not (meta.get("streamed") or meta.get("packed")):
+        raise ConfigError(
+            f"--workers: {path} read its data in memory (trained without --workers), so there are no files for "
+            f"workers to read; resume it without --workers"
+        )
+    return workers
 
 
 def extend_schedule(cfg: RunConfig, epochs: int, extend_lr: float | None, path) -> None:

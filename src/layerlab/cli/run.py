@@ -90,6 +90,7 @@ def _resume(args) -> int:
         checkpoint_every=given.get("train.checkpoint_every"),
         progress=progress.callbacks,
         extend_lr=given.get("train.extend_lr"),
+        workers=given.get("data.workers"),
     )
     return _print_summary(args, run, result)
 
@@ -141,6 +142,7 @@ def cmd_evaluate(args) -> int:
         which=args.weights,
         device=args.device,
         per_sample=args.per_sample,
+        tta=args.tta,
     )
     if args.json:
         print(json.dumps(r))
@@ -148,6 +150,8 @@ def cmd_evaluate(args) -> int:
     print(f"{r['run']} on {r['data']} ({r['n']} {r.get('split', 'test')} samples, {r['weights']} weights)")
     if r.get("note"):
         print(f"note: {r['note']}")
+    if r.get("tta"):
+        print(f"test-time augmentation: {r['tta']} (the mean of the softmax of each image and its mirror)")
     if "accuracy" in r:
         print(f"accuracy {r['accuracy']:.4f}  loss {r['loss']:.4f}")
     else:
@@ -302,6 +306,12 @@ def register(sub) -> None:
         action="store_true",
         help="also each test sample's true and predicted class and its probability (a CSV table "
         "after the summary, or in the JSON)",
+    )
+    e.add_argument(
+        "--tta",
+        choices=("flip",),
+        help="test-time augmentation: flip averages the softmax of each image and of its left-right mirror "
+        "(images only)",
     )
     e.add_argument("--json", action="store_true", help="print one JSON object (accuracy, loss, n, ...)")
     e.set_defaults(func=cmd_evaluate)

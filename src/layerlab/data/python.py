@@ -6,13 +6,20 @@ and batch size are not, since the run's own order is what makes resume exact), o
 A map-style dataset becomes a :class:`TorchDatasetSource`: samples are read a batch at a time
 (by ``workers`` processes when asked), never all at once; only the targets are read up front
 (from a ``targets`` attribute when the dataset has one, as torchvision's do, else by reading every
-sample once). Samples may also be dicts (``{"image": ..., "label": ...}``, as Hugging Face
-``datasets`` give them): the first of :data:`X_KEYS` and :data:`Y_KEYS` are read.
+sample once). Samples may also be dicts (``{"image": ..., "label": ...}``): the keys named by
+``x_column``/``y_column``, else the first of :data:`X_KEYS` and :data:`Y_KEYS`, are read.
+
+A Hugging Face ``datasets.Dataset`` becomes a :class:`HFDatasetSource`: its label column is read
+once through Arrow (never the images), and a batch reads its rows of the input column in NumPy
+format (``with_format("numpy")``: images decoded per batch, never the whole set as Python objects);
+a ``ClassLabel`` column's names become the class names. ``datasets`` is imported by the user, never
+here: a dataset object is recognised by its type when the module is loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 import numpy as np
@@ -29,13 +36,16 @@ X_KEYS = ("x", "image", "img", "input", "inputs", "pixel_values")
 Y_KEYS = ("y", "label", "labels", "target", "targets")
 
 
-def _pair(sample, where: str):
-    """``(x, y)`` of one sample: a pair, or a dict with one of :data:`X_KEYS` and :data:`Y_KEYS`."""
+def _pair(sample, where: str, keys: tuple[str | None, str | None] = (None, None)):
+    """``(x, y)`` of one sample: a pair, or a dict with the keys ``keys`` names (else one of
+    :data:`X_KEYS` and :data:`Y_KEYS`)."""
     if isinstance(sample, dict):
-        x = next((sample[k] for k in X_KEYS if k in sample), None)
-        y = next((sample[k] for k in Y_KEYS if k in sample), None)
+        xk, yk = keys
+        x = sample.get(xk) if xk is not None else next((sample[k] for k in X_KEYS if k in sample), None)
+        y = sample.get(yk) if yk is not None else next((sample[k] for k in Y_KEYS if k in sample), None)
         if x is None or y is None:
-            raise DataError(f"{where} is a dict with keys {sorted(sample)}; expected an input ({X_KEYS}) and a label")
+            want = f"{xk or ' or '.join(X_KEYS)} and {yk or ' or '.join(Y_KEYS)}"
+            raise DataError(f"{where} is a dict with keys {sorted(sample)}; expected an input and a label ({want})")
         return x, y
     if isinstance(sample, (tuple, list)) and len(sample) >= 2:
         return sample[0], sample[1]
@@ -46,6 +56,41 @@ def _array(v) -> np.ndarray:
     if isinstance(v, torch.Tensor):
         return v.detach().cpu().numpy()
     return np.asarray(v)
+
+
+def is_hf_dataset(x) -> bool:
+    """Whether ``x`` is a Hugging Face ``datasets.Dataset`` (recognised without importing ``datasets``)."""
+    mod = sys.modules.get("datasets")
+    return mod is not None and isinstance(x, getattr(mod, "Dataset", ()))
+
+
+def _is_hf_iterable(x) -> bool:
+    mod = sys.modules.get("datasets")
+    return mod is not None and isinstance(x, getattr(mod, "IterableDataset", ()))
+
+
+def hf_columns(ds, x_column: str | None, y_column: str | None, *, need_y: bool = True) -> tuple[str, str | None]:
+    """The input and label columns of a ``datasets.Dataset``: those named, else the first of
+    :data:`X_KEYS` and :data:`Y_KEYS` it has; one sentence naming its columns when one is missing."""
+    cols = list(ds.column_names)
+
+    def pick(given, keys, what, arg):
+        if given is not None:
+            if given not in cols:
+                raise DataError(f"the datasets.Dataset has no column {given!r} ({arg}); its columns are {cols}")
+            return given
+        found = next((k for k in keys if k in cols), None)
+        if found is None:
+            raise DataError(
+                f"the datasets.Dataset has the columns {cols}, none of them an {what} ({', '.join(keys)}); "
+                f"name it with {arg}="
+            )
+        return found
+
+    x = pick(x_column, X_KEYS, "input", "x_column")
+    if not need_y and y_column is None and not any(k in cols for k in Y_KEYS):
+        return x, None
+    return x, pick(y_column, Y_KEYS, "label", "y_column")
 
 
 def mapped_images(x) -> bool:
@@ -74,6 +119,8 @@ def is_python_data(x) -> bool:
 
 
 def describe(x) -> str:
+    if is_hf_dataset(x):
+        return f"a datasets.Dataset of {len(x)} rows (columns {', '.join(x.column_names)})"
     kind = "a DataLoader" if isinstance(x, torch.utils.data.DataLoader) else "an iterable of batches"
     if not isinstance(x, torch.utils.data.DataLoader) and hasattr(x, "__getitem__") and hasattr(x, "__len__"):
         kind = "a map-style dataset"
@@ -84,14 +131,14 @@ class TorchDatasetSource(IndexedSource):
     """A map-style dataset as a batch source: batch ``index`` is ``[ds[i] for i in index]``,
     stacked and read as the model's inputs by ``spec`` (uint8 pixels scaled by 1/255)."""
 
-    def __init__(self, ds, y: torch.Tensor, spec, *, workers: int | None):
-        self.ds, self.spec = ds, spec
+    def __init__(self, ds, y: torch.Tensor, spec, *, workers: int | None, keys=(None, None)):
+        self.ds, self.spec, self.keys = ds, spec, tuple(keys)
         super().__init__(y, tuple(spec.shape), workers=0 if workers is None else workers)
 
     def read_rows(self, rows: np.ndarray) -> torch.Tensor:
         from .arrays import inputs_from_arrays
 
-        xs = [_array(_pair(self.ds[int(i)], f"sample {int(i)}")[0]) for i in rows]
+        xs = [_array(_pair(self.ds[int(i)], f"sample {int(i)}", self.keys)[0]) for i in rows]
         if not xs:
             return torch.zeros(0, *self.x_shape)
         return inputs_from_arrays(np.stack(xs), self.spec, "the dataset's samples")
@@ -100,7 +147,96 @@ class TorchDatasetSource(IndexedSource):
         return f"{type(self.ds).__module__}.{type(self.ds).__qualname__}:{len(self.ds)}"
 
 
-def _targets(ds, n: int) -> np.ndarray:
+class HFDatasetSource(IndexedSource):
+    """A ``datasets.Dataset`` as a batch source: batch ``index`` is its rows ``index`` of the input
+    column in NumPy format (Arrow rows, images decoded for this batch only), read as the model's
+    inputs by ``spec``. What crosses to a worker is the dataset object (memory-mapped Arrow files
+    are pickled by path) and the column's name."""
+
+    def __init__(self, ds, column: str, y: torch.Tensor, spec, *, workers: int | None):
+        self.ds = ds.select_columns([column]).with_format("numpy")
+        self.column, self.spec, self.stored = column, spec, _stored_dtype(ds.features.get(column))
+        self.fingerprint_text = f"datasets:{getattr(ds, '_fingerprint', '')}:{column}:{len(ds)}"
+        super().__init__(y, tuple(spec.shape), workers=0 if workers is None else workers)
+
+    def read_rows(self, rows: np.ndarray) -> torch.Tensor:
+        from .arrays import inputs_from_arrays
+
+        if len(rows) == 0:
+            return torch.zeros(0, *self.x_shape)
+        v = self.ds[rows.astype(np.int64)][self.column]
+        ragged = not isinstance(v, np.ndarray) or v.dtype.kind == "O"
+        if not ragged and self.stored is not None:
+            v = v.astype(self.stored, copy=False)  # NumPy format widens stored integers to int64
+        if ragged:
+            shapes = sorted({tuple(np.shape(a)) for a in v})
+            raise DataError(
+                f"the datasets.Dataset's column {self.column!r} holds samples of different shapes ({shapes[0]} and "
+                f"{shapes[-1]}); give them one shape first (Dataset.map or cast_column)"
+            )
+        return inputs_from_arrays(v, self.spec, f"the datasets.Dataset's column {self.column!r}")
+
+    def content_hash(self) -> str:  # the dataset's own fingerprint (Hugging Face's hash of its history)
+        return self.fingerprint_text
+
+
+def _stored_dtype(feature) -> np.dtype | None:
+    """The NumPy type an array feature stores (``Array2D(..., "uint8")``, ``List(Value("uint8"))``),
+    None for others (an ``Image`` is decoded to its pixels' own type)."""
+    while feature is not None and not hasattr(feature, "dtype"):
+        feature = getattr(feature, "feature", None)
+    name = getattr(feature, "dtype", None)
+    try:
+        return np.dtype(name) if isinstance(name, str) else None
+    except TypeError:
+        return None
+
+
+def _hf_reader(ds, x_column, y_column, need_y: bool = True):
+    """``(first input, targets or None, class names or None, make)`` of a ``datasets.Dataset``:
+    the label column read through Arrow alone, ``make(y, spec, workers)`` its source."""
+    xc, yc = hf_columns(ds, x_column, y_column, need_y=need_y)
+    if len(ds) == 0:
+        raise DataError("the datasets.Dataset holds no rows")
+    x0 = np.asarray(ds.select_columns([xc]).with_format("numpy")[0][xc])
+    stored = _stored_dtype(ds.features.get(xc))
+    if stored is not None and x0.dtype.kind != "O":
+        x0 = x0.astype(stored, copy=False)
+    ya, names = None, None
+    if yc is not None:
+        ya = np.asarray(ds.select_columns([yc]).with_format("numpy")[:][yc])
+        feature = ds.features.get(yc)
+        names = list(feature.names) if type(feature).__name__ == "ClassLabel" else None
+
+    def make(y, spec, workers):
+        return HFDatasetSource(ds, xc, y, spec, workers=workers)
+
+    return x0, ya, names, make
+
+
+def _torch_reader(ds, x_column, y_column, need_y: bool = True):
+    """As :func:`_hf_reader`, for a map-style torch dataset (``ds[i]`` a pair or a dict)."""
+    keys = (x_column, y_column)
+    x0 = _array(_pair(ds[0], "sample 0", keys)[0])
+    ya = _targets(ds, len(ds), keys) if need_y else None
+
+    def make(y, spec, workers):
+        return TorchDatasetSource(ds, y, spec, workers=workers, keys=keys)
+
+    return x0, ya, None, make
+
+
+def _reader(
+    base, x_column, y_column, need_y: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, list | None, Callable]:
+    if is_hf_dataset(base):
+        return _hf_reader(base, x_column, y_column, need_y)
+    if len(base) == 0:
+        raise DataError(f"{describe(base)} holds no samples")
+    return _torch_reader(base, x_column, y_column, need_y)
+
+
+def _targets(ds, n: int, keys=(None, None)) -> np.ndarray:
     """Every sample's target: the dataset's ``targets`` when it has one per sample, else read."""
     t = getattr(ds, "targets", None)
     if t is not None:
@@ -110,7 +246,7 @@ def _targets(ds, n: int) -> np.ndarray:
                 return a
         except (TypeError, ValueError):
             pass
-    return np.stack([_array(_pair(ds[i], f"sample {i}")[1]) for i in range(n)])
+    return np.stack([_array(_pair(ds[i], f"sample {i}", keys)[1]) for i in range(n)])
 
 
 def _from_batches(batches: Iterable) -> tuple[np.ndarray, np.ndarray]:
@@ -125,15 +261,29 @@ def _from_batches(batches: Iterable) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dataset_from_python(
-    data, *, sequence: bool, validation_data=None, validation_split: float = 0.0, seed: int = 0, workers=None
+    data,
+    *,
+    sequence: bool,
+    validation_data=None,
+    validation_split: float = 0.0,
+    seed: int = 0,
+    workers=None,
+    x_column: str | None = None,
+    y_column: str | None = None,
 ) -> tuple[Dataset, bool]:
     """A :class:`Dataset` from Python data (see the module docstring) and whether it is in memory
-    (read from an iterable of batches: it can then be kept in the run as arrays)."""
+    (read from an iterable of batches: it can then be kept in the run as arrays). ``x_column`` and
+    ``y_column`` name the input and label columns of a ``datasets.Dataset`` (or keys of dict samples)."""
     from .. import labels
     from . import arrays
 
     if isinstance(data, tuple) and len(data) == 2 and mapped_images(data[0]):
         return _from_memmap(data[0], data[1], validation_data, validation_split, seed, workers), False
+    if _is_hf_iterable(data):
+        raise DataError(
+            "a streaming datasets.IterableDataset has no length or random access, which exact resume needs; "
+            "load it without streaming=True (a datasets.Dataset, memory-mapped from disk) or give batches"
+        )
     base: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
     mapped = hasattr(base, "__getitem__") and hasattr(base, "__len__")
     if isinstance(base, torch.utils.data.IterableDataset) or not mapped:
@@ -147,36 +297,35 @@ def dataset_from_python(
         return ds, True
     if validation_data is not None and validation_split:
         raise DataError("give validation_data or validation_split, not both")
-    n = len(base)
-    if n == 0:
-        raise DataError(f"{describe(data)} holds no samples")
-    x0 = _array(_pair(base[0], "sample 0")[0])
+    x0, ya, names, make = _reader(base, x_column, y_column)
+    assert ya is not None
     _, spec, _ = arrays.model_inputs(x0[None], sequence=sequence, what="the dataset's samples")
-    ya = _targets(base, n)
     classes: list[str] | None = None
     cs = None
     if ya.dtype.kind in "iub":
         task = "classification"
-        cs = labels.class_set(labels.class_ids(ya.reshape(len(ya)), "the targets"), [], where="the dataset's targets")
-        y = torch.from_numpy(cs.encode(labels.class_ids(ya.reshape(len(ya)), "y")))
+        ids = labels.class_ids(ya.reshape(len(ya)), "the targets")
+        cs = labels.class_set(ids, [], where="the dataset's targets", names=names)
+        y = torch.from_numpy(cs.encode(ids))
         classes, k = cs.names, cs.k
     else:
         task = "regression"
         y = torch.from_numpy(np.ascontiguousarray(ya, dtype=np.float32))
         k = 1 if ya.ndim == 1 else int(ya.shape[1])
-    train = cast(Split, TorchDatasetSource(base, y, spec, workers=workers))  # a source stands where a Split does
-    name = type(base).__qualname__
+    train = cast(Split, make(y, spec, workers))  # a source stands where a Split does
+    name = "datasets.Dataset" if is_hf_dataset(base) else type(base).__qualname__
     meta = {"format": "python", "object": describe(data)}
     if validation_data is not None:
         vbase: Any = (
             validation_data.dataset if isinstance(validation_data, torch.utils.data.DataLoader) else validation_data
         )
-        va = _targets(vbase, len(vbase))
+        _, va, _, vmake = _reader(vbase, x_column, y_column)
+        assert va is not None
         if cs is not None:
             vy = torch.from_numpy(cs.encode(labels.class_ids(va.reshape(len(va)), "validation y")))
         else:
             vy = torch.from_numpy(np.ascontiguousarray(va, dtype=np.float32))
-        held = cast(Split, TorchDatasetSource(vbase, vy, spec, workers=workers))
+        held = cast(Split, vmake(vy, spec, workers))
         ds = Dataset(name, train, held, task, classes, k, "python", {**meta, "held_out": "validation_data"}, spec)
         ds.meta["validation_fraction"] = round(len(held) / (len(held) + len(train)), 6)
         return ds, False
@@ -185,6 +334,32 @@ def dataset_from_python(
         ds = split_validation(ds, float(validation_split), seed)
         ds.meta["held_out"] = "validation_split"
     return ds, False
+
+
+def python_inputs(
+    data, spec, *, sequence: bool, x_column: str | None = None, y_column: str | None = None, need_y: bool = True
+):
+    """The inputs of Python data to evaluate or predict on, read as ``spec`` says (None: as
+    :func:`dataset_from_python` would read them), and their raw targets (None when ``need_y`` is
+    False and the data has none): ``(source or Split, targets)``. A dataset is read a batch at a
+    time, an iterable of batches once."""
+    from . import arrays
+
+    if _is_hf_iterable(data):
+        raise DataError("a streaming datasets.IterableDataset cannot be read by index; load it without streaming=True")
+    base: Any = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+    mapped = hasattr(base, "__getitem__") and hasattr(base, "__len__")
+    if isinstance(base, torch.utils.data.IterableDataset) or not mapped:
+        xb, yb = _from_batches(data)
+        if spec is not None:
+            x = arrays.inputs_from_arrays(xb, spec)
+        else:
+            x, _, _ = arrays.model_inputs(xb, sequence=sequence)
+        return Split(x, torch.zeros(len(x))), yb
+    x0, ya, _, make = _reader(base, x_column, y_column, need_y=need_y)
+    if spec is None:
+        _, spec, _ = arrays.model_inputs(x0[None], sequence=sequence, what="the dataset's samples")
+    return make(torch.zeros(len(base)), spec, 0), ya
 
 
 def rereads(ds: Dataset) -> str:

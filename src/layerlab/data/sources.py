@@ -76,7 +76,20 @@ def _worker_init(_worker_id: int) -> None:
 def _divided(x: torch.Tensor) -> torch.Tensor:
     """uint8 pixels divided by 255 in float32, as :func:`layerlab.readers.scale_pixels` divides
     (NumPy, one thread: in a worker, or beside workers, torch's thread pool would wait on busy cores)."""
-    return torch.from_numpy(np.divide(x.numpy(), np.float32(255), dtype=np.float32))
+    out = _float_batch(tuple(x.shape))
+    np.divide(x.numpy(), np.float32(255), out=out.numpy(), dtype=np.float32)
+    return out
+
+
+def _float_batch(shape: tuple[int, ...]) -> torch.Tensor:
+    """An empty float32 batch; in a worker process, in shared memory, where the batch crosses to
+    the training process anyway: written there directly, it is not copied there when it is sent
+    (as torch's ``default_collate`` stacks a worker's batch)."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.float32)
+    proto = torch.empty(0, dtype=torch.float32)
+    storage = proto._typed_storage()._new_shared(int(np.prod(shape)), device=proto.device)
+    return proto.new(storage).resize_(*shape)
 
 
 class LazyInputs:
