@@ -97,14 +97,18 @@ def train_and_test(work: Path, key: str, data: str, flags: list[str], seed: int)
     done = out / "benchmark.json"
     if done.is_file():
         return json.loads(done.read_text())
-    if out.exists():  # an interrupted run: start it again
-        subprocess.run(["rm", "-rf", str(out)], check=True)
-    t0 = time.perf_counter()
     train = _cmd("train", "--data", data, "--seed", seed, "--threads", 1, *flags, "--out", out, "--quiet", "--json")
-    p = subprocess.run(train, capture_output=True, text=True)
-    if p.returncode != 0:
-        return {"key": key, "error": p.stderr.strip().splitlines()[-1:] or ["?"], "command": shlex.join(train)}
-    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    t0 = time.perf_counter()
+    while out.exists() and not _completed(out) and time.time() - _touched(out) < 120:
+        time.sleep(15)  # a run that an earlier, stopped invocation left training: wait for it
+    if out.exists() and not _completed(out):  # an interrupted run: start it again
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+    if not out.exists():
+        p = subprocess.run(train, capture_output=True, text=True)
+        if p.returncode != 0:
+            return {"key": key, "error": p.stderr.strip().splitlines()[-1:] or ["?"], "command": shlex.join(train)}
+    info = json.loads((out / "run.json").read_text())
+    summary = {"model": info["model"]["name"], "epochs": len(list(csv.DictReader((out / "metrics.csv").open())))}
     e = subprocess.run(_cmd("evaluate", out, "--json"), capture_output=True, text=True)
     test = json.loads(e.stdout) if e.returncode == 0 else {"error": e.stderr.strip()}
     rows = list(csv.DictReader((out / "metrics.csv").open()))
@@ -122,10 +126,22 @@ def train_and_test(work: Path, key: str, data: str, flags: list[str], seed: int)
         "test_accuracy": test.get("accuracy"),
         "weights": test.get("weights"),
         "val_accuracy": float(best["val_accuracy"]) if best and best.get("val_accuracy") else None,
+        "val_loss": float(best["val_loss"]) if best else None,
         "config": config,
     }
     done.write_text(json.dumps(result))
     return result
+
+
+def _completed(out: Path) -> bool:
+    try:
+        return json.loads((out / "run.json").read_text()).get("status") == "completed"
+    except (OSError, ValueError):
+        return False
+
+
+def _touched(out: Path) -> float:
+    return max((p.stat().st_mtime for p in out.rglob("*")), default=out.stat().st_mtime)
 
 
 def make_image_folder(fashion: Path, root: Path) -> Path:
@@ -195,31 +211,41 @@ def main() -> None:
         return results[key]
 
     folder = None if args.skip_images else make_image_folder(Path(args.fashion), work / "fashion3")
-    with ThreadPoolExecutor(args.jobs) as pool:
-        # the costly sets (long series) last, so that the budget cuts them rather than the rest
-        cheap = [n for n in sets if n not in COSTLY]
-        futures = [pool.submit(job, f"ucr-{n}-s{s}", n, [], s) for s in seeds for n in cheap]
-        if folder is not None:
-            futures += [pool.submit(job, f"img-default-s{s}", str(folder), [], s) for s in seeds]
-            futures += [pool.submit(job, f"img-oldcnn-s{s}", str(folder), ["--model", "cnn"], s) for s in seeds]
-            futures += [
-                pool.submit(job, f"img-trial-{i}-s0", str(folder), flags, 0)
-                for i, flags in enumerate(IMAGE_TRIALS.values())
-            ]
-        futures += [pool.submit(job, f"ucr-{n}-s{s}", n, [], s) for s in seeds for n in sets if n in COSTLY]
-        for f in futures:
+
+    def run_all(jobs):
+        for f in [pool.submit(job, *j) for j in jobs]:
             f.result()
+
+    img = str(folder)
+    cheap = [n for n in sets if n not in COSTLY]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        # first seed 0 of everything (the image trials choose the tuned recipe), then the other seeds,
+        # the costly sets (long series) last, so that the budget cuts them rather than the rest
+        first = [(f"ucr-{n}-s{seeds[0]}", n, [], seeds[0]) for n in cheap]
+        if folder is not None:
+            first += [(f"img-default-s{seeds[0]}", img, [], seeds[0])]
+            first += [(f"img-oldcnn-s{seeds[0]}", img, ["--model", "cnn"], seeds[0])]
+            first += [(f"img-trial-{i}-s0", img, flags, 0) for i, flags in enumerate(IMAGE_TRIALS.values())]
+        run_all(first)
         best_name = None
         if folder is not None:
-            scored = {name: results[f"img-trial-{i}-s0"].get("val_accuracy") for i, name in enumerate(IMAGE_TRIALS)}
-            scored["defaults"] = results["img-default-s0"].get("val_accuracy")
-            scored = {k: v for k, v in scored.items() if v is not None}
+            # by validation accuracy at the best epoch, then by its loss; a tie keeps the defaults
+            keys = {"defaults": "img-default-s0", **{n: f"img-trial-{i}-s0" for i, n in enumerate(IMAGE_TRIALS)}}
+            scored = {
+                n: (results[k]["val_accuracy"], -results[k]["val_loss"])
+                for n, k in keys.items()
+                if results.get(k, {}).get("val_accuracy") is not None
+            }
             best_name = max(scored, key=scored.get) if scored else None
+        rest = [(f"ucr-{n}-s{s}", n, [], s) for s in seeds[1:] for n in cheap]
+        if folder is not None:
+            rest += [(f"img-default-s{s}", img, [], s) for s in seeds[1:]]
+            rest += [(f"img-oldcnn-s{s}", img, ["--model", "cnn"], s) for s in seeds[1:]]
             if best_name and best_name != "defaults":
                 i = list(IMAGE_TRIALS).index(best_name)
-                flags = IMAGE_TRIALS[best_name]
-                for f in [pool.submit(job, f"img-trial-{i}-s{s}", str(folder), flags, s) for s in seeds if s != 0]:
-                    f.result()
+                rest += [(f"img-trial-{i}-s{s}", img, IMAGE_TRIALS[best_name], s) for s in seeds if s != 0]
+        rest += [(f"ucr-{n}-s{s}", n, [], s) for s in seeds for n in sets if n in COSTLY]
+        run_all(rest)
     write_results(args, seeds, sets, not_ucr, results, folder, best_name, time.perf_counter() - t_start)
 
 

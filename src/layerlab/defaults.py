@@ -119,6 +119,6 @@ def describe(record: dict) -> str:
     kept = f"; your {', '.join(flag(k) for k in record['kept'])} kept" if record["kept"] else ""
     return (
         f"defaults for {KIND_WORDS.get(record['kind'], record['kind'])}: {model}, {t['schedule']} to lr "
-        f"{t['lr']:g}, batch {t['batch_size']}, up to {t['epochs']} epochs, {stop}{kept} "
+        f"{t['lr']:g}, batch {t['batch_size']}, up to {t['epochs']} epoch{'s' * (t['epochs'] != 1)}, {stop}{kept} "
         f"(--model or --config chooses otherwise)"
     )
