@@ -31,6 +31,8 @@ def test_train_evaluate_predict_happy_path(capsys, tmp_path):
     code, out, _ = run_cli(
         capsys,
         "train",
+        "--model",  # named: with --data alone, train chooses a model for the data (layerlab.defaults)
+        "article-cnn",
         "--data",
         data,
         "--epochs",

@@ -29,6 +29,7 @@ EXPECTED = {
     "permuted_mnist",
     "text",
     "ucr",
+    "ucr_fcn",
 }
 
 

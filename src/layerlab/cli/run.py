@@ -30,7 +30,7 @@ WEIGHTS_HELP = (
 # train
 # ----------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from .. import api
+    from .. import api, defaults
     from ..config import RunConfig, check_model_options, config_from_flags
     from ..distributed import is_main_process
     from ..presets import resolve
@@ -46,6 +46,9 @@ def cmd_train(args) -> int:
         from ..models import trust_module
 
         trust_module(cfg.model.name)
+    auto = defaults.applies(args.config, given)  # only --data: a model and recipe for the data's kind
+    if auto:
+        defaults.prepare(cfg, given)
     cfg.validate(args.config or "config")  # flags and preset together, before minutes of data loading
     check_model_options(cfg.model, args.config or "config", given)
     out = Path(args.out) if args.out else default_run_path(cfg.model.name, cfg.data.name)
@@ -60,7 +63,13 @@ def cmd_train(args) -> int:
             progress.out.print(f"labels: {ds.meta['labels']}")
         if ds.meta.get("images"):  # what an image folder's files were read as (resized, converted)
             progress.out.print(f"images: {ds.meta['images']}")
-    run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds)
+    record = None
+    if auto:
+        record = {"defaults": defaults.choose(cfg, given, ds)}
+        out = Path(args.out) if args.out else default_run_path(cfg.model.name, cfg.data.name)
+        if not args.quiet and main:
+            progress.out.print(defaults.describe(record["defaults"]), markup=False, highlight=False, soft_wrap=True)
+    run, result = api.train(cfg, out, progress=progress.callbacks, dataset=ds, record=record)
     return _print_summary(args, run, result)
 
 

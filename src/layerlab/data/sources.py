@@ -141,6 +141,7 @@ class IndexedSource:
 
     lengths = None
     sizes = None
+    min_batch = 1  # no training batch smaller (layerlab.training.sources.with_min_batch)
 
     def __init__(self, y: torch.Tensor, x_shape: tuple[int, ...], *, workers: int | None):
         self.y = y
@@ -187,7 +188,11 @@ class IndexedSource:
         return out
 
     def steps(self, batch_size: int) -> int:
-        return -(-len(self) // batch_size)
+        if self.min_batch <= 1:
+            return -(-len(self) // batch_size)
+        from ..training.sources import merge_small_batches
+
+        return len(merge_small_batches(list(torch.split(torch.arange(len(self)), batch_size)), self.min_batch))
 
     def _batches(self, parts: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``parts`` (index batches) read in order, by the workers when there are any."""
@@ -216,10 +221,11 @@ class IndexedSource:
         return Split(x, y.to(self.device, non_blocking=True))
 
     def epoch(self, batch_size: int, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1, start: int = 0):
-        from ..training.sources import Step, epoch_generator
+        from ..training.sources import Step, epoch_generator, merge_small_batches
 
         order = torch.randperm(len(self), generator=epoch_generator(seed, epoch))
-        batches = list(torch.split(order, batch_size))[start:]  # as TensorSource: batch_indices of a Split
+        batches = list(torch.split(order, batch_size))  # as TensorSource: batch_indices of a Split
+        batches = merge_small_batches(batches, self.min_batch)[start:]
         parts = [torch.tensor_split(b, world_size)[rank] if world_size > 1 else b for b in batches]
         for b, part, (x, y) in zip(batches, parts, self._batches(parts), strict=True):
             yield Step(self._to_batch(x, y), len(b), part)

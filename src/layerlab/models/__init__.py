@@ -280,6 +280,6 @@ def create_model(
 
 
 # Populate the registry on import: ours, then the plugins the environment names.
-from . import cnn, mlp, rnn  # noqa: E402,F401
+from . import cnn, mlp, rnn, tsc  # noqa: E402,F401
 
 load_plugins()

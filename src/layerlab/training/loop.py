@@ -32,7 +32,7 @@ from .graphs import GraphStep, check_cuda_graph, make_capturable
 from .metrics import batch_stats, check_recipe, compute_loss, metrics_from
 from .optim import host_lr, make_optimizer
 from .schedules import lr_factor, make_scheduler
-from .sources import BatchSource, TensorSource, as_source
+from .sources import BatchSource, TensorSource, as_source, tail_floor, with_min_batch
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +365,8 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
     if cfg.cuda_graph:
         make_capturable(optimizer, device)
     train = as_source(dataset.train, device)
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        train = with_min_batch(train, tail_floor(cfg.batch_size))  # no batch of one through batch norm
     held_out = as_source(dataset.test, device)
     if dist is not None:
         distributed.check_batch(cfg.batch_size, len(train), dist.world_size)

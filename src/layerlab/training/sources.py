@@ -14,8 +14,9 @@ shards) implement the same protocol.
 
 from __future__ import annotations
 
+import copy
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -97,6 +98,53 @@ def tensor_fingerprint(split: Split) -> dict:
     }
 
 
+def tail_floor(batch_size: int) -> int:
+    """The smallest batch a model with batch norm trains on: 2, or an eighth of ``batch_size`` when
+    that is more, never more than ``batch_size`` (``--batch-size 1`` is the user's to choose)."""
+    return min(batch_size, max(2, batch_size // 8))
+
+
+def merge_small_batches(
+    batches: list[torch.Tensor], min_batch: int, group: Callable[[torch.Tensor], object] | None = None
+) -> list[torch.Tensor]:
+    """``batches`` (index tensors of an epoch, in its order) with each batch of fewer than
+    ``min_batch`` samples merged into the nearest batch of the same group before it (after it when
+    none is before), or dropped when its group has no other batch. ``group(batch)`` keys batches
+    that may be joined (one sample size, for size-bucketed batches); None: all may. The result is a
+    function of ``batches`` alone, so an epoch's order stays what (seed, epoch) makes it, and a
+    resumed run skips the same steps.
+
+    Why: batch norm normalises a training batch by its own statistics, and a batch of one sample
+    (a dataset's remainder, the last image of an odd size) raises in torch (``BatchNorm1d`` on
+    ``(1, C)``) or trains on statistics of one sample, a step that pulls the running averages away."""
+    if min_batch <= 1 or not any(len(b) < min_batch for b in batches):
+        return batches
+    keys = [group(b) if group is not None else None for b in batches]
+    out: list[torch.Tensor | None] = list(batches)
+    for i in reversed(range(len(out))):
+        b = out[i]
+        if b is None or len(b) >= min_batch:
+            continue
+        out[i] = None
+        before = (j for j in range(i - 1, -1, -1) if out[j] is not None and keys[j] == keys[i])
+        after = (j for j in range(i + 1, len(out)) if out[j] is not None and keys[j] == keys[i])
+        j = next(before, None)
+        j = next(after, None) if j is None else j
+        if j is not None:
+            out[j] = torch.cat([out[j], b])
+    return [b for b in out if b is not None]
+
+
+def with_min_batch(source: BatchSource, min_batch: int) -> BatchSource:
+    """A copy of ``source`` whose training epochs have no batch of fewer than ``min_batch`` samples
+    (:func:`merge_small_batches`); a source that does not take it (one of the user's) as it is."""
+    if min_batch <= 1 or not hasattr(type(source), "min_batch"):
+        return source
+    out = copy.copy(source)
+    out.min_batch = min_batch
+    return out
+
+
 class TensorSource:
     """A :class:`Split` in memory as a batch source: batches are index slices of its tensors (kept
     on the device they are on: :func:`as_source` moves them to the training device once).
@@ -105,6 +153,9 @@ class TensorSource:
     takes its contiguous slice of each batch (``torch.tensor_split``), so the union of the ranks'
     slices of a step is the single-process batch of that step."""
 
+    #: no training batch smaller than this (:func:`with_min_batch`: set for a model with batch norm)
+    min_batch = 1
+
     def __init__(self, split: Split):
         self.split = split
 
@@ -112,13 +163,20 @@ class TensorSource:
         return len(self.split)
 
     def steps(self, batch_size: int) -> int:
+        if self.min_batch > 1:  # merging depends on how many samples each size has, not on their order
+            return len(self._batches(batch_indices(self.split, batch_size)))
         return num_batches(self.split, batch_size)
+
+    def _batches(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+        sizes = self.split.sizes
+        group = None if sizes is None else (lambda b: tuple(sizes[b[0]].tolist()))
+        return merge_small_batches(batches, self.min_batch, group)
 
     def epoch(
         self, batch_size: int, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1, start: int = 0
     ) -> Iterator[Step]:
         split = self.split
-        batches = batch_indices(split, batch_size, shuffle=True, generator=epoch_generator(seed, epoch))
+        batches = self._batches(batch_indices(split, batch_size, shuffle=True, generator=epoch_generator(seed, epoch)))
         # the epoch's order crosses to the GPU once, not per step (mixed-size data reads each batch's
         # size from the CPU by its first index, so its indices stay there)
         device = split.x.device
