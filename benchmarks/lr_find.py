@@ -67,7 +67,11 @@ def main() -> None:
             commands[label] = shlex.join(["layerlab", *cmd[:-3], "--out", "RUN", "--quiet"])
             print(f"{label} rate {lr:.3g}: test accuracy {scores[label]:.4f}", flush=True)
 
-    stop = f"the loss diverged at step {found['stopped']}" if found["stopped"] else "the loss never diverged"
+    stop = (
+        f"the test stopped at step {found['stopped']}, where the loss passed four times its lowest"
+        if found["stopped"]
+        else f"all {found['steps']} steps ran: the smoothed loss never reached four times its lowest, the stopping rule"
+    )
     table = "\n".join(
         f"| {label} | {rates[label]:.3g} | {scores[label]:.4f} | `{commands[label]}` |" for label in rates
     )
