@@ -545,7 +545,14 @@ class ProgressBar(Callback):
         if self.bar is not None:
             if self.notebook:  # the final state, drawn once more before the widget is left
                 self.bar.refresh()
-            self.bar.stop()
+                # rich's stop would print an empty output beside the widget (its cursor codes): keep it out
+                quiet, self.err.quiet = self.err.quiet, True
+                try:
+                    self.bar.stop()
+                finally:
+                    self.err.quiet = quiet
+            else:
+                self.bar.stop()
             self.bar = None
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict) -> None:

@@ -301,6 +301,22 @@ def merged_options(families: tuple[type, ...]) -> dict[str, dataclasses.Field]:
     return out
 
 
+def _check_model_args(value: str, where: str) -> None:
+    """``--model-arg``: KEY=VALUE pairs, none of them an option with a flag of its own (``--channels``)."""
+    from .modelargs import parse_model_args
+
+    own = {f.name for f in fields(ModelConfig)} - {"name", "args"}
+    for key in parse_model_args(value, where):
+        if key in own:
+            raise ConfigError(f"{where} {key}: that option has its own flag, {flag('model.' + key)} ([model] {key})")
+
+
+def _model_args_table(value: dict, where: str):
+    from .modelargs import model_args_table
+
+    return model_args_table(value, where)
+
+
 @dataclass
 class _ModelName:
     name: str = _opt("article-cnn", "model name (see `layerlab models`)", flag="--model", metavar="NAME")
@@ -315,6 +331,18 @@ class ModelConfig(MLPOptions, CNNOptions, RecurrentOptions, _ModelName):
 
     TITLE: ClassVar[str] = "model"
     MODELS: ClassVar[tuple[str, ...]] = ()
+    # last, so the [model] keys of presets and old runs keep their order
+    args: str | None = _opt(
+        None,
+        "a keyword option of the model's factory (a package.module:factory of your own), KEY=VALUE: a number, "
+        "true/false, a JSON literal ([16, 32]) or text; checked against its signature and kept in the run, so "
+        "evaluate, resume and predict rebuild the same model; repeat the flag for more",
+        flag="--model-arg",
+        metavar="KEY=VALUE",
+        check=_check_model_args,
+        table=_model_args_table,
+        append=True,
+    )
 
     @property
     def any_size(self) -> bool:
@@ -322,12 +350,15 @@ class ModelConfig(MLPOptions, CNNOptions, RecurrentOptions, _ModelName):
         return self.global_pool in GLOBAL_POOLS
 
     def options(self) -> dict:
-        """The factory keyword options this config sets (a None field is not set)."""
-        return {
+        """The factory keyword options this config sets (a None field is not set), ``--model-arg``'s too."""
+        from .modelargs import parse_model_args
+
+        own = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name != "name" and getattr(self, f.name) is not None
+            if f.name not in ("name", "args") and getattr(self, f.name) is not None
         }
+        return {**own, **parse_model_args(self.args, "[model] args")}
 
 
 # an option several families take is one field of ModelConfig (dataclass inheritance keeps the last
@@ -644,16 +675,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 groups.update({f.name: g for f in fields(family) if f.name not in groups})
         for f in fields(cls):
             key = f"{section}.{f.name}"
-            group = groups.get(f.name, group)
+            target = groups.get(f.name, group)  # a family's option in its group, others in the section's
             kw = {"dest": key, "default": argparse.SUPPRESS, "help": _help(f)}
             if _base_type(f) == "bool":
-                group.add_argument(flag(key), action=argparse.BooleanOptionalAction, **kw)
+                target.add_argument(flag(key), action=argparse.BooleanOptionalAction, **kw)
                 continue
             choices = f.metadata.get("choices")
             metavar = None if choices else f.metadata.get("metavar", _METAVARS[_base_type(f)])
             if f.metadata.get("append"):  # a repeatable flag: its values joined by commas
                 kw["action"] = "append"
-            group.add_argument(flag(key), type=_TYPES[_base_type(f)], choices=choices, metavar=metavar, **kw)
+            target.add_argument(flag(key), type=_TYPES[_base_type(f)], choices=choices, metavar=metavar, **kw)
 
 
 def config_from_flags(args: argparse.Namespace, base: RunConfig) -> tuple[RunConfig, dict]:
@@ -683,25 +714,44 @@ def resume_conflicts(cfg: RunConfig, given: dict) -> list[str]:
 
 
 def check_model_options(model_cfg: ModelConfig, where: str = "config", flags: dict | None = None) -> None:
-    """Raise ConfigError if ``model_cfg`` sets an option its model does not take, before any data loads.
+    """Raise ConfigError if ``model_cfg`` sets an option its model does not take, or leaves out one its
+    factory has no default for, before any data loads.
 
-    Each such option is named as the user wrote it: ``--hidden`` when it is in ``flags`` (the
-    ``given`` of :func:`config_from_flags`), else ``[model] hidden`` of ``where`` (a preset's path).
+    Each option is named as the user wrote it: ``--hidden`` or ``--model-arg width`` when it is in
+    ``flags`` (the ``given`` of :func:`config_from_flags`), else ``[model] hidden`` of ``where`` (a preset's path).
     """
-    from .models import model_options  # imports torch, which building the parser does not need
+    from .modelargs import parse_model_args
+    from .models import model_options, our_model, required_options, takes_any_option  # torch: not for the parser
 
     takes = model_options(model_cfg.name)
-    wrong = [name for name in model_cfg.options() if name not in takes]
-    if not wrong:
-        return
+    options = model_cfg.options()
     flags = flags or {}
-    typed = [f"model.{n}" in flags for n in wrong]
-    names = [flag(f"model.{n}") if t else f"[model] {n}" for n, t in zip(wrong, typed, strict=True)]
+    from_args = set(parse_model_args(model_cfg.args, f"{where}: [model] args"))
+
+    def named(n: str) -> tuple[str, bool]:
+        if n in from_args:
+            return ("--model-arg " + n, True) if "model.args" in flags else (f"[model] args {n}", False)
+        return (flag(f"model.{n}"), True) if f"model.{n}" in flags else (f"[model] {n}", False)
+
+    wrong = [] if takes_any_option(model_cfg.name) else [name for name in options if name not in takes]
+    missing = [n for n in required_options(model_cfg.name) if n not in options]
+    if not wrong and not missing:
+        return
+    if missing:
+        typed = "model.args" in flags or not model_cfg.args
+        prefix = "" if typed else f"{where}: "
+        needs = and_list([f"--model-arg {n}=VALUE" for n in missing])
+        raise ConfigError(
+            f"{prefix}model {model_cfg.name} needs {needs} (its factory has no default for "
+            f"{'it' if len(missing) == 1 else 'them'})"
+        )
+    names, typed = zip(*(named(n) for n in wrong), strict=True)
     if any(typed) and not all(typed):  # say which file the keys come from
-        names = [n if t else f"{n} ({where})" for n, t in zip(names, typed, strict=True)]
+        names = tuple(n if t else f"{n} ({where})" for n, t in zip(names, typed, strict=True))
     prefix = "" if any(typed) else f"{where}: "
-    listed = and_list(names)
-    settable = [o for o in takes if o in {f.name for f in fields(ModelConfig)}]  # not head: the data decides it
+    listed = and_list(list(names))
+    own = {f.name for f in fields(ModelConfig)}
+    settable = [o for o in takes if o in own or not our_model(model_cfg.name)]  # not head: the data decides it
     raise ConfigError(
         f"{prefix}model {model_cfg.name} does not take {listed}; it takes "
         f"{', '.join(settable) if settable else 'no options'}"

@@ -116,10 +116,7 @@ def write(result: dict, out: str | Path, title: str = "learning-rate range test"
     (``step, lr, loss, raw_loss``) in the folder ``out``; returns their paths."""
     import csv
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import new_figure, save  # no pyplot: switching its backend would stop a notebook's plots showing
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +125,8 @@ def write(result: dict, out: str | Path, title: str = "learning-rate range test"
         w.writerow(["step", "lr", "loss", "raw_loss"])
         for i, (lr, s, r) in enumerate(zip(result["lrs"], result["losses"], result["raw_losses"], strict=True)):
             w.writerow([i + 1, f"{lr:.6g}", f"{s:.6g}", f"{r:.6g}"])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = new_figure(6, 4)
+    ax = fig.subplots()
     ax.plot(result["lrs"], result["losses"], label="loss (smoothed)")
     if result["suggestion"] is not None:
         ax.axvline(result["suggestion"], color="tab:red", linestyle="--", label=f"suggested {result['suggestion']:.2g}")
@@ -137,9 +135,7 @@ def write(result: dict, out: str | Path, title: str = "learning-rate range test"
     ax.set_ylabel("training loss")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "lr_find.png", dpi=110)
-    plt.close(fig)
+    save(fig, out / "lr_find.png")
     return {"plot": out / "lr_find.png", "csv": out / "lr_find.csv"}
 
 
@@ -165,19 +161,23 @@ def lr_find(
     from .api.front import _reads_sequences, _recipe_text, _split_options
     from .config import RunConfig
     from .data import arrays
+    from .modelargs import format_model_args
     from .models import sequence_model, trust_module
     from .preflight import check_runtime_options
     from .rundir import build_model_for
 
-    train_opts, model_opts = _split_options(options)
+    if isinstance(model_or_name, str):
+        trust_module(model_or_name)
+    name = model_or_name if isinstance(model_or_name, str) else None
+    train_opts, model_opts, factory_opts = _split_options(options, name)  # a factory's own options too
     cfg = RunConfig()
     for k, v in {"batch_size": batch_size, "seed": seed, **_recipe_text(train_opts)}.items():
         setattr(cfg.train, k, v)
     if isinstance(model_or_name, str):
-        trust_module(model_or_name)
         cfg.model.name = model_or_name
         for k, v in model_opts.items():
             setattr(cfg.model, k, v)
+        cfg.model.args = format_model_args(factory_opts, "lr_find() model option")
         sequence = sequence_model(model_or_name)
     elif isinstance(model_or_name, nn.Module):
         if model_opts:

@@ -281,13 +281,22 @@ class RunDir:
             return "last: the final checkpoint (chosen on no split)"
         return "init: the model as initialised, before training"
 
-    def model(self, which: str | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+    def model(
+        self, which: str | None = None, device: str | torch.device = "cpu", module: torch.nn.Module | None = None
+    ) -> torch.nn.Module:
         """The run's model in eval mode on ``device``, with its ``best`` or ``last`` weights, or as it was
-        before training (``init``: rebuilt from the run's seed exactly as ``train`` built it)."""
+        before training (``init``: rebuilt from the run's seed exactly as ``train`` built it). ``module``:
+        a model built as the run's was (one ``layerlab.fit`` was given as an object, which the run's
+        files cannot rebuild), into which the run's weights are loaded."""
         from .engine import resolve_device, seeded
 
         used = self.resolve_weights(which)
         info, cfg = self.info(), self.config()
+        if module is not None:
+            if used == "init":
+                raise ConfigError(f"{self.path}: the init weights of a model given as an object cannot be rebuilt")
+            load_weights(self.weights(used), module)
+            return module.to(resolve_device(str(device))).eval()
         if used == "init":
             with seeded(cfg.train.seed, cfg.train.threads):
                 model = build_model_for(cfg.model, self.spec, info["dataset"]["num_outputs"])

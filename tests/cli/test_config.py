@@ -98,6 +98,7 @@ def test_every_field_round_trips_through_its_flag():
         "model.channels": "16,M",  # a layer list is checked: not any text
         "train.loss": "huber",
         "train.optimizer_args": "nesterov=true",
+        "model.args": "width=8",
         "train.metrics": "f1_macro",
         "train.head": "new",
         "data.augment": "crop=4,flip=0.5",

@@ -46,8 +46,9 @@ def test_model_config_composes_the_families_in_the_old_order():
         "batch_norm",
         "residual",
         "global_pool",
+        "args",  # --model-arg: a factory's own options, added last
     ]
-    assert set().union(*map(_names, MODEL_FAMILIES)) == _names(ModelConfig) - {"name"}
+    assert set().union(*map(_names, MODEL_FAMILIES)) == _names(ModelConfig) - {"name", "args"}
     cfg = RunConfig.from_dict({"model": {"name": "lstm", "hidden": 8, "dropout": 0.25}})
     assert cfg.model.options() == {"hidden": 8, "dropout": 0.25}
     assert RunConfig.from_dict(cfg.to_dict()).model == cfg.model

@@ -23,13 +23,17 @@ from ..rundir import RunDir
 from .training import check_sizes
 
 
-def load_run(run_dir: str | Path, which: str | None = None, device: str = "cpu") -> tuple[nn.Module, RunDir, dict]:
+def load_run(
+    run_dir: str | Path, which: str | None = None, device: str = "cpu", *, model: nn.Module | None = None
+) -> tuple[nn.Module, RunDir, dict]:
     """The trained model of a run (``best``, ``last`` or ``init`` weights; None or ``auto``: ``best``
-    when a validation split chose it, else ``last``), its RunDir and run.json (with ``weights_used``)."""
+    when a validation split chose it, else ``last``), its RunDir and run.json (with ``weights_used``).
+    ``model``: for a run :func:`layerlab.fit` trained from a module object, one built the same way,
+    into which the run's weights are loaded."""
     run = RunDir(run_dir)
     info = run.info()
     info["weights_used"] = run.resolve_weights(which)
-    return run.model(which, device), run, info
+    return run.model(which, device, model), run, info
 
 
 def evaluate_run(
@@ -41,19 +45,20 @@ def evaluate_run(
     device: str = "cpu",
     per_sample: bool = False,
     tta: str | None = None,
+    model: nn.Module | None = None,
 ) -> dict:
     """Test-set loss, accuracy, per-class accuracy and confusion matrix of a run's model (on
     ``data`` if given), by :func:`layerlab.engine.compute_metrics`. With ``per_sample``, also
     ``predictions``: per test sample its index, true and predicted class and the probability of
-    the predicted class. ``which`` weights: see :func:`load_run`. ``tta="flip"``: each image's
-    probabilities are the mean of the softmax of the image and of its left-right mirror (see
+    the predicted class. ``which`` weights and ``model``: see :func:`load_run`. ``tta="flip"``: each
+    image's probabilities are the mean of the softmax of the image and of its left-right mirror (see
     :func:`flip_averaged`); the result then says ``tta``."""
     run = RunDir(run_dir)  # read only: leftovers are the next writer's to clean, under its lock
     if tta:
         info = run.info()["dataset"]
         check_tta(tta, run.spec, info["task"], len(run.spec.shape), f"--tta for {run.path}")
     used = run.resolve_weights(which)
-    model = run.model(which, device)
+    model = run.model(which, device, model)
     if tta:
         model = flip_averaged(model)
     ds = run.dataset(data, data_dir)
@@ -186,7 +191,13 @@ def decode(
 
 
 def predict_files(
-    run_dir: str | Path, files: list[str | Path], *, top_k: int = 3, which: str | None = None, device: str = "cpu"
+    run_dir: str | Path,
+    files: list[str | Path],
+    *,
+    top_k: int = 3,
+    which: str | None = None,
+    device: str = "cpu",
+    model: nn.Module | None = None,
 ) -> list[dict]:
     """Predictions of a run's model for image files (converted to its channels and size), sequence
     files (``.npy``, ``.csv``, ``.tsv``, ``.ts``, standardised as in training) or text files (a
@@ -195,6 +206,7 @@ def predict_files(
 
     Each result has ``file`` (``path[i]`` for the i-th sequence of a file), ``notes`` (what had to be
     converted) and what :func:`decode` gives; ``true_label`` where the file carries labels.
+    ``which`` weights and ``model``: see :func:`load_run`.
     """
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
@@ -205,7 +217,7 @@ def predict_files(
     inputs = read_inputs(files, spec, num_tokens=num_tokens, any_size=any_size)
     if inputs is None:
         return []
-    model = run.model(which, device)
+    model = run.model(which, device, model)
     split = Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths, inputs.sizes)
     if any_size:
         check_sizes(model, split, lambda i: inputs.names[i])

@@ -20,7 +20,17 @@ from ..data import Dataset, Split, arrays
 from ..data.inputs import read_inputs
 from ..data.transforms import InputSpec
 from ..errors import ConfigError, DataError, LayerlabError
-from ..models import contract, create_model, model_options, sequence_model, trust_module
+from ..modelargs import format_model_args
+from ..models import (
+    contract,
+    create_model,
+    model_options,
+    our_model,
+    required_options,
+    sequence_model,
+    takes_any_option,
+    trust_module,
+)
 from ..preflight import check_runtime_options
 from ..rundir import RunDir, build_model_for
 from .after import decode, evaluate_run
@@ -37,7 +47,34 @@ def build_model(
     name given here is the user's, so its module may be imported (:func:`layerlab.models.trust_module`)."""
     if isinstance(name, str):
         trust_module(name)
-    return create_model(name, input_shape, num_outputs, **options)
+    model = create_model(name, input_shape, num_outputs, **options)
+    # how it was built, so a run fit() makes of it records a name that rebuilds it (checked there)
+    model.__dict__["_layerlab_builder"] = (name, {k: v for k, v in options.items() if v is not None})
+    return model
+
+
+def _builder_config(model: nn.Module, ds: Dataset) -> ModelConfig | None:
+    """The model config that rebuilds ``model`` for ``ds``: the name and options :func:`build_model`
+    made it from, when that rebuilds the same layers and shapes (a head the user replaced by another
+    kind of layer does not); else None, and the run records the object's class."""
+    builder = model.__dict__.get("_layerlab_builder")
+    if builder is None:
+        return None
+    name, options = builder
+    cfg = ModelConfig(name=name)
+    own = {f.name for f in fields(ModelConfig)} - {"name", "args"}
+    try:
+        for k, v in options.items():
+            if k in own:
+                setattr(cfg, k, v)
+        cfg.args = format_model_args({k: v for k, v in options.items() if k not in own})
+        with torch.random.fork_rng(devices=[]):  # the user's seeds are untouched
+            again = build_model_for(cfg, ds.spec, ds.num_outputs)
+    except LayerlabError:
+        return None
+    ours, theirs = model.state_dict(), again.state_dict()
+    same = ours.keys() == theirs.keys() and all(ours[k].shape == theirs[k].shape for k in ours)
+    return cfg if same and type(again) is type(model) else None
 
 
 def check_model_fits(model: nn.Module, ds: Dataset) -> None:
@@ -77,7 +114,7 @@ def check_model_fits(model: nn.Module, ds: Dataset) -> None:
 
 
 _TRAIN_OPTIONS = [f.name for f in fields(TrainConfig)]
-_MODEL_OPTIONS = [f.name for f in fields(ModelConfig) if f.name != "name"]
+_MODEL_OPTIONS = [f.name for f in fields(ModelConfig) if f.name not in ("name", "args")]
 
 
 @dataclass
@@ -121,19 +158,29 @@ def _reads_sequences(model: nn.Module) -> bool:
     return any(isinstance(m, nn.RNNBase) for m in model.modules())
 
 
-def _split_options(options: dict) -> tuple[dict, dict]:
-    train, model = {}, {}
+def _split_options(options: dict, name: str | None = None) -> tuple[dict, dict, dict]:
+    """Training options, model options with a config field, and the factory's own keyword options
+    (``fit("pkg.mod:factory", width=8)``): any other keyword the model ``name`` takes."""
+    train, model, factory = {}, {}, {}
+    takes, any_option = ([], False) if name is None else (model_options(name), takes_any_option(name))
     for k, v in options.items():
         if k in _TRAIN_OPTIONS:
             train[k] = v
         elif k in _MODEL_OPTIONS:
             model[k] = v
+        elif name is not None and (k in takes or any_option):
+            factory[k] = v
         else:
+            if name is not None and not our_model(name):
+                raise ConfigError(
+                    f"fit() got the unknown option {k!r}: not a training option, and model {name} takes "
+                    f"{', '.join(takes) or 'no options'}"
+                )
             raise ConfigError(
                 f"fit() got the unknown option {k!r}; it takes training options ({', '.join(_TRAIN_OPTIONS)}) "
                 f"and model options ({', '.join(_MODEL_OPTIONS)})"
             )
-    return train, model
+    return train, model, factory
 
 
 def fit(
@@ -159,8 +206,11 @@ def fit(
     """Train a model on arrays, as Keras's ``model.fit(x, y, ...)``; returns a :class:`History`.
 
     Args:
-        model_or_name: a registered model name (``article-cnn``, ``lstm``, ``package.module:factory``),
-            built for the data's shapes and classes from ``seed``, or an ``nn.Module``.
+        model_or_name: a registered model name (``article-cnn``, ``lstm``, ``package.module:factory``,
+            or the factory function or class itself), built for the data's shapes and classes from
+            ``seed`` with the factory's own keyword options among ``train_options`` (``width=8``),
+            which the run keeps; or an ``nn.Module`` (a run then records its class, and
+            ``evaluate(run, model=...)`` takes a module built the same way to load its weights into).
         x: ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` images for an image model; ``(N, T, F)``
             sequences (or uint8 images, read as rows) for a recurrent one. A NumPy array, a torch
             tensor, or a list of arrays or PIL images. uint8 is scaled by 1/255, floats kept as float32.
@@ -184,11 +234,18 @@ def fit(
             :mod:`layerlab.augmentspec`); ``workers``: processes reading a torch Dataset's samples.
         run_dir: also keep everything ``layerlab train`` keeps there (config, run.json, metrics,
             checkpoints, the arrays as ``arrays.npz``), so ``layerlab evaluate RUN_DIR`` and every
-            other command work on it. A model object is recorded by the name that built it when
-            :func:`build_model` did; any other module's run can be evaluated from Python
-            (``evaluate(history.model, x, y)``) but not by the command line, which cannot rebuild it.
+            other command work on it. A model object is recorded by the name and options that built it
+            when :func:`build_model` did (and they rebuild its layers); any other module's run records
+            its class, and is evaluated from Python with a module built the same way
+            (``evaluate(run_dir, model=MyNet(...))``), not by the command line, which cannot rebuild it.
     """
-    train_opts, model_opts = _split_options(train_options)
+    if callable(model_or_name) and not isinstance(model_or_name, (str, nn.Module)):
+        model_or_name = _factory_name(model_or_name)  # a factory function or class: the run records its path
+    if isinstance(model_or_name, str):
+        trust_module(model_or_name)  # named in Python by the user: its module may be imported
+    train_opts, model_opts, factory_opts = _split_options(
+        train_options, model_or_name if isinstance(model_or_name, str) else None
+    )
     train_opts = _recipe_text(train_opts)
     if callbacks is not None:
         check_callbacks(callbacks)  # before any work: a callback the loop cannot call fails in the middle
@@ -197,16 +254,22 @@ def fit(
     for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, **train_opts}.items():
         setattr(cfg.train, k, v)
     if isinstance(model_or_name, str):
-        trust_module(model_or_name)  # named in Python by the user: its module may be imported
         cfg.model.name = model_or_name
         for k, v in model_opts.items():
             setattr(cfg.model, k, v)
+        cfg.model.args = format_model_args(factory_opts, "fit() model option")  # kept in the run's config
         cfg.validate("fit()")
         takes = model_options(cfg.model.name)  # before the data is read, as train checks its flags
-        wrong = [k for k in cfg.model.options() if k not in takes]
+        wrong = [] if takes_any_option(cfg.model.name) else [k for k in cfg.model.options() if k not in takes]
         if wrong:
             raise ConfigError(
                 f"model {cfg.model.name} does not take {', '.join(wrong)}; it takes {', '.join(takes) or 'no options'}"
+            )
+        missing = [k for k in required_options(cfg.model.name) if k not in cfg.model.options()]
+        if missing:
+            raise ConfigError(
+                f"model {cfg.model.name} needs the option {', '.join(missing)} (its factory has no default for it); "
+                f"give it to fit() as {missing[0]}=VALUE"
             )
         sequence = sequence_model(cfg.model.name)
     elif isinstance(model_or_name, nn.Module):
@@ -234,7 +297,11 @@ def fit(
         model = build_model_for(cfg.model, ds.spec, ds.num_outputs)
     else:
         model = model_or_name
-        cfg.model.name = _object_name(model)
+        rebuilt = _builder_config(model, ds)  # a model build_model made records that name and options
+        if rebuilt is not None:
+            cfg.model = rebuilt
+        else:
+            cfg.model.name = _object_name(model)
     started = finetune.prepare(model, cfg.train)  # init_from, head, freeze
     if not isinstance(model_or_name, str):
         check_model_fits(model, ds)  # a head the user replaced trains, if it fits the data
@@ -281,7 +348,7 @@ def fit(
         ds.classes,
         ds.num_outputs,
         cfg.model.name,
-        cfg.model.options() if isinstance(model_or_name, str) else {},
+        cfg.model.options() if not cfg.model.name.startswith("<object ") else {},
     )
 
 
@@ -332,6 +399,20 @@ def _fit_data(x, y, sequence: bool, validation_data, validation_split: float, se
     return ds, True
 
 
+def _factory_name(factory) -> str:
+    """``package.module:factory`` for a factory function or class given to :func:`fit`, so the run
+    records how to rebuild its model; one sentence for one no other process could import."""
+    module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", None)
+    if not module or not qualname or module == "__main__" or "<" in qualname:
+        what = getattr(factory, "__name__", type(factory).__name__)
+        raise ConfigError(
+            f"fit() takes a model factory from an importable module (package.module:factory), and {what} is "
+            f"defined in {'a function' if qualname and '<' in qualname else 'this script or notebook'}; move it "
+            f"into a module, or pass the model object itself ({what}(...))"
+        )
+    return f"{module}:{qualname}"
+
+
 def _object_name(model: nn.Module) -> str:
     """The name a run records for a model object: one no command can rebuild, which says what
     happened (a name or ``package.module:factory`` given to :func:`fit` records one that can)."""
@@ -372,7 +453,7 @@ class _Target:
     run: RunDir | None = None
 
 
-def _target(model_or_run, which: str | None, device: str) -> _Target:
+def _target(model_or_run, which: str | None, device: str, module: nn.Module | None = None) -> _Target:
     if isinstance(model_or_run, History):
         h = model_or_run
         return _Target(h.model, h.spec, h.task, h.classes, h.num_outputs)
@@ -381,10 +462,21 @@ def _target(model_or_run, which: str | None, device: str) -> _Target:
     if isinstance(model_or_run, (str, Path, RunDir)):
         run = model_or_run if isinstance(model_or_run, RunDir) else RunDir(model_or_run)
         info = run.info()
-        model = run.model(which, device)
+        model = run.model(which, device, module)
         ds = info["dataset"]
         return _Target(model, run.spec, ds["task"], run.classes, ds["num_outputs"], run)
     raise ConfigError(f"expected a model, a History or a run directory, got {type(model_or_run).__name__}")
+
+
+def _module_for_run(model_or_run, model: nn.Module | None) -> nn.Module | None:
+    """``model=``: only beside a run directory, whose weights it receives."""
+    if model is None:
+        return None
+    if not isinstance(model_or_run, (str, Path, RunDir)):
+        raise ConfigError("model= goes with a run directory (its weights are loaded into it), not with a model")
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model= takes a torch.nn.Module built as the run's was, got {type(model).__name__}")
+    return model
 
 
 def _inputs(target: _Target, x, columns=(None, None), need_y: bool = False):
@@ -443,6 +535,7 @@ def evaluate(
     tta: str | None = None,
     x_column: str | None = None,
     y_column: str | None = None,
+    model: nn.Module | None = None,
 ) -> dict:
     """Loss and metrics of a model on arrays ``x``, ``y`` (read as :func:`fit` reads them), by
     :func:`layerlab.engine.compute_metrics`, the numbers ``fit`` and ``layerlab evaluate`` report.
@@ -462,9 +555,12 @@ def evaluate(
         ``loss``, ``n`` and, for classification, ``accuracy``, ``per_class_accuracy`` (class name
         to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class);
         ``metrics`` by name (``["f1_macro", "top5_accuracy", "auroc"]``) each under its name.
+        model: with a run directory that :func:`fit` trained from a module object (which its files
+            cannot rebuild), a module built the same way: the run's weights are loaded into it.
     """
     from .. import recipe
 
+    module = _module_for_run(model_or_run, model)
     names = recipe.format_metrics(metrics)
     recipe.metric_names(names, "metrics")
     from ..data.python import is_python_data
@@ -476,6 +572,7 @@ def evaluate(
                 which=which,
                 device=device,
                 tta=tta,
+                model=module,
             )
         raise ConfigError("evaluate() needs x and y for a model object (only a run directory has a test set)")
     carried = is_python_data(x)
@@ -483,7 +580,7 @@ def evaluate(
         raise DataError("a Dataset, DataLoader or iterable of batches carries its targets; give no y")
     if x is None or (y is None and not carried):
         raise ConfigError("evaluate() needs both x and y")
-    target = _target(model_or_run, which, device)
+    target = _target(model_or_run, which, device, module)
     batch, carried_y = _inputs(target, x, (x_column, y_column), need_y=True)
     yt, task, k = arrays.targets(
         carried_y if carried else y,
@@ -523,6 +620,7 @@ def predict(
     device: str = "cpu",
     batch_size: int = 1000,
     x_column: str | None = None,
+    model: nn.Module | None = None,
 ):
     """Predictions of a model for ``x``, as Keras's ``model.predict``: a NumPy array with one row
     per sample: class probabilities ``(N, K)`` (``(N, T, K)`` with one class per step), or the
@@ -537,10 +635,11 @@ def predict(
             (its ``x_column``, see :func:`fit`) or iterable of batches (their inputs; targets unread).
         top_k: instead of the array, one dict per sample as ``layerlab predict --json`` gives
             (``index``, ``label``, ``probability`` and the ``top_k`` likeliest classes).
+        model: as :func:`evaluate` takes it (a module for a run trained from a module object).
     """
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
         raise ConfigError(f"top_k must be at least 1 (a whole number), got {top_k!r}")
-    target = _target(model_or_run, which, device)
+    target = _target(model_or_run, which, device, _module_for_run(model_or_run, model))
     batch, _ = _inputs(target, x, (x_column, None))
     out = _outputs(target, batch, batch_size)
     task = target.task or "classification"

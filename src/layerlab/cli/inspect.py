@@ -173,7 +173,8 @@ def cmd_errors(args) -> int:
         print(f"{s['class']:<16.16} {s['precision']:>9.4f} {s['recall']:>7.4f} {s['f1']:>6.3f} {s['support']:>8,}")
     for m in r["mistakes"][:5]:
         print(
-            f"wrong and sure: test #{m['index']} is {r['classes'][m['true']]}, predicted "
+            f"wrong and sure: test #{m['index']}{' (' + m['source'] + ')' if 'source' in m else ''} is "
+            f"{r['classes'][m['true']]}, predicted "
             f"{r['classes'][m['predicted']]} with p={m['confidence']:.3f}"
         )
     print(f"wrote {_files(r['files'])}")

@@ -24,16 +24,26 @@ from ..errors import DataError
 from .transforms import PERMUTATION_SEED, SEQUENCE_MODES, InputSpec, image_sequence, pixel_permutation
 
 
+def _pick(names: list[str], index) -> list[str]:
+    """``names`` at ``index`` (positions, or a mask), as ``tensor[index]`` picks rows."""
+    index = torch.as_tensor(index)
+    if index.dtype == torch.bool:
+        index = index.nonzero().flatten()
+    return [names[i] for i in index.reshape(-1).tolist()]
+
+
 @dataclass
 class Split:
     """Inputs ``x`` (N, ...) and targets ``y`` (N,) or (N, T); ``lengths`` (N,) for padded sequences;
     ``sizes`` (N, k) for images (k = 2) or volumes (k = 3) of different sizes, each held top-left in
-    ``x`` padded with zeros to the largest (batches take one size at a time: :func:`batch_indices`)."""
+    ``x`` padded with zeros to the largest (batches take one size at a time: :func:`batch_indices`).
+    ``names``: where each sample came from (a file, a row of a file), when the data has files."""
 
     x: torch.Tensor
     y: torch.Tensor
     lengths: torch.Tensor | None = None
     sizes: torch.Tensor | None = None
+    names: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -44,6 +54,7 @@ class Split:
             self.y[index],
             None if self.lengths is None else self.lengths[index],
             None if self.sizes is None else self.sizes[index],
+            None if self.names is None else _pick(self.names, index),
         )
 
     def take(self, index: torch.Tensor) -> Split:
@@ -59,7 +70,7 @@ class Split:
         def move(t):
             return None if t is None else t.to(device)
 
-        return Split(self.x.to(device), self.y.to(device), move(self.lengths), self.sizes)
+        return Split(self.x.to(device), self.y.to(device), move(self.lengths), self.sizes, self.names)
 
     def sample(self, i: int) -> torch.Tensor:
         """Sample ``i``'s input ``x[i]``, cut to its own size when sizes differ."""

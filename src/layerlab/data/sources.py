@@ -377,6 +377,12 @@ class FolderSource(IndexedSource):
         self.channels, self.size = int(channels), (int(size[0]), int(size[1]))
         super().__init__(y, (self.channels, *self.size), workers=workers)
 
+    @property
+    def names(self) -> list[str]:
+        """The file of each sample (``mistakes.csv`` names them)."""
+        rows = self.rows if self.rows is not None else range(len(self.files))
+        return [str(self.files[r]) for r in rows]
+
     def read_rows(self, rows: np.ndarray) -> torch.Tensor:
         from ..readers import read_image
 

@@ -518,12 +518,17 @@ def errors_view(
     ]
     files["scores"] = save_figure(plots.class_scores(sc, classes), out, "class_scores", score_rows)
     ms = views["mistakes"][:k]
+    names = getattr(ds.test, "names", None)
+    if names is not None and len(names) == len(pred.y):  # the file (or row of one) each sample came from
+        for m in ms:
+            m["source"] = str(names[m["index"]])
     if ms:
         samples = [pred.x[m["index"]] for m in ms]
         rows = [
             {
                 "rank": r + 1,
                 "test_index": m["index"],
+                **({"source": m["source"]} if "source" in m else {}),
                 "true": classes[m["true"]],
                 "predicted": classes[m["predicted"]],
                 "confidence": round(m["confidence"], 6),

@@ -105,14 +105,38 @@ def list_models() -> dict[str, str]:
     return {name: e.description for name, e in sorted(_REGISTRY.items())}
 
 
+def _options(name: str) -> list[inspect.Parameter]:
+    """The factory's keyword parameters after the two it is called with, ``(input_shape, num_outputs)``."""
+    params = list(inspect.signature(_get(name).factory).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:2]
+    return [
+        p
+        for p in params
+        if p not in positional
+        and p.name not in ("input_shape", "num_outputs")
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+
+
 def model_options(name: str) -> list[str]:
     """The keyword options the factory of ``name`` accepts, in the order of its signature."""
+    return [p.name for p in _options(name)]
+
+
+def required_options(name: str) -> list[str]:
+    """The keyword options the factory of ``name`` has no default for (a model of your own may have some)."""
+    return [p.name for p in _options(name) if p.default is inspect.Parameter.empty]
+
+
+def takes_any_option(name: str) -> bool:
+    """True when the factory of ``name`` takes ``**options``: any keyword is passed on to it."""
     params = inspect.signature(_get(name).factory).parameters.values()
-    return [
-        p.name
-        for p in params
-        if p.name not in ("input_shape", "num_outputs") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
+    return any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def our_model(name: str) -> bool:
+    """True for a model layerlab registers itself (not a plugin's or a ``package.module:factory``)."""
+    return getattr(_get(name).factory, "__module__", "").startswith("layerlab.")
 
 
 def has_default_input(name: str) -> bool:
@@ -127,10 +151,12 @@ def sequence_model(name: str) -> bool:
 
 def _get(name: str) -> _Entry:
     if name.startswith("<object "):  # what layerlab.fit records for a module it was handed
+        short = name[8:-1].rpartition(".")[2]
         raise ConfigError(
-            f"the model {name[8:-1]} was given to layerlab.fit as a Python object, which no command can "
-            f"rebuild; evaluate it from Python (layerlab.evaluate(model, x, y)), or train a registered "
-            f"name or package.module:factory"
+            f"the run's model was given to layerlab.fit as a Python object ({name[8:-1]}), which no command can "
+            f"rebuild from the run's files: pass one built the same way from Python, layerlab.evaluate(RUN, "
+            f"model={short}(...)) (predict and load_run take model= too), or train a package.module:factory, "
+            f"whose run records it with its options"
         )
     if name not in _REGISTRY and ":" in name:
         _import_factory(name)
@@ -190,7 +216,7 @@ def _import_factory(name: str) -> None:
     except (TypeError, ValueError):
         raise ConfigError(f"model {name!r}: the signature of {attr} cannot be read; wrap it in a function") from None
     try:
-        signature.bind((1,), 1)
+        signature.bind_partial((1,), 1)  # options without a default are checked when the model is built
     except TypeError:
         raise ConfigError(
             f"model {name!r}: {attr}{signature} does not take (input_shape, num_outputs, **options)"
@@ -239,7 +265,7 @@ def create_model(
     entry = _get(name)
     accepted = model_options(name)
     options = {k: v for k, v in options.items() if v is not None}
-    unknown = [k for k in options if k not in accepted]
+    unknown = [] if takes_any_option(name) else [k for k in options if k not in accepted]
     if unknown:
         takes = ", ".join(accepted) if accepted else "no options"
         raise ConfigError(f"model {name} does not take {_and(unknown)}; it takes {takes}")
@@ -265,6 +291,9 @@ def create_model(
         raise ConfigError(f"input_shape must be a tuple of sizes such as (1, 28, 28), got {input_shape!r}") from None
     if not input_shape or any(s < 1 for s in input_shape):
         raise ConfigError(f"input_shape must be a tuple of positive sizes such as (1, 28, 28), got {input_shape}")
+    missing = [k for k in required_options(name) if k not in options]
+    if missing:
+        raise ConfigError(f"model {name} needs the option {_and(missing)} (its factory has no default for it)")
     if getattr(entry.factory, "__module__", "").startswith("layerlab."):
         model = entry.factory(input_shape, num_outputs, **options)
     else:  # a factory of the user's: its own error, as one sentence

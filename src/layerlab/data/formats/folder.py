@@ -246,11 +246,12 @@ def load_image_folder(
     biggest = (channels, *(max(int(x.shape[i]) for x in all_x) for i in (1, 2)))
     varied = len({tuple(x.shape[1:]) for x in all_x}) > 1
     splits = []
-    for xs, ys in parts:
+    for (xs, ys), (fs, _) in zip(parts, files, strict=True):
         x, sizes = pad_images(xs, biggest)
         if varied and sizes is None:  # this split's images are all of the largest size
             sizes = torch.tensor([list(biggest[1:])] * len(xs), dtype=torch.int64)
-        splits.append(Split(x, torch.tensor(ys, dtype=torch.int64), sizes=sizes))
+        names = [str(f) for f in fs]  # the files, in the order _folder_split read them
+        splits.append(Split(x, torch.tensor(ys, dtype=torch.int64), sizes=sizes, names=names))
     tr, te = _split_orders(root, [sp.y for sp in splits], len(classes), seed, test_fraction)
     train, test = splits[0].subset(tr), splits[-1].subset(te)
     if varied:

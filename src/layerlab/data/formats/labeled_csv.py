@@ -99,7 +99,7 @@ def load_labeled_csv(path: str | Path, label_column: str, test_split: float, see
     elif label_kind(ys) == "int":  # numeric class labels: the same names whatever their spelling (1, 1.0)
         targets = [str(int(float(v))) for v in ys]
     pick = lambda idx: ([xs[i] for i in idx], [targets[i] for i in idx])  # noqa: E731
-    return build_sequence_dataset(
+    ds = build_sequence_dataset(
         path.stem,
         pick(train_idx),
         pick(test_idx),
@@ -112,3 +112,7 @@ def load_labeled_csv(path: str | Path, label_column: str, test_split: float, see
             "columns": [header[i] for i in features],
         },
     )
+    # where each sample came from: its row of the file (1 = the first row under the header)
+    ds.train.names = [f"{path.name} row {i + 1}" for i in train_idx]
+    ds.test.names = [f"{path.name} row {i + 1}" for i in test_idx]
+    return ds

@@ -29,7 +29,7 @@ def load_csv_pair(train_path: str | Path) -> Dataset:
     xtr, ytr = read_csv_sequences(train_path)
     xte, yte = read_csv_sequences(test_path)
     regression = label_kind(ytr + yte) == "float"
-    return build_sequence_dataset(
+    ds = build_sequence_dataset(
         train_path.stem[:-6],
         (xtr, ytr),
         (xte, yte),
@@ -37,6 +37,9 @@ def load_csv_pair(train_path: str | Path) -> Dataset:
         source=str(train_path.parent),
         meta={"format": train_path.suffix[1:]},
     )
+    ds.train.names = [f"{train_path.name} row {i + 1}" for i in range(len(ds.train))]  # one case per row
+    ds.test.names = [f"{test_path.name} row {i + 1}" for i in range(len(ds.test))]
+    return ds
 
 
 # ----------------------------------------------------------------------------------------------

@@ -194,7 +194,7 @@ def load_ts_pair(train_path: str | Path) -> Dataset:
     if tr.regression != te.regression:
         raise DataError(f"{test_path}: one file has class labels, the other regression targets")
     classes = tr.class_names or None
-    return build_sequence_dataset(
+    ds = build_sequence_dataset(
         name,
         (tr.series, tr.labels),
         (te.series, te.labels),
@@ -203,3 +203,6 @@ def load_ts_pair(train_path: str | Path) -> Dataset:
         source=str(train_path.parent),
         meta={"format": "ts", "multivariate": tr.series[0].shape[1] > 1},
     )
+    ds.train.names = [f"{train_path.name} case {i + 1}" for i in range(len(ds.train))]
+    ds.test.names = [f"{test_path.name} case {i + 1}" for i in range(len(ds.test))]
+    return ds
