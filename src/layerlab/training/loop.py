@@ -408,7 +408,7 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
         n_train=len(train),
         start_epoch=resume.start_epoch,
         global_step=done_steps,
-        lr_at=lambda s: scheduler.base_lrs[0] * factor(s),
+        lr_at=lambda s: float(scheduler.base_lrs[0]) * factor(s),  # (a float: layerlab sets no tensor lr)
     )
     load_callback_states(callbacks, callback_state)
     writer = RunCheckpoint(run, validated=validated, callbacks=callbacks) if run is not None else None
