@@ -25,13 +25,20 @@ import csv
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
 from .checkpoint import unwrap
 from .errors import ConfigError, LayerlabError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +65,9 @@ class Trainer:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     history: list[dict]
-    cfg: object
-    run: object = None
-    scheduler: object = None
+    cfg: TrainConfig
+    run: Any = None
+    scheduler: Any = None
     stop_training: bool = False
     stop_reason: str | None = None
     held_out: str = "test_"
@@ -70,7 +77,8 @@ class Trainer:
     start_epoch: int = 0
     epoch: int = 0
     global_step: int = 0
-    lr_at: object = field(default=None, repr=False)  # global step -> lr of that step (the schedule's closed form)
+    # global step -> lr of that step (the schedule's closed form)
+    lr_at: Callable[[int], float] | None = field(default=None, repr=False)
 
 
 class Callback:
@@ -79,7 +87,7 @@ class Callback:
 
     every_n_steps: int | None = None
 
-    def check(self, held_out: str, cfg) -> None:
+    def check(self, held_out: str, cfg: TrainConfig) -> None:
         """Before anything is made (no run directory yet): raise a :class:`~layerlab.errors.LayerlabError`
         for what this callback cannot do on this run. ``held_out`` is the prefix of the split each
         epoch is evaluated on (``val_``, ``test_`` or ``train_eval_``); ``cfg`` the training config."""
@@ -232,7 +240,7 @@ class EarlyStopping(Callback):
         self.wait += 1
         return False
 
-    def check(self, held_out: str, cfg) -> None:
+    def check(self, held_out: str, cfg: TrainConfig) -> None:
         if self.monitor.startswith("val_") and held_out != "val_":
             raise ConfigError(
                 f"EarlyStopping monitors {self.monitor}, but the run has no validation split; set validation=F "
@@ -341,9 +349,9 @@ class TensorBoard(Callback):
             ) from None
         self.log_dir = Path(log_dir)
         self.every_n_steps = every_n_steps
-        self.writer = None
+        self.writer: Any = None  # a SummaryWriter while training
 
-    def check(self, held_out: str, cfg) -> None:
+    def check(self, held_out: str, cfg: TrainConfig) -> None:
         try:  # before the run directory exists: a folder that cannot be made leaves none behind
             self.log_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -395,8 +403,8 @@ class StepLogger(Callback):
         self.path = Path(path)
         self.every_n_steps = every_n_steps
         self.append = append
-        self._file = None
-        self._writer = None
+        self._file: IO[str] | None = None
+        self._writer: csv.DictWriter | None = None
 
     def on_train_begin(self, trainer: Trainer) -> None:
         keep = self.append and self.path.is_file() and self.path.stat().st_size > 0
@@ -410,7 +418,7 @@ class StepLogger(Callback):
             self._writer.writeheader()
 
     def on_step_end(self, trainer: Trainer, step: int, logs: dict) -> None:
-        if self._writer is None or step % self.every_n_steps:
+        if self._writer is None or self._file is None or step % (self.every_n_steps or 1):  # (at least 1)
             return
         self._writer.writerow({"step": step, **{k: logs.get(k, "") for k in self.COLUMNS if k != "step"}})
         self._file.flush()
@@ -484,8 +492,8 @@ class ProgressBar(Callback):
         self,
         verbose: int = 1,
         *,
-        console=None,
-        bar_console=None,
+        console: Console | None = None,
+        bar_console: Console | None = None,
         to_stderr: bool = False,
         refresh_seconds: float = 0.25,
     ):
@@ -496,8 +504,8 @@ class ProgressBar(Callback):
         self.verbose = verbose
         self.out = console if console is not None else Console(highlight=False, stderr=to_stderr)
         self.err = bar_console if bar_console is not None else Console(stderr=True)
-        self.bar = None
-        self.task = None
+        self.bar: Any = None  # a rich Progress while an epoch trains
+        self.task: Any = None
         self.t0 = 0.0
         self.refresh_seconds = refresh_seconds
         self.last_draw = 0.0

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -101,7 +102,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The module under ``torch.compile`` and DistributedDataParallel wrappers."""
     while True:
         if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
+            model = cast(torch.nn.Module, model._orig_mod)
         elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
             model = model.module
         else:

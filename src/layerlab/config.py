@@ -19,7 +19,7 @@ import tomllib
 import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import tomli_w
 
@@ -277,10 +277,11 @@ class MLPOptions:
 
 
 #: every family's options, in the order their flags are listed
-MODEL_FAMILIES: tuple[type, ...] = (RecurrentOptions, CNNOptions, MLPOptions)
+ModelFamily = type[RecurrentOptions] | type[CNNOptions] | type[MLPOptions]
+MODEL_FAMILIES: tuple[ModelFamily, ...] = (RecurrentOptions, CNNOptions, MLPOptions)
 
 
-def merged_options(families: tuple[type, ...]) -> dict[str, dataclasses.Field]:
+def merged_options(families: tuple[ModelFamily, ...]) -> dict[str, dataclasses.Field]:
     """Each model option of ``families`` once, in order of first declaration, with each family's help:
     the first family's, then another's where it differs ("stacked layers; mlp: hidden layers"). An
     option several families declare must agree on its type, default, choices and range (TypeError)."""
@@ -363,7 +364,7 @@ class ModelConfig(MLPOptions, CNNOptions, RecurrentOptions, _ModelName):
 
 # an option several families take is one field of ModelConfig (dataclass inheritance keeps the last
 # family's declaration): give it every family's help
-ModelConfig.__dataclass_fields__.update(merged_options(MODEL_FAMILIES))  # type: ignore[attr-defined]
+ModelConfig.__dataclass_fields__.update(merged_options(MODEL_FAMILIES))
 
 
 @dataclass
@@ -646,6 +647,7 @@ def flag(key: str) -> str:
 
 def _help(f: dataclasses.Field) -> str:
     default = f.default
+    shown: object
     if isinstance(default, bool):
         shown = "on" if default else "off"
     elif default is None:
@@ -676,7 +678,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         for f in fields(cls):
             key = f"{section}.{f.name}"
             target = groups.get(f.name, group)  # a family's option in its group, others in the section's
-            kw = {"dest": key, "default": argparse.SUPPRESS, "help": _help(f)}
+            kw: dict[str, Any] = {"dest": key, "default": argparse.SUPPRESS, "help": _help(f)}
             if _base_type(f) == "bool":
                 target.add_argument(flag(key), action=argparse.BooleanOptionalAction, **kw)
                 continue

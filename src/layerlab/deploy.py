@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def read_metadata(props: dict[str, str], path: str | Path = "model") -> Metadata
                 f"{path}: written by layerlab {props['layerlab_version']} in metadata format {fmt}; this "
                 f"layerlab reads format {FORMAT}, so update it"
             )
-        values = {}
+        values: dict[str, Any] = {}
         for k, v in props.items():
             try:
                 values[k] = json.loads(v) if k in JSON_KEYS else v
@@ -318,7 +319,7 @@ def predict_with(model: OnnxModel, files: list[str | Path], *, top_k: int = 3) -
     inputs = read_inputs(files, meta, any_size=model.any_size)
     if inputs is None:
         return []
-    outs: list[np.ndarray | None] = [None] * len(inputs.samples)
+    outs: list[Any] = [None] * len(inputs.samples)  # every one set below
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, s in enumerate(inputs.samples):  # one batch per sample shape (sequence length, image size)
         groups.setdefault(tuple(s.shape), []).append(i)

@@ -33,6 +33,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -261,6 +262,7 @@ def _export(model, example: torch.Tensor, path: Path, opset: int, axes: dict[int
         # torch warns that a GRU/LSTM exported at batch 2 may fail at other sizes: the check runs 16
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
         # the two exporters name the dynamic axes differently; everything else is the same call
+        dynamic: dict[str, Any]
         if exporter == "torchscript":
             dynamic = {"dynamic_axes": {"input": axes, "logits": out_axes}, "dynamo": False}
         else:

@@ -175,7 +175,7 @@ def _sizes(v, name: str, length: int | None = None) -> tuple[int, ...]:
     ok = (
         isinstance(v, (list, tuple))
         and len(v) > 0
-        and all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in v)
+        and all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in v)  # type: ignore[operator]
     )
     if not ok or (length is not None and len(v) != length):
         raise DataError(f"input spec: {name} must be {length or 'one or more'} positive integers, got {v!r}"[:300])
@@ -185,7 +185,8 @@ def _sizes(v, name: str, length: int | None = None) -> tuple[int, ...]:
 def _numbers(v, name: str) -> tuple[float, ...]:
     """Finite numbers, one per feature."""
     ok = isinstance(v, (list, tuple)) and all(
-        isinstance(n, numbers.Real) and not isinstance(n, bool) and abs(n) < float("inf") for n in v
+        isinstance(n, numbers.Real) and not isinstance(n, bool) and abs(n) < float("inf")  # type: ignore[operator]
+        for n in v
     )
     if not ok:
         raise DataError(f"input spec: {name} must be finite numbers, got {v!r}"[:300])

@@ -37,6 +37,7 @@ import random
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ def environment() -> dict:
     }
 
 
-def run_record_problem(info) -> str | None:
+def run_record_problem(info: Any) -> str | None:
     """What is wrong with a parsed ``run.json``, or None: :func:`layerlab.record.record_problem`, and
     an input spec this layerlab can rebuild."""
     problem = record_problem(info)
@@ -215,7 +216,8 @@ class RunDir:
             return copy.deepcopy(info)
         return copy.deepcopy(self._info[1])
 
-    def update_info(self, **fields) -> None:
+    def update_info(self, **fields: Any) -> None:
+        """Set ``fields`` in run.json (read, updated, written again atomically)."""
         info = self.info()
         info.update(fields)
         self.write_info(info)
@@ -339,8 +341,8 @@ class RunDir:
     # --- during training
     def save_checkpoint(
         self,
-        model,
-        optimizer,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
         history: list[dict],
         *,
         epoch: int,
@@ -348,7 +350,7 @@ class RunDir:
         train_stats: torch.Tensor | None = None,
         grad_norms: list[torch.Tensor] | None = None,
         best: str = "keep",
-        scheduler=None,
+        scheduler: Any = None,
         callbacks: dict | None = None,
     ) -> None:
         """Write a checkpoint as one unit (weights, optimizer, learning-rate schedule, RNG streams,
@@ -370,6 +372,7 @@ class RunDir:
         if callbacks:  # the callbacks' state_dict(), by callback (plain numbers and tensors, like the rest)
             state["callbacks"] = callbacks
         if step:
+            assert train_stats is not None  # a mid-epoch checkpoint carries the epoch's running sums
             state["train_stats"] = train_stats.detach().cpu().clone()
             state["grad_norms"] = (
                 torch.stack([g.detach().float().cpu() for g in grad_norms]) if grad_norms else torch.zeros(0)
@@ -436,7 +439,8 @@ class RunDir:
         py = json.loads(state["python_rng"])
         random.setstate((py[0], tuple(py[1]), py[2]))
 
-    def finish(self, status: str, **fields) -> None:
+    def finish(self, status: str, **fields: Any) -> None:
+        """Record the run's final ``status`` (and ``fields``) with the time it finished."""
         self.update_info(status=status, finished=_now(), **fields)
 
     def record_stop(self, stopped: dict | None) -> None:
@@ -495,7 +499,7 @@ def _write(path: Path, write) -> None:
         raise RunError(f"cannot write {path} ({_reason(e)})") from None
 
 
-def split_fingerprint(split) -> dict:
+def split_fingerprint(split: Any) -> dict:
     """Size, shapes and a sha256 of one split's tensors (x, y and lengths): what resume checks."""
     if not isinstance(split, Split) and hasattr(split, "fingerprint"):  # a streamed source hashes its own way
         return split.fingerprint()

@@ -32,8 +32,10 @@ import platform
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import RunConfig
 from .errors import ConfigError, LayerlabError, TrainingError
@@ -102,7 +104,7 @@ def _without_password(text: str, url: str) -> str:
     return text.replace(str(password), "***") if password else text
 
 
-def open_storage(storage: str):
+def open_storage(storage: str) -> Any:
     """Optuna's storage for ``storage``: a database URL, or the path of a journal file."""
     optuna = _optuna()
     if not _is_url(storage):
@@ -164,6 +166,7 @@ def _suggest(trial, p: Param):
         return trial.suggest_categorical(p.key, list(p.choices))
     if p.kind == "int":
         return trial.suggest_int(p.key, p.low, p.high, step=p.step or 1, log=p.log)
+    assert p.low is not None and p.high is not None  # (a float range has both ends)
     return trial.suggest_float(p.key, float(p.low), float(p.high), step=p.step, log=p.log)
 
 
@@ -225,6 +228,7 @@ def _claim_lock(storage, where: str, study: str):
         return
     from sqlalchemy import text
 
+    assert engine is not None  # (it has a dialect)
     key = int.from_bytes(hashlib.sha256(f"layerlab-tune:{study}".encode()).digest()[:8], "big", signed=True)
     with engine.connect() as conn:
         if dialect == "postgresql":
@@ -386,7 +390,7 @@ class _Job:
     metric: str
     out: str
     threads: int | None = None
-    on_trial: object = None  # a module-level function (trial summary dict) -> None
+    on_trial: Callable[[dict], None] | None = None  # a module-level function (picklable)
 
 
 def _trial_summary(t, metric: str) -> dict:
@@ -556,18 +560,18 @@ def check_study(cfg: RunConfig, space: Space, metric: str, where: str = "config"
 
 
 def tune(
-    config,
-    space,
+    config: RunConfig | str | Path,
+    space: Space | str | Path,
     trials: int,
     *,
     storage: str | None = None,
     study: str | None = None,
     workers: int = 1,
-    prune="median",
+    prune: Any = "median",
     metric: str = "val_loss",
     out: str | Path | None = None,
     validation: float | None = None,
-    on_trial=None,
+    on_trial: Callable[[dict], None] | None = None,
 ) -> TuneResult:
     """Search hyperparameters with Optuna: train trials of ``config`` (a RunConfig, a config file or
     a preset name) with values from ``space`` (a :class:`~layerlab.space.Space` or a TOML file) until
@@ -588,6 +592,15 @@ def tune(
             (the presets hold out none).
         on_trial: a function called with a summary dict after each trial a worker finishes (with
             ``workers`` > 1 it runs in the worker process: a module-level function).
+
+    Returns:
+        The study's report (:class:`TuneResult`, as :func:`show` gives it): its trials, the best
+        ones and where their run directories are.
+
+    Raises:
+        ConfigError: a bad argument, a space that does not fit the config, a base config without a
+            validation split, or a storage that cannot be opened, before any trial runs.
+        LayerlabError: a worker process failed.
     """
     optuna = _optuna()
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:

@@ -10,7 +10,9 @@ import logging
 import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 def build_model(
-    name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options
+    name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options: Any
 ) -> nn.Module:
     """A registered model (see ``layerlab models``) for samples of ``input_shape``; without shapes,
     the article's models get the article's (28x28 grey images, 10 classes). A ``package.module:factory``
@@ -185,8 +187,8 @@ def _split_options(options: dict, name: str | None = None) -> tuple[dict, dict, 
 
 def fit(
     model_or_name: str | nn.Module,
-    x,
-    y=None,
+    x: Any,
+    y: Any = None,
     *,
     validation_data: tuple | None = None,
     validation_split: float = 0.0,
@@ -201,7 +203,7 @@ def fit(
     workers: int | None = None,
     x_column: str | None = None,
     y_column: str | None = None,
-    **train_options,
+    **train_options: Any,
 ) -> History:
     """Train a model on arrays, as Keras's ``model.fit(x, y, ...)``; returns a :class:`History`.
 
@@ -503,6 +505,7 @@ def _inputs(target: _Target, x, columns=(None, None), need_y: bool = False):
         files = [x] if isinstance(x, (str, Path)) else list(x)
         tokens = target.num_outputs if target.spec.kind == "tokens" else None
         inputs = read_inputs(files, target.spec, num_tokens=tokens)
+        assert inputs is not None  # (None for no files; there is at least one)
         return Split(inputs.x, torch.zeros(len(inputs)), inputs.lengths), None
     if target.spec is not None:
         xt = arrays.inputs_from_arrays(x, target.spec)
@@ -524,9 +527,9 @@ def _outputs(target: _Target, batch, batch_size: int, tta: str | None = None) ->
 
 
 def evaluate(
-    model_or_run,
-    x=None,
-    y=None,
+    model_or_run: nn.Module | History | str | Path | RunDir,
+    x: Any = None,
+    y: Any = None,
     *,
     which: str | None = None,
     device: str = "cpu",
@@ -612,8 +615,8 @@ def evaluate(
 
 
 def predict(
-    model_or_run,
-    x,
+    model_or_run: nn.Module | History | str | Path | RunDir,
+    x: Any,
     *,
     top_k: int | None = None,
     which: str | None = None,
@@ -621,7 +624,7 @@ def predict(
     batch_size: int = 1000,
     x_column: str | None = None,
     model: nn.Module | None = None,
-):
+) -> np.ndarray | list[dict]:
     """Predictions of a model for ``x``, as Keras's ``model.predict``: a NumPy array with one row
     per sample: class probabilities ``(N, K)`` (``(N, T, K)`` with one class per step), or the
     values ``(N, D)`` of a regression model.

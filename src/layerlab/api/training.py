@@ -111,7 +111,7 @@ def run_info(cfg: RunConfig, model: nn.Module, ds: Dataset, device) -> dict:
         # whether the run has a held-out test set (arrays fitted with a validation split have none)
         "test_set": ds.meta.get("held_out") is None,
         "data_fingerprint": data_fingerprint(ds),
-        **({"augment": ds.augment.to_dict()} if getattr(ds, "augment", None) is not None else {}),
+        **({"augment": ds.augment.to_dict()} if ds.augment is not None else {}),
     }
 
 
@@ -143,11 +143,16 @@ def _train(cfg: RunConfig, out: Path, ctx, progress, dataset, overwrite, callbac
     started = finetune.prepare(model, cfg.train)  # --init-from, --head, --freeze: before the run exists
     for part, split in (("training", ds.train), ("test", ds.test)):
         if split.sizes is not None:
-            check_sizes(model, split, lambda i, part=part: f"{ds.source or ds.name}: {part} image {i}")
+
+            def name(i: int, part: str = part) -> str:
+                return f"{ds.source or ds.name}: {part} image {i}"
+
+            check_sizes(model, split, name)
     engine.check_training(cfg.train, ds, callbacks, device=device, dist=ctx)  # before the run directory exists
     info = {**run_info(cfg, model, ds, device), **(record or {})}
     if started:
         info["init_from"] = started  # where its weights came from
+    run: RunDir | None
     if ctx is None:
         run = RunDir.create(out, cfg, info, overwrite=overwrite)  # takes the run's lock
         return run, _fit_and_record(run, model, ds, cfg, progress, **_callbacks_kw(callbacks))
@@ -232,6 +237,7 @@ def resume(
 
         callbacks.append(ProgressBar(verbose))
     ctx = distributed.context()
+    run: RunDir | None
     if ctx is None:
         run = RunDir(run_dir)
         info = run.info()
@@ -258,7 +264,7 @@ def resume(
         finished = True
         return result
     finally:
-        if locked:
+        if locked and run is not None:  # (only rank 0 holds the run and its lock)
             run.release_lock()
         distributed.stop(finished)
 
@@ -360,7 +366,7 @@ def _resume_locked(
     if cfg.train.freeze:  # the frozen layers stay frozen: the optimizer holds the others only
         finetune.freeze(model, cfg.train.freeze)
     if cfg.train.channels_last and any(p.dim() == 4 for p in model.parameters()):
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (not in torch's stubs)
     optimizer = engine.make_optimizer(model, cfg.train, device)
     optimizer.load_state_dict(state["optimizer"])
     RunDir.restore_rng(state)
@@ -407,7 +413,8 @@ def _check_resumed_data(run: RunDir | None, info: dict, cfg: RunConfig, ds: Data
     elif "distributed" in info:  # a DDP run continued by one process
         fields["distributed"] = None
 
-    def check() -> None:
+    def check() -> None:  # on rank 0, which holds the run
+        assert run is not None
         if "data_fingerprint" in info:  # runs of older layerlab versions have none to check
             check_fingerprint(run.path, info["data_fingerprint"], fingerprint)
 

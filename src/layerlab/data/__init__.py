@@ -16,12 +16,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..choices import TASKS  # noqa: F401  (what a dataset's targets mean: the loss and metric used)
 from ..errors import DataError
 from .transforms import PERMUTATION_SEED, SEQUENCE_MODES, InputSpec, image_sequence, pixel_permutation
+
+if TYPE_CHECKING:
+    from .augment import Augment
 
 
 def _pick(names: list[str], index) -> list[str]:
@@ -49,6 +53,7 @@ class Split:
         return int(self.x.shape[0])
 
     def subset(self, index: torch.Tensor) -> Split:
+        """The samples ``index``, as a new Split."""
         return Split(
             self.x[index],
             self.y[index],
@@ -66,7 +71,9 @@ class Split:
         crop = (slice(None), slice(None), *(slice(0, s) for s in size))
         return Split(self.x[index][crop], self.y[index], None if self.lengths is None else self.lengths[index])
 
-    def to(self, device) -> Split:
+    def to(self, device: str | torch.device) -> Split:
+        """The split on ``device`` (``sizes`` is kept where it is)."""
+
         def move(t):
             return None if t is None else t.to(device)
 
@@ -96,8 +103,8 @@ class Dataset:
     num_outputs: int = 0
     source: str = ""
     meta: dict = field(default_factory=dict)
-    spec: InputSpec | None = None
-    augment: object | None = None  # a layerlab.data.augment.Augment applied to training batches, or None
+    spec: InputSpec = None  # type: ignore[assignment]  # None: default_spec(train), set on creation
+    augment: Augment | None = None  # applied to training batches, or None
 
     def __post_init__(self):
         if self.spec is None:
@@ -105,9 +112,11 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """The shape of one training sample."""
         return tuple(self.train.x.shape[1:])  # a streamed source's x reads nothing for its shape
 
     def describe(self) -> str:
+        """One line: the name, the sizes of the splits, the sample shape and the task."""
         return (
             f"{self.name}: {len(self.train)} train / {len(self.test)} test samples of shape "
             f"{self.input_shape}, {self.task}"
@@ -137,6 +146,7 @@ def default_spec(split: Split) -> InputSpec:
 def _size_buckets(split: Split, order: torch.Tensor) -> list[torch.Tensor]:
     """``order`` grouped by sample size, each group in ``order``'s order, groups by first appearance."""
     groups: dict[tuple[int, ...], list[int]] = {}
+    assert split.sizes is not None  # called for splits of several sizes only
     for i, size in zip(order.tolist(), split.sizes[order].tolist(), strict=True):
         groups.setdefault(tuple(size), []).append(i)
     return [torch.tensor(g, dtype=torch.int64) for g in groups.values()]

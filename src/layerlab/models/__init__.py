@@ -30,6 +30,7 @@ import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch.nn as nn
 
@@ -71,6 +72,9 @@ def _stdlib(module_name: str | None) -> bool:
     return top in sys.stdlib_module_names or top in ("builtins", "__main__")
 
 
+_Factory = TypeVar("_Factory", bound=Callable[..., nn.Module])
+
+
 def register_model(
     name: str,
     description: str = "",
@@ -78,14 +82,14 @@ def register_model(
     default_outputs: int | None = None,
     *,
     sequence: bool = False,
-):
+) -> Callable[[_Factory], _Factory]:
     """Decorator: make ``fn(input_shape, num_outputs, **options) -> nn.Module`` available as ``name``.
 
     ``default_input``/``default_outputs`` let ``create_model(name)`` build it without shapes;
     ``sequence`` marks a model that reads sequences, so image data is read as sequences for it.
     """
 
-    def deco(fn):
+    def deco(fn: _Factory) -> _Factory:
         if name in _REGISTRY:
             first = getattr(_REGISTRY[name].factory, "__module__", "?")
             raise ConfigError(
@@ -194,7 +198,7 @@ def _import_factory(name: str) -> None:
         raise ConfigError(
             f"model {name!r}: importing module {module_name} failed ({type(e).__name__}: {_line(e)})"
         ) from None
-    factory = module
+    factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
     if factory is None:
@@ -255,7 +259,7 @@ def _line(e: BaseException) -> str:
 
 
 def create_model(
-    name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options
+    name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options: Any
 ) -> nn.Module:
     """Build the registered model ``name`` for samples of ``input_shape`` and ``num_outputs`` outputs.
 

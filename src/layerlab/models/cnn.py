@@ -17,6 +17,8 @@ of any size (and sequences of any length, their padding masked out when ``length
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -301,10 +303,11 @@ class ConvNet(nn.Module):
     def _out_lengths(self, layer: nn.Module, lengths: torch.Tensor) -> torch.Tensor:
         """Valid lengths after ``layer`` (1-D): a conv keeps ``l + 2p - k + 1``, a pool ``(l - k) // s + 1``.
         At least 1: a sequence shorter than the layers' reach is read with its zero padding."""
-        if isinstance(layer, nn.Conv1d):
-            lengths = lengths + 2 * layer.padding[0] - layer.kernel_size[0] + 1
+        if isinstance(layer, nn.Conv1d):  # (built with a number for padding, never 'same')
+            lengths = lengths + 2 * cast(tuple[int], layer.padding)[0] - layer.kernel_size[0] + 1
         elif isinstance(layer, nn.MaxPool1d):
-            lengths = torch.div(lengths - layer.kernel_size, layer.stride, rounding_mode="floor") + 1
+            kernel, stride = cast(int, layer.kernel_size), cast(int, layer.stride)
+            lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
         return lengths.clamp_min(1)
 
     def _masked_features(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -111,7 +111,7 @@ class RecurrentStack(nn.Module):
         self.recurrent_weight = cell.recurrent_weight
         if cell.torch_module is not None:
             kw = {"nonlinearity": "tanh"} if cell.torch_module is nn.RNN else {}
-            self.fused = cell.torch_module(
+            self.fused: nn.Module | None = cell.torch_module(
                 input_size,
                 hidden,
                 layers,
@@ -213,6 +213,7 @@ class RecurrentStack(nn.Module):
             if k < self.num_layers - 1 and self.dropout > 0:
                 out = F.dropout(out, self.dropout, self.training)
             inp = out
+        assert last is not None  # (at least one layer)
         return inp, last, states
 
     def forward_state(self, x: torch.Tensor, state=None):

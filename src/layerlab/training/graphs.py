@@ -97,6 +97,7 @@ class GraphStep:
         if self.graph is None:
             return self._body(self._params)
         self.graph.replay()
+        assert self.out is not None and self.loss is not None  # captured with the graph
         return self.out, self.loss
 
 

@@ -202,7 +202,7 @@ def train_one_epoch(step: TrainStep, source: BatchSource | Split, epoch: int, ho
             if log_due:
                 log_now(m)
                 logged = steps
-            if due:
+            if due and hooks.checkpoint is not None:  # (due only when a checkpoint hook is set)
                 hooks.checkpoint(EpochPosition(steps, summed.detach().clone(), list(grad_norms)))
     m = metrics_from(task, total(stats), "train_")
     if not math.isfinite(m["train_loss"]):
@@ -213,7 +213,7 @@ def train_one_epoch(step: TrainStep, source: BatchSource | Split, epoch: int, ho
         g = torch.stack(grad_norms).float()
         m["grad_norm_mean"] = float(g.mean())
         m["grad_norm_max"] = float(g.max())
-        m["clipped_fraction"] = float((g > cfg.clip).float().mean())
+        m["clipped_fraction"] = float((g > (cfg.clip or 0.0)).float().mean())  # (norms are kept with a clip)
     m["lr"] = lr
     return m
 
@@ -342,11 +342,11 @@ def _stepped_models(model: nn.Module, cfg: TrainConfig, device, dist) -> tuple[n
     ``cfg.compile``) and as evaluation runs it."""
     if dist is None:
         step_model = torch.compile(model) if cfg.compile else model
-        return step_model, step_model
+        return step_model, step_model  # type: ignore[return-value]  # torch.compile(module) is a module
     step_model = distributed.wrap(model, device)
     step_model = torch.compile(step_model) if cfg.compile else step_model
     # evaluated without the DDP wrapper: its forward would broadcast buffers, a collective per batch
-    return step_model, (torch.compile(model) if cfg.compile else model)
+    return step_model, (torch.compile(model) if cfg.compile else model)  # type: ignore[return-value]
 
 
 def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, log_every: int, dist) -> FitResult:
@@ -405,11 +405,12 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
         n_train=len(train),
         start_epoch=resume.start_epoch,
         global_step=done_steps,
-        lr_at=lambda s: scheduler.base_lrs[0] * factor(s),
+        lr_at=lambda s: float(scheduler.base_lrs[0]) * factor(s),  # (a float: layerlab sets no tensor lr)
     )
     load_callback_states(callbacks, callback_state)
     writer = RunCheckpoint(run, validated=validated, callbacks=callbacks) if run is not None else None
     everyone = [*callbacks, writer] if writer is not None else callbacks
+    save_position: Callable[[EpochPosition], None] | None
     if writer is not None:
         save_position = lambda pos: writer.save_position(trainer, pos)  # noqa: E731
     else:  # ranks without the run still reach each checkpoint's sum of statistics (a collective)
@@ -422,7 +423,7 @@ def _fit(model, dataset, cfg, run, callbacks: list[Callback], resume: Resume, lo
         for cb in callbacks:
             cb.on_epoch_begin(trainer, epoch + 1)
         t0 = time.perf_counter()
-        row = {"epoch": epoch + 1}
+        row: dict[str, float] = {"epoch": epoch + 1}
 
         def on_log(epoch_step: int, logs: dict, epoch=epoch) -> None:
             trainer.global_step = epoch * steps + epoch_step

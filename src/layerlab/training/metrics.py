@@ -4,6 +4,7 @@ the device, and :func:`compute_metrics`, the one place an evaluation's numbers a
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -189,6 +190,7 @@ def named_metrics(task: str, out: torch.Tensor, y: torch.Tensor, names: list[str
         else:
             what, _, average = name.partition("_")
             average = average or "macro"
+            fn: Any  # a torchmetrics function
             if task == "multilabel":
                 fn = {
                     "precision": C.multilabel_precision,
@@ -227,7 +229,7 @@ def compute_metrics(
         ``accuracy`` (the fraction of labels right), ``exact_match`` (samples with every label
         right), ``f1_micro``, ``f1_macro`` and ``per_class_accuracy`` (per label).
     """
-    m = {"loss": float(compute_loss(task, out, y)), "n": int(out.shape[0])}
+    m: dict[str, Any] = {"loss": float(compute_loss(task, out, y)), "n": int(out.shape[0])}
     m.update(named_metrics(task, out, y, metric_names(metrics)))  # metrics by name (``metrics="f1_macro,..."``)
     if task == "regression":
         m["targets"] = int(y.numel())

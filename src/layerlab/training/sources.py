@@ -32,7 +32,7 @@ class Step(tuple):
 
     def __new__(cls, batch: Split, size: int, index: torch.Tensor | None = None):
         self = super().__new__(cls, (batch, size))
-        self.index = index
+        self.index = index  # type: ignore[method-assign,assignment]  # (shadows tuple.index)
         return self
 
     batch = property(lambda self: self[0])
@@ -44,7 +44,7 @@ class Chunk(NamedTuple):
     or None for the samples right after the previous chunk's (in order)."""
 
     batch: Split
-    index: torch.Tensor | None
+    index: torch.Tensor | None  # type: ignore[assignment]  # (shadows tuple.index)
 
 
 @runtime_checkable
