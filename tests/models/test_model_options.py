@@ -46,6 +46,7 @@ def test_model_config_composes_the_families_in_the_old_order():
         "batch_norm",
         "residual",
         "global_pool",
+        "forget_bias",
     ]
     assert set().union(*map(_names, MODEL_FAMILIES)) == _names(ModelConfig) - {"name"}
     cfg = RunConfig.from_dict({"model": {"name": "lstm", "hidden": 8, "dropout": 0.25}})
