@@ -69,6 +69,8 @@ class ClaimSpec:
     rule: str
     run: Callable[[Context, Claim], None]
     decide: Callable[[dict], tuple[str, str]]
+    #: what changed in the experiment or its rule since the page's earlier verdict (shown beside it)
+    revision: str = ""
 
 
 CLAIMS: dict[str, ClaimSpec] = {
@@ -113,6 +115,12 @@ CLAIMS: dict[str, ClaimSpec] = {
             rnn.VANISHING_RULE,
             rnn.run_vanishing,
             rnn.decide_vanishing,
+            revision=(
+                "the tanh RNN now also trains at a lower learning rate at every T, and at a short T as a positive "
+                "control; 'training stalls' is judged at the longest T over every learning rate with the seeds' "
+                "spread (mean + 2 standard errors), where it was the mean at the budget's lr at every T but the "
+                "shortest, with no control."
+            ),
         ),
         ClaimSpec(
             "deeper",
@@ -131,6 +139,12 @@ CLAIMS: dict[str, ClaimSpec] = {
             rnn.RESIDUAL_RULE,
             rnn.run_residual,
             rnn.decide_residual,
+            revision=(
+                "the page now says which cell passes (gated, antisymmetric, the replacement of a first residual cell "
+                "whose state and gradient exploded); the gated convex control without a residual sum and the LSTM "
+                "with chrono initialisation join the table; 'lower MSE than the tanh RNN' now needs a difference "
+                "beyond twice its standard error, and the gradient share must also beat the convex control's."
+            ),
         ),
         ClaimSpec(
             "gated",
@@ -140,6 +154,11 @@ CLAIMS: dict[str, ClaimSpec] = {
             rnn.GATED_RULE,
             rnn.run_gated,
             rnn.decide_gated,
+            revision=(
+                "the LSTM also runs with chrono initialisation of its forget gate (`--forget-bias chrono`) beside "
+                "Keras's bias 1, and counts as carrying a task when either does; the text gives the adding task's "
+                "memory as T/2 to T steps (it said ~T/2) and the copy task's blanks as T - 1 and a delimiter."
+            ),
         ),
         ClaimSpec(
             "efficiency",
@@ -198,6 +217,7 @@ def run_claims(
     text: str | Path | None = None,
     out: str | Path | None = None,
     results: str | Path | None = None,
+    update: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> dict:
     """Run the experiments of the claims ``only`` names (default all) and write the page ``out``, and
@@ -214,12 +234,17 @@ def run_claims(
             source tree, ``claims/claims.md`` and ``claims/results`` elsewhere, or, for a partial
             run (``only``), ``claims-only/claims.md`` and ``claims-only``, so it never overwrites the
             page of a full run unless told to (see :func:`default_paths`).
+        update: rerun the claims ``only`` names and put them in place of theirs in the full run's
+            ``claims.json`` (default paths: the full run's), keeping every other claim and each replaced
+            claim's earlier verdict; the page is rendered again from the merged file.
         say: called with each line of progress (everything also goes to ``results/claims.log``).
     Returns:
         What ``claims.json`` holds: ``meta`` and ``claims`` (one dict per claim, ``numbers`` raw).
     """
     names = parse_only(only)
-    partial = only is not None
+    if update and only is None:
+        raise ConfigError("--update reruns the claims --only names and merges them into a full run; give --only")
+    partial = only is not None and not update
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     if threads is not None and threads < 1:
@@ -234,9 +259,17 @@ def run_claims(
         _need_sklearn()
     if text is not None:
         check_text(text)
-    _prepare_results(results)
+    earlier = _earlier_run(results, budget) if update else None
+    if earlier is None:
+        _prepare_results(results)
+    else:
+        for c in earlier["claims"]:  # the figures of the claims rerun are written again
+            if c["name"] in names:
+                for fig in c["figures"]:
+                    for p in (results / fig, (results / fig).with_suffix(".csv")):
+                        p.unlink(missing_ok=True)
     log_path = results / "claims.log"
-    log_file = open(log_path, "w", encoding="utf-8")  # closed in the finally below
+    log_file = open(log_path, "a" if update else "w", encoding="utf-8")  # closed in the finally below
 
     def emit(line: str) -> None:
         log_file.write(line + "\n")
@@ -259,6 +292,7 @@ def run_claims(
             spec = CLAIMS[name]
             emit(f"[{i}/{len(names)}] {spec.section} {spec.title} ({name})")
             claim = Claim(name=name, title=spec.title, section=spec.section, quote=spec.quote, rule=spec.rule)
+            claim.revision = spec.revision
             t0 = time.perf_counter()
             spec.run(ctx, claim)
             claim.verdict, claim.reason = spec.decide(_jsonable(claim.numbers))
@@ -283,9 +317,13 @@ def run_claims(
             "image_data": ctx.image_source or None,
             "notes": ctx.notes,
             "budget": budget.describe(),
-            "command": command_line(quick, only, seeds, given_threads, data_dir, text, out, results, partial),
+            "command": command_line(
+                quick, only, seeds, given_threads, data_dir, text, out, results, partial, update=update
+            ),
         }
         doc = {"meta": meta, "claims": [_jsonable(c.to_dict()) for c in claims]}
+        if earlier is not None:
+            doc = merge(earlier, doc)
         (results / "claims.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_page(doc, out, results), encoding="utf-8")
@@ -294,6 +332,57 @@ def run_claims(
     finally:
         torch.set_num_threads(previous)
         log_file.close()
+
+
+def _earlier_run(results: Path, budget: Budget) -> dict:
+    """The full run ``--update`` merges into: ``results/claims.json``, of a full (not partial) run in
+    the same mode. ConfigError, one sentence, otherwise."""
+    path = results / "claims.json"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no claims.json to update; --update merges into the results of a full run")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        meta, claims = doc["meta"], doc["claims"]
+        mode, partial = meta["mode"], meta.get("partial", False)
+        if not all(isinstance(c, dict) and c["name"] in CLAIMS for c in claims):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path}: not the claims.json of a layerlab claims run") from None
+    if partial:
+        raise ConfigError(f"{path}: the results of a partial run (--only); --update merges into a full run's")
+    if mode != budget.mode:
+        raise ConfigError(
+            f"{path}: a {mode} run; --update{' --quick' if budget.mode == 'quick' else ''} reruns "
+            f"in {budget.mode} mode, and the page would mix the two"
+        )
+    return doc
+
+
+def merge(earlier: dict, new: dict) -> dict:
+    """``earlier``'s page with ``new``'s claims in place of theirs (in the page's order), each replaced
+    claim keeping the verdict it replaces as ``previous``, each rerun claim its run's ``run`` (date,
+    command); ``meta.updates`` lists the reruns."""
+    m = new["meta"]
+    when = {k: m[k] for k in ("date", "command", "cpu", "cores", "threads", "torch", "layerlab", "python")}
+    by_name = {c["name"]: c for c in earlier["claims"]}
+    for c in new["claims"]:
+        c["run"] = when
+        old = by_name.get(c["name"])
+        if old is not None:
+            c["previous"] = {
+                "verdict": old["verdict"],
+                "reason": old["reason"],
+                "date": (old.get("run") or {}).get("date", earlier["meta"]["date"]),
+            }
+        by_name[c["name"]] = c
+    meta = dict(earlier["meta"])
+    meta["updates"] = [
+        *earlier["meta"].get("updates", []),
+        {**when, "claims": m["claims_run"], "total_seconds": m["total_seconds"], "notes": m["notes"]},
+    ]
+    meta["notes"] = list(dict.fromkeys([*earlier["meta"].get("notes", []), *m["notes"]]))
+    meta["claims_run"] = [n for n in CLAIMS if n in by_name]
+    return {"meta": meta, "claims": [by_name[n] for n in CLAIMS if n in by_name]}
 
 
 def _need_sklearn() -> None:
@@ -327,12 +416,14 @@ def _prepare_results(results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
 
 
-def command_line(quick, only, seeds, threads, data_dir, text, out, results, partial) -> str:
+def command_line(quick, only, seeds, threads, data_dir, text, out, results, partial, *, update=False) -> str:
     parts = ["layerlab claims"]
     if quick:
         parts.append("--quick")
     if only is not None:
         parts.append(f"--only {','.join(parse_only(only))}")
+    if update:
+        parts.append("--update")
     if seeds is not None:
         parts.append(f"--seeds {seeds}")
     if threads is not None:
@@ -448,6 +539,13 @@ def render_page(doc: dict, out: Path, results: Path) -> str:
         "it shares with later claims (the article's CNN, the adding-task runs) when it is the first to need them.",
         "",
     ]
+    for u in m.get("updates") or []:
+        lines += [
+            f"> Rerun since, and merged into this page: {', '.join(u['claims'])}, by `{u['command']}` on {u['date']} "
+            f"(CPU {u['cpu']}, {_n(u['threads'], 'torch thread')}, torch {u['torch']}; {u['total_seconds']:,.0f} s). "
+            f"Those claims' numbers, seconds and verdicts are that run's; each says the verdict it replaced.",
+            "",
+        ]
     for note in m.get("notes") or []:
         lines += [f"> {note}", ""]
     lines += ["| claim | section | verdict | seconds |", "|---|---|---|---:|"]
@@ -466,6 +564,16 @@ def render_page(doc: dict, out: Path, results: Path) -> str:
         lines += [*_table(c["columns"], c["rows"]), ""]
         lines += [f"**Verdict: {c['verdict']}.** {c['reason'][:1].upper()}{c['reason'][1:]}.", ""]
         lines += [f"*Rule:* {c['rule']}", ""]
+        prev = c.get("previous")
+        if prev:
+            same = prev["verdict"] == c["verdict"]
+            lines += [
+                f"*Verdict before* (the run of {prev['date']}): **{prev['verdict']}**"
+                + (", the same. " if same else f", now **{c['verdict']}**. ")
+                + f"{prev['reason'][:1].upper()}{prev['reason'][1:]}."
+                + (f" *What changed:* {c['revision']}" if c.get("revision") else ""),
+                "",
+            ]
         for note in c["notes"]:
             lines += [f"*Note:* {note}", ""]
         for fig in c["figures"]:

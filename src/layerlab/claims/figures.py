@@ -13,8 +13,22 @@ from matplotlib.figure import Figure
 from .. import plots
 from ..tables import write_csv
 
-COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "residual": "tab:purple"}
-NAMES = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "residual": "residual RNN"}
+COLORS = {
+    "rnn": "tab:red",
+    "lstm": "tab:blue",
+    "gru": "tab:green",
+    "residual": "tab:purple",
+    "lstm-chrono": "tab:cyan",
+    "convex": "tab:brown",
+}
+NAMES = {
+    "rnn": "tanh RNN",
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "residual": "residual RNN",
+    "lstm-chrono": "LSTM, chrono",
+    "convex": "convex control",
+}
 
 
 def save(fig: Figure, path: Path) -> str:
@@ -175,14 +189,16 @@ def cells_by_length(cells: dict, lengths, baseline: float) -> Figure:
     step's gradient that reaches step 1, trained (log scale)."""
     fig = plots.new_figure(10.0, 3.8)
     left, right = fig.subplots(1, 2)
-    names = ["rnn", "lstm", "gru", "residual"]
+    names = [c for c in COLORS if any(f"{c}@{T}" in cells for T in lengths)]
     width = 0.8 / len(names)
+    empty = {"final": {"mean": None, "sd": None}, "reach_trained": None}
     for i, cell in enumerate(names):
         xs = np.arange(len(lengths)) + (i - (len(names) - 1) / 2) * width
-        m = [_finite_or_nan(cells[f"{cell}@{T}"]["final"]["mean"]) for T in lengths]
-        sd = [_finite_or_nan(cells[f"{cell}@{T}"]["final"]["sd"]) for T in lengths]
+        got = [cells.get(f"{cell}@{T}", empty) for T in lengths]  # the convex control ran at one T
+        m = [_finite_or_nan(g["final"]["mean"]) for g in got]
+        sd = [_finite_or_nan(g["final"]["sd"]) for g in got]
         left.bar(xs, m, width, yerr=sd, capsize=3, color=COLORS[cell], label=NAMES[cell])
-        reach = [_finite_or_nan(cells[f"{cell}@{T}"]["reach_trained"]) for T in lengths]
+        reach = [_finite_or_nan(g["reach_trained"]) for g in got]
         right.bar(xs, reach, width, color=COLORS[cell], label=NAMES[cell])
     left.axhline(baseline, color="k", ls="--", lw=1, label=f"always 1: {baseline:.3f}")
     for ax in (left, right):
@@ -200,7 +216,7 @@ def cells_by_length(cells: dict, lengths, baseline: float) -> Figure:
 def gated(cells: dict, T: int, copy_T: int, baseline: float, chance: float) -> Figure:
     fig = plots.new_figure(9.0, 3.4)
     left, right = fig.subplots(1, 2)
-    names = ["rnn", "lstm", "gru"]
+    names = [c for c in ("rnn", "lstm", "lstm-chrono", "gru") if f"adding:{c}" in cells]
     for i, cell in enumerate(names):
         a = cells[f"adding:{cell}"]["final"]
         c = cells[f"copy:{cell}"]["final"]

@@ -21,6 +21,7 @@ def cmd_claims(args) -> int:
         text=args.text,
         out=args.out,
         results=args.results,
+        update=args.update,
         say=lambda line: print(line, flush=True),
     )
     width = max(len(c["name"]) for c in doc["claims"])
@@ -47,6 +48,12 @@ def register(sub) -> None:
         action=NameList,
         help=f"run these claims only ({CLAIM_NAMES}); their page and results then go to claims-only/ "
         "unless --out and --results say otherwise",
+    )
+    c.add_argument(
+        "--update",
+        action="store_true",
+        help="with --only: rerun those claims and merge them into the full run's page and claims.json (each keeps "
+        "the verdict it replaces); the other claims stay as they were",
     )
     c.add_argument("--seeds", action=Number, ge=1, help="seeds per noisy number (default 3; --quick: 1)")
     c.add_argument("--threads", action=Number, like="train.threads", help="torch CPU threads (default 2; --quick: 1)")
