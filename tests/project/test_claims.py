@@ -169,27 +169,81 @@ def test_residual_and_input_size_rules():
         }
 
     assert claims_cnn.decide_input_size(sizes(True, 0.8))[0] == CAVEAT
+    got, reason = claims_cnn.decide_input_size({**sizes(True, 0.8), "single_frame_2d": _s(0.85)})
+    assert got == CAVEAT and "do not need the third dimension" in reason
     assert claims_cnn.decide_input_size(sizes(True, 0.15))[0] == SUPPORTED
     assert claims_cnn.decide_input_size(sizes(False, 0.8))[0] == NOT_SUPPORTED
 
 
 def test_efficiency_rule():
-    def model(params, acc, t, reached=3):
-        return {"parameters": params, "accuracy": _s(acc), "seconds_to_target": _s(t), "reached": reached, "seeds": 3}
-
-    def numbers(small_acc, small_t):
+    def model(params, flops, acc, t, reached=3, sd=0.2):
         return {
-            "target": 0.875,
+            "parameters": params,
+            "flops": flops,
+            "accuracy": _s(acc, 0.004),
+            "seconds_to_target": _s(t, sd),
+            "flops_to_target": _s(t * 1e9, sd * 1e9),
+            "reached": reached,
+            "seeds": 3,
+        }
+
+    def numbers(small_acc, small_t, recipe_t=10.0, article_t=18.0, article_reached=2):
+        return {
+            "target": 0.843,
             "models": {
-                "article CNN": model(34826, 0.88, 10.0),
-                "narrow CNN": model(12858, small_acc, small_t),
-                "global-pool CNN": model(14458, 0.80, 20.0, reached=0),
+                "article CNN": model(34826, 4.9e6, 0.848, article_t, reached=article_reached),
+                "article CNN, smaller models' recipe": model(34922, 4.9e6, 0.86, recipe_t),
+                "narrow CNN": model(12858, 1.3e6, small_acc, small_t),
+                "global-pool CNN": model(14458, 2.9e6, 0.80, 20.0, reached=0),
             },
         }
 
-    assert claims_cnn.decide_efficiency(numbers(0.88, 8.0))[0] == SUPPORTED
-    assert claims_cnn.decide_efficiency(numbers(0.88, 12.0))[0] == CAVEAT
-    assert claims_cnn.decide_efficiency(numbers(0.80, 8.0))[0] == NOT_SUPPORTED
+    # the old rule failed this one on an article-CNN seed 0.1 point short of its own target: the means decide
+    assert claims_cnn.decide_efficiency(numbers(0.864, 1.5))[0] == SUPPORTED
+    # sooner than the article CNN, but not than its layers with the same recipe: the recipe may explain it
+    got, reason = claims_cnn.decide_efficiency(numbers(0.864, 1.5, recipe_t=1.6))
+    assert got == CAVEAT and "recipe" in reason
+    # within the spread of the article CNN's time
+    assert claims_cnn.decide_efficiency(numbers(0.848, 17.9, article_reached=3))[0] == CAVEAT
+    # accuracy clearly below the article CNN's
+    assert claims_cnn.decide_efficiency(numbers(0.80, 1.5))[0] == NOT_SUPPORTED
+
+
+def test_spatial_and_pooling_control_rules():
+    def spatial(cnn_drop, mlp_drop, gap, cnn_minus_mlp, sd=0.005):
+        return {
+            "cnn_drop": _s(cnn_drop, sd),
+            "mlp_drop": _s(mlp_drop, sd),
+            "drop_gap": _s(gap, sd),
+            "cnn_minus_mlp": _s(cnn_minus_mlp, sd),
+        }
+
+    assert claims_cnn.decide_spatial(spatial(0.05, 0.0, 0.05, 0.02))[0] == SUPPORTED
+    assert claims_cnn.decide_spatial(spatial(0.05, 0.0, 0.05, 0.001))[0] == CAVEAT
+    assert claims_cnn.decide_spatial(spatial(0.005, 0.0, 0.005, 0.02))[0] == NOT_SUPPORTED
+
+    pool = _pool(34826, 387466, 0.05, 0.01)
+    assert claims_cnn.decide_pooling({**pool, "drop_difference_strided": _s(0.03, 0.01)})[0] == SUPPORTED
+    got, reason = claims_cnn.decide_pooling({**pool, "drop_difference_strided": _s(0.001, 0.01)})
+    assert got == CAVEAT and "not the max" in reason
+
+
+def test_strided_control_and_permuted_images():
+    ds = claims_base.bar_images(20, 10)
+    net = claims_cnn.strided_cnn(ds)
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2), (2, 2)] and not any(
+        isinstance(m, torch.nn.MaxPool2d) for m in net.features
+    )
+    assert net.classifier.in_features == 64 * 6 * 6 and net(ds.train.x[:3]).shape == (3, 10)
+    shuffled, perm = claims_cnn.permuted_images(ds)
+    assert torch.equal(shuffled.train.x.flatten(1), ds.train.x.flatten(1)[:, perm])
+    assert torch.equal(shuffled.test.x.flatten(1), ds.test.x.flatten(1)[:, perm])
+    assert not torch.equal(shuffled.train.x, ds.train.x) and torch.equal(shuffled.train.y, ds.train.y)
+    assert torch.equal(claims_cnn.permuted_images(ds)[1], perm)  # one fixed permutation
+    frames = claims_cnn.first_frames(claims_cnn.clip_dataset(ds, 5))
+    assert frames.train.x.shape == (5, 1, 28, 28)
+    assert torch.equal(frames.test.x, claims_cnn.shift_images(ds.test.x, 0, -1))  # the clips start one pixel left
 
 
 def test_stats_mean_and_spread():

@@ -332,11 +332,19 @@ class Context:
         return self._images
 
     def train_image_model(
-        self, label: str, model: ModelConfig, seed: int, *, ds: Dataset | None = None, lr: float = 1e-3
+        self,
+        label: str,
+        model: ModelConfig | None,
+        seed: int,
+        *,
+        ds: Dataset | None = None,
+        lr: float = 1e-3,
+        build: Callable[[Dataset], torch.nn.Module] | None = None,
     ) -> dict:
-        """Train ``model`` (a ModelConfig) from ``seed`` on ``ds`` (default :meth:`images`) for the
-        budget's epochs; cached by ``label`` and seed. Returns ``model``, ``history``, ``seconds``
-        (training only, summed over epochs), ``parameters``."""
+        """Train ``model`` (a ModelConfig; or what ``build(ds)`` returns, for a control no flag
+        builds) from ``seed`` on ``ds`` (default :meth:`images`) for the budget's epochs; cached by
+        ``label`` and seed. Returns ``model``, ``history``, ``seconds`` (training only, summed over
+        epochs), ``parameters``."""
         key = ("image", label, seed)
         if key in self._cache:
             return self._cache[key]
@@ -344,7 +352,7 @@ class Context:
         b = self.budget
         cfg = TrainConfig(epochs=b.image_epochs, batch_size=b.image_batch, lr=lr, seed=seed, device="cpu")
         seed_everything(seed)
-        net = build_model_for(model, ds.spec, ds.num_outputs)
+        net = build(ds) if build is not None else build_model_for(model, ds.spec, ds.num_outputs)
         params = sum(p.numel() for p in net.parameters() if p.requires_grad)
         hist = fit(net, ds, cfg).history
         r = {

@@ -68,7 +68,7 @@ def probe_bars(rows: list[dict], title: str) -> Figure:
 def shift_curves(ks, curves: dict, title: str) -> Figure:
     fig = plots.new_figure(6.0, 3.6)
     ax = fig.subplots()
-    for (label, per_seed), color in zip(curves.items(), ("tab:blue", "tab:orange"), strict=True):
+    for (label, per_seed), color in zip(curves.items(), ("tab:blue", "tab:orange", "tab:green"), strict=False):
         a = np.asarray(per_seed, dtype=np.float64) * 100  # (seeds, shifts)
         sd = a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1])
         ax.errorbar(ks, a.mean(0), yerr=sd, marker="o", capsize=3, label=label, color=color)
@@ -128,7 +128,9 @@ def _percent(text: str) -> float:
 def time_to_accuracy(runs: dict, target: float, title: str) -> Figure:
     fig = plots.new_figure(6.0, 3.6)
     ax = fig.subplots()
-    for (label, per_seed), color in zip(runs.items(), ("tab:blue", "tab:green", "tab:orange"), strict=True):
+    for (label, per_seed), color in zip(
+        runs.items(), ("tab:blue", "tab:gray", "tab:green", "tab:orange"), strict=False
+    ):
         for i, r in enumerate(per_seed):
             t = np.cumsum([h["train_seconds"] for h in r["history"]])
             a = [h["test_accuracy"] * 100 for h in r["history"]]
@@ -262,3 +264,27 @@ def depth_curves(curves: dict, title: str) -> Figure:
 
 def _finite_or_nan(v) -> float:
     return float(v) if v is not None and math.isfinite(float(v)) else float("nan")
+
+
+def spatial(acc: dict, title: str) -> Figure:
+    """Bars of mean test accuracy (sd over seeds as error bars): ``acc[model][images]`` :func:`stats`."""
+    fig = plots.new_figure(6.5, 3.4)
+    ax = fig.subplots()
+    models = list(acc)
+    kinds = list(next(iter(acc.values())))
+    width = 0.8 / len(kinds)
+    for j, (kind, color) in enumerate(zip(kinds, ("tab:blue", "tab:orange"), strict=False)):
+        xs = np.arange(len(models)) + (j - (len(kinds) - 1) / 2) * width
+        m = [_finite_or_nan(acc[mod][kind]["mean"]) * 100 for mod in models]
+        sd = [_finite_or_nan(acc[mod][kind]["sd"]) * 100 for mod in models]
+        ax.bar(xs, m, width, yerr=sd, capsize=4, color=color, label=kind)
+        for x, v in zip(xs, m, strict=True):
+            ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(models)), models)
+    lo = min(_finite_or_nan(acc[mod][k]["mean"]) * 100 for mod in models for k in kinds)
+    ax.set_ylim(max(0.0, lo - 10), 100)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return fig
