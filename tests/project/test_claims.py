@@ -542,3 +542,12 @@ def test_update_refuses_what_it_cannot_merge_into(tmp_path, capsys, argv, earlie
     assert message in err and "Traceback" not in err
     assert (sorted(p.name for p in res.iterdir()) if res.exists() else []) == before
     assert not (tmp_path / "c.md").exists()
+
+
+def test_render_writes_the_page_from_claims_json_alone(tmp_path, capsys):
+    res, out = tmp_path / "results", tmp_path / "docs" / "claims.md"
+    doc = _earlier(res)
+    assert main(["claims", "--render", "--out", str(out), "--results", str(res)]) == 0
+    assert out.read_text() == render_page(doc, out, res)
+    assert main(["claims", "--render", "--out", str(out), "--results", str(tmp_path / "none")]) == 2
+    assert "no claims.json to render" in capsys.readouterr().err

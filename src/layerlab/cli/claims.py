@@ -12,6 +12,10 @@ CLAIM_NAMES = "conv-features, spatial, pooling, input-size, vanishing, deeper, r
 def cmd_claims(args) -> int:
     from .. import claims
 
+    if args.render:
+        claims.render(args.out, args.results)
+        print(f"wrote {args.out or claims.default_paths(False)[0]}")
+        return 0
     doc = claims.run_claims(
         quick=args.quick,
         only=args.only,
@@ -54,6 +58,11 @@ def register(sub) -> None:
         action="store_true",
         help="with --only: rerun those claims and merge them into the full run's page and claims.json (each keeps "
         "the verdict it replaces); the other claims stay as they were",
+    )
+    c.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: write the page (--out) again from the results' claims.json (--results)",
     )
     c.add_argument("--seeds", action=Number, ge=1, help="seeds per noisy number (default 3; --quick: 1)")
     c.add_argument("--threads", action=Number, like="train.threads", help="torch CPU threads (default 2; --quick: 1)")
