@@ -551,3 +551,16 @@ def test_render_writes_the_page_from_claims_json_alone(tmp_path, capsys):
     assert out.read_text() == render_page(doc, out, res)
     assert main(["claims", "--render", "--out", str(out), "--results", str(tmp_path / "none")]) == 2
     assert "no claims.json to render" in capsys.readouterr().err
+
+
+def test_a_claim_changed_since_its_run_says_so(tmp_path):
+    """A record made by an earlier version of a revised claim is marked on the page, with what changed
+    and the command that reruns it; a record of the current version is not."""
+    doc = _earlier(tmp_path / "results")
+    assert CLAIMS["gated"].version > 1 and CLAIMS["gated"].revision
+    page = render_page(doc, tmp_path / "claims.md", tmp_path / "results")
+    assert page.count("*Changed since this run:*") == 2  # pooling and gated, both revised
+    assert "`layerlab claims --only gated --update` reruns it." in page
+    for c in doc["claims"]:
+        c["version"] = CLAIMS[c["name"]].version
+    assert "*Changed since this run:*" not in render_page(doc, tmp_path / "claims.md", tmp_path / "results")
