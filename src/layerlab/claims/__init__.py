@@ -70,11 +70,10 @@ class ClaimSpec:
     rule: str
     run: Callable[[Context, Claim], None]
     decide: Callable[[dict], tuple[str, str]]
-    #: what changed in the experiment or its rule since the page's earlier verdict (shown beside it)
+    #: what changed in the experiment or its rule since the page's earlier verdict (shown beside it); each
+    #: record keeps the revision it ran under, so a page whose record has another one says the claim has
+    #: changed since it ran (a new revision is a new text)
     revision: str = ""
-    #: raised with each ``revision``: a page whose record of this claim has another version says the
-    #: claim has changed since it ran
-    version: int = 1
 
 
 CLAIMS: dict[str, ClaimSpec] = {
@@ -112,7 +111,6 @@ CLAIMS: dict[str, ClaimSpec] = {
                 "the rule, and 'more robust' now compares the paired difference with twice its standard error "
                 "(it was twice its sd)."
             ),
-            version=2,
         ),
         ClaimSpec(
             "input-size",
@@ -125,7 +123,6 @@ CLAIMS: dict[str, ClaimSpec] = {
             cnn.run_input_size,
             cnn.decide_input_size,
             revision="a 2-D CNN on one frame of each clip is the 3-D row's control.",
-            version=2,
         ),
         ClaimSpec(
             "vanishing",
@@ -142,7 +139,6 @@ CLAIMS: dict[str, ClaimSpec] = {
                 "spread (mean + 2 standard errors), where it was the mean at the budget's lr at every T but the "
                 "shortest, with no control."
             ),
-            version=2,
         ),
         ClaimSpec(
             "deeper",
@@ -167,7 +163,6 @@ CLAIMS: dict[str, ClaimSpec] = {
                 "with chrono initialisation join the table; 'lower MSE than the tanh RNN' now needs a difference "
                 "beyond twice its standard error, and the gradient share must also beat the convex control's."
             ),
-            version=2,
         ),
         ClaimSpec(
             "gated",
@@ -182,7 +177,6 @@ CLAIMS: dict[str, ClaimSpec] = {
                 "Keras's bias 1, and counts as carrying a task when either does; the text gives the adding task's "
                 "memory as T/2 to T steps (it said ~T/2) and the copy task's blanks as T - 1 and a delimiter."
             ),
-            version=2,
         ),
         ClaimSpec(
             "efficiency",
@@ -199,7 +193,6 @@ CLAIMS: dict[str, ClaimSpec] = {
                 "its whole training, FLOPs per image and compute to the target are judged, and the article's "
                 "layers trained with the smaller models' recipe (batch norm, lr 3e-3) control that confound."
             ),
-            version=2,
         ),
     )
 }
@@ -322,7 +315,7 @@ def run_claims(
             spec = CLAIMS[name]
             emit(f"[{i}/{len(names)}] {spec.section} {spec.title} ({name})")
             claim = Claim(name=name, title=spec.title, section=spec.section, quote=spec.quote, rule=spec.rule)
-            claim.revision, claim.version = spec.revision, spec.version
+            claim.revision = spec.revision
             t0 = time.perf_counter()
             spec.run(ctx, claim)
             claim.verdict, claim.reason = spec.decide(_jsonable(claim.numbers))
@@ -682,7 +675,7 @@ def render_page(doc: dict, out: Path, results: Path) -> str:
                 "",
             ]
         spec = CLAIMS.get(c["name"])
-        if spec is not None and c.get("version", 1) != spec.version:
+        if spec is not None and c.get("revision", "") != spec.revision:
             lines += [
                 f"*Changed since this run:* the experiment or its rule is no longer the one that gave these numbers "
                 f"({spec.revision[:1].lower()}{spec.revision[1:]}) `{c['command']} --update` reruns it.",

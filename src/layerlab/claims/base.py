@@ -166,7 +166,6 @@ class Claim:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     revision: str = ""  # what changed since the verdict a rerun replaces (the claim spec's ``revision``)
-    version: int = 1  # the claim spec's ``version`` when it ran
 
     @property
     def command(self) -> str:
