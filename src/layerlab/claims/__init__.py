@@ -148,6 +148,12 @@ CLAIMS: dict[str, ClaimSpec] = {
             rnn.DEEPER_RULE,
             rnn.run_deeper,
             rnn.decide_deeper,
+            revision=(
+                "the character models trained 10 epochs at one learning rate and every depth's test loss was still "
+                "falling; each depth now trains at two learning rates until its validation loss stops improving "
+                "(early stopping on a held-out tenth of the training windows, the best epoch's weights), records its "
+                "training loss, and the rule compares means with their spread and judges the training loss too."
+            ),
         ),
         ClaimSpec(
             "residual",

@@ -76,7 +76,12 @@ class Budget:
     copy_lr: float = 0.01
     text_length: int = 50
     text_batch: int = 32
-    text_lr: float = 0.01
+    text_lr: float = 0.01  # unused since the learning rate is swept (text_lrs); kept for old records
+    # the character models train until the validation loss (the last tenth of the training windows,
+    # held out) has not improved for text_patience epochs, at most text_epochs, at each of text_lrs
+    text_lrs: tuple[float, ...] = (0.003, 0.01)
+    text_patience: int = 3
+    text_validation: float = 0.1
     depths: tuple[int, ...] = (1, 2, 3)
     # the stall's controls (3.2.3): the tanh RNN at every T with each of these learning rates, and at a
     # short T where it should train (the positive control)
@@ -113,7 +118,7 @@ FULL = Budget(
     copy_epochs=12,
     text_chars=None,
     text_hidden=128,
-    text_epochs=10,
+    text_epochs=40,
 )
 
 QUICK = Budget(
@@ -137,7 +142,9 @@ QUICK = Budget(
     copy_epochs=1,
     text_chars=20_000,
     text_hidden=32,
-    text_epochs=1,
+    text_epochs=2,
+    text_lrs=(0.01,),
+    text_patience=1,
     gradflow_samples=8,
     control_length=5,
 )

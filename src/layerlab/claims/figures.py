@@ -241,23 +241,31 @@ def gated(cells: dict, T: int, copy_T: int, baseline: float, chance: float) -> F
 
 
 def depth_curves(curves: dict, title: str) -> Figure:
-    fig = plots.new_figure(6.0, 3.6)
+    """Per depth (one colour) and seed: the training loss (dashed) and the test loss (solid) per epoch."""
+    fig = plots.new_figure(6.5, 3.8)
     ax = fig.subplots()
     colors = plots_colors(len(curves))
-    for (layers, hists), color in zip(curves.items(), colors, strict=True):
-        for i, hist in enumerate(hists):
+    for (layers, runs), color in zip(curves.items(), colors, strict=True):
+        for i, r in enumerate(runs):
+            epochs = range(1, len(r["train_curve"]) + 1)
+            name = f"{layers} layer{'s' if layers > 1 else ''}"
             ax.plot(
-                [h["epoch"] for h in hist],
-                [h["test_loss"] for h in hist],
+                epochs, r["train_curve"], ls="--", color=color, alpha=0.7, label=f"{name}, training" if i == 0 else None
+            )
+            ax.plot(
+                epochs,
+                r["test_curve"],
+                ls="-",
                 marker="o",
+                ms=3,
                 color=color,
-                alpha=0.8,
-                label=f"{layers} layer{'s' if layers > 1 else ''}" if i == 0 else None,
+                alpha=0.9,
+                label=f"{name}, test" if i == 0 else None,
             )
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test loss (nats per character)")
+    ax.set_ylabel("loss (nats per character)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     ax.set_title(title, fontsize=9)
     return fig
 

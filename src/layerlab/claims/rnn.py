@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from ..callbacks import Callback, EarlyStopping
 from ..choices import CELLS
 from ..config import ModelConfig, TrainConfig
-from ..data import load_dataset
-from ..engine import fit, seed_everything
+from ..data import load_dataset, split_validation
+from ..engine import evaluate, fit, seed_everything
 from ..errors import DataError, TrainingError
 from ..rundir import build_model_for
 from . import figures
@@ -30,6 +32,7 @@ from .base import (
     clearly_above_value,
     clearly_below,
     clearly_below_value,
+    difference,
     geomean,
     pm,
     sig,
@@ -529,6 +532,21 @@ def _matched_hidden(spec, vocab: int, layers: int, target: int) -> tuple[int, in
     return best, count(best)
 
 
+class _TestCurve(Callback):
+    """The test loss after each epoch, for the page's curves only (nothing is chosen on it: the
+    epochs and the learning rate are chosen on the validation split)."""
+
+    def __init__(self, split, task: str):
+        self.split, self.task, self.losses = split, task, []
+
+    def on_epoch_end(self, trainer, epoch: int, row: dict) -> None:
+        self.losses.append(_test_loss(trainer.model, self.split, self.task))
+
+
+def _test_loss(model, split, task: str) -> float:
+    return float(evaluate(model, split, task=task, device=torch.device("cpu"), channels_last=False)["loss"])
+
+
 def run_deeper(ctx: Context, claim: Claim) -> None:
     b = ctx.budget
     with tempfile.TemporaryDirectory(prefix="layerlab-claims-") as tmp:
@@ -537,108 +555,181 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
     vocab = ds.num_outputs
     one = build_model_for(ModelConfig(name="lstm", hidden=b.text_hidden, layers=1), ds.spec, vocab)
     target = sum(p.numel() for p in one.parameters() if p.requires_grad)
-    cfg = TrainConfig(
-        epochs=b.text_epochs,
-        batch_size=b.text_batch,
-        lr=b.text_lr,
-        clip=b.clip,
-        device="cpu",
-        channels_last=False,
-    )
-    rows, numbers = [], {"depths": {}, "parameters_target": target}
+    rows, numbers = [], {"depths": {}, "parameters_target": target, "max_epochs": b.text_epochs}
     curves = {}
     for layers in b.depths:
         hidden, params = (b.text_hidden, target) if layers == 1 else _matched_hidden(ds.spec, vocab, layers, target)
-        losses, accs, secs, hists = [], [], [], []
-        for seed in ctx.seeds():
-            seed_everything(seed)
-            net = build_model_for(ModelConfig(name="lstm", hidden=hidden, layers=layers), ds.spec, vocab)
-            t0 = time.perf_counter()
-            try:
-                hist = fit(net, ds, _with_seed(cfg, seed)).history
-            except TrainingError:
-                hist = []
-            secs.append(time.perf_counter() - t0)
-            losses.append(hist[-1]["test_loss"] if hist else math.inf)
-            accs.append(hist[-1]["test_accuracy"] if hist else 0.0)
-            hists.append(hist)
-            ctx.say(
-                f"  character LSTM, {layers} layer(s) of {hidden}, seed {seed}: test loss {losses[-1]:.4f} "
-                f"nats/char in {secs[-1]:.1f} s"
-            )
-        curves[layers] = hists
-        s_loss, s_acc = stats(losses), stats(accs)
+        by_lr = {}
+        for lr in b.text_lrs:
+            runs = []
+            for seed in ctx.seeds():
+                runs.append(_char_run(ctx, ds, layers, hidden, lr, seed))
+            by_lr[lr] = runs
+        # the learning rate each depth gets: the lowest mean validation loss over seeds (never the test's)
+        best_lr = min(by_lr, key=lambda lr: stats([r["val_loss"] for r in by_lr[lr]])["mean"] or math.inf)
+        runs = by_lr[best_lr]
+        curves[layers] = runs
+        s_test, s_train = stats([r["test_loss"] for r in runs]), stats([r["train_loss"] for r in runs])
+        s_acc = stats([r["test_accuracy"] for r in runs])
+        converged = sum(r["converged"] for r in runs)
         numbers["depths"][layers] = {
             "hidden": hidden,
             "parameters": params,
-            "test_loss": s_loss,
+            "lr": best_lr,
+            "val_loss_by_lr": {repr(lr): stats([r["val_loss"] for r in v]) for lr, v in by_lr.items()},
+            "test_loss": s_test,
+            "train_loss": s_train,
             "test_accuracy": s_acc,
-            "seconds": stats(secs),
-            "per_seed": losses,
+            "epochs": stats([r["epochs"] for r in runs]),
+            "converged": converged,
+            "seconds": stats([r["seconds"] for r in runs]),
+            "per_seed": [r["test_loss"] for r in runs],
         }
         rows.append(
             {
                 "layers": layers,
                 "hidden per layer": hidden,
                 "parameters": f"{params:,}",
-                "test loss (nats/char)": pm(s_loss, 4),
+                "lr (by validation)": f"{best_lr:g}",
+                "epochs (best)": pm(stats([r["best_epoch"] for r in runs]), 1),
+                "stopped early": f"{converged}/{len(runs)}",
+                "training loss": pm(s_train, 4),
+                "test loss (nats/char)": pm(s_test, 4),
                 "next-character accuracy": f"{pm(s_acc, 1, 100.0)}%",
-                "s per run": f"{stats(secs)['mean']:.0f}",
             }
         )
+    lrs = ", ".join(f"{lr:g}" for lr in b.text_lrs)
     claim.experiment = (
         f"A character-level LSTM language model (`--model lstm --layers L`, per-step head) on {what}: windows of "
-        f"{b.text_length} characters, the first 90% trains and the last 10% tests. One layer of "
-        f"{b.text_hidden} units against 2 and 3 layers whose hidden size is chosen so the parameter count "
-        f"matches ({target:,}), so any gain comes from depth and not from size. {b.text_epochs} epoch(s) of batch "
-        f"{b.text_batch}, Adam lr {b.text_lr:g}, clip {b.clip:g}; {b.seeds} seed(s). Lower test loss is better."
+        f"{b.text_length} characters, the first 90% trains and the last 10% tests; {b.text_validation:.0%} of the "
+        f"training windows are held out for validation. One layer of {b.text_hidden} units against 2 and 3 layers "
+        f"whose hidden size is chosen so the parameter count matches ({target:,}), so any gain comes from depth "
+        f"and not from size. Each depth trains at every learning rate of {lrs} (Adam, batch {b.text_batch}, clip "
+        f"{b.clip:g}; {b.seeds} seed(s)) until the validation loss has not improved for {b.text_patience} "
+        f"epoch(s), at most {b.text_epochs}, keeping the best epoch's weights; the learning rate with the lowest "
+        f"mean validation loss is the depth's. 'Training loss' is the mean loss over the best epoch's steps "
+        f"(capacity is about fitting); test loss is the held-out text's. A corpus of 1 MB or more (`--text`) "
+        f"gives depth the room the licence texts do not."
     )
     claim.columns = list(rows[0])
     claim.rows = rows
     claim.numbers = numbers
+    unconverged = [L for L, d in numbers["depths"].items() if d["converged"] < len(curves[L])]
+    if unconverged:
+        claim.notes.append(
+            f"Not converged within {b.text_epochs} epochs (the validation loss still improving) at "
+            f"{', '.join(f'{L} layer(s)' for L in unconverged)}: the verdict is about this budget."
+        )
     claim.figures = [
         figures.save_with_csv(
-            figures.depth_curves(curves, "character LSTM at an equal parameter count: test loss per epoch"),
+            figures.depth_curves(curves, "character LSTM at an equal parameter count: training and test loss"),
             ctx.results,
             "deeper",
             [
-                {"layers": L, "seed": s, "epoch": h["epoch"], "test_loss": h["test_loss"]}
-                for L, hs in curves.items()
-                for s, hist in enumerate(hs)
-                for h in hist
+                {"layers": L, "seed": s, "epoch": e + 1, "train_loss": tr, "val_loss": va, "test_loss": te}
+                for L, runs in curves.items()
+                for s, r in enumerate(runs)
+                for e, (tr, va, te) in enumerate(zip(r["train_curve"], r["val_curve"], r["test_curve"], strict=True))
             ],
         )
     ]
 
 
-def _with_seed(cfg: TrainConfig, seed: int) -> TrainConfig:
-    from dataclasses import replace
-
-    return replace(cfg, seed=seed)
+def _char_run(ctx: Context, ds, layers: int, hidden: int, lr: float, seed: int) -> dict:
+    """One character model to convergence on a validation split: its curves and its best epoch's numbers."""
+    b = ctx.budget
+    cfg = TrainConfig(
+        epochs=b.text_epochs,
+        batch_size=b.text_batch,
+        lr=lr,
+        clip=b.clip,
+        seed=seed,
+        device="cpu",
+        channels_last=False,
+    )
+    held = split_validation(ds, b.text_validation, seed)
+    seed_everything(seed)
+    net = build_model_for(ModelConfig(name="lstm", hidden=hidden, layers=layers), ds.spec, ds.num_outputs)
+    curve = _TestCurve(ds.test, ds.task)
+    stop = EarlyStopping("val_loss", patience=b.text_patience, restore_best=True)
+    t0 = time.perf_counter()
+    try:
+        hist = fit(net, held, cfg, callbacks=[stop, curve]).history
+    except TrainingError:
+        hist = []
+    seconds = time.perf_counter() - t0
+    if not hist:
+        ctx.say(f"  character LSTM, {layers} layer(s) of {hidden}, lr {lr:g}, seed {seed}: diverged")
+        return {
+            "test_loss": math.inf,
+            "train_loss": math.inf,
+            "val_loss": math.inf,
+            "test_accuracy": 0.0,
+            "epochs": 0,
+            "best_epoch": 0,
+            "converged": False,
+            "seconds": seconds,
+            "train_curve": [],
+            "val_curve": [],
+            "test_curve": [],
+        }
+    best = min(range(len(hist)), key=lambda i: hist[i]["val_loss"])
+    test = evaluate(net, ds.test, task=ds.task, device=torch.device("cpu"), channels_last=False)
+    r = {
+        "test_loss": float(test["loss"]),
+        "test_accuracy": float(test.get("accuracy", 0.0)),
+        "train_loss": float(hist[best]["train_loss"]),
+        "val_loss": float(hist[best]["val_loss"]),
+        "epochs": len(hist),
+        "best_epoch": best + 1,
+        "converged": len(hist) < b.text_epochs,
+        "seconds": seconds,
+        "train_curve": [float(h["train_loss"]) for h in hist],
+        "val_curve": [float(h["val_loss"]) for h in hist],
+        "test_curve": curve.losses,
+    }
+    ctx.say(
+        f"  character LSTM, {layers} layer(s) of {hidden}, lr {lr:g}, seed {seed}: best epoch {best + 1} of "
+        f"{len(hist)}, training loss {r['train_loss']:.4f}, validation {r['val_loss']:.4f}, test {r['test_loss']:.4f} "
+        f"nats/char in {seconds:.1f} s"
+    )
+    return r
 
 
 def decide_deeper(n: dict) -> tuple[str, str]:
     depths = {int(k): v for k, v in n["depths"].items()}
-    one = depths[1]["test_loss"]
-    deeper = {L: v["test_loss"] for L, v in depths.items() if L != 1}
-    best_l = min(deeper, key=lambda L: deeper[L]["mean"] if deeper[L]["mean"] is not None else math.inf)
-    best = deeper[best_l]
-    if one["mean"] is None or best["mean"] is None:
-        return NOT_SUPPORTED, "a character model's training diverged at every seed (no test loss to compare)"
-    gain = one["mean"] - best["mean"]
-    noise = 2 * max(one["sd"], best["sd"])
-    reason = (
-        f"test loss {one['mean']:.4f} with 1 layer, {best['mean']:.4f} with {best_l} "
-        f"({gain:+.4f} nats/char for depth at {n['parameters_target']:,} parameters; noise 2 sd = {noise:.4f})"
+    one = depths[1]
+    deeper = {L: v for L, v in depths.items() if L != 1}
+    best_l = min(
+        deeper, key=lambda L: deeper[L]["test_loss"]["mean"] if deeper[L]["test_loss"]["mean"] is not None else math.inf
     )
-    if gain > noise and gain > 0:
+    best = deeper[best_l]
+    if one["test_loss"]["mean"] is None or best["test_loss"]["mean"] is None:
+        return NOT_SUPPORTED, "a character model's training diverged at every seed (no test loss to compare)"
+    d_test, bound_test = difference(one["test_loss"], best["test_loss"])
+    train_one, train_best = one.get("train_loss"), best.get("train_loss")
+    reason = (
+        f"test loss {one['test_loss']['mean']:.4f} with 1 layer, {best['test_loss']['mean']:.4f} with {best_l} "
+        f"({d_test:+.4f} nats/char for depth at {n['parameters_target']:,} parameters; bound {bound_test:.4f})"
+    )
+    if train_one is not None and train_best is not None:
+        d_train, bound_train = difference(train_one, train_best)
+        reason += f"; training loss {d_train:+.4f} for depth (bound {bound_train:.4f})"
+    if "converged" in one:
+        runs = [d for d in depths.values()]
+        reason += (
+            f"; {sum(d['converged'] for d in runs)} of {sum(d['test_loss']['n'] for d in runs)} runs stopped early"
+        )
+    if clearly_below(best["test_loss"], one["test_loss"]):
         return SUPPORTED, reason
-    if gain > 0:
-        return CAVEAT, reason + " (lower, but within the spread over seeds)"
+    if train_one is not None and train_best is not None and clearly_below(train_best, train_one):
+        return CAVEAT, reason + " (depth fits the training text better, but does not test better)"
     return NOT_SUPPORTED, reason + " (depth did not help at an equal parameter count)"
 
 
 DEEPER_RULE = (
-    "supported if the best of the 2- and 3-layer models has a mean test loss lower than the 1-layer model's by "
-    "more than twice the larger sd over seeds; supported with a caveat if lower by less; not supported if not lower."
+    "supported if the best of the 2- and 3-layer models has a mean test loss below the 1-layer model's by more than "
+    "twice the standard error of the difference (each depth at the learning rate its validation loss chose, each "
+    "run at its best validation epoch); supported with a caveat if not, but its mean training loss is below the "
+    "1-layer model's by that test (more capacity, no better generalisation); not supported otherwise."
 )
