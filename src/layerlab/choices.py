@@ -60,3 +60,37 @@ def and_list(names, word: str = "and") -> str:
     """``a``, ``a and b``, ``a, b and c``: names as a sentence lists them (``word``: and, or)."""
     names = list(names)
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
+
+
+#: the LSTM's forget-gate bias at initialisation: a number, or chrono initialisation (Tallec & Ollivier 2018)
+CHRONO = "chrono"
+
+
+def parse_forget_bias(value, where: str = "--forget-bias") -> tuple[str, float | None]:
+    """``--forget-bias``: ``("value", b)`` for a finite number ``b``, ``("chrono", None)`` for ``chrono``
+    (T_max the sequence length) and ``("chrono", T)`` for ``chrono:T`` (T at least 3, so that
+    U(1, T - 1) is an interval). ConfigError, one sentence, otherwise."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be a number or chrono, got {value!r}")
+    if isinstance(value, (int, float)):
+        b = float(value)
+    else:
+        text = str(value).strip()
+        name, _, t_max = text.partition(":")
+        if name == CHRONO:
+            if not _:
+                return CHRONO, None
+            try:
+                t = int(t_max)
+            except ValueError:
+                raise ConfigError(f"{where} {text}: chrono:T takes a whole number of steps T, got {t_max!r}") from None
+            if t < 3:
+                raise ConfigError(f"{where} {text}: chrono:T needs T of at least 3 (b_f = log U(1, T - 1))")
+            return CHRONO, float(t)
+        try:
+            b = float(text)
+        except ValueError:
+            raise ConfigError(f"{where} must be a number or chrono (or chrono:T), got {text!r}") from None
+    if b != b or b in (float("inf"), float("-inf")):
+        raise ConfigError(f"{where} must be a finite number or chrono, got {value!r}")
+    return "value", b

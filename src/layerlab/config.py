@@ -33,6 +33,7 @@ from .choices import (
     SEQUENCE_MODES,
     and_list,
     check_schedule,
+    parse_forget_bias,
 )
 from .errors import ConfigError
 from .recipe import LOSSES, check_args, check_class_weight, check_metrics
@@ -116,6 +117,10 @@ def _augment_table(value, where: str):
     from .augmentspec import from_table
 
     return from_table(value, where)
+
+
+def _check_forget_bias(value, where: str) -> None:
+    parse_forget_bias(value, where)
 
 
 def _check_size(value, where: str) -> None:
@@ -276,9 +281,26 @@ class MLPOptions:
     dropout: float | None = _opt(None, "dropout after each hidden layer", default_text="the model's", ge=0.0, lt=1.0)
 
 
+@dataclass
+class LSTMOptions:
+    """The LSTM's own option (:func:`layerlab.models.rnn.lstm`): its forget-gate bias at initialisation."""
+
+    TITLE: ClassVar[str] = "lstm"
+    MODELS: ClassVar[tuple[str, ...]] = ("lstm",)
+
+    forget_bias: str | None = _opt(
+        None,
+        "the forget-gate bias at initialisation, a number or chrono (Tallec & Ollivier 2018: "
+        "b_f = log U(1, T_max - 1), input-gate bias -b_f; T_max the sequence length, or chrono:T)",
+        metavar="chrono|VALUE",
+        default_text="1, Keras's",
+        check=_check_forget_bias,
+    )
+
+
 #: every family's options, in the order their flags are listed
-ModelFamily = type[RecurrentOptions] | type[CNNOptions] | type[MLPOptions]
-MODEL_FAMILIES: tuple[ModelFamily, ...] = (RecurrentOptions, CNNOptions, MLPOptions)
+ModelFamily = type[RecurrentOptions] | type[CNNOptions] | type[MLPOptions] | type[LSTMOptions]
+MODEL_FAMILIES: tuple[ModelFamily, ...] = (RecurrentOptions, CNNOptions, MLPOptions, LSTMOptions)
 
 
 def merged_options(families: tuple[ModelFamily, ...]) -> dict[str, dataclasses.Field]:
@@ -324,11 +346,11 @@ class _ModelName:
 
 
 @dataclass
-class ModelConfig(MLPOptions, CNNOptions, RecurrentOptions, _ModelName):
+class ModelConfig(LSTMOptions, MLPOptions, CNNOptions, RecurrentOptions, _ModelName):
     """The ``[model]`` table: the model's ``name`` and every family's options (each a keyword option
     of the model factories, under the same name), composed from :data:`MODEL_FAMILIES`: ``hidden``,
     ``layers``, ``bidirectional``, ``dropout``, ``channels``, ``padding``, ``batch_norm``,
-    ``residual``, ``global_pool``. An option no one sets is None (the model's default)."""
+    ``residual``, ``global_pool``, ``forget_bias``. An option no one sets is None (the model's default)."""
 
     TITLE: ClassVar[str] = "model"
     MODELS: ClassVar[tuple[str, ...]] = ()

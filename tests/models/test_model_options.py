@@ -46,6 +46,7 @@ def test_model_config_composes_the_families_in_the_old_order():
         "batch_norm",
         "residual",
         "global_pool",
+        "forget_bias",
         "args",  # --model-arg: a factory's own options, added last
     ]
     assert set().union(*map(_names, MODEL_FAMILIES)) == _names(ModelConfig) - {"name", "args"}

@@ -36,18 +36,24 @@ def _pool(with_p, without_p, diff, sd):
     return {"parameters_with_pools": with_p, "parameters_without_pools": without_p, "drop_difference": _s(diff, sd)}
 
 
-def _depth(one, best, sd=0.01):
+def _depth(one, best, sd=0.01, train=None):
+    """Test losses (and training losses: ``train`` = (one, best), else equal to the test's)."""
+    tr = train or (one, best)
     return {
         "parameters_target": 1000,
-        "depths": {"1": {"test_loss": _s(one, sd)}, "2": {"test_loss": _s(best, sd)}, "3": {"test_loss": _s(9.0, sd)}},
+        "depths": {
+            "1": {"test_loss": _s(one, sd), "train_loss": _s(tr[0], sd), "converged": 3},
+            "2": {"test_loss": _s(best, sd), "train_loss": _s(tr[1], sd), "converged": 3},
+            "3": {"test_loss": _s(9.0, sd), "train_loss": _s(9.0, sd), "converged": 2},
+        },
     }
 
 
-def _gated(lstm_mse, gru_mse, lstm_copy, gru_copy):
+def _gated(lstm_mse, gru_mse, lstm_copy, gru_copy, chrono=None):
     def cell(v):
         return {"final": _s(v)}
 
-    return {
+    out = {
         "length": 400,
         "copy_length": 20,
         "cells": {
@@ -59,6 +65,9 @@ def _gated(lstm_mse, gru_mse, lstm_copy, gru_copy):
             "copy:gru": cell(gru_copy),
         },
     }
+    if chrono is not None:
+        out["cells"]["adding:lstm-chrono"], out["cells"]["copy:lstm-chrono"] = cell(chrono[0]), cell(chrono[1])
+    return out
 
 
 @pytest.mark.parametrize(
@@ -71,11 +80,15 @@ def _gated(lstm_mse, gru_mse, lstm_copy, gru_copy):
         (claims_cnn.decide_pooling, _pool(34826, 387466, 0.01, 0.01), CAVEAT),
         (claims_cnn.decide_pooling, _pool(400000, 387466, -0.02, 0.01), NOT_SUPPORTED),
         (claims_rnn.decide_deeper, _depth(1.80, 1.70), SUPPORTED),
-        (claims_rnn.decide_deeper, _depth(1.80, 1.79), CAVEAT),
+        (claims_rnn.decide_deeper, _depth(1.80, 1.79, train=(1.6, 1.5)), CAVEAT),
+        (claims_rnn.decide_deeper, _depth(1.80, 1.79), NOT_SUPPORTED),
         (claims_rnn.decide_deeper, _depth(1.80, 1.85), NOT_SUPPORTED),
         (claims_rnn.decide_gated, _gated(0.001, 0.002, 0.9, 0.8), SUPPORTED),
         (claims_rnn.decide_gated, _gated(0.001, 0.17, 0.12, 0.12), CAVEAT),
         (claims_rnn.decide_gated, _gated(0.17, 0.17, 0.12, 0.12), NOT_SUPPORTED),
+        # the LSTM with Keras's forget bias misses adding, with chrono initialisation it carries it
+        (claims_rnn.decide_gated, _gated(0.17, 0.002, 0.9, 0.8, chrono=(0.002, 0.9)), SUPPORTED),
+        (claims_rnn.decide_gated, _gated(0.17, 0.002, 0.9, 0.8, chrono=(0.17, 0.9)), CAVEAT),
     ],
 )
 def test_verdicts_follow_the_numbers(decide, numbers, verdict):
@@ -85,12 +98,21 @@ def test_verdicts_follow_the_numbers(decide, numbers, verdict):
     assert reason
 
 
-def _vanishing(decays, reach, explained):
+def _vanishing(decays, reach, explained, control=0.9, sd=0.01):
+    """``explained``: per T the variance explained at each of two learning rates (best last)."""
+    lengths = [50, 150, 400]
     return {
-        "lengths": [50, 150, 400],
+        "lengths": lengths,
+        "control_length": 10,
         "per_length": {
-            str(T): {"decay_trained": _s(d), "reach_trained": reach, "explained": e}
-            for T, d, e in zip((50, 150, 400), decays, explained, strict=True)
+            str(T): {"decay_trained": _s(d), "reach_trained": reach} for T, d in zip(lengths, decays, strict=True)
+        },
+        "sweep": {
+            "10": {"0.001": {"explained": _s(control - 0.3, sd)}, "0.01": {"explained": _s(control, sd)}},
+            **{
+                str(T): {"0.001": {"explained": _s(e - 0.1, sd)}, "0.01": {"explained": _s(e, sd)}}
+                for T, e in zip(lengths, explained, strict=True)
+            },
         },
     }
 
@@ -99,7 +121,12 @@ def _vanishing(decays, reach, explained):
     ("numbers", "verdict"),
     [
         (_vanishing([0.9, 0.95, 0.97], 1e-6, [0.3, 0.01, 0.0]), SUPPORTED),
+        # the best lr learns at the longest T: no stall
         (_vanishing([0.9, 0.95, 0.97], 1e-6, [0.99, 0.98, 0.97]), CAVEAT),
+        # near one half, within the seeds' spread: not a stall
+        (_vanishing([0.9, 0.95, 0.97], 1e-6, [0.3, 0.01, 0.45], sd=0.1), CAVEAT),
+        # the positive control does not learn: the harness cannot show a stall
+        (_vanishing([0.9, 0.95, 0.97], 1e-6, [0.3, 0.01, 0.0], control=0.1), CAVEAT),
         (_vanishing([0.9, 1.01, 0.97], 0.5, [0.3, 0.01, 0.0]), NOT_SUPPORTED),
     ],
 )
@@ -107,16 +134,35 @@ def test_vanishing_rule(numbers, verdict):
     assert claims_rnn.decide_vanishing(numbers)[0] == verdict
 
 
+def test_spread_rules():
+    """A difference counts when it is beyond twice the standard error of the difference of the means."""
+    from layerlab.claims.base import clearly_above_value, clearly_below, clearly_below_value, difference
+
+    assert clearly_below(_s(0.10, 0.01), _s(0.20, 0.01))
+    assert not clearly_below(_s(0.19, 0.05), _s(0.20, 0.05))
+    assert not clearly_below(_s(0.20, 0.0), _s(0.10, 0.0))
+    d, bound = difference(_s(1.0, 0.3, 9), _s(0.5, 0.4, 16))
+    assert d == pytest.approx(0.5) and bound == pytest.approx(2 * math.hypot(0.1, 0.1))
+    assert clearly_above_value(_s(0.6, 0.05), 0.5) and not clearly_above_value(_s(0.6, 0.2), 0.5)
+    assert clearly_below_value(_s(0.4, 0.05), 0.5) and not clearly_below_value(_s(0.45, 0.2), 0.5)
+    assert not clearly_below(_s(None), _s(0.2))
+
+
 def test_residual_and_input_size_rules():
-    def cells(res_reach, res_stable, res_mse):
+    def cells(res_reach, res_stable, res_mse, convex_reach=1e-3, sd=0.001):
         out = {}
         for T in (150, 400):
-            out[f"rnn@{T}"] = {"reach_trained": 1e-6, "stable": True, "final": _s(0.17)}
-            out[f"residual@{T}"] = {"reach_trained": res_reach, "stable": res_stable, "final": _s(res_mse)}
-        return {"lengths": [150, 400], "cells": out}
+            out[f"rnn@{T}"] = {"reach_trained": 1e-6, "stable": True, "final": _s(0.17, sd)}
+            out[f"residual@{T}"] = {"reach_trained": res_reach, "stable": res_stable, "final": _s(res_mse, sd)}
+        out["convex@150"] = {"reach_trained": convex_reach, "stable": True, "final": _s(0.001)}
+        return {"lengths": [150, 400], "control_length": 150, "cells": out}
 
     assert claims_rnn.decide_residual(cells(0.5, True, 0.01))[0] == SUPPORTED
     assert claims_rnn.decide_residual(cells(0.5, False, 0.01))[0] == CAVEAT
+    # the gate alone keeps as much of the gradient: the residual sum is not shown to be what does it
+    assert claims_rnn.decide_residual(cells(0.5, True, 0.01, convex_reach=0.2))[0] == CAVEAT
+    # lower, but within the seeds' spread
+    assert claims_rnn.decide_residual(cells(0.5, True, 0.15, sd=0.05))[0] == CAVEAT
     assert claims_rnn.decide_residual(cells(2e-6, True, 0.01))[0] == NOT_SUPPORTED
 
     def sizes(refused, gp):
@@ -130,27 +176,81 @@ def test_residual_and_input_size_rules():
         }
 
     assert claims_cnn.decide_input_size(sizes(True, 0.8))[0] == CAVEAT
+    got, reason = claims_cnn.decide_input_size({**sizes(True, 0.8), "single_frame_2d": _s(0.85)})
+    assert got == CAVEAT and "do not need the third dimension" in reason
     assert claims_cnn.decide_input_size(sizes(True, 0.15))[0] == SUPPORTED
     assert claims_cnn.decide_input_size(sizes(False, 0.8))[0] == NOT_SUPPORTED
 
 
 def test_efficiency_rule():
-    def model(params, acc, t, reached=3):
-        return {"parameters": params, "accuracy": _s(acc), "seconds_to_target": _s(t), "reached": reached, "seeds": 3}
-
-    def numbers(small_acc, small_t):
+    def model(params, flops, acc, t, reached=3, sd=0.2):
         return {
-            "target": 0.875,
+            "parameters": params,
+            "flops": flops,
+            "accuracy": _s(acc, 0.004),
+            "seconds_to_target": _s(t, sd),
+            "flops_to_target": _s(t * 1e9, sd * 1e9),
+            "reached": reached,
+            "seeds": 3,
+        }
+
+    def numbers(small_acc, small_t, recipe_t=10.0, article_t=18.0, article_reached=2):
+        return {
+            "target": 0.843,
             "models": {
-                "article CNN": model(34826, 0.88, 10.0),
-                "narrow CNN": model(12858, small_acc, small_t),
-                "global-pool CNN": model(14458, 0.80, 20.0, reached=0),
+                "article CNN": model(34826, 4.9e6, 0.848, article_t, reached=article_reached),
+                "article CNN, smaller models' recipe": model(34922, 4.9e6, 0.86, recipe_t),
+                "narrow CNN": model(12858, 1.3e6, small_acc, small_t),
+                "global-pool CNN": model(14458, 2.9e6, 0.80, 20.0, reached=0),
             },
         }
 
-    assert claims_cnn.decide_efficiency(numbers(0.88, 8.0))[0] == SUPPORTED
-    assert claims_cnn.decide_efficiency(numbers(0.88, 12.0))[0] == CAVEAT
-    assert claims_cnn.decide_efficiency(numbers(0.80, 8.0))[0] == NOT_SUPPORTED
+    # the old rule failed this one on an article-CNN seed 0.1 point short of its own target: the means decide
+    assert claims_cnn.decide_efficiency(numbers(0.864, 1.5))[0] == SUPPORTED
+    # sooner than the article CNN, but not than its layers with the same recipe: the recipe may explain it
+    got, reason = claims_cnn.decide_efficiency(numbers(0.864, 1.5, recipe_t=1.6))
+    assert got == CAVEAT and "recipe" in reason
+    # within the spread of the article CNN's time
+    assert claims_cnn.decide_efficiency(numbers(0.848, 17.9, article_reached=3))[0] == CAVEAT
+    # accuracy clearly below the article CNN's
+    assert claims_cnn.decide_efficiency(numbers(0.80, 1.5))[0] == NOT_SUPPORTED
+
+
+def test_spatial_and_pooling_control_rules():
+    def spatial(cnn_drop, mlp_drop, gap, cnn_minus_mlp, sd=0.005):
+        return {
+            "cnn_drop": _s(cnn_drop, sd),
+            "mlp_drop": _s(mlp_drop, sd),
+            "drop_gap": _s(gap, sd),
+            "cnn_minus_mlp": _s(cnn_minus_mlp, sd),
+        }
+
+    assert claims_cnn.decide_spatial(spatial(0.05, 0.0, 0.05, 0.02))[0] == SUPPORTED
+    assert claims_cnn.decide_spatial(spatial(0.05, 0.0, 0.05, 0.001))[0] == CAVEAT
+    assert claims_cnn.decide_spatial(spatial(0.005, 0.0, 0.005, 0.02))[0] == NOT_SUPPORTED
+
+    pool = _pool(34826, 387466, 0.05, 0.01)
+    assert claims_cnn.decide_pooling({**pool, "drop_difference_strided": _s(0.03, 0.01)})[0] == SUPPORTED
+    got, reason = claims_cnn.decide_pooling({**pool, "drop_difference_strided": _s(0.001, 0.01)})
+    assert got == CAVEAT and "not the max" in reason
+
+
+def test_strided_control_and_permuted_images():
+    ds = claims_base.bar_images(20, 10)
+    net = claims_cnn.strided_cnn(ds)
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2), (2, 2)] and not any(
+        isinstance(m, torch.nn.MaxPool2d) for m in net.features
+    )
+    assert net.classifier.in_features == 64 * 6 * 6 and net(ds.train.x[:3]).shape == (3, 10)
+    shuffled, perm = claims_cnn.permuted_images(ds)
+    assert torch.equal(shuffled.train.x.flatten(1), ds.train.x.flatten(1)[:, perm])
+    assert torch.equal(shuffled.test.x.flatten(1), ds.test.x.flatten(1)[:, perm])
+    assert not torch.equal(shuffled.train.x, ds.train.x) and torch.equal(shuffled.train.y, ds.train.y)
+    assert torch.equal(claims_cnn.permuted_images(ds)[1], perm)  # one fixed permutation
+    frames = claims_cnn.first_frames(claims_cnn.clip_dataset(ds, 5))
+    assert frames.train.x.shape == (5, 1, 28, 28)
+    assert torch.equal(frames.test.x, claims_cnn.shift_images(ds.test.x, 0, -1))  # the clips start one pixel left
 
 
 def test_stats_mean_and_spread():
@@ -353,3 +453,121 @@ def test_default_paths_are_the_repositorys_only_in_its_source_tree(tmp_path, mon
     (tmp_path / "src" / "layerlab").mkdir(parents=True)
     assert default_paths(False) == (Path("docs/claims.md"), Path("benchmarks/results/claims"))
     assert default_paths(True) == (Path("claims-only/claims.md"), Path("claims-only"))
+
+
+# ----------------------------------------------------------------------------------------------
+# --update: rerun some claims and merge them into a full run's page
+# ----------------------------------------------------------------------------------------------
+def _earlier(res: Path, mode: str = "quick", partial: bool = False) -> dict:
+    meta = {
+        "mode": mode,
+        "partial": partial,
+        "claims_run": ["pooling", "gated"],
+        "command": "layerlab claims --quick",
+        "date": "2026-01-01 00:00 UTC",
+        "seeds": 1,
+        "cpu": "cpu",
+        "cores": 2,
+        "threads": 1,
+        "torch": "2",
+        "layerlab": "0",
+        "python": "3",
+        "total_seconds": 5.0,
+        "budget_seconds": 180,
+        "within_budget": True,
+        "notes": [],
+    }
+
+    def claim(name, verdict):
+        spec = CLAIMS[name]
+        return {
+            "name": name,
+            "title": spec.title,
+            "section": spec.section,
+            "quote": spec.quote,
+            "experiment": "e",
+            "command": f"layerlab claims --only {name}",
+            "columns": ["a"],
+            "rows": [{"a": "1"}],
+            "numbers": {},
+            "verdict": verdict,
+            "reason": "the old reason",
+            "rule": "rule",
+            "notes": [],
+            "figures": [f"{name}.png"],
+            "seconds": 1.0,
+        }
+
+    doc = {"meta": meta, "claims": [claim("pooling", SUPPORTED), claim("gated", SUPPORTED)]}
+    res.mkdir(parents=True)
+    (res / "claims.json").write_text(json.dumps(doc))
+    (res / "claims.log").write_text("the earlier log\n")
+    for name in ("pooling", "gated"):
+        (res / f"{name}.png").write_bytes(b"old")
+    return doc
+
+
+@pytest.mark.slow
+def test_update_reruns_named_claims_and_keeps_the_others(tmp_path, capsys):
+    out, res = tmp_path / "docs" / "claims.md", tmp_path / "results"
+    _earlier(res)
+    assert main(["claims", "--quick", "--only", "gated", "--update", "--out", str(out), "--results", str(res)]) == 0
+    doc = json.loads((res / "claims.json").read_text())
+    pooling, gated = doc["claims"]
+    assert [c["name"] for c in doc["claims"]] == ["pooling", "gated"]
+    assert (
+        pooling["reason"] == "the old reason" and "run" not in pooling and (res / "pooling.png").read_bytes() == b"old"
+    )
+    assert gated["previous"] == {"verdict": SUPPORTED, "reason": "the old reason", "date": "2026-01-01 00:00 UTC"}
+    assert gated["run"]["command"].endswith("--only gated --update --out " + str(out) + " --results " + str(res))
+    assert CLAIMS["gated"].decide(gated["numbers"]) == (gated["verdict"], gated["reason"])
+    assert (res / "gated.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert doc["meta"]["date"] == "2026-01-01 00:00 UTC" and doc["meta"]["updates"][0]["claims"] == ["gated"]
+    assert (res / "claims.log").read_text().startswith("the earlier log\n")
+    page = out.read_text()
+    assert "Rerun since, and merged into this page: gated" in page
+    assert "*Verdict before* (the run of 2026-01-01 00:00 UTC): **supported**" in page
+    assert page == render_page(doc, out, res)  # the page is the merged file, rendered
+
+
+@pytest.mark.parametrize(
+    ("argv", "earlier", "message"),
+    [
+        (["--update"], None, "give --only"),
+        (["--update", "--only", "gated"], "none", "no claims.json to update"),
+        (["--update", "--only", "gated"], "partial", "partial run"),
+        (["--update", "--only", "gated"], "full", "a full run; --update --quick reruns in quick mode"),
+    ],
+)
+def test_update_refuses_what_it_cannot_merge_into(tmp_path, capsys, argv, earlier, message):
+    res = tmp_path / "results"
+    if earlier in ("partial", "full"):
+        _earlier(res, mode="full" if earlier == "full" else "quick", partial=earlier == "partial")
+    before = sorted(p.name for p in res.iterdir()) if res.exists() else []
+    assert main(["claims", "--quick", *argv, "--out", str(tmp_path / "c.md"), "--results", str(res)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert (sorted(p.name for p in res.iterdir()) if res.exists() else []) == before
+    assert not (tmp_path / "c.md").exists()
+
+
+def test_render_writes_the_page_from_claims_json_alone(tmp_path, capsys):
+    res, out = tmp_path / "results", tmp_path / "docs" / "claims.md"
+    doc = _earlier(res)
+    assert main(["claims", "--render", "--out", str(out), "--results", str(res)]) == 0
+    assert out.read_text() == render_page(doc, out, res)
+    assert main(["claims", "--render", "--out", str(out), "--results", str(tmp_path / "none")]) == 2
+    assert "no claims.json to render" in capsys.readouterr().err
+
+
+def test_a_claim_changed_since_its_run_says_so(tmp_path):
+    """A record made by an earlier version of a revised claim is marked on the page, with what changed
+    and the command that reruns it; a record of the current version is not."""
+    doc = _earlier(tmp_path / "results")
+    assert CLAIMS["gated"].revision and not CLAIMS["conv-features"].revision
+    page = render_page(doc, tmp_path / "claims.md", tmp_path / "results")
+    assert page.count("*Changed since this run:*") == 2  # pooling and gated, both revised
+    assert "`layerlab claims --only gated --update` reruns it." in page
+    for c in doc["claims"]:
+        c["revision"] = CLAIMS[c["name"]].revision
+    assert "*Changed since this run:*" not in render_page(doc, tmp_path / "claims.md", tmp_path / "results")

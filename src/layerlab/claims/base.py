@@ -26,6 +26,7 @@ from ..engine import fit, seed_everything
 from ..errors import DataError, LayerlabError, TrainingError
 from ..experiments import warm_up
 from ..inspect.gradflow import gradient_flow
+from ..models.cells import ResidualCell
 from ..rundir import build_model_for
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,17 @@ class Budget:
     copy_lr: float = 0.01
     text_length: int = 50
     text_batch: int = 32
-    text_lr: float = 0.01
+    text_lr: float = 0.01  # unused since the learning rate is swept (text_lrs); kept for old records
+    # the character models train until the validation loss (the last tenth of the training windows,
+    # held out) has not improved for text_patience epochs, at most text_epochs, at each of text_lrs
+    text_lrs: tuple[float, ...] = (0.003, 0.01)
+    text_patience: int = 3
+    text_validation: float = 0.1
     depths: tuple[int, ...] = (1, 2, 3)
+    # the stall's controls (3.2.3): the tanh RNN at every T with each of these learning rates, and at a
+    # short T where it should train (the positive control)
+    stall_lrs: tuple[float, ...] = (0.001, 0.01)
+    control_length: int = 10
     clip: float = 1.0
     gradflow_samples: int = 32
 
@@ -108,7 +118,7 @@ FULL = Budget(
     copy_epochs=12,
     text_chars=None,
     text_hidden=128,
-    text_epochs=10,
+    text_epochs=40,
 )
 
 QUICK = Budget(
@@ -132,8 +142,11 @@ QUICK = Budget(
     copy_epochs=1,
     text_chars=20_000,
     text_hidden=32,
-    text_epochs=1,
+    text_epochs=2,
+    text_lrs=(0.01,),
+    text_patience=1,
     gradflow_samples=8,
+    control_length=5,
 )
 
 
@@ -159,6 +172,7 @@ class Claim:
     figures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    revision: str = ""  # what changed since the verdict a rerun replaces (the claim spec's ``revision``)
 
     @property
     def command(self) -> str:
@@ -181,6 +195,36 @@ def stats(values) -> dict:
     a = np.asarray(v, dtype=np.float64)
     sd = float(a.std(ddof=1)) if len(a) > 1 else 0.0
     return {"mean": float(a.mean()), "sd": sd, "min": float(a.min()), "max": float(a.max()), "n": len(a)}
+
+
+def standard_error(s: dict) -> float:
+    """The standard error of a :func:`stats` mean, ``sd / sqrt(n)`` (0 for one value)."""
+    return 0.0 if not s["n"] or s["sd"] is None else float(s["sd"]) / math.sqrt(s["n"])
+
+
+def difference(a: dict, b: dict) -> tuple[float, float]:
+    """``mean(a) - mean(b)`` and its bound ``2 sqrt(se_a^2 + se_b^2)``, twice the standard error of the
+    difference of two independent means: the decision rule every comparison of two arms uses, stated
+    before the runs (a difference beyond the bound is one the seeds' spread does not explain)."""
+    return float(a["mean"] - b["mean"]), 2.0 * math.hypot(standard_error(a), standard_error(b))
+
+
+def clearly_below(a: dict, b: dict) -> bool:
+    """True when the mean of ``a`` is below the mean of ``b`` by more than :func:`difference`'s bound."""
+    if a["mean"] is None or b["mean"] is None:
+        return False
+    d, bound = difference(b, a)
+    return d > bound
+
+
+def clearly_above_value(a: dict, value: float) -> bool:
+    """True when the mean of ``a`` less twice its standard error is at least ``value``."""
+    return a["mean"] is not None and a["mean"] - 2 * standard_error(a) >= value
+
+
+def clearly_below_value(a: dict, value: float) -> bool:
+    """True when the mean of ``a`` plus twice its standard error is below ``value``."""
+    return a["mean"] is not None and a["mean"] + 2 * standard_error(a) < value
 
 
 def pm(s: dict, digits: int = 4, scale: float = 1.0, unit: str = "") -> str:
@@ -295,11 +339,19 @@ class Context:
         return self._images
 
     def train_image_model(
-        self, label: str, model: ModelConfig, seed: int, *, ds: Dataset | None = None, lr: float = 1e-3
+        self,
+        label: str,
+        model: ModelConfig | None,
+        seed: int,
+        *,
+        ds: Dataset | None = None,
+        lr: float = 1e-3,
+        build: Callable[[Dataset], torch.nn.Module] | None = None,
     ) -> dict:
-        """Train ``model`` (a ModelConfig) from ``seed`` on ``ds`` (default :meth:`images`) for the
-        budget's epochs; cached by ``label`` and seed. Returns ``model``, ``history``, ``seconds``
-        (training only, summed over epochs), ``parameters``."""
+        """Train ``model`` (a ModelConfig; or what ``build(ds)`` returns, for a control no flag
+        builds) from ``seed`` on ``ds`` (default :meth:`images`) for the budget's epochs; cached by
+        ``label`` and seed. Returns ``model``, ``history``, ``seconds`` (training only, summed over
+        epochs), ``parameters``."""
         key = ("image", label, seed)
         if key in self._cache:
             return self._cache[key]
@@ -307,7 +359,7 @@ class Context:
         b = self.budget
         cfg = TrainConfig(epochs=b.image_epochs, batch_size=b.image_batch, lr=lr, seed=seed, device="cpu")
         seed_everything(seed)
-        net = build_model_for(model, ds.spec, ds.num_outputs)
+        net = build(ds) if build is not None else build_model_for(model, ds.spec, ds.num_outputs)
         params = sum(p.numel() for p in net.parameters() if p.requires_grad)
         hist = fit(net, ds, cfg).history
         r = {
@@ -336,27 +388,32 @@ class Context:
             self._cache[key] = load_dataset(task, length=length, n_train=n_train, n_test=n_test, seed=seed)
         return self._cache[key]
 
-    def recurrent(self, task: str, cell: str, length: int, seed: int) -> dict:
-        """Train ``cell`` (rnn, lstm, gru, residual) on ``task`` (adding or copy) at T = ``length``
-        from ``seed``, with the gradient flow ``||dL/dh_t||`` measured at initialisation and after
-        training. A run whose loss becomes NaN or infinite is kept, as ``diverged``."""
-        key = ("recurrent", task, cell, length, seed)
+    def recurrent(
+        self, task: str, cell: str, length: int, seed: int, *, lr: float | None = None, forget_bias: str | None = None
+    ) -> dict:
+        """Train ``cell`` (rnn, lstm, gru, residual, or :data:`CONVEX`, the gated convex control of the
+        residual cell) on ``task`` (adding or copy) at T = ``length`` from ``seed`` (``lr``: the budget's
+        unless given; ``forget_bias``: the LSTM's ``--forget-bias``, Keras's 1 unless given), with the
+        gradient flow ``||dL/dh_t||`` measured at initialisation and after training. A run whose loss
+        becomes NaN or infinite is kept, as ``diverged``."""
+        b = self.budget
+        adding = task == "adding"
+        lr = float(lr if lr is not None else b.adding_lr if adding else b.copy_lr)
+        key = ("recurrent", task, cell, length, seed, lr, forget_bias)
         if key in self._cache:
             return self._cache[key]
-        b = self.budget
         ds = self.synthetic(task, length, seed)
-        adding = task == "adding"
         cfg = TrainConfig(
             epochs=b.adding_epochs if adding else b.copy_epochs,
             batch_size=b.adding_batch if adding else b.copy_batch,
-            lr=b.adding_lr if adding else b.copy_lr,
+            lr=lr,
             clip=b.clip,
             seed=seed,
             device="cpu",
             channels_last=False,
         )
         seed_everything(seed)
-        net = build_model_for(ModelConfig(name=cell, hidden=b.hidden), ds.spec, ds.num_outputs)
+        net = recurrent_model(cell, b.hidden, ds, forget_bias)
         params = sum(p.numel() for p in net.parameters() if p.requires_grad)
         x, y = ds.test.x[: b.gradflow_samples], ds.test.y[: b.gradflow_samples]
         # 4 random probes for the Jacobian curve: the claims read ||dL/dh_t||, which is exact anyway,
@@ -375,6 +432,8 @@ class Context:
         r = {
             "task": task,
             "cell": cell,
+            "lr": lr,
+            "forget_bias": forget_bias,
             "length": length,
             "seed": seed,
             "parameters": params,
@@ -391,13 +450,48 @@ class Context:
             "decay_trained": _factor(trained.layers[0].grad_fit) if trained else None,
         }
         what = "test MSE" if adding else "recall accuracy"
+        variant = (f" lr {lr:g}" if lr != (b.adding_lr if adding else b.copy_lr) else "") + (
+            f" forget bias {forget_bias}" if forget_bias else ""
+        )
         self.say(
-            f"  {task} T={length} {cell}, seed {seed}: {what} {r['final']:.4g} in {seconds:.1f} s; "
+            f"  {task} T={length} {cell}{variant}, seed {seed}: {what} {r['final']:.4g} in {seconds:.1f} s; "
             f"||dL/dh_1||/||dL/dh_T|| {sig(r['reach_init'])} at init, {sig(r['reach_trained'])} trained"
             + (f" (diverged: {diverged})" if diverged else "")
         )
         self._cache[key] = r
         return r
+
+
+#: the residual cell's control: the same gates, weights and initialisation, but the convex update
+#: ``h_t = (1 - z_t) h_{t-1} + z_t tanh(W_h x_t + U_h h_{t-1} + b_h)`` with a free ``U``: gated, not a
+#: residual sum (``benchmarks/results/residual_fix.md`` screened it as ``convex``)
+CONVEX = "convex"
+
+
+class ConvexCell(ResidualCell):
+    """The gated convex update of :data:`CONVEX`: a GRU-like interpolation with no identity path."""
+
+    name = CONVEX
+
+    def recurrent_matrix(self, U: torch.Tensor) -> torch.Tensor:
+        return U  # free, as in the cell before the antisymmetric fix
+
+    def step(self, xw_t, state, U, b_U):
+        (h_prev,) = state
+        a_z, a_h = (xw_t + (h_prev @ U.t() if b_U is None else torch.addmm(b_U, h_prev, U.t()))).chunk(2, dim=1)
+        z = torch.sigmoid(a_z)  # (B, H)
+        return ((1 - z) * h_prev + z * torch.tanh(a_h),)  # (B, H)
+
+
+def recurrent_model(cell: str, hidden: int, ds: Dataset, forget_bias: str | None = None) -> torch.nn.Module:
+    """The model a recurrent claim trains: a registered cell (``forget_bias`` for the LSTM), or the
+    :data:`CONVEX` control, built as the residual model (same parameters, same initialisation) whose
+    step is the convex one."""
+    if cell == CONVEX:
+        net = build_model_for(ModelConfig(name="residual", hidden=hidden), ds.spec, ds.num_outputs)
+        net.rnn.cell_impl = ConvexCell()
+        return net
+    return build_model_for(ModelConfig(name=cell, hidden=hidden, forget_bias=forget_bias), ds.spec, ds.num_outputs)
 
 
 def _reach(norms) -> float | None:

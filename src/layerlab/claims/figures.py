@@ -13,8 +13,22 @@ from matplotlib.figure import Figure
 from .. import plots
 from ..tables import write_csv
 
-COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "residual": "tab:purple"}
-NAMES = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "residual": "residual RNN"}
+COLORS = {
+    "rnn": "tab:red",
+    "lstm": "tab:blue",
+    "gru": "tab:green",
+    "residual": "tab:purple",
+    "lstm-chrono": "tab:cyan",
+    "convex": "tab:brown",
+}
+NAMES = {
+    "rnn": "tanh RNN",
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "residual": "residual RNN",
+    "lstm-chrono": "LSTM, chrono",
+    "convex": "convex control",
+}
 
 
 def save(fig: Figure, path: Path) -> str:
@@ -54,7 +68,7 @@ def probe_bars(rows: list[dict], title: str) -> Figure:
 def shift_curves(ks, curves: dict, title: str) -> Figure:
     fig = plots.new_figure(6.0, 3.6)
     ax = fig.subplots()
-    for (label, per_seed), color in zip(curves.items(), ("tab:blue", "tab:orange"), strict=True):
+    for (label, per_seed), color in zip(curves.items(), ("tab:blue", "tab:orange", "tab:green"), strict=False):
         a = np.asarray(per_seed, dtype=np.float64) * 100  # (seeds, shifts)
         sd = a.std(0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1])
         ax.errorbar(ks, a.mean(0), yerr=sd, marker="o", capsize=3, label=label, color=color)
@@ -114,7 +128,9 @@ def _percent(text: str) -> float:
 def time_to_accuracy(runs: dict, target: float, title: str) -> Figure:
     fig = plots.new_figure(6.0, 3.6)
     ax = fig.subplots()
-    for (label, per_seed), color in zip(runs.items(), ("tab:blue", "tab:green", "tab:orange"), strict=True):
+    for (label, per_seed), color in zip(
+        runs.items(), ("tab:blue", "tab:gray", "tab:green", "tab:orange"), strict=False
+    ):
         for i, r in enumerate(per_seed):
             t = np.cumsum([h["train_seconds"] for h in r["history"]])
             a = [h["test_accuracy"] * 100 for h in r["history"]]
@@ -175,14 +191,16 @@ def cells_by_length(cells: dict, lengths, baseline: float) -> Figure:
     step's gradient that reaches step 1, trained (log scale)."""
     fig = plots.new_figure(10.0, 3.8)
     left, right = fig.subplots(1, 2)
-    names = ["rnn", "lstm", "gru", "residual"]
+    names = [c for c in COLORS if any(f"{c}@{T}" in cells for T in lengths)]
     width = 0.8 / len(names)
+    empty = {"final": {"mean": None, "sd": None}, "reach_trained": None}
     for i, cell in enumerate(names):
         xs = np.arange(len(lengths)) + (i - (len(names) - 1) / 2) * width
-        m = [_finite_or_nan(cells[f"{cell}@{T}"]["final"]["mean"]) for T in lengths]
-        sd = [_finite_or_nan(cells[f"{cell}@{T}"]["final"]["sd"]) for T in lengths]
+        got = [cells.get(f"{cell}@{T}", empty) for T in lengths]  # the convex control ran at one T
+        m = [_finite_or_nan(g["final"]["mean"]) for g in got]
+        sd = [_finite_or_nan(g["final"]["sd"]) for g in got]
         left.bar(xs, m, width, yerr=sd, capsize=3, color=COLORS[cell], label=NAMES[cell])
-        reach = [_finite_or_nan(cells[f"{cell}@{T}"]["reach_trained"]) for T in lengths]
+        reach = [_finite_or_nan(g["reach_trained"]) for g in got]
         right.bar(xs, reach, width, color=COLORS[cell], label=NAMES[cell])
     left.axhline(baseline, color="k", ls="--", lw=1, label=f"always 1: {baseline:.3f}")
     for ax in (left, right):
@@ -200,7 +218,7 @@ def cells_by_length(cells: dict, lengths, baseline: float) -> Figure:
 def gated(cells: dict, T: int, copy_T: int, baseline: float, chance: float) -> Figure:
     fig = plots.new_figure(9.0, 3.4)
     left, right = fig.subplots(1, 2)
-    names = ["rnn", "lstm", "gru"]
+    names = [c for c in ("rnn", "lstm", "lstm-chrono", "gru") if f"adding:{c}" in cells]
     for i, cell in enumerate(names):
         a = cells[f"adding:{cell}"]["final"]
         c = cells[f"copy:{cell}"]["final"]
@@ -223,26 +241,58 @@ def gated(cells: dict, T: int, copy_T: int, baseline: float, chance: float) -> F
 
 
 def depth_curves(curves: dict, title: str) -> Figure:
-    fig = plots.new_figure(6.0, 3.6)
+    """Per depth (one colour) and seed: the training loss (dashed) and the test loss (solid) per epoch."""
+    fig = plots.new_figure(6.5, 3.8)
     ax = fig.subplots()
     colors = plots_colors(len(curves))
-    for (layers, hists), color in zip(curves.items(), colors, strict=True):
-        for i, hist in enumerate(hists):
+    for (layers, runs), color in zip(curves.items(), colors, strict=True):
+        for i, r in enumerate(runs):
+            epochs = range(1, len(r["train_curve"]) + 1)
+            name = f"{layers} layer{'s' if layers > 1 else ''}"
             ax.plot(
-                [h["epoch"] for h in hist],
-                [h["test_loss"] for h in hist],
+                epochs, r["train_curve"], ls="--", color=color, alpha=0.7, label=f"{name}, training" if i == 0 else None
+            )
+            ax.plot(
+                epochs,
+                r["test_curve"],
+                ls="-",
                 marker="o",
+                ms=3,
                 color=color,
-                alpha=0.8,
-                label=f"{layers} layer{'s' if layers > 1 else ''}" if i == 0 else None,
+                alpha=0.9,
+                label=f"{name}, test" if i == 0 else None,
             )
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test loss (nats per character)")
+    ax.set_ylabel("loss (nats per character)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     ax.set_title(title, fontsize=9)
     return fig
 
 
 def _finite_or_nan(v) -> float:
     return float(v) if v is not None and math.isfinite(float(v)) else float("nan")
+
+
+def spatial(acc: dict, title: str) -> Figure:
+    """Bars of mean test accuracy (sd over seeds as error bars): ``acc[model][images]`` :func:`stats`."""
+    fig = plots.new_figure(6.5, 3.4)
+    ax = fig.subplots()
+    models = list(acc)
+    kinds = list(next(iter(acc.values())))
+    width = 0.8 / len(kinds)
+    for j, (kind, color) in enumerate(zip(kinds, ("tab:blue", "tab:orange"), strict=False)):
+        xs = np.arange(len(models)) + (j - (len(kinds) - 1) / 2) * width
+        m = [_finite_or_nan(acc[mod][kind]["mean"]) * 100 for mod in models]
+        sd = [_finite_or_nan(acc[mod][kind]["sd"]) * 100 for mod in models]
+        ax.bar(xs, m, width, yerr=sd, capsize=4, color=color, label=kind)
+        for x, v in zip(xs, m, strict=True):
+            ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(models)), models)
+    lo = min(_finite_or_nan(acc[mod][k]["mean"]) * 100 for mod in models for k in kinds)
+    ax.set_ylim(max(0.0, lo - 10), 100)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return fig

@@ -6,12 +6,16 @@ from __future__ import annotations
 from .options import NameList, Number, Text
 
 # the claim names, for --help, without importing torch to print it
-CLAIM_NAMES = "conv-features, pooling, input-size, vanishing, deeper, residual, gated, efficiency"
+CLAIM_NAMES = "conv-features, spatial, pooling, input-size, vanishing, deeper, residual, gated, efficiency"
 
 
 def cmd_claims(args) -> int:
     from .. import claims
 
+    if args.render:
+        claims.render(args.out, args.results)
+        print(f"wrote {args.out or claims.default_paths(False)[0]}")
+        return 0
     doc = claims.run_claims(
         quick=args.quick,
         only=args.only,
@@ -21,6 +25,7 @@ def cmd_claims(args) -> int:
         text=args.text,
         out=args.out,
         results=args.results,
+        update=args.update,
         say=lambda line: print(line, flush=True),
     )
     width = max(len(c["name"]) for c in doc["claims"])
@@ -47,6 +52,17 @@ def register(sub) -> None:
         action=NameList,
         help=f"run these claims only ({CLAIM_NAMES}); their page and results then go to claims-only/ "
         "unless --out and --results say otherwise",
+    )
+    c.add_argument(
+        "--update",
+        action="store_true",
+        help="with --only: rerun those claims and merge them into the full run's page and claims.json (each keeps "
+        "the verdict it replaces); the other claims stay as they were",
+    )
+    c.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: write the page (--out) again from the results' claims.json (--results)",
     )
     c.add_argument("--seeds", action=Number, ge=1, help="seeds per noisy number (default 3; --quick: 1)")
     c.add_argument("--threads", action=Number, like="train.threads", help="torch CPU threads (default 2; --quick: 1)")

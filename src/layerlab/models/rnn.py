@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..choices import HEADS
+from ..choices import CHRONO, HEADS, parse_forget_bias
 from ..errors import ConfigError, DataError
 from . import register_model
 from .cells import CELLS, Cell
@@ -166,6 +166,29 @@ class RecurrentStack(nn.Module):
                         b[H : 2 * H] = 1.0
                     if self.cell_impl.gate_bias is not None:  # residual: small first steps
                         b[:H] = self.cell_impl.gate_bias
+
+    def forget_bias_(self, value: float | None = None, *, chrono_t_max: float | None = None) -> None:
+        """Set the LSTM's forget-gate bias ``b_f`` (in ``b_ih``; ``b_hh``'s i, f blocks 0): ``value`` for
+        every unit, or, with ``chrono_t_max`` = T_max, chrono initialisation (Tallec & Ollivier, "Can
+        recurrent neural networks warp time?", ICLR 2018): ``b_f = log(u)``, ``u ~ U(1, T_max - 1)`` per
+        unit, drawn from torch's generator (so from the run's seed), and the input-gate bias ``b_i = -b_f``.
+        A unit's forget gate then starts near ``1 - 1/u``: its memory lasts about ``u`` steps, spread
+        over the lengths up to T_max, where a bias of 1 gives every unit about 3.7 steps."""
+        if self.cell_impl.name != "lstm":
+            raise ConfigError(f"--forget-bias is the LSTM's forget gate; the {self.cell_impl.name} cell has none")
+        H = self.hidden_size
+        with torch.no_grad():
+            for k in range(self.num_layers):
+                for d in range(self.directions):
+                    _, _, b, b_U = self.weights(k, d)
+                    if chrono_t_max is None:
+                        b[H : 2 * H] = float(value)
+                    else:
+                        b_f = torch.log(torch.empty(H).uniform_(1.0, float(chrono_t_max) - 1.0))  # (H,)
+                        b[H : 2 * H] = b_f.to(b.dtype)
+                        b[:H] = -b_f.to(b.dtype)
+                    if b_U is not None:
+                        b_U[: 2 * H] = 0.0
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(B, T, D)`` -> outputs of the last layer ``(B, T, dirs*H)`` and the final state of
@@ -394,9 +417,38 @@ def _family(cell: str):
     return factory
 
 
+def lstm(
+    input_shape,
+    num_outputs,
+    hidden: int = 128,
+    layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    head: str = "last",
+    forget_bias: str | float | None = None,
+):
+    """The ``lstm`` family: :class:`RecurrentNet` with the LSTM cell, Keras's initialisation (forget-gate
+    bias 1) unless ``forget_bias`` says otherwise: a number, ``chrono`` (T_max the input's length, its
+    first dimension) or ``chrono:T`` (see :meth:`RecurrentStack.forget_bias_`)."""
+    model = _family("lstm")(input_shape, num_outputs, hidden, layers, bidirectional, dropout, head)
+    if forget_bias is not None:
+        kind, v = parse_forget_bias(forget_bias)
+        if kind == CHRONO:
+            t_max = v if v is not None else float(model.input_shape[0])
+            if t_max < 3:
+                raise ConfigError(
+                    f"--forget-bias chrono draws log U(1, T_max - 1) and needs T_max of at least 3; these sequences "
+                    f"have {int(t_max)} steps (give chrono:T)"
+                )
+            model.rnn.forget_bias_(chrono_t_max=t_max)
+        else:
+            model.rnn.forget_bias_(v)
+    return model
+
+
 for _name, _desc in (
     ("rnn", "The article's tanh RNN h_t = tanh(W x_t + U h_{t-1} + b): --hidden --layers --bidirectional --dropout"),
-    ("lstm", "LSTM (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
+    ("lstm", "LSTM (torch's fused kernel): --hidden --layers --bidirectional --dropout --forget-bias"),
     ("gru", "GRU (torch's fused kernel): --hidden --layers --bidirectional --dropout"),
     (
         "residual",
@@ -404,4 +456,4 @@ for _name, _desc in (
         "--hidden --layers --bidirectional --dropout",
     ),
 ):
-    register_model(_name, _desc, sequence=True)(_family(_name))
+    register_model(_name, _desc, sequence=True)(lstm if _name == "lstm" else _family(_name))
