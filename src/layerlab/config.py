@@ -769,10 +769,12 @@ def check_model_options(model_cfg: ModelConfig, where: str = "config", flags: di
             f"{prefix}model {model_cfg.name} needs {needs} (its factory has no default for "
             f"{'it' if len(missing) == 1 else 'them'})"
         )
-    names, typed = zip(*(named(n) for n in wrong), strict=True)
-    if any(typed) and not all(typed):  # say which file the keys come from
-        names = tuple(n if t else f"{n} ({where})" for n, t in zip(names, typed, strict=True))
-    prefix = "" if any(typed) else f"{where}: "
+    pairs = [named(n) for n in wrong]
+    names = tuple(n for n, _ in pairs)
+    typed_flags = [t for _, t in pairs]
+    if any(typed_flags) and not all(typed_flags):  # say which file the keys come from
+        names = tuple(n if t else f"{n} ({where})" for n, t in pairs)
+    prefix = "" if any(typed_flags) else f"{where}: "
     listed = and_list(list(names))
     own = {f.name for f in fields(ModelConfig)}
     settable = [o for o in takes if o in own or not our_model(model_cfg.name)]  # not head: the data decides it

@@ -41,7 +41,7 @@ MIN_PATIENCE = 10
 MIN_BATCH, MAX_BATCH = 8, 32
 
 #: the model chosen for each kind of input (``table``: one CSV with --label-column)
-MODELS = {
+MODELS: dict[str, dict[str, object]] = {
     "image": {"name": "cnn", "channels": "32,M,64,M,128", "padding": "same", "batch_norm": True, "global_pool": "avg"},
     "sequence": {"name": "fcn"},
     "table": {"name": "mlp", "hidden": 128, "layers": 2},

@@ -294,7 +294,7 @@ def run_claims(
     if earlier is None:
         _prepare_results(results)
     else:
-        names = list(dict.fromkeys(n.strip() for n in (only.split(",") if isinstance(only, str) else only)))
+        names = list(dict.fromkeys(n.strip() for n in (only.split(",") if isinstance(only, str) else only or [])))
         names = [n for n in names if n]  # an update runs its claims in the order given (checked above)
     log_path = results / "claims.log"
     log_file = open(log_path, "a" if update else "w", encoding="utf-8")  # closed in the finally below

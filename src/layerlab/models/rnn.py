@@ -182,7 +182,7 @@ class RecurrentStack(nn.Module):
                 for d in range(self.directions):
                     _, _, b, b_U = self.weights(k, d)
                     if chrono_t_max is None:
-                        b[H : 2 * H] = float(value)
+                        b[H : 2 * H] = 1.0 if value is None else float(value)
                     else:
                         b_f = torch.log(torch.empty(H).uniform_(1.0, float(chrono_t_max) - 1.0))  # (H,)
                         b[H : 2 * H] = b_f.to(b.dtype)

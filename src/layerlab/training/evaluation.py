@@ -132,7 +132,7 @@ def _evaluate_shared(model, source, task, batch_size, device, amp, channels_last
     names = metric_names(metrics)
     if names:  # ranked and averaged metrics (AUROC, macro F1) do not add up over shares: every rank
         # takes every share's outputs, in rank order (the order of the whole split), and computes them
-        shares = distributed.gather(None if out is None else (out.float().cpu(), y.cpu()))
+        shares = distributed.gather(None if out is None or y is None else (out.float().cpu(), y.cpu()))
         whole = [s for s in shares if s is not None]
         out_all, y_all = torch.cat([o for o, _ in whole]), torch.cat([t for _, t in whole])
         m = compute_metrics(task, out_all.to(device), y_all.to(device), metrics=metrics)

@@ -130,8 +130,9 @@ def merge_small_batches(
         after = (j for j in range(i + 1, len(out)) if out[j] is not None and keys[j] == keys[i])
         j = next(before, None)
         j = next(after, None) if j is None else j
-        if j is not None:
-            out[j] = torch.cat([out[j], b])
+        joined = out[j] if j is not None else None
+        if j is not None and joined is not None:
+            out[j] = torch.cat([joined, b])
     return [b for b in out if b is not None]
 
 
@@ -141,7 +142,7 @@ def with_min_batch(source: BatchSource, min_batch: int) -> BatchSource:
     if min_batch <= 1 or not hasattr(type(source), "min_batch"):
         return source
     out = copy.copy(source)
-    out.min_batch = min_batch
+    setattr(out, "min_batch", min_batch)  # noqa: B010 (an attribute of the sources that declare it, not of the protocol)
     return out
 
 
