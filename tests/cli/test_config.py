@@ -103,6 +103,7 @@ def test_every_field_round_trips_through_its_flag():
         "train.head": "new",
         "data.augment": "crop=4,flip=0.5",
         "data.image_size": "16,12",
+        "model.forget_bias": "chrono",
         "data.channels": 3,
     }
     for key in ALL_KEYS:
