@@ -143,3 +143,16 @@ def test_no_validation_split_means_no_early_stopping():
     record = defaults.choose(cfg, {"data.name": "x", "data.validation": 0.0}, _ds(100))
     assert cfg.train.early_stopping is None and record["kept"] == ["data.validation"]
     assert "no early stopping" in defaults.describe(record)
+
+
+def test_the_ucr_fcn_preset_trains_fcn_with_the_papers_adam(tmp_path, capsys):
+    """``--config ucr_fcn``: Wang et al.'s FCN, Adam at 1e-3 with the epsilon of the Keras of the paper's time
+    (1e-8), early stopping on a validation split; a preset is no case for the defaults."""
+    data = _ucr(tmp_path / "ucr")
+    run = tmp_path / "run"
+    code, out, _ = _run(capsys, "train", "--config", "ucr_fcn", "--data", data, "--epochs", 1, "--out", run)
+    assert code == 0 and "defaults for" not in out
+    cfg = _config(run)
+    assert cfg["model"] == {"name": "fcn"} and cfg["data"]["validation"] == 0.2
+    t = cfg["train"]
+    assert (t["lr"], t["eps"], t["batch_size"], t["early_stopping"], t["schedule"]) == (1e-3, 1e-8, 16, 50, "constant")
