@@ -279,6 +279,10 @@ def test_model_arg_on_the_command_line_trains_evaluates_resumes_and_predicts(tmp
     r = cli("evaluate", run, "--json", **plugin)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["n"] == 20
+    np.save(tmp_path / "one.npy", x[0][None])  # one (1, 8, 8) image
+    r = cli("predict", run, tmp_path / "one.npy", "--json", **plugin)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["label"] in {"0", "1", "2"}
     r = cli("train", "--resume", run, "--epochs", "2", "--quiet", **plugin)
     assert r.returncode == 0, r.stderr
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 3

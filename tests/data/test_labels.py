@@ -109,12 +109,14 @@ def test_fit_with_labels_0_and_5_builds_two_outputs_and_decodes_them(two_class, 
         layerlab.evaluate(h, x, y)
 
 
-def test_fit_with_labels_1_to_10_builds_ten_outputs(tmp_path):
+def test_fit_with_labels_1_to_10_builds_ten_outputs(tmp_path, caplog):
     import layerlab
 
-    x, y = bar_images(80, np.random.default_rng(1))
+    x, y = bar_images(80, np.random.default_rng(1), cover=True)
     h = layerlab.fit("cnn", x, y.astype(np.int64) + 1, epochs=1, verbose=0, channels="4,M")
     assert layerlab.predict(h, x[:2]).shape == (2, 10)
+    assert "the labels 1..10 are read as classes 0..9" in caplog.text  # mapped with a notice, not silently
+    assert h.classes == [str(i) for i in range(1, 11)]  # and decoded back to the labels given
 
 
 def test_fit_with_one_hot_labels_trains_a_classifier(two_class, caplog):

@@ -85,3 +85,28 @@ def test_mistakes_csv_names_the_row_of_a_csv(tmp_path):
         assert r["source"].startswith("table.csv row ")
         row = int(r["source"].rsplit(" ", 1)[1])
         assert lines[row][2] == r["true"]  # that row of the file holds this sample's label
+
+
+def test_a_packed_dataset_keeps_the_files_its_samples_came_from(tmp_path):
+    import json
+
+    import pytest
+
+    from layerlab.data.pack import pack
+    from layerlab.errors import DataError
+
+    root = _image_folder(tmp_path / "imgs")
+    ds = load_dataset(str(root))
+    pack(ds, tmp_path / "packed")
+    again = load_dataset(str(tmp_path / "packed"))
+    assert again.test.names == ds.test.names and again.train.names == ds.train.names
+    pick = torch.tensor([3, 0, 5])
+    assert again.test.subset(pick).names == [ds.test.names[i] for i in pick.tolist()]
+    (tmp_path / "packed" / "test-names.json").write_text(json.dumps(["one"]))
+    with pytest.raises(DataError, match=r"test-names\.json: the sample names must be a list of 8 texts"):
+        load_dataset(str(tmp_path / "packed"))
+    index = json.loads((tmp_path / "packed" / "layerlab-pack.json").read_text())
+    index["splits"]["test"]["names"] = {"file": "../outside.json"}
+    (tmp_path / "packed" / "layerlab-pack.json").write_text(json.dumps(index))
+    with pytest.raises(DataError, match=r"splits\.test\.names must name a plain \.json file"):
+        load_dataset(str(tmp_path / "packed"))

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 INDEX = "layerlab-pack.json"
 SHARD_BYTES = 256 * 2**20  # at most this many bytes of samples per shard
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+\.npy$")
+_NAMES = re.compile(r"^[A-Za-z0-9_.-]+\.json$")
 
 
 def is_packed(path: str | Path) -> bool:
@@ -133,6 +134,10 @@ def pack(ds: Dataset, out: str | Path, *, overwrite: bool = False) -> dict:
             x_shape = tuple(int(s) for s in (split.x_shape if hasattr(split, "x_shape") else split.x.shape[1:]))
             labels = split.y.numpy()
             splits[name] = _write_split(tmp, name, len(split), x_shape, dtype, _split_batches(split, is_pixels), labels)
+            names = getattr(split, "names", None)
+            if names is not None and len(names) == len(split):  # where each sample came from: mistakes.csv names it
+                (tmp / f"{name}-names.json").write_text(json.dumps([str(v) for v in names]))
+                splits[name]["names"] = {"file": f"{name}-names.json"}
         index = {
             "format": "layerlab-pack",
             "version": 1,
@@ -187,7 +192,23 @@ def _checked_split(root: Path, name: str, s) -> dict:
     labels = s.get("labels")
     if not (isinstance(labels, dict) and isinstance(labels.get("file"), str) and _NAME.match(labels["file"])):
         raise _bad(root, f"splits.{name}.labels must name a plain .npy file")
+    names = s.get("names")
+    if names is not None and not (
+        isinstance(names, dict) and isinstance(names.get("file"), str) and _NAMES.match(names["file"])
+    ):
+        raise _bad(root, f"splits.{name}.names must name a plain .json file")
     return s
+
+
+def _read_names(path: Path, n: int) -> list[str]:
+    """A split's sample names (the files they were packed from): a JSON list of ``n`` texts."""
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: cannot read the sample names ({type(e).__name__})") from None
+    if not (isinstance(names, list) and len(names) == n and all(isinstance(v, str) for v in names)):
+        raise DataError(f"{path}: the sample names must be a list of {n} texts, one per sample")
+    return names
 
 
 def read_index(root: str | Path) -> dict:
@@ -246,6 +267,8 @@ def load_packed(root: str | Path, *, workers: int | None = None) -> Dataset:
         splits[name] = PackedSource(
             root, s["shards"], s["dtype"], s["x_shape"], torch.from_numpy(np.array(y)), workers=workers
         )
+        if "names" in s:
+            splits[name].sample_names = _read_names(root / s["names"]["file"], len(y))
     classes = index.get("classes")
     task = index.get("task", "classification")
     return Dataset(

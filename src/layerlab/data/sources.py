@@ -335,6 +335,15 @@ class PackedSource(IndexedSource):
         super().__init__(y, x_shape, workers=workers)
         self.dtype = dtype
         self._maps: dict[int, np.ndarray] = {}
+        self.sample_names: list[str] | None = None  # the files the samples were packed from, when known
+
+    @property
+    def names(self) -> list[str] | None:
+        """Where each sample came from (``mistakes.csv`` names it), when the pack recorded it."""
+        if self.sample_names is None:
+            return None
+        rows = self.rows if self.rows is not None else range(len(self.sample_names))
+        return [self.sample_names[r] for r in rows]
 
     def __getstate__(self):
         return {**self.__dict__, "_maps": {}}
