@@ -34,9 +34,22 @@ log = logging.getLogger(__name__)
 def build_model(
     name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options: Any
 ) -> nn.Module:
-    """A registered model (see ``layerlab models``) for samples of ``input_shape``; without shapes,
-    the article's models get the article's (28x28 grey images, 10 classes). A ``package.module:factory``
-    name given here is the user's, so its module may be imported (:func:`layerlab.models.trust_module`)."""
+    """Build a registered model (see ``layerlab models``) for samples of ``input_shape``.
+
+    Args:
+        name: a registered name, or ``package.module:factory`` (given here, it is the user's, so its
+            module may be imported: :func:`layerlab.models.trust_module`).
+        input_shape: one sample's shape, ``(C, H, W)`` or ``(T, F)``; without shapes the article's
+            models get the article's (28x28 grey images, 10 classes).
+        num_outputs: classes or regression values.
+        **options: the model's options (``channels``, ``hidden``, ``layers``, ...).
+
+    Returns:
+        The ``nn.Module``.
+
+    Raises:
+        ConfigError: an unknown name, or an option the model does not take.
+    """
     if isinstance(name, str):
         trust_module(name)
     return create_model(name, input_shape, num_outputs, **options)
@@ -172,20 +185,33 @@ def fit(
             0/1 multi-label rows ``(N, K)`` (a sigmoid per label, binary cross-entropy), or float
             regression targets ``(N,)`` or ``(N, D)`` (2-D ones with a notice).
         validation_data: ``(x_val, y_val)`` evaluated after every epoch (``val_*`` metrics; ``best``
-            weights chosen on it). ``validation_split``: hold out this fraction of ``x`` instead
-            (stratified by class, from ``seed``). With neither, nothing is held out.
-        epochs, batch_size, lr, seed: as ``layerlab train``; ``train_options``: any other training
-            option (``optimizer``, ``clip``, ``device``, ``threads``, ...) or model option
-            (``channels``, ``hidden``, ...).
-        callbacks: :mod:`layerlab.callbacks` objects (``EarlyStopping``, ``TensorBoard``, ...);
-            ``verbose`` (0 silent, 1 a progress bar, 2 one line per epoch) adds a ``ProgressBar``.
+            weights chosen on it).
+        validation_split: hold out this fraction of ``x`` instead (stratified by class, from
+            ``seed``). With neither, nothing is held out.
+        epochs: passes over the training data.
+        batch_size: samples per step.
+        lr: the learning rate.
+        callbacks: :mod:`layerlab.callbacks` objects (``EarlyStopping``, ``TensorBoard``, ...).
+        verbose: 0 silent, 1 a progress bar, 2 one line per epoch (adds a ``ProgressBar``).
+        seed: seeds the initialisation, the shuffling, the split and the augmentation.
         augment: training augmentation (``"crop=4,flip"`` or ``{"crop": 4, "flip": True}``, see
-            :mod:`layerlab.augmentspec`); ``workers``: processes reading a torch Dataset's samples.
+            :mod:`layerlab.augmentspec`).
+        workers: processes reading a torch Dataset's samples.
+        **train_options: any other training option (``optimizer``, ``clip``, ``device``,
+            ``threads``, ...) or model option (``channels``, ``hidden``, ...), as ``layerlab train``.
         run_dir: also keep everything ``layerlab train`` keeps there (config, run.json, metrics,
             checkpoints, the arrays as ``arrays.npz``), so ``layerlab evaluate RUN_DIR`` and every
             other command work on it. A model object is recorded by the name that built it when
             :func:`build_model` did; any other module's run can be evaluated from Python
             (``evaluate(history.model, x, y)``) but not by the command line, which cannot rebuild it.
+
+    Returns:
+        The :class:`History`: per-epoch metrics, the trained model and how it reads its input.
+
+    Raises:
+        ConfigError: an unknown option or a bad value, before training starts.
+        DataError: arrays the model cannot read (shapes, values, labels).
+        TrainingError: the loss became NaN or infinite.
     """
     train_opts, model_opts = _split_options(train_options)
     train_opts = _recipe_text(train_opts)
@@ -427,13 +453,24 @@ def evaluate(
         model_or_run: a model :func:`fit` trained (or its History), a run directory (path or
             RunDir; ``which`` weights, see :func:`load_run`), or any ``nn.Module`` (its inputs then
             read as ``fit`` would read them, and its task taken from ``y``).
-        x, y: as :func:`fit` takes them. Without both, a run is evaluated on its own test set
-            (:func:`evaluate_run`); a run :func:`fit` made without test data has none, and its
-            result names the split it used (``validation`` or ``training``) with a ``note``.
+        x: inputs, as :func:`fit` takes them. Without ``x`` and ``y``, a run is evaluated on its
+            own test set (:func:`evaluate_run`); a run :func:`fit` made without test data has
+            none, and its result names the split it used (``validation`` or ``training``) with a
+            ``note``.
+        y: targets, as :func:`fit` takes them.
+        which: a run's weights (see :func:`load_run`).
+        device: where a run's model is put.
+        batch_size: samples per forward pass.
+        metrics: more metrics by name (``["f1_macro", "top5_accuracy", "auroc"]``).
+
     Returns:
         ``loss``, ``n`` and, for classification, ``accuracy``, ``per_class_accuracy`` (class name
         to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class);
         ``metrics`` by name (``["f1_macro", "top5_accuracy", "auroc"]``) each under its name.
+
+    Raises:
+        ConfigError: a model object without ``x`` and ``y``, only one of them, or an unknown metric.
+        DataError: arrays that do not fit the model.
     """
     from .. import recipe
 
@@ -493,6 +530,16 @@ def predict(
             ``layerlab predict`` reads them.
         top_k: instead of the array, one dict per sample as ``layerlab predict --json`` gives
             (``index``, ``label``, ``probability`` and the ``top_k`` likeliest classes).
+        which: a run's weights (see :func:`load_run`).
+        device: where a run's model is put.
+        batch_size: samples per forward pass.
+
+    Returns:
+        A NumPy array (probabilities, or values for regression), or with ``top_k`` a list of dicts.
+
+    Raises:
+        ConfigError: ``top_k`` below 1, or files given for a model object that has no input spec.
+        DataError: inputs that do not fit the model.
     """
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
         raise ConfigError(f"top_k must be at least 1 (a whole number), got {top_k!r}")
