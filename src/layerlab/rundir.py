@@ -104,7 +104,15 @@ def run_record_problem(info: Any) -> str | None:
 
 
 class RunDir:
-    """Reads and writes one run directory."""
+    """Reads and writes one run directory: everything after training gets the run's model
+    (:meth:`model`), input spec (:attr:`spec`) and data (:meth:`dataset`) from here.
+
+    Opening one reads nothing; each read validates what it reads (a missing or damaged file is a
+    :class:`~layerlab.errors.RunError` naming it).
+
+    Args:
+        path: the run directory.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -284,8 +292,20 @@ class RunDir:
         return "init: the model as initialised, before training"
 
     def model(self, which: str | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
-        """The run's model in eval mode on ``device``, with its ``best`` or ``last`` weights, or as it was
-        before training (``init``: rebuilt from the run's seed exactly as ``train`` built it)."""
+        """The run's model, rebuilt from its config and input spec, with its weights.
+
+        Args:
+            which: ``best`` or ``last`` weights, or ``init`` (as before training: rebuilt from the
+                run's seed exactly as ``train`` built it); None or ``auto``: see :meth:`resolve_weights`.
+            device: where the model is put.
+
+        Returns:
+            The ``nn.Module`` in eval mode.
+
+        Raises:
+            RunError: no checkpoint yet, or a damaged record.
+            ConfigError: unknown weights, or ``best`` for a run trained without a validation split.
+        """
         from .engine import resolve_device, seeded
 
         used = self.resolve_weights(which)
