@@ -136,6 +136,8 @@ def run_conv_features(ctx: Context, claim: Claim) -> None:
     ytr_np, yte_np = ytr.numpy(), yte.numpy()
     raw, raw_ok = linear_probe(xtr.flatten(1).numpy(), ytr_np, xte.flatten(1).numpy(), yte_np, b.probe_iter)
     ctx.say(f"  linear probe on raw pixels: {raw:.4f}")
+    trained: list
+    untrained: list
     trained, untrained, heads, unconverged = [], [], [], 0 if raw_ok else 1
     for seed in ctx.seeds():
         r = ctx.article_cnn(seed)
@@ -237,7 +239,7 @@ def run_pooling(ctx: Context, claim: Claim) -> None:
     w = summ.without_pools or {}
     ks = (0, *b.shifts)
     shift_split = ds.test.subset(torch.arange(min(b.shift_test, len(ds.test))))
-    curves = {"article CNN (2 max pools)": [], "same CNN without pools": []}
+    curves: dict[str, list] = {"article CNN (2 max pools)": [], "same CNN without pools": []}
     params = {}
     for seed in ctx.seeds():
         for label, r in (
@@ -355,7 +357,7 @@ def run_input_size(ctx: Context, claim: Claim) -> None:
     ctx.say(f"  article CNN on {size}x{size}: {'refused' if refused else 'accepted'} ({message})")
     seq = images_as_sequences(ds, "rows")
     vol = clip_dataset(ds, b.clip_train)
-    results = {"gp28": [], "gp_big": [], "cnn1d": [], "cnn3d": []}
+    results: dict[str, list] = {"gp28": [], "gp_big": [], "cnn1d": [], "cnn3d": []}
     for seed in ctx.seeds():
         small = ctx.train_image_model("global-pool CNN", GLOBAL, seed, lr=SMALL_LR)
         results["gp28"].append(small["accuracy"])
