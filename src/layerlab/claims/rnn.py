@@ -10,6 +10,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,8 @@ def _mse_stats(runs: list[dict]) -> dict:
 # ----------------------------------------------------------------------------------------------
 def run_vanishing(ctx: Context, claim: Claim) -> None:
     b = ctx.budget
-    per_t, rows = {}, []
+    per_t: dict[int, dict[str, Any]] = {}
+    rows: list = []
     for T in b.lengths:
         runs = [ctx.recurrent("adding", "rnn", T, s) for s in ctx.seeds()]
         d_init, d_tr = stats([r["decay_init"] for r in runs]), stats([r["decay_trained"] for r in runs])
@@ -182,7 +184,8 @@ def _cell_row(task: str, T: int, cell: str, runs: list[dict]) -> tuple[dict, dic
 
 
 def run_residual(ctx: Context, claim: Claim) -> None:
-    rows, numbers = [], {"baseline_mse": BASELINE_MSE, "lengths": list(_long_lengths(ctx)), "cells": {}}
+    rows: list = []
+    numbers: dict[str, Any] = {"baseline_mse": BASELINE_MSE, "lengths": list(_long_lengths(ctx)), "cells": {}}
     for T in _long_lengths(ctx):
         for cell in CELLS:
             runs = [ctx.recurrent("adding", cell, T, s) for s in ctx.seeds()]
@@ -265,7 +268,8 @@ RECALL = 0.5  # copy: at least half the symbols recalled (4x chance)
 def run_gated(ctx: Context, claim: Claim) -> None:
     b = ctx.budget
     T = max(b.lengths)
-    rows, numbers = [], {"baseline_mse": BASELINE_MSE, "length": T, "copy_length": b.copy_length, "cells": {}}
+    rows: list = []
+    numbers: dict[str, Any] = {"baseline_mse": BASELINE_MSE, "length": T, "copy_length": b.copy_length, "cells": {}}
     for cell in ("rnn", "lstm", "gru"):
         runs = [ctx.recurrent("adding", cell, T, s) for s in ctx.seeds()]
         row, num = _cell_row("adding", T, cell, runs)
@@ -423,7 +427,8 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
         device="cpu",
         channels_last=False,
     )
-    rows, numbers = [], {"depths": {}, "parameters_target": target}
+    rows: list = []
+    numbers: dict[str, Any] = {"depths": {}, "parameters_target": target}
     curves = {}
     for layers in b.depths:
         hidden, params = (b.text_hidden, target) if layers == 1 else _matched_hidden(ds.spec, vocab, layers, target)
