@@ -302,7 +302,10 @@ class LearningRateMonitor(Callback):
 
     Each history row (and metrics.csv) gets ``lr_start``, the rate of the epoch's first step, beside
     the engine's ``lr`` (the rate of its last step). ``steps`` collects ``(step, lr)`` at every call
-    of :meth:`on_step_end` (every ``every_n_steps`` steps; None: every ``log_every``).
+    of :meth:`on_step_end`.
+
+    Args:
+        every_n_steps: record the rate every this many steps (None: every ``log_every``).
     """
 
     def __init__(self, every_n_steps: int | None = None):
@@ -335,8 +338,15 @@ class TensorBoard(Callback):
     epoch's row as ``epoch/<name>`` at step = epoch, and with ``every_n_steps`` the running
     ``loss``/``accuracy``, ``batch_loss`` and ``lr`` as ``step/<name>`` at the run's global step.
 
-    Needs the ``tensorboard`` package (``pip install 'layerlab[tensorboard]'``). A resumed run
-    appends a new event file to the same folder; TensorBoard shows both.
+    A resumed run appends a new event file to the same folder; TensorBoard shows both.
+
+    Args:
+        log_dir: the folder to write event files to (made before training starts).
+        every_n_steps: also write the step scalars every this many steps (None: epochs only).
+
+    Raises:
+        LayerlabError: the ``tensorboard`` package is not installed (``pip install
+            'layerlab[tensorboard]'``), or ``log_dir`` cannot be written.
     """
 
     def __init__(self, log_dir: str | Path, every_n_steps: int | None = None):
@@ -389,10 +399,17 @@ class StepLogger(Callback):
     """Write one CSV row per logged step to ``path``: ``step`` (the run's), ``epoch``, ``epoch_step``,
     ``loss`` and ``accuracy`` (running means over the epoch), ``batch_loss``, ``lr``.
 
-    ``every_n_steps`` (default 1: every step) sets how often; each row reads a loss back from the
-    device, so on a GPU every step costs a sync (pass 20 to avoid it). The file is replaced at the
-    start of training, or appended to with ``append=True`` (a resumed run). Rows are flushed as
-    written, so a killed run leaves every row it logged.
+    Rows are flushed as written, so a killed run leaves every row it logged.
+
+    Args:
+        path: the CSV file.
+        every_n_steps: write a row every this many steps (each row reads a loss back from the
+            device, so on a GPU every step costs a sync: pass 20 to avoid it).
+        append: append to ``path`` (a resumed run) instead of replacing it at the start of training.
+
+    Raises:
+        ConfigError: ``every_n_steps`` below 1.
+        LayerlabError: ``path`` cannot be written (when training starts).
     """
 
     COLUMNS = ("step", "epoch", "epoch_step", "loss", "accuracy", "batch_loss", "lr")

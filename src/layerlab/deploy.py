@@ -93,7 +93,18 @@ def read_metadata(props: dict[str, str], path: str | Path = "model") -> Metadata
     (:meth:`~layerlab.inputspec.InputSpec.from_dict`), ``task`` and ``decode`` among the known ones
     and in agreement, ``num_outputs`` a positive integer, ``classes`` that many names (strings),
     ``permutation`` an order of the image's pixels (permuted-pixel runs, and only those),
-    ``min_size`` a positive integer. One sentence naming ``path`` for the first thing wrong."""
+    ``min_size`` a positive integer.
+
+    Args:
+        props: the ONNX model's ``metadata_props``.
+        path: the model's file, named in errors.
+
+    Returns:
+        The :class:`Metadata`.
+
+    Raises:
+        DataError: one sentence naming ``path`` for the first thing wrong.
+    """
     if "layerlab_version" not in props or "input_spec" not in props:
         raise DataError(
             f"{path}: an ONNX model without layerlab's metadata (input spec, classes); predict --onnx "
@@ -179,7 +190,16 @@ def _permutation(v, spec: InputSpec) -> np.ndarray | None:
 # The model
 # ----------------------------------------------------------------------------------------------
 class OnnxModel:
-    """An exported layerlab model in an onnxruntime session, with its metadata."""
+    """An exported layerlab model in an onnxruntime session, with its metadata.
+
+    Args:
+        path: the ``.onnx`` file.
+
+    Raises:
+        LayerlabError: onnxruntime is not installed.
+        DataError: no such file, not an ONNX model, or layerlab's metadata missing or wrong (see
+            :func:`read_metadata`).
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -304,10 +324,24 @@ def read_inputs(files: list[str | Path], meta: Metadata, *, any_size: bool = Fal
 # predict --onnx
 # ----------------------------------------------------------------------------------------------
 def predict_files(onnx_path: str | Path, files: list[str | Path], *, top_k: int = 3) -> list[dict]:
-    """Predictions of an exported model for image, sequence (``.npy``, ``.csv``, ``.tsv``) or text
-    files, read as its run read them; the same list of dicts as :func:`layerlab.api.predict_files`
-    (``file``, ``notes``, what :func:`layerlab.decoding.decode` gives, ``true_label`` where the
-    file carries one)."""
+    """Predict files with an exported model, through onnxruntime, without torch.
+
+    Args:
+        onnx_path: the ``.onnx`` file ``layerlab export`` wrote.
+        files: image, sequence (``.npy``, ``.csv``, ``.tsv``) or text files, read as the model's
+            run read its data.
+        top_k: how many of the likeliest classes each result lists.
+
+    Returns:
+        The same list of dicts as :func:`layerlab.api.predict_files` (``file``, ``notes``, what
+        :func:`layerlab.decoding.decode` gives, ``true_label`` where the file carries one).
+
+    Raises:
+        ConfigError: ``top_k`` below 1.
+        LayerlabError: onnxruntime is not installed.
+        DataError: a model file that is not a layerlab ONNX model, or an input that cannot be read
+            or does not fit it.
+    """
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     return predict_with(OnnxModel(onnx_path), files, top_k=top_k)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -97,11 +99,11 @@ def backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
-def from_main(ctx: DistContext, fn):
+def from_main(ctx: DistContext, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` on rank 0 only and give its result to every rank; when it raises a LayerlabError
     every rank raises the same sentence, so a bad run directory stops the whole job cleanly instead
     of leaving the other ranks waiting in a collective."""
-    box = [None]
+    box: list[Any] = [None]
     result = None
     if ctx.is_main:
         try:

@@ -138,8 +138,14 @@ def export_run(
         opset: the ONNX opset (default :data:`DEFAULT_OPSET`).
         exporter: ``torchscript`` (default) or ``dynamo`` (see the module's docstring).
 
-    Returns: what the file's metadata holds (unencoded), plus ``format``, ``file``, ``opset`` and
-    ``onnx`` (the path written).
+    Returns:
+        What the file's metadata holds (unencoded), plus ``format``, ``file``, ``opset`` and
+        ``onnx`` (the path written).
+
+    Raises:
+        ConfigError: an unknown exporter, a bad ``out`` or ``opset``.
+        LayerlabError: onnx or onnxruntime not installed, a model the exporter cannot export, or
+            outputs onnxruntime does not reproduce; no file is left behind.
     """
     if exporter not in EXPORTERS:
         raise ConfigError(f"unknown exporter {exporter!r}; expected torchscript or dynamo")

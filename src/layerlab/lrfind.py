@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -140,9 +141,9 @@ def write(result: dict, out: str | Path, title: str = "learning-rate range test"
 
 
 def lr_find(
-    model_or_name,
-    x,
-    y,
+    model_or_name: str | nn.Module,
+    x: Any,
+    y: Any,
     *,
     batch_size: int = 32,
     start_lr: float = 1e-7,
@@ -150,13 +151,33 @@ def lr_find(
     num_iter: int = 100,
     out: str | Path | None = None,
     seed: int = 0,
-    **options,
+    **options: Any,
 ) -> dict:
-    """The learning-rate range test on arrays, as :func:`layerlab.fit` takes them (a registered
-    model name, built for the data from ``seed``, or an ``nn.Module``, whose weights are restored
-    afterwards); ``options``: training options (``optimizer``, ``optimizer_args``, ``device``, ...)
-    and model options (``channels``, ...). Returns :func:`range_test`'s dict; with ``out``, also
-    ``plot`` and ``csv``, the files :func:`write` makes there."""
+    """The learning-rate range test on arrays: train with a rate rising from ``start_lr`` to
+    ``end_lr`` and record the loss at each step.
+
+    Args:
+        model_or_name: a registered model name, built for the data from ``seed``, or an
+            ``nn.Module`` (its weights are restored afterwards).
+        x: inputs, as :func:`layerlab.fit` takes them.
+        y: targets, as :func:`layerlab.fit` takes them.
+        batch_size: samples per step.
+        start_lr: the first step's rate.
+        end_lr: the last step's rate (the test stops early when the loss diverges).
+        num_iter: steps, on a geometric scale of rates.
+        out: a folder to write the plot and its CSV to.
+        seed: seeds the model and the batches.
+        **options: training options (``optimizer``, ``optimizer_args``, ``device``, ...) and model
+            options (``channels``, ...).
+
+    Returns:
+        ``lrs``, ``losses`` (smoothed), ``raw_losses``, ``suggestion`` (a rate to train with) and
+        ``stopped`` (the step at which the loss diverged, or None); with ``out``, also ``plot`` and ``csv``.
+
+    Raises:
+        ConfigError: a bad option or range.
+        DataError: arrays the model cannot read.
+    """
     from . import engine
     from .api.front import _reads_sequences, _recipe_text, _split_options
     from .config import RunConfig

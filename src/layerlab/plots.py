@@ -211,9 +211,10 @@ def conv_filters(weight, title: str = "") -> Figure:
     ax = fig.subplots()
     im = ax.imshow(mosaic, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     step = max(1, c_in // 8)
-    ax.set_xticks([i * (kw + pad) + kw / 2 - 0.5 for i in range(0, c_in, step)], list(range(0, c_in, step)))
+    ax.set_xticks([i * (kw + pad) + kw / 2 - 0.5 for i in range(0, c_in, step)], [str(i) for i in range(0, c_in, step)])
     step = max(1, c_out // 16)
-    ax.set_yticks([o * (kh + pad) + kh / 2 - 0.5 for o in range(0, c_out, step)], list(range(0, c_out, step)))
+    ticks = range(0, c_out, step)
+    ax.set_yticks([o * (kh + pad) + kh / 2 - 0.5 for o in ticks], [str(o) for o in ticks])
     ax.set_xlabel("input channel")
     ax.set_ylabel("filter (output channel)")
     fig.colorbar(im, ax=ax, label="weight", shrink=0.6)
@@ -368,7 +369,7 @@ def conv_filters_3d(weight, title: str = "") -> Figure:
     im = ax.imshow(mosaic, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     ax.set_xticks([d * (kw + pad) + (kw - 1) / 2 for d in range(kd)], [f"d={d}" for d in range(kd)])
     step = max(1, n // 16)
-    ax.set_yticks([o * (kh + pad) + (kh - 1) / 2 for o in range(0, n, step)], list(range(0, n, step)))
+    ax.set_yticks([o * (kh + pad) + (kh - 1) / 2 for o in range(0, n, step)], [str(o) for o in range(0, n, step)])
     ax.tick_params(length=0, labelsize=7)
     ax.set_xlabel("depth slice of the kernel")
     ax.set_ylabel("filter (output channel)")
@@ -433,7 +434,7 @@ def feature_maps_3d(maps, title: str) -> Figure:
     ax = fig.subplots()
     im = ax.imshow(mosaic, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([j * (W + pad) + (W - 1) / 2 for j in range(len(slices))], [f"d={d}" for d in slices])
-    ax.set_yticks([i * (H + pad) + (H - 1) / 2 for i in range(c)], list(range(c)))
+    ax.set_yticks([i * (H + pad) + (H - 1) / 2 for i in range(c)], [str(i) for i in range(c)])
     ax.tick_params(length=0, labelsize=7)
     ax.set_xlabel("depth slice")
     ax.set_ylabel("channel")
@@ -457,7 +458,7 @@ def layer_elements(summary) -> Figure:
     x = np.arange(len(labels))
     ax.bar(x, elems, color=colors)
     for xi, e in zip(x, elems, strict=True):
-        ax.text(xi, e, f"{e:,}", ha="center", va="bottom", fontsize=7)
+        ax.text(float(xi), e, f"{e:,}", ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_xlabel("layer (orange: pooling)")
@@ -539,9 +540,9 @@ def compare_cells(results: list[dict], title: str = "") -> Figure:
     spectral = _has_spectral([f for r in results for f in r["flows"].values()])
     rows = 3 if spectral else 2
     fig = new_figure(13, 4.0 + 3.0 * rows)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[3 * rows / 2, 1.1])
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3 * rows / 2, 1.1])  # type: ignore[misc]  # (an array of 2)
     axes = top.subplots(rows, 2, sharex=True)
-    names = {}
+    names: dict = {}
 
     def label(flow, lf):
         return names[id(flow)] if len(flow.layers) == 1 else f"{names[id(flow)]} L{lf.layer}"

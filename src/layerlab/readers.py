@@ -114,14 +114,14 @@ def _decode(
                 f"{MAX_PIXELS:,} pixels layerlab reads; scale it down first"
             )
         im.load()
-        img = im
+        img: Image.Image = im
         if img.mode in HIGH_BIT_MODES:
             arr, note = _high_bit_array(img, path)
             notes.append(note)
             if size is not None and arr.shape != tuple(size):
                 notes.append(f"resized from {arr.shape[1]}x{arr.shape[0]} to {size[1]}x{size[0]}")
                 resized = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32)).resize(
-                    (size[1], size[0]), Image.BILINEAR
+                    (size[1], size[0]), Image.Resampling.BILINEAR
                 )
                 arr = np.array(resized, dtype=np.float32)
             if channels == 3:
@@ -137,7 +137,7 @@ def _decode(
                 img = img.convert(mode)
             if size is not None and (img.height, img.width) != tuple(size):
                 notes.append(f"resized from {img.width}x{img.height} to {size[1]}x{size[0]}")
-                img = img.resize((size[1], size[0]), Image.BILINEAR)
+                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img)  # 8-bit modes: uint8, divided by 255 unless kept raw
             arr = arr if raw else scale_pixels(arr, str(path))[0]
     return arr, notes
@@ -451,7 +451,7 @@ def read_sequence_file(
             if length is not None and all(len(s) == length + 1 for s in seqs):
                 seqs, labels = read_csv_sequences(path, labelled=True)  # UCR's layout: label, then T values
         else:  # a step per row, a feature per column; cells read as every CSV cell is (cell_value)
-            table = []
+            table: list = []
             for i, row in enumerate(read_table(path)[0], 1):
                 v = _row_values(row, path, i)
                 if v is None:

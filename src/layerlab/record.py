@@ -225,8 +225,17 @@ class RunRecord:
 
 
 def read_record(path: str | Path) -> RunRecord:
-    """The :class:`RunRecord` of the run directory ``path``; one LayerlabError names the first file
-    that is missing or wrong."""
+    """Read what a run directory says about its run, without importing torch.
+
+    Args:
+        path: the run directory.
+
+    Returns:
+        Its :class:`RunRecord`.
+
+    Raises:
+        LayerlabError: one sentence naming the first file that is missing or wrong.
+    """
     path = Path(path)
     info = read_info(path)
     ds = info["dataset"]
@@ -247,10 +256,22 @@ def read_record(path: str | Path) -> RunRecord:
 
 
 def list_runs(folder: str | Path, *, problems: dict[Path, str] | None = None) -> list[RunRecord]:
-    """The records of every run directory under ``folder`` (a directory holding ``run.json``; the
-    folder itself may be one), sorted by path, without importing torch. A run directory whose files
-    cannot be read is left out; with ``problems``, its one-sentence error is put there by path.
-    Symbolic links are not followed (a listing stays inside ``folder``)."""
+    """The records of every run directory under ``folder``, without importing torch.
+
+    A run directory is a directory holding ``run.json`` (``folder`` itself may be one). Symbolic
+    links are not followed: a listing stays inside ``folder``.
+
+    Args:
+        folder: where to look.
+        problems: a dict to put the one-sentence error of each run directory that cannot be read
+            in, by path (such runs are left out of the list).
+
+    Returns:
+        The records, sorted by path.
+
+    Raises:
+        ConfigError: ``folder`` is not a folder.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such folder")

@@ -104,7 +104,15 @@ def run_record_problem(info: Any) -> str | None:
 
 
 class RunDir:
-    """Reads and writes one run directory."""
+    """Reads and writes one run directory: everything after training gets the run's model
+    (:meth:`model`), input spec (:attr:`spec`) and data (:meth:`dataset`) from here.
+
+    Opening one reads nothing; each read validates what it reads (a missing or damaged file is a
+    :class:`~layerlab.errors.RunError` naming it).
+
+    Args:
+        path: the run directory.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -286,10 +294,22 @@ class RunDir:
     def model(
         self, which: str | None = None, device: str | torch.device = "cpu", module: torch.nn.Module | None = None
     ) -> torch.nn.Module:
-        """The run's model in eval mode on ``device``, with its ``best`` or ``last`` weights, or as it was
-        before training (``init``: rebuilt from the run's seed exactly as ``train`` built it). ``module``:
-        a model built as the run's was (one ``layerlab.fit`` was given as an object, which the run's
-        files cannot rebuild), into which the run's weights are loaded."""
+        """The run's model, rebuilt from its config and input spec, with its weights.
+
+        Args:
+            which: ``best`` or ``last`` weights, or ``init`` (as before training: rebuilt from the
+                run's seed exactly as ``train`` built it); None or ``auto``: see :meth:`resolve_weights`.
+            device: where the model is put.
+            module: a model built as the run's was (one ``layerlab.fit`` was given as an object, which
+                the run's files cannot rebuild), into which the run's weights are loaded.
+
+        Returns:
+            The ``nn.Module`` in eval mode.
+
+        Raises:
+            RunError: no checkpoint yet, or a damaged record.
+            ConfigError: unknown weights, or ``best`` for a run trained without a validation split.
+        """
         from .engine import resolve_device, seeded
 
         used = self.resolve_weights(which)

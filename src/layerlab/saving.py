@@ -14,10 +14,15 @@ import copy
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch.nn as nn
 
 from .errors import LayerlabError
+
+if TYPE_CHECKING:
+    from .api.front import History
+    from .rundir import RunDir
 
 #: The metadata key that marks a file as a model saved by layerlab, and its format version.
 FORMAT_KEY = "layerlab_model"
@@ -53,10 +58,22 @@ def _source(obj, which: str | None):
     raise LayerlabError(f"save() takes a History from layerlab.fit or a run directory, got {type(obj).__name__}")
 
 
-def save(obj, path: str | Path, *, which: str | None = None) -> Path:
-    """Write ``obj`` (the :class:`~layerlab.api.History` that :func:`layerlab.fit` returned, or a
-    run directory with its ``which`` weights) to one ``.safetensors`` file at ``path`` (written to a
-    temporary name, then renamed). Returns the path."""
+def save(obj: History | RunDir | str | Path, path: str | Path, *, which: str | None = None) -> Path:
+    """Write a trained model to one ``.safetensors`` file: its weights, and how to rebuild it and
+    read its input (written to a temporary name, then renamed).
+
+    Args:
+        obj: the :class:`~layerlab.api.History` that :func:`layerlab.fit` returned, or a run directory.
+        path: the file to write (``MODEL.safetensors``).
+        which: a run's weights (see :func:`layerlab.load_run`).
+
+    Returns:
+        The path written.
+
+    Raises:
+        LayerlabError: an ``obj`` that does not say how to rebuild its model, or a path that cannot
+            be written.
+    """
     from safetensors.torch import save_model
 
     model, name, options, spec, task, classes, num_outputs = _source(obj, which)
@@ -121,11 +138,22 @@ def _metadata(path: Path) -> dict:
     return record
 
 
-def load(path: str | Path, *, device: str = "cpu"):
-    """The model :func:`save` wrote, rebuilt and with its weights, as a
-    :class:`~layerlab.api.History` (empty history) that :func:`layerlab.predict` and
-    :func:`layerlab.evaluate` take: ``.model`` is the ``nn.Module`` (in eval mode on ``device``),
-    ``.spec``, ``.task``, ``.classes`` and ``.num_outputs`` say how it reads input and what it predicts."""
+def load(path: str | Path, *, device: str = "cpu") -> History:
+    """Read back the model :func:`save` wrote, rebuilt and with its weights.
+
+    Args:
+        path: the ``.safetensors`` file.
+        device: where the model is put.
+
+    Returns:
+        A :class:`~layerlab.api.History` (with an empty history) that :func:`layerlab.predict` and
+        :func:`layerlab.evaluate` take: ``.model`` is the ``nn.Module`` (in eval mode), ``.spec``,
+        ``.task``, ``.classes`` and ``.num_outputs`` say how it reads input and what it predicts.
+
+    Raises:
+        LayerlabError: a missing file, or one that is not a model saved by :func:`save` (its
+            metadata is checked; nothing in the file is executed).
+    """
     from safetensors.torch import load_model
 
     from .api.front import History

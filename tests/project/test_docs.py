@@ -202,6 +202,10 @@ def test_the_site_builds_strict(tmp_path):
     assert "test accuracy" in tutorial and "data:image/png;base64," in tutorial  # outputs and a figure
     assert (site / "benchmarks" / "index.html").is_file()
     assert (site / "src" / "layerlab" / "reference" / "rnn.py").is_file()  # linked from the equations page
+    # the tutorials that run other processes printed what they ran: a torchrun job, a study, packed shards
+    ran = {"several-machines": "world_size", "tuning": "fANOVA", "image-folder": "layerlab-pack.json"}
+    for page, printed in ran.items():
+        assert printed in (site / "tutorials" / f"{page}.html").read_text(encoding="utf-8"), page
 
 
 def test_sphinx_roles_in_docstrings_render_as_code():

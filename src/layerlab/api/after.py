@@ -26,10 +26,23 @@ from .training import check_sizes
 def load_run(
     run_dir: str | Path, which: str | None = None, device: str = "cpu", *, model: nn.Module | None = None
 ) -> tuple[nn.Module, RunDir, dict]:
-    """The trained model of a run (``best``, ``last`` or ``init`` weights; None or ``auto``: ``best``
-    when a validation split chose it, else ``last``), its RunDir and run.json (with ``weights_used``).
-    ``model``: for a run :func:`layerlab.fit` trained from a module object, one built the same way,
-    into which the run's weights are loaded."""
+    """The trained model of a run, with its run directory and record.
+
+    Args:
+        run_dir: the run directory.
+        which: ``best``, ``last`` or ``init`` weights; None or ``auto``: ``best`` when a validation
+            split chose it, else ``last``.
+        device: where the model is put (``cpu``, ``cuda``, ...).
+        model: for a run :func:`layerlab.fit` trained from a module object (which the run's files
+            cannot rebuild), a module built the same way, into which the run's weights are loaded.
+
+    Returns:
+        ``(model, run, info)``: the ``nn.Module`` in eval mode, its :class:`~layerlab.RunDir` and
+        run.json as a dict, with ``weights_used``.
+
+    Raises:
+        RunError: not a run directory, a damaged record, or no such weights.
+    """
     run = RunDir(run_dir)
     info = run.info()
     info["weights_used"] = run.resolve_weights(which)
@@ -47,12 +60,30 @@ def evaluate_run(
     tta: str | None = None,
     model: nn.Module | None = None,
 ) -> dict:
-    """Test-set loss, accuracy, per-class accuracy and confusion matrix of a run's model (on
-    ``data`` if given), by :func:`layerlab.engine.compute_metrics`. With ``per_sample``, also
-    ``predictions``: per test sample its index, true and predicted class and the probability of
-    the predicted class. ``which`` weights and ``model``: see :func:`load_run`. ``tta="flip"``: each
-    image's probabilities are the mean of the softmax of the image and of its left-right mirror (see
-    :func:`flip_averaged`); the result then says ``tta``."""
+    """Evaluate a run's model on its test set (or on ``data``), as ``layerlab evaluate`` does.
+
+    Args:
+        run_dir: the run directory.
+        data: another dataset (a name or path) read the way the run read its own.
+        data_dir: where to look for named datasets first.
+        which: the weights (see :func:`load_run`).
+        device: where to evaluate.
+        per_sample: also return ``predictions``: per test sample its index, true and predicted
+            class and the probability of the predicted class.
+        tta: ``"flip"``: each image's probabilities are the mean of the softmax of the image and of
+            its left-right mirror (see :func:`flip_averaged`); the result then says ``tta``.
+        model: a module built as the run's was (see :func:`load_run`).
+
+    Returns:
+        ``loss``, ``n`` and, for classification, ``accuracy``, ``per_class_accuracy`` and
+        ``confusion`` (by :func:`layerlab.engine.compute_metrics`), the run's metrics by name, and
+        ``run``, ``data``, ``split`` and ``weights`` saying what was measured.
+
+    Raises:
+        RunError: not a run directory, or no such weights.
+        DataError: ``data`` does not fit the run's model (its shape, task or outputs).
+        ConfigError: ``tta`` for data it does not apply to (sequences, text, regression).
+    """
     run = RunDir(run_dir)  # read only: leftovers are the next writer's to clean, under its lock
     if tta:
         info = run.info()["dataset"]
@@ -199,14 +230,26 @@ def predict_files(
     device: str = "cpu",
     model: nn.Module | None = None,
 ) -> list[dict]:
-    """Predictions of a run's model for image files (converted to its channels and size), sequence
-    files (``.npy``, ``.csv``, ``.tsv``, ``.ts``, standardised as in training) or text files (a
-    character model: the next character). One flow for all: read, apply the run's input spec,
-    model, decode.
+    """Predict files with a run's model: read, apply the run's input spec, model, decode.
 
-    Each result has ``file`` (``path[i]`` for the i-th sequence of a file), ``notes`` (what had to be
-    converted) and what :func:`decode` gives; ``true_label`` where the file carries labels.
-    ``which`` weights and ``model``: see :func:`load_run`.
+    Args:
+        run_dir: the run directory.
+        files: image files (converted to the run's channels and size), sequence files (``.npy``,
+            ``.csv``, ``.tsv``, ``.ts``, standardised as in training) or text files (a character
+            model: the next character).
+        top_k: how many of the likeliest classes each result lists.
+        which: the weights (see :func:`load_run`).
+        device: where to predict.
+        model: a module built as the run's was (see :func:`load_run`).
+
+    Returns:
+        One dict per input: ``file`` (``path[i]`` for the i-th sequence of a file), ``notes`` (what
+        had to be converted), ``label``, ``probability`` and the ``top_k`` classes (or the values
+        of a regression), and ``true_label`` where the file carries labels.
+
+    Raises:
+        ConfigError: ``top_k`` below 1.
+        DataError: a file that cannot be read, or does not fit the run's inputs.
     """
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
@@ -247,11 +290,25 @@ def generate(
     which: str | None = None,
     device: str = "cpu",
 ) -> dict:
-    """Sample ``length`` characters from a character-level language model run, after ``prompt``.
+    """Sample text from a character-level language model run.
 
-    ``temperature`` divides the logits before the softmax: below 1 is more conservative, above 1
-    more varied, 0 picks the most likely character every time. Returns ``{"prompt", "text",
-    "sample", "seed", "temperature", "run"}`` where ``text = prompt + sample``.
+    Args:
+        run_dir: a run trained on a text file.
+        prompt: the text the sample continues (characters the model knows).
+        length: how many characters to sample.
+        temperature: divides the logits before the softmax: below 1 is more conservative, above 1
+            more varied, 0 picks the most likely character every time.
+        seed: seeds the sampling.
+        which: the weights (see :func:`load_run`).
+        device: where to run the model.
+
+    Returns:
+        ``{"prompt", "text", "sample", "seed", "temperature", "run"}``, where ``text = prompt + sample``.
+
+    Raises:
+        ConfigError: a negative ``length`` or ``temperature``, or a run that is not a one-way
+            character model.
+        DataError: a prompt with characters the model does not know.
     """
     from ..data.formats.text import Vocabulary
 

@@ -44,9 +44,22 @@ log = logging.getLogger(__name__)
 def build_model(
     name: str, input_shape: tuple[int, ...] | None = None, num_outputs: int | None = None, **options: Any
 ) -> nn.Module:
-    """A registered model (see ``layerlab models``) for samples of ``input_shape``; without shapes,
-    the article's models get the article's (28x28 grey images, 10 classes). A ``package.module:factory``
-    name given here is the user's, so its module may be imported (:func:`layerlab.models.trust_module`)."""
+    """Build a registered model (see ``layerlab models``) for samples of ``input_shape``.
+
+    Args:
+        name: a registered name, or ``package.module:factory`` (given here, it is the user's, so its
+            module may be imported: :func:`layerlab.models.trust_module`).
+        input_shape: one sample's shape, ``(C, H, W)`` or ``(T, F)``; without shapes the article's
+            models get the article's (28x28 grey images, 10 classes).
+        num_outputs: classes or regression values.
+        **options: the model's options (``channels``, ``hidden``, ``layers``, ...).
+
+    Returns:
+        The ``nn.Module``.
+
+    Raises:
+        ConfigError: an unknown name, or an option the model does not take.
+    """
     if isinstance(name, str):
         trust_module(name)
     model = create_model(name, input_shape, num_outputs, **options)
@@ -225,21 +238,36 @@ def fit(
             0/1 multi-label rows ``(N, K)`` (a sigmoid per label, binary cross-entropy), or float
             regression targets ``(N,)`` or ``(N, D)`` (2-D ones with a notice).
         validation_data: ``(x_val, y_val)`` evaluated after every epoch (``val_*`` metrics; ``best``
-            weights chosen on it). ``validation_split``: hold out this fraction of ``x`` instead
-            (stratified by class, from ``seed``). With neither, nothing is held out.
-        epochs, batch_size, lr, seed: as ``layerlab train``; ``train_options``: any other training
-            option (``optimizer``, ``clip``, ``device``, ``threads``, ...) or model option
-            (``channels``, ``hidden``, ...).
-        callbacks: :mod:`layerlab.callbacks` objects (``EarlyStopping``, ``TensorBoard``, ...);
-            ``verbose`` (0 silent, 1 a progress bar, 2 one line per epoch) adds a ``ProgressBar``.
+            weights chosen on it).
+        validation_split: hold out this fraction of ``x`` instead (stratified by class, from
+            ``seed``). With neither, nothing is held out.
+        epochs: passes over the training data.
+        batch_size: samples per step.
+        lr: the learning rate.
+        callbacks: :mod:`layerlab.callbacks` objects (``EarlyStopping``, ``TensorBoard``, ...).
+        verbose: 0 silent, 1 a progress bar, 2 one line per epoch (adds a ``ProgressBar``).
+        seed: seeds the initialisation, the shuffling, the split and the augmentation.
         augment: training augmentation (``"crop=4,flip"`` or ``{"crop": 4, "flip": True}``, see
-            :mod:`layerlab.augmentspec`); ``workers``: processes reading a torch Dataset's samples.
+            :mod:`layerlab.augmentspec`).
+        workers: processes reading a torch Dataset's samples.
+        **train_options: any other training option (``optimizer``, ``clip``, ``device``,
+            ``threads``, ...) or model option (``channels``, ``hidden``, ...), as ``layerlab train``.
         run_dir: also keep everything ``layerlab train`` keeps there (config, run.json, metrics,
             checkpoints, the arrays as ``arrays.npz``), so ``layerlab evaluate RUN_DIR`` and every
             other command work on it. A model object is recorded by the name and options that built it
             when :func:`build_model` did (and they rebuild its layers); any other module's run records
             its class, and is evaluated from Python with a module built the same way
             (``evaluate(run_dir, model=MyNet(...))``), not by the command line, which cannot rebuild it.
+        x_column: the input column of a ``datasets.Dataset`` (detected when None).
+        y_column: its label column (detected when None).
+
+    Returns:
+        The :class:`History`: per-epoch metrics, the trained model and how it reads its input.
+
+    Raises:
+        ConfigError: an unknown option or a bad value, before training starts.
+        DataError: arrays the model cannot read (shapes, values, labels).
+        TrainingError: the loss became NaN or infinite.
     """
     if callable(model_or_name) and not isinstance(model_or_name, (str, nn.Module)):
         model_or_name = _factory_name(model_or_name)  # a factory function or class: the run records its path
@@ -547,19 +575,30 @@ def evaluate(
         model_or_run: a model :func:`fit` trained (or its History), a run directory (path or
             RunDir; ``which`` weights, see :func:`load_run`), or any ``nn.Module`` (its inputs then
             read as ``fit`` would read them, and its task taken from ``y``).
-        x, y: as :func:`fit` takes them (a Dataset, DataLoader, ``datasets.Dataset`` or iterable of
-            batches carries its targets: no ``y``; ``x_column``/``y_column`` as for :func:`fit`).
-            Without both, a run is evaluated on its own test set (:func:`evaluate_run`); a run
-            :func:`fit` made without test data has none, and its result names the split it used
-            (``validation`` or ``training``) with a ``note``.
+        x: inputs, as :func:`fit` takes them (a Dataset, DataLoader, ``datasets.Dataset`` or
+            iterable of batches carries its targets: no ``y``). Without ``x`` and ``y``, a run is
+            evaluated on its own test set (:func:`evaluate_run`); a run :func:`fit` made without test
+            data has none, and its result names the split it used (``validation`` or ``training``)
+            with a ``note``.
+        y: targets, as :func:`fit` takes them.
+        which: a run's weights (see :func:`load_run`).
+        device: where a run's model is put.
+        batch_size: samples per forward pass.
+        metrics: more metrics by name (``["f1_macro", "top5_accuracy", "auroc"]``).
         tta: ``"flip"``: each image's class probabilities are the mean of the softmax of the image
             and of its left-right mirror (test-time augmentation; images only); the result says ``tta``.
+        x_column: the input column of a ``datasets.Dataset`` (as for :func:`fit`).
+        y_column: its label column.
+        model: with a run directory that :func:`fit` trained from a module object (which its files
+            cannot rebuild), a module built the same way: the run's weights are loaded into it.
     Returns:
         ``loss``, ``n`` and, for classification, ``accuracy``, ``per_class_accuracy`` (class name
         to accuracy, classes present in ``y``) and ``confusion`` (``K x K`` lists, row = true class);
         ``metrics`` by name (``["f1_macro", "top5_accuracy", "auroc"]``) each under its name.
-        model: with a run directory that :func:`fit` trained from a module object (which its files
-            cannot rebuild), a module built the same way: the run's weights are loaded into it.
+
+    Raises:
+        ConfigError: a model object without ``x`` and ``y``, only one of them, or an unknown metric.
+        DataError: arrays that do not fit the model.
     """
     from .. import recipe
 
@@ -638,7 +677,18 @@ def predict(
             (its ``x_column``, see :func:`fit`) or iterable of batches (their inputs; targets unread).
         top_k: instead of the array, one dict per sample as ``layerlab predict --json`` gives
             (``index``, ``label``, ``probability`` and the ``top_k`` likeliest classes).
+        which: a run's weights (see :func:`load_run`).
+        device: where a run's model is put.
+        batch_size: samples per forward pass.
+        x_column: the input column of a ``datasets.Dataset`` (as for :func:`fit`).
         model: as :func:`evaluate` takes it (a module for a run trained from a module object).
+
+    Returns:
+        A NumPy array (probabilities, or values for regression), or with ``top_k`` a list of dicts.
+
+    Raises:
+        ConfigError: ``top_k`` below 1, or files given for a model object that has no input spec.
+        DataError: inputs that do not fit the model.
     """
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
         raise ConfigError(f"top_k must be at least 1 (a whole number), got {top_k!r}")

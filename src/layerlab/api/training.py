@@ -29,13 +29,26 @@ log = logging.getLogger(__name__)
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (a frozen bias, like the LSTM's second one, is not counted: Keras has none)."""
+    """The number of trainable parameters of ``model``.
+
+    A frozen bias, like the LSTM's second one, is not counted (Keras has none).
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def prepare_data(cfg: RunConfig) -> Dataset:
-    """Load the dataset a config names (read as sequences for a recurrent model), with the
-    validation split it asks for."""
+    """Load the dataset a config names, as ``train`` reads it.
+
+    Args:
+        cfg: the run's config: its ``data`` section names the dataset and how to read it.
+
+    Returns:
+        The :class:`~layerlab.Dataset` (read as sequences for a recurrent model), with the
+        validation split ``cfg.data.validation`` asks for.
+
+    Raises:
+        DataError: a dataset that is not found or cannot be read.
+    """
     from ..data.inputs import prepare_data as _prepare
 
     return _prepare(
@@ -71,13 +84,33 @@ def train(
     overwrite: bool = False,
     callbacks: list | None = None,
     record: dict | None = None,
-) -> tuple[RunDir, engine.FitResult]:
+) -> tuple[RunDir | None, engine.FitResult]:
     """Build the model and data a config names, train it, and keep everything in a run directory.
-    ``callbacks`` (:mod:`layerlab.callbacks`) go to :func:`layerlab.engine.fit`; ``record``: more
-    fields for ``run.json`` (a tuning trial's ``tune``: its study, number and parameters).
 
     Under ``torchrun`` with several processes (:mod:`layerlab.distributed`) every rank calls this;
-    rank 0 alone writes ``out`` and the others return ``(None, result)``."""
+    rank 0 alone writes ``out``.
+
+    Args:
+        cfg: the run's config (data, model, training).
+        out: the run directory to make (default ``runs/MODEL-DATA-TIME``); it must not exist
+            unless ``overwrite``.
+        progress: a callback that shows progress (the command line's).
+        dataset: data already loaded, used instead of the one ``cfg`` names.
+        overwrite: replace ``out`` if it exists.
+        callbacks: :mod:`layerlab.callbacks` objects, given to :func:`layerlab.engine.fit`.
+        record: more fields for ``run.json`` (a tuning trial's ``tune``: its study, number and
+            parameters).
+
+    Returns:
+        ``(run, result)``: the :class:`~layerlab.RunDir` (None on ranks other than 0) and the
+        training's :class:`~layerlab.training.loop.FitResult` (history, best epoch, how it stopped).
+
+    Raises:
+        ConfigError: a bad option or combination, or an ``out`` that exists; checked before any
+            file is written.
+        DataError: data that cannot be read or does not fit the model.
+        TrainingError: the loss became NaN or infinite.
+    """
     cfg.validate()
     check_model_options(cfg.model)  # before minutes of data loading, not after
     if cfg.data.name not in known_datasets() and Path(cfg.data.name).expanduser().exists():
@@ -211,24 +244,40 @@ def resume(
     callbacks: list | None = None,
     verbose: int = 0,
     workers: int | None = None,
-) -> tuple[RunDir, engine.FitResult]:
+) -> tuple[RunDir | None, engine.FitResult]:
     """Continue a run from its last checkpoint, exactly: same weights, optimizer moments, RNG
     streams and shuffle order (mid-epoch too) as if it had never stopped. Only what does not change
-    the result may differ: more ``epochs``, the CPU ``threads``, where the data is found
-    (``data_dir``), how often it is saved (``checkpoint_every``), how many processes read streamed
-    data (``workers``). A cosine or onecycle curve spans the
-    epochs it was started with: more ``epochs`` then need ``extend_lr``, the constant rate of the
-    added epochs (restarting the curve would raise a finished run's rate back up). ``callbacks``
-    (:mod:`layerlab.callbacks`) train on with it (a callback that saved its state in the checkpoint,
-    as ``EarlyStopping``, continues from it; the config's ``early_stopping`` is restored by itself);
-    ``verbose`` 1 shows a progress bar, 2 a line per epoch (as :func:`layerlab.fit`). The run is locked while it trains;
-    a run another live process writes is an error, and so is data that differs from the data it was
-    trained on (its fingerprint).
+    the result may differ (more epochs, threads, where the data is found, checkpointing, workers).
+    The run is locked while it trains.
 
     Under ``torchrun`` with several processes every rank calls this: rank 0 locks and reads the run
     and gives the others its config and training state (the weights follow with DDP's first
-    broadcast); they never open the run directory and return ``(None, result)``. Any world size may
-    resume any run (see README, "Training on several processes or machines")."""
+    broadcast); they never open the run directory. Any world size may resume any run.
+
+    Args:
+        run_dir: the run directory.
+        epochs: train to this many epochs in all (more than it was started with).
+        threads: CPU threads (a CPU run's own count changes the order of its sums).
+        data_dir: where to find the run's named dataset now.
+        checkpoint_every: also checkpoint every this many steps.
+        progress: a callback that shows progress (the command line's).
+        dataset: data already loaded, used instead of the run's (it must have the same fingerprint).
+        extend_lr: the constant learning rate of added epochs, which a cosine or onecycle run
+            needs (its curve spans the epochs it was started with).
+        callbacks: :mod:`layerlab.callbacks` objects to train on with (one that saved its state in
+            the checkpoint, as ``EarlyStopping``, continues from it).
+        verbose: 1 a progress bar, 2 a line per epoch (as :func:`layerlab.fit`).
+        workers: processes reading streamed data (packed shards, an image folder read lazily); a
+            run that read its data in memory refuses it.
+
+    Returns:
+        ``(run, result)``, as :func:`train` returns them.
+
+    Raises:
+        RunError: not a run directory, or a run another live process writes (its lock).
+        ConfigError: an option that would change the result.
+        DataError: data that differs from the data the run was trained on (its fingerprint).
+    """
     if callbacks is not None:
         check_callbacks(callbacks)  # before the run is locked: a callback the loop cannot call
     callbacks = list(callbacks or [])

@@ -193,6 +193,8 @@ def run_conv_features(ctx: Context, claim: Claim) -> None:
     ytr_np, yte_np = ytr.numpy(), yte.numpy()
     raw, raw_ok = linear_probe(xtr.flatten(1).numpy(), ytr_np, xte.flatten(1).numpy(), yte_np, b.probe_iter)
     ctx.say(f"  linear probe on raw pixels: {raw:.4f}")
+    trained: list
+    untrained: list
     trained, untrained, heads, unconverged = [], [], [], 0 if raw_ok else 1
     for seed in ctx.seeds():
         r = ctx.article_cnn(seed)
@@ -418,7 +420,7 @@ def run_pooling(ctx: Context, claim: Claim) -> None:
     w = summ.without_pools or {}
     ks = (0, *b.shifts)
     shift_split = ds.test.subset(torch.arange(min(b.shift_test, len(ds.test))))
-    curves = {"article CNN (2 max pools)": [], "same CNN without pools": [], STRIDED: []}
+    curves: dict[str, list] = {"article CNN (2 max pools)": [], "same CNN without pools": [], STRIDED: []}
     params = {}
     for seed in ctx.seeds():
         for label, r in (
@@ -560,7 +562,7 @@ def run_input_size(ctx: Context, claim: Claim) -> None:
     seq = images_as_sequences(ds, "rows")
     vol = clip_dataset(ds, b.clip_train)
     frame0 = first_frames(vol)
-    results = {"gp28": [], "gp_big": [], "cnn1d": [], "cnn3d": [], "frame2d": []}
+    results: dict[str, list] = {"gp28": [], "gp_big": [], "cnn1d": [], "cnn3d": [], "frame2d": []}
     for seed in ctx.seeds():
         results["frame2d"].append(ctx.train_image_model("2-D CNN, one frame", CNN_3D, seed, ds=frame0)["accuracy"])
         small = ctx.train_image_model("global-pool CNN", GLOBAL, seed, lr=SMALL_LR)

@@ -35,7 +35,7 @@ def parse_number(text: str, where: str, kind: type = int, **bounds) -> int | flo
 def parse_int_list(text: str, where: str, **bounds) -> list[int]:
     """A comma list of whole numbers (``1,28,28``; ``x`` also separates, as in ``28x28``), each
     within ``bounds``; an empty item (``1,,28``) is refused, not skipped."""
-    return [parse_number(item, where, int, **bounds) for item in split_list(text.replace("x", ","), where)]
+    return [int(parse_number(item, where, int, **bounds)) for item in split_list(text.replace("x", ","), where)]
 
 
 def field_bounds(key: str) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -288,13 +288,26 @@ def images_as_sequences(ds: Dataset, mode: str, seed: int = 0) -> Dataset:
     return Dataset(ds.name, train, test, ds.task, ds.classes, ds.num_outputs, ds.source, dict(ds.meta), spec)
 
 
-def load_dataset(spec: str, *, data_dir: str | Path | None = None, download: bool = True, **options) -> Dataset:
-    """Load a dataset by name or path: a named image set (``fashion-mnist``, ``mnist``, ``kmnist``,
-    ``cifar10``), a synthetic task (``adding``, ``copy``), a UCR/UEA set (``BasicMotions``), a
-    directory of IDX files, CIFAR-10 batches, ``.ts`` files or images (``root/<class>/*.png``), or a
-    ``.ts``, ``.csv``, ``.tsv``, ``.npz`` or text file. See :mod:`.catalog` for the order in which a
-    spec is tried; other keyword options (``seed``, ``length``, ``n_train``, ``n_test``,
-    ``sequence``) go to the loader that handles it.
+def load_dataset(spec: str, *, data_dir: str | Path | None = None, download: bool = True, **options: Any) -> Dataset:
+    """Load a dataset by name or path.
+
+    Args:
+        spec: a named image set (``fashion-mnist``, ``mnist``, ``kmnist``, ``cifar10``), a synthetic
+            task (``adding``, ``copy``), a UCR/UEA set (``BasicMotions``), a directory of IDX files,
+            CIFAR-10 batches, ``.ts`` files or images (``root/<class>/*.png``), or a ``.ts``,
+            ``.csv``, ``.tsv``, ``.npz`` or text file (:mod:`.catalog` says in which order a spec is
+            tried).
+        data_dir: where to look for named sets first.
+        download: fetch a named set that is not found on the disk (each file checked against its
+            published hash).
+        **options: ``seed``, ``length``, ``n_train``, ``n_test``, ``sequence``, ... for the loader
+            that handles ``spec``.
+
+    Returns:
+        The :class:`Dataset`.
+
+    Raises:
+        DataError: a dataset that is not found, cannot be read, or holds bad values.
     """
     # imported here, not at the top: catalog and the formats import Dataset from this module, and
     # building a Dataset by hand needs none of them

@@ -464,6 +464,7 @@ def _route(
     if found is not None:
         if found[0].sequence_data:
             _no_sequence_mode(spec, sequence)
+        assert found[0].load is not None  # (a directory format loads)
         return found[0].load(found[1], seed=seed, **(reading or {}))
     # 3. a file, by the registered format that claims its suffix (an unknown suffix is an error,
     # unless the spec is also a named image set)
@@ -493,6 +494,7 @@ def _route(
     # 6. a directory of the registered formats tried after the names: IDX, CIFAR-10, else an image folder
     found = fileformats.for_directory(p, before_names=False) if p.is_dir() else None
     if found is not None:
+        assert found[0].load is not None  # (a directory format loads)
         return found[0].load(found[1], seed=seed, keep_sizes=any_size and not sequence, **(reading or {}))
     names = ", ".join(sorted(known_datasets()))
     raise DataError(f"unknown dataset {spec!r}: not a known name ({names}) nor an existing file or directory")

@@ -92,7 +92,7 @@ def apply_label_rule(ds: Dataset) -> Dataset:
 
     if ds.task != "classification" or ds.train.y.dim() != 1:
         return ds
-    names = None if labels.default_names(ds.classes) else list(ds.classes)
+    names = None if labels.default_names(ds.classes) else list(ds.classes or ())  # (not None here)
     ytr, yte = ds.train.y.numpy(), ds.test.y.numpy()
     where = ds.source or ds.name
     cs = labels.class_set(ytr, [("the test set", yte)], where=where, names=names)
@@ -155,5 +155,5 @@ def read_inputs(
             x[i, : len(t)] = torch.from_numpy(t)
         lengths = torch.tensor([len(t) for t in samples])
         return Inputs(x, None if bool((lengths == T).all()) else lengths, names, notes, truths)
-    x, lengths = pad_sequences(samples)  # sequences, and images read as sequences
-    return Inputs(x, lengths, names, notes, truths)
+    x, padded = pad_sequences(samples)  # sequences, and images read as sequences
+    return Inputs(x, padded, names, notes, truths)

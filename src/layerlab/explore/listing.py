@@ -115,7 +115,7 @@ def step_curves(entry: Entry) -> dict | None:
             return {"error": f"{STEP_LOG} is larger than {MAX_STEP_LOG // 2**20} MiB"}
         with open(p, encoding="utf-8", newline="") as f:
             rows = list(csv.DictReader(f))
-        cols = {c: [] for c in STEP_COLUMNS}
+        cols: dict[str, list] = {c: [] for c in STEP_COLUMNS}
         for r in rows:
             for c in STEP_COLUMNS:
                 v = r.get(c)

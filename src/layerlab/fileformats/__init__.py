@@ -19,11 +19,15 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DataError
 from ..readers import FileInputs, read_sequence_file, read_text, text_ids, token_ids
+
+if TYPE_CHECKING:
+    from ..inputspec import InputSpec
 
 KINDS = ("images", "sequences", "texts")  # what a reader gives, one kind per call
 
@@ -35,7 +39,7 @@ class Request:
     that takes any size keeps each image's size) and ``read_ts`` (the torch side's ``.ts`` reader,
     which ``predict --onnx`` lacks)."""
 
-    spec: object
+    spec: InputSpec
     num_tokens: int | None = None
     any_size: bool = False
     read_ts: Callable | None = None
@@ -85,7 +89,7 @@ class Format:
     own_options: tuple[str, ...] = ()
     sequence_data: bool = True
     read: Callable | None = None
-    reads: Callable[[object], bool] = lambda spec: True
+    reads: Callable[[InputSpec], bool] = lambda spec: True
     directory: Callable[[Path], Path | None] | None = None
     rank: int = 0
 
@@ -133,6 +137,7 @@ def for_directory(path: str | Path, *, before_names: bool) -> tuple[Format, Path
     p = Path(path)
     candidates = [f for f in formats() if f.directory is not None and (f.rank < 0) == before_names]
     for fmt in sorted(candidates, key=lambda f: f.rank):
+        assert fmt.directory is not None  # (candidates have one)
         target = fmt.directory(p)
         if target is not None:
             return fmt, target
@@ -221,7 +226,8 @@ def sequence_file(f: Path, request: Request) -> Read:
     fixed = None if spec.variable_length or spec.kind != "sequence" else spec.shape[0]
     seqs, names, labels = read_sequence_file(f, spec.features, fixed, read_ts=request.read_ts)
     said = []
-    if labels and f.suffix.lower() in (".csv", ".tsv"):
+    if labels and f.suffix.lower() in (".csv", ".tsv"):  # (a label column: rows of one length)
+        assert fixed is not None
         said.append(f"every row holds T + 1 = {fixed + 1} values: the first column read as the label")
     missing = sum(int(np.isnan(s).sum()) for s in seqs)
     if missing:

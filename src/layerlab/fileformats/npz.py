@@ -12,6 +12,7 @@ through :mod:`layerlab.data.formats` (imported inside :func:`load`, called by th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -191,7 +192,7 @@ def _npz_grids(z, path: Path, F):
         yte_n = np.searchsorted(values, yte).astype(np.int64)
     shape = [int(v) for v in xtr.shape[1:]]
     kind = "image" if len(shape) == 3 else "volume"
-    spec = {"kind": kind, "shape": shape}
+    spec: dict[str, Any] = {"kind": kind, "shape": shape}
     if z["x_train"].dtype == np.uint8:  # pixel_scale records 8-bit pixels (export and predict say so)
         spec["pixel_scale"] = PIXEL_SCALE
     if kind == "image":

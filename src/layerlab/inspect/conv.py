@@ -6,6 +6,7 @@ pooling shrinks the maps), for 1-D, 2-D and 3-D convolutions alike: a sequence `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -43,7 +44,8 @@ def filters(model: nn.Module, layer: str | None = None) -> tuple[str, str, torch
     ``(C_out, C_in, k)`` for a Conv1d, ``(C_out, C_in, kH, kW)`` for a Conv2d, ``(C_out, C_in, kD,
     kH, kW)`` for a Conv3d."""
     name, mod = find_layer(model, layer)
-    return name, layer_aliases(model).get(name, name), mod.weight.detach().float().cpu().clone()
+    weight = cast(torch.Tensor, mod.weight)
+    return name, layer_aliases(model).get(name, name), weight.detach().float().cpu().clone()
 
 
 @dataclass

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -209,7 +210,7 @@ def gradient_flow(
         lengths = lengths.to(device)
     try:
         with torch.enable_grad():
-            out, states = model.forward_with_states(x, lengths)
+            out, states = cast(Any, model).forward_with_states(x, lengths)  # (the recurrent models')
             if not states or not states[0]:
                 raise ConfigError(f"{type(model).__name__}.forward_with_states returned no hidden states")
             batch = x.shape[0]

@@ -136,7 +136,7 @@ def write_report(
     doc.section("overview", "Overview")
     metrics = run.metrics()
     last = metrics[-1] if metrics else {}
-    rows = [
+    rows: list[list] = [
         ["run directory", str(run.path)],
         ["status", info.get("status")],
         ["model", name],
@@ -283,6 +283,7 @@ def write_report(
                 f"{'x'.join(map(str, fv['shape']))}: red positive, blue negative weights.",
             )
         doc.section("features", "Feature maps")
+        x: object
         if image is None:
             x, what = (
                 ds.test.sample(0),

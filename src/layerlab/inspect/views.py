@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -139,8 +140,23 @@ def check_flow_options(samples: int, probes: int | None) -> None:
         check_range(probes, "--probes", ge=0)
 
 
+_T = TypeVar("_T")
+
+
 def _out(out: str | Path | None, run: RunDir) -> Path:
     return Path(out) if out else run.path / "inspect"
+
+
+def _folder(out: str | Path | None) -> Path:
+    """The output folder a view without a run was given (its first check made sure)."""
+    assert out is not None
+    return Path(out)
+
+
+def _given(value: _T | None) -> _T:
+    """``value``, which the view's first check made sure was given (no run: a model and a folder)."""
+    assert value is not None
+    return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,7 +302,7 @@ def filters_view(
     if run_dir is None and (model is None or out is None):
         raise ConfigError("filters of a model that is not a run need the model and an output folder")
     run = RunDir(run_dir) if run_dir is not None else None
-    model = model if model is not None else run.model(weights)
+    model = model if model is not None else _given(run).model(weights)
     name, alias, w = filters(model, layer)
     title = f"{alias} ({name}): {w.shape[0]} filters of {'x'.join(map(str, w.shape[1:]))}"
     if w.dim() == 4:
@@ -295,7 +311,7 @@ def filters_view(
         fig = plots.conv_filters_1d(w, f"{title} (input channels x taps)")
     else:
         fig = plots.conv_filters_3d(w, f"{title} (input channels x depth x height x width)")
-    files = save_figure(fig, Path(out) if run is None else _out(out, run), f"filters_{alias}", _kernel_rows(name, w))
+    files = save_figure(fig, _folder(out) if run is None else _out(out, run), f"filters_{alias}", _kernel_rows(name, w))
     return {
         "layer": name,
         "alias": alias,
@@ -312,7 +328,7 @@ def _map_rows(layer: str | None, m: torch.Tensor, digits: int | None = 6) -> lis
     a = m.numpy()
     rows = []
     for idx in np.ndindex(*a.shape):
-        r = {} if layer is None else {"layer": layer}
+        r: dict[str, object] = {} if layer is None else {"layer": layer}
         r["channel"] = idx[0]
         r.update(zip(axes, idx[1:], strict=True))
         v = float(a[idx])
@@ -338,7 +354,7 @@ def _sample(run: RunDir, model: nn.Module, image, data_dir: str | None) -> tuple
     if image is None:
         ds = run.dataset(data_dir=data_dir)
         return ds.test.sample(0), [], "the first test sample"
-    inputs = read_inputs([image], spec)
+    inputs = _given(read_inputs([image], spec))  # (one file: never None)
     x = inputs.x[0]
     if inputs.lengths is not None:
         x = x[: inputs.length(0)]
@@ -366,14 +382,16 @@ def features_view(
     if run_dir is None and (model is None or out is None or not isinstance(image, torch.Tensor)):
         raise ConfigError("feature maps of a model that is not a run need the model, an input tensor and a folder")
     run = RunDir(run_dir) if run_dir is not None else None
-    model = model if model is not None else run.model(weights)
+    model = model if model is not None else _given(run).model(weights)
     if not conv_layers(model):
         where = f"the model of {run.path}" if run is not None else type(model).__name__
         raise ConfigError(
             f"{where} has no conv layer (it is not a convolutional model); feature maps apply to cnn and article-cnn"
         )
-    out = Path(out) if run is None else _out(out, run)
-    x, notes, what = _sample(run, model, image, data_dir) if run is not None else (image, [], "the given input")
+    out = _folder(out) if run is None else _out(out, run)
+    x, notes, what = (
+        _sample(run, model, image, data_dir) if run is not None else (cast(torch.Tensor, image), [], "the given input")
+    )
     maps = feature_maps(model, x)
     # the input as its maps are drawn, channels first: layerlab's sequence CNN reads (T, F) as F channels
     shown = x.transpose(0, 1) if x.dim() == 2 and contract.steps_first(model) else x
@@ -437,7 +455,7 @@ def summary_view(
             f = fresh(target, data, length=length, hidden=hidden, layers=layers, n=2)
             model, shape = f.model, tuple(f.dataset.input_shape)
         else:
-            options = {k: v for k, v in (("hidden", hidden), ("layers", layers)) if v is not None}
+            options: dict[str, Any] = {k: v for k, v in (("hidden", hidden), ("layers", layers)) if v is not None}
             if input_shape is None and outputs is None:
                 if has_default_input(target):
                     model = create_model(target, **options)  # the article's models know the article's input
@@ -448,7 +466,7 @@ def summary_view(
                     )
             else:
                 model = create_model(target, input_shape or (1, 28, 28), outputs or 10, **options)
-            shape = contract.input_shape(model, tuple(input_shape or (1, 28, 28)))
+            shape = _given(contract.input_shape(model, tuple(input_shape or (1, 28, 28))))  # (a default given)
         name = target
         out = Path(out) if out else None
     s = summarize(model, shape, name)

@@ -85,8 +85,18 @@ def register_model(
 ) -> Callable[[_Factory], _Factory]:
     """Decorator: make ``fn(input_shape, num_outputs, **options) -> nn.Module`` available as ``name``.
 
-    ``default_input``/``default_outputs`` let ``create_model(name)`` build it without shapes;
-    ``sequence`` marks a model that reads sequences, so image data is read as sequences for it.
+    Args:
+        name: the name ``create_model``, ``fit`` and ``--model`` know it by.
+        description: one line for ``layerlab models`` (default: the first line of ``fn``'s docstring).
+        default_input: the sample shape ``create_model(name)`` builds it for without shapes.
+        default_outputs: the outputs it gets without shapes.
+        sequence: it reads sequences, so image data is read as sequences for it.
+
+    Returns:
+        The decorator, which registers ``fn`` and returns it unchanged.
+
+    Raises:
+        ConfigError: ``name`` is registered already (when the decorator is applied).
     """
 
     def deco(fn: _Factory) -> _Factory:
@@ -105,7 +115,7 @@ def register_model(
 
 
 def list_models() -> dict[str, str]:
-    """Registered model names with a one-line description, sorted by name."""
+    """The registered model names, sorted, each with its one-line description."""
     return {name: e.description for name, e in sorted(_REGISTRY.items())}
 
 
@@ -263,8 +273,19 @@ def create_model(
 ) -> nn.Module:
     """Build the registered model ``name`` for samples of ``input_shape`` and ``num_outputs`` outputs.
 
-    Without shapes, a model registered with defaults gets them (``article-cnn``: ``(1, 28, 28)`` and
-    10 classes, Fashion-MNIST's). Raises ConfigError naming any option the model does not take.
+    Args:
+        name: a registered name (or a trusted ``package.module:factory``).
+        input_shape: one sample's shape; without shapes, a model registered with defaults gets them
+            (``article-cnn``: ``(1, 28, 28)`` and 10 classes, Fashion-MNIST's).
+        num_outputs: classes or regression values.
+        **options: the model's options (None values are left out: the factory's defaults apply).
+
+    Returns:
+        The ``nn.Module``.
+
+    Raises:
+        ConfigError: an unknown name, an option the model does not take, or no shapes for a model
+            registered without defaults.
     """
     entry = _get(name)
     accepted = model_options(name)

@@ -82,9 +82,9 @@ def load_cifar10_dir(directory: Path) -> Dataset:
     no class name is an error naming its batch."""
     parts = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
     splits, largest = {}, {}
-    for part, names in parts.items():
+    for part, batches in parts.items():
         xs, ys = [], []
-        for name in names:
+        for name in batches:
             p = directory / name
             x, y = _batch(unpickle(read_maybe_gzip(p), p), p)
             xs.append(x)

@@ -79,7 +79,7 @@ def write_cache(path: Path, arrays: dict[str, np.ndarray], made_by: dict) -> Pat
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: two may generate at once
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays, made_by=np.array(json.dumps(made_by)))
+            np.savez(f, **arrays, made_by=np.array(json.dumps(made_by)))  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

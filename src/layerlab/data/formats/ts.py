@@ -88,7 +88,8 @@ def read_ts(path: str | Path) -> TsData:
     has_class = regression = False
     dims_declared = None
     in_data = False
-    series, labels = [], []
+    series: list = []
+    labels: list = []
     n_dims = None
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
