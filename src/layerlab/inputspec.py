@@ -126,7 +126,8 @@ class InputSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise DataError(f"input spec: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+            # repr: a key is the file's text, and may hold a line break; the sentence stays one line
+            raise DataError(f"input spec: unknown field(s) {', '.join(sorted(repr(k) for k in unknown))}")
         try:
             return cls(**d)
         except TypeError as e:

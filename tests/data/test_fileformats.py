@@ -170,3 +170,13 @@ def test_a_directory_format_is_routed_by_rank(toy, tmp_path):
     finally:
         fileformats.unregister("toydir")
     assert fileformats.for_directory(d, before_names=False)[0].name == "image-folder"
+
+
+def test_an_unknown_input_spec_field_is_named_on_one_line():
+    """A key of a damaged record holding a line break: the sentence stays one line (found by
+    tests/data/test_formats_hypothesis.py; before, the key was printed as it was)."""
+    from layerlab.inputspec import InputSpec
+
+    with pytest.raises(DataError) as e:
+        InputSpec.from_dict({"kind": "image", "shape": [1, 4, 4], "a\nb": 1})
+    assert "\n" not in str(e.value) and "'a\\nb'" in str(e.value)

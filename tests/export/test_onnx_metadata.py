@@ -152,7 +152,7 @@ def test_tampered_metadata_is_one_sentence_or_a_sound_prediction(exported, data)
         ("input_spec", '{"kind": "image", "shape": [1, 28, 28], "head": "middle"}', "unknown head"),
         ("input_spec", '{"kind": "image", "shape": [1, 0, 28]}', "shape must be one or more positive integers"),
         ("input_spec", '{"kind": "image", "shape": [1, 28, 28], "pixel_scale": -1}', "pixel_scale must be"),
-        ("input_spec", '{"kind": "image", "shape": [1, 28, 28], "extra": 1}', "unknown field(s) extra"),
+        ("input_spec", '{"kind": "image", "shape": [1, 28, 28], "extra": 1}', "unknown field(s) 'extra'"),
         ("input_spec", '{"kind": "sequence", "shape": [28, 28]}', "the graph takes 1x28x28"),
         ("input_spec", '{"kind": "tokens", "shape": [28]}', "the graph takes tensor(float)"),
         ("input_spec", '{"kind": "image", "shape": [3, 28, 28]}', "the graph takes 1x28x28"),
