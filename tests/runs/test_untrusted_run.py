@@ -280,7 +280,8 @@ def test_disk_full_during_training_leaves_a_failed_run_and_its_checkpoint(traine
 
     monkeypatch.setattr(checkpoint, "save_file", full_on_second)
     out = tmp_path / "run"
-    argv = ["train", "--data", str(data), "--epochs", "2", "--batch-size", "16", "--threads", "1", "--quiet"]
+    argv = ["train", "--model", "article-cnn", "--data", str(data), "--epochs", "2", "--batch-size", "16"]
+    argv += ["--threads", "1", "--quiet"]  # the model named: --data alone chooses a recipe with a validation split
     err = one_sentence(capsys, main([*argv, "--out", str(out)]))
     assert "the disk is full" in err and "the checkpoint of epoch 1 is kept" in err
     info = RunDir(out).info()
