@@ -179,7 +179,7 @@ def _reporter(trial, metric: str):
     class ReportToTrial(Callback):
         """Report ``metric`` after each epoch to the Optuna trial; stop when its pruner says so."""
 
-        def __init__(self):
+        def __init__(self) -> None:
             self.pruned: dict | None = None
 
         def check(self, held_out: str, cfg) -> None:
