@@ -60,7 +60,7 @@ class InputSpec:
     shape: tuple[int, ...]
     head: str = "last"
     pixel_scale: float | None = None
-    image_shape: tuple[int, int, int] | None = None
+    image_shape: tuple[int, ...] | None = None  # (C, H, W): three sizes, checked on creation
     sequence: str | None = None
     permutation_seed: int | None = None
     feature_mean: tuple[float, ...] | None = None

@@ -180,7 +180,7 @@ def _reporter(trial, metric: str):
         """Report ``metric`` after each epoch to the Optuna trial; stop when its pruner says so (before
         the last epoch: a trial that trained all its epochs is complete, whatever the pruner says)."""
 
-        def __init__(self):
+        def __init__(self) -> None:
             self.pruned: dict | None = None
 
         def check(self, held_out: str, cfg) -> None:

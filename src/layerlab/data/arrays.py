@@ -71,7 +71,7 @@ def _is_pil(v) -> bool:
     return type(v).__module__.startswith("PIL.")
 
 
-def pil_pixels(img, image_shape: tuple[int, int, int] | None = None) -> np.ndarray:
+def pil_pixels(img, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """A PIL image as uint8 ``(H, W)`` (grey) or ``(H, W, 3)``; converted to the channels and size of
     ``image_shape`` ``(C, H, W)`` when given (as predict converts image files)."""
     from PIL import Image
@@ -80,13 +80,13 @@ def pil_pixels(img, image_shape: tuple[int, int, int] | None = None) -> np.ndarr
         C, H, W = image_shape
         img = img.convert("L" if C == 1 else "RGB")
         if (img.height, img.width) != (H, W):
-            img = img.resize((W, H), Image.BILINEAR)
+            img = img.resize((W, H), Image.Resampling.BILINEAR)
     elif img.mode not in ("L", "RGB"):
         img = img.convert("L" if img.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
     return np.asarray(img, dtype=np.uint8)
 
 
-def as_array(x, what: str = "x", image_shape: tuple[int, int, int] | None = None) -> np.ndarray:
+def as_array(x, what: str = "x", image_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """``x`` (a NumPy array, a torch tensor, a PIL image, or a list of those of one shape) as one
     NumPy array; a single PIL image becomes a batch of one."""
     if isinstance(x, torch.Tensor):
@@ -181,6 +181,7 @@ def inputs_from_arrays(x, spec: InputSpec, what: str = "x") -> torch.Tensor:
     a = as_array(x, what, spec.image_shape)
     want_image = spec.image_shape is not None and not (spec.kind == "sequence" and a.shape[1:] == spec.shape)
     if want_image:
+        assert spec.image_shape is not None  # (want_image says so)
         C, H, W = spec.image_shape
         if a.shape in ((C, H, W), (H, W, C)) or (C == 1 and a.shape == (H, W)):
             a = a[None]  # one image
@@ -368,6 +369,7 @@ def dataset_from_arrays(
         log.warning("%s", note)
     train = Split(xt, yt)
     if validation_data is not None:
+        assert xv is not None and yv is not None  # (read from validation_data above)
         meta = {"format": "arrays", "held_out": "validation_data", **({"pixels": "uint8"} if pixels else {})}
         ds = Dataset(name, train, Split(xv, yv), task, classes, k, "arrays", meta, spec)
         ds.meta["validation_fraction"] = round(len(xv) / (len(xv) + len(xt)), 6)  # marks a validation split
@@ -423,7 +425,7 @@ def save_arrays(path: str | Path, ds: Dataset) -> Path:
             y_train=ds.train.y.cpu().numpy(),
             x_test=pack(ds.test.x),
             y_test=ds.test.y.cpu().numpy(),
-            **{MARKER: np.array(json.dumps(record))},
+            **{MARKER: np.array(json.dumps(record))},  # type: ignore[arg-type]
         )
         f.flush()
         os.fsync(f.fileno())

@@ -276,7 +276,9 @@ def make_server(folders, host: str = "127.0.0.1", port: int = 8765, *, allow_rem
     except OSError as e:
         raise LayerlabError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     server.daemon_threads = True
-    server.explorer = explorer
+    server.explorer = explorer  # type: ignore[attr-defined]  # (the handlers read it)
     # a page closed while an answer was being sent: a line in the log (-v), not a traceback on the terminal
-    server.handle_error = lambda request, address: log.info("explore: the connection from %s broke", address[0])
+    server.handle_error = lambda request, address: log.info(  # type: ignore[method-assign,assignment]
+        "explore: the connection from %s broke", address[0]
+    )
     return server

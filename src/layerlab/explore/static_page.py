@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from ..errors import LayerlabError
 from .server import Explorer
@@ -40,7 +41,7 @@ def build_static(run: str | Path, out: str | Path, *, inputs: int = STATIC_INPUT
         raise LayerlabError(f"{run}: give one run directory for --static (found {len(entries)} runs there)")
     entry = entries[0]
     rid, fam = entry.id, explorer.index.rows()[0]["family"]
-    responses: dict[str, object] = {}
+    responses: dict[str, Any] = {}
 
     def keep(url: str, route: str, run_id, q: dict) -> None:
         responses[url] = explorer.get(route, run_id, q)

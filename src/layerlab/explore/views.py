@@ -10,6 +10,7 @@ import base64
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ def pack(a) -> dict:
     return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
-def _padding(conv: nn.Module) -> tuple[int, ...]:
+def _padding(conv: Any) -> tuple[int, ...]:  # a Conv1d, Conv2d or Conv3d
     """A conv's zero padding per spatial axis (torch keeps 'same' and 'valid' as words)."""
     k = conv.kernel_size
     if conv.padding == "valid":
@@ -377,7 +378,7 @@ class RunViews:
             raise LayerlabError(f"{type(model).__name__} does not expose its hidden states")
         xb = x[None] if contract.reads_tokens(model) else x[None].float()
         with self._lock, torch.enable_grad():
-            out, states = model.forward_with_states(xb)
+            out, states = cast(Any, model).forward_with_states(xb)  # (a recurrent model's)
             logits = out[0]  # (K,) or (T, K)
             if y is None:  # an uploaded input: the loss of the model's own prediction
                 y_use = int(logits.reshape(-1, logits.shape[-1])[-1].argmax())
@@ -413,7 +414,7 @@ class RunViews:
             if logits.dim() == 2:
                 step = logits.detach()
             elif not contract.bidirectional(model):
-                step = model.out(seq)
+                step = cast(Any, model).out(seq)
             else:
                 step = None
         per_step = None
@@ -494,6 +495,6 @@ class RunViews:
             for k in range(n):
                 x, y = self.sample(k)
                 xb = x[None] if contract.reads_tokens(model) else x[None].float()
-                _, states = model.forward_with_states(xb)
+                _, states = cast(Any, model).forward_with_states(xb)
                 seqs.append({"index": k, "label": y, "hidden": pack(torch.stack([h[0] for h in states[-1]]).T)})
         return {"sequences": seqs}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from .. import Dataset, Split
 from ..transforms import PIXEL_SCALE, InputSpec
 from . import read_maybe_gzip
 
-IDX_DTYPES = {
+IDX_DTYPES: dict[int, Any] = {  # type code -> a NumPy dtype (or scalar type)
     0x08: np.uint8,
     0x09: np.int8,
     0x0B: np.dtype(">i2"),
