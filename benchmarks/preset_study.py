@@ -74,8 +74,9 @@ def last_val_accuracy(run_dir: Path) -> tuple[float, float]:
     return float(rows[-1]["val_accuracy"]), sum(float(r["train_seconds"]) for r in rows)
 
 
-def in_pairs(jobs: list[tuple[str, list[str], Path]], width: int) -> dict[str, tuple[float, float]]:
-    """Run ``layerlab train`` jobs ``width`` at a time; each one's (val accuracy, train seconds) by key."""
+def in_pairs(jobs: list[tuple[str, list[str], Path]], width: int) -> tuple[dict[str, tuple[float, float]], int]:
+    """Run ``layerlab train`` jobs ``width`` at a time; each one's (val accuracy, train seconds) by
+    key, and how many of them trained in this call."""
     results = {}
     todo = []
     for key, cmd, out in jobs:  # a run finished by an earlier call with the same --out is read, not rerun
@@ -98,7 +99,7 @@ def in_pairs(jobs: list[tuple[str, list[str], Path]], width: int) -> dict[str, t
                 sys.exit(f"preset_study: `{shlex.join(cmd)}` failed:\n{err.strip()}")
             results[key] = last_val_accuracy(out)
             print(f"{key}: {results[key][0]:.4f} ({results[key][1]:.0f} s)", flush=True)
-    return results
+    return results, len(todo)
 
 
 def base_values(config: str) -> dict:
@@ -148,11 +149,18 @@ def main(argv: list[str] | None = None) -> int:
         tune += ["--trials", str(a.trials), "--metric", "val_accuracy", "--prune", a.prune]
         tune += ["--workers", str(a.workers), "--study", STUDY, "--out", str(out)]
         print(shown(tune, root), flush=True)
-        t0 = time.perf_counter()
-        r = json.loads(run([*tune, "--json", "--quiet"]).stdout)
-        spent = root / "study-seconds.txt"  # a study continued by a second call: the wall time of both
-        wall = time.perf_counter() - t0 + (float(spent.read_text()) if spent.is_file() else 0.0)
-        spent.write_text(f"{wall:.1f}")
+        saved, spent = root / "study.json", root / "study-seconds.txt"
+        before = json.loads(saved.read_text()) if saved.is_file() else None
+        if before and before["counts"].get("COMPLETE", 0) + before["counts"].get("PRUNED", 0) >= a.trials:
+            r, wall = before, float(spent.read_text())  # the study of an earlier call with this --out: reported again
+            studied = False
+        else:  # a new study, or one continued to more trials: the wall time of every call
+            t0 = time.perf_counter()
+            r = json.loads(run([*tune, "--json", "--quiet"]).stdout)
+            wall = time.perf_counter() - t0 + (float(spent.read_text()) if spent.is_file() else 0.0)
+            spent.write_text(f"{wall:.1f}")
+            saved.write_text(json.dumps(r, indent=2))
+            studied = True
         best = r["best"]
         if best is None:
             sys.exit("preset_study: the study has no completed trial")
@@ -177,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     root / f"best-t{best['number']:04d}-s{s}",
                 )
             )
-        scores = in_pairs(jobs, max(1, min(2, a.workers)))
+        scores, trained = in_pairs(jobs, max(1, min(2, a.workers)))
         show = run(layerlab("tune", "--show", STUDY, "--out", str(out))).stdout
         trials = r["trials"]
         top = r["top"]
@@ -185,7 +193,17 @@ def main(argv: list[str] | None = None) -> int:
         cmd_preset = shown([*preset, "--seed", "S", "--out", str(root / "preset-sS")], root)
         cmd_rerun = shown([*rerun, "--seed", "S", "--out", str(root / "best-tNNNN-sS")], root)
         show = show.replace(str(root), "OUT")
-    load1 = loadavg() or [0.0]
+        # the machine's load and the date of the calls that trained (a call that only reports again keeps them)
+        measured = root / "measured.json"
+        m = json.loads(measured.read_text()) if measured.is_file() else {}
+        if studied or trained or not m:
+            m = {
+                "load0": m.get("load0", load0),
+                "load1": loadavg() or [0.0],
+                "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            }
+            measured.write_text(json.dumps(m))
+    load0, load1, date = m["load0"], m["load1"], m["date"]
 
     preset_values = base_values(a.config)
     n_done = r["counts"].get("COMPLETE", 0) + r["counts"].get("PRUNED", 0)
@@ -197,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# `{a.config}`'s search as a `layerlab tune` study, against the shipped preset",
         "",
-        f"`{command}` wrote this file ({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC).",
+        f"`{command}` wrote this file ({date} UTC).",
         "",
         f"- **Machine**: {lscpu_model()} ({os.cpu_count()} cores), **shared with other work while measured** "
         f"(load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end). The study ran {a.workers} "
@@ -238,13 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(row(f"the shipped preset (`{a.config}`)", preset_values, pre))
     lines.append(row(f"the study's best (trial {best['number']})", best["params"], bst))
     verdict = bst[0] - pre[0]
+    wins = sum(b > p for b, p in zip(bst[1:], pre[1:], strict=True))
     lines += [
         "",
         f"On the study's split the best trial is {verdict:+.4f} from the preset"
         + (
             f"; over seeds {', '.join(map(str, all_seeds))} its mean is "
             f"{statistics.mean(bst) - statistics.mean(pre):+.4f} from the preset's (the spread between seeds "
-            f"is {min(pre):.4f}-{max(pre):.4f} for the preset)."
+            f"is {min(pre):.4f}-{max(pre):.4f} for the preset). On the seeds that did not choose it "
+            f"({', '.join(map(str, seeds))}) it is better on {wins} "
+            f"of {len(seeds)}, mean {statistics.mean(bst[1:]) - statistics.mean(pre[1:]):+.4f}."
             if seeds
             else "."
         ),

@@ -16,7 +16,7 @@ held out, so a trial's mean is over as many splits as seeds, and every trial see
 Why this is not a ``layerlab tune`` study: it scores a few named sets of flags, each over several
 seeds and splits (a mean and a minimum), where a sampler's trial is one seed and one split. The same
 search as a study, with a sampler choosing the values: ``benchmarks/spaces/article_cnn_fast.toml``
-(its header has the command).
+(its header has the command); ``benchmarks/preset_study.py`` runs it and checks the best trial over seeds.
 """
 
 from __future__ import annotations
