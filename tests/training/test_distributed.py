@@ -316,6 +316,59 @@ def test_two_processes_evaluate_every_held_out_sample_exactly_once(tmp_path):
             assert shared[name][metric] == pytest.approx(single[name][metric], abs=1e-6), metric
 
 
+_HASH_SCRIPT = """
+import hashlib, json, sys
+from layerlab import distributed
+from layerlab.data import load_dataset
+from layerlab.training import as_source
+
+ctx = distributed.context()
+if ctx is not None:
+    distributed.start(ctx)
+rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
+out = {}
+for name, path, workers in (("memory", sys.argv[1], None), ("packed", sys.argv[2], 1)):
+    source = as_source(load_dataset(path, workers=workers).train)
+    hashes = []
+    for epoch in range(2):
+        for share in source.epoch(16, seed=5, epoch=epoch, rank=rank, world_size=world):
+            mine = (share.batch.x.numpy().tobytes(), share.batch.y.numpy().tobytes())
+            parts = distributed.gather(mine) if ctx is not None else [mine]
+            whole = b"".join(x for x, _ in parts) + b"".join(y for _, y in parts)  # the global batch, rank order
+            hashes.append(hashlib.sha256(whole).hexdigest()[:16])
+    out[name] = hashes
+if ctx is None or ctx.is_main:
+    print(json.dumps(out))
+if ctx is not None:
+    distributed.stop(True)
+"""
+
+
+@pytest.mark.slow
+def test_the_global_batches_hash_the_same_for_one_and_two_processes(tmp_path):
+    """Each step's global batch (every rank's share, joined in rank order) under a real 2-process
+    torchrun hashes to the single process's batch of that step, for 2 epochs, in memory and from
+    packed shards read by a worker: the order depends on (seed, epoch) only, not on the world size."""
+    from layerlab.data import load_dataset
+    from layerlab.data.pack import pack
+
+    data = make_idx_dir(tmp_path / "bars", n_train=70, n_test=10)  # 5 steps of 16, the last of 6
+    pack(load_dataset(str(data)), tmp_path / "packed")
+    script = tmp_path / "hashes.py"
+    script.write_text(_HASH_SCRIPT)
+    args = [str(data), str(tmp_path / "packed")]
+    one = subprocess.run([sys.executable, str(script), *args], env=_env(), capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run(
+        [TORCHRUN, *STANDALONE, str(script), *args], env=_env(), capture_output=True, text=True, timeout=180
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    single, shared = json.loads(one.stdout.strip().splitlines()[-1]), json.loads(two.stdout.strip().splitlines()[-1])
+    assert len(single["memory"]) == 10 and len(set(single["memory"])) == 10  # 2 epochs of 5 distinct batches
+    assert shared == single
+    assert single["packed"] == single["memory"]  # the packed copy holds the same uint8 pixels, in order
+
+
 @pytest.mark.slow
 def test_two_processes_train_a_packed_dataset_with_workers_and_augmentation_as_one(tmp_path):
     """Streamed data, read by workers on each rank (each rank reads only its share of each batch)
