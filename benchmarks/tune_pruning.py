@@ -172,8 +172,9 @@ def report(rows: list[dict], args, command: str, load: tuple, date: str) -> str:
         f"studies (trials with identical parameters in both: {len(same)} of {args.trials}, numbers "
         f"{', '.join(map(str, same)) or 'none'}). Later trials follow each study's own history, which pruning changes.",
         "- **Pruner**: Optuna's MedianPruner as `layerlab tune --prune median` sets it (from the first epoch on, "
-        "after 2 finished trials): a trial stops after an epoch whose validation accuracy is below the median of "
-        "the earlier trials' at that epoch. A pruned trial counts towards the study's trials.",
+        "after 2 completed trials, never after the last epoch): a trial stops after an epoch whose validation "
+        "accuracy is below the median of the completed trials' at that epoch. A pruned trial counts towards the "
+        "study's trials.",
         "",
         "| pruner | completed | pruned | epochs trained | training s (all trials) | study wall s | best val accuracy |",
         "|---|---:|---:|---:|---:|---:|---:|",
