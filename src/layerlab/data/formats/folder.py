@@ -8,6 +8,7 @@ An image larger than :data:`MAX_PIXELS` (width times height) is refused before i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -71,7 +72,8 @@ def survey_images(
 
     from PIL import Image
 
-    sizes, modes = Counter(), Counter()
+    sizes: Counter[tuple[int, int]] = Counter()
+    modes: Counter[int] = Counter()
     for f in files:
         try:
             with Image.open(f) as im:
@@ -79,7 +81,7 @@ def survey_images(
                 modes[_file_channels(im.mode)] += 1
         except Exception:  # the full read says what is wrong with it, naming the file
             read_image(f)
-    size = tuple(image_size) if image_size else sizes.most_common(1)[0][0]
+    size: tuple[int, int] = (int(image_size[0]), int(image_size[1])) if image_size else sizes.most_common(1)[0][0]
     c = channels or modes.most_common(1)[0][0]
     resized = sum(n for s, n in sizes.items() if s != size)
     converted = sum(n for m, n in modes.items() if m != c)
@@ -138,8 +140,9 @@ def _lazy_folder(root, classes, files, has_split, channels, size, seed, test_fra
     shape = (channels, *size)
     return Dataset(
         root.name,
-        FolderSource(train[0], train[1].to(torch.int64), channels, size, workers=workers),
-        FolderSource(test[0], test[1].to(torch.int64), channels, size, workers=workers),
+        # a streamed source stands where a Split does (see layerlab.data.sources)
+        cast(Split, FolderSource(train[0], train[1].to(torch.int64), channels, size, workers=workers)),
+        cast(Split, FolderSource(test[0], test[1].to(torch.int64), channels, size, workers=workers)),
         "classification",
         classes,
         len(classes),
@@ -160,7 +163,8 @@ def pad_images(
     shape = shape or (xs[0].shape[0], *(max(s[i] for s in sizes) for i in range(len(xs[0].shape) - 1)))
     out = torch.zeros(len(xs), *shape, dtype=xs[0].dtype)
     for i, x in enumerate(xs):
-        out[(i, slice(None), *(slice(0, s) for s in x.shape[1:]))] = x
+        where: tuple[int | slice, ...] = (i, slice(None), *(slice(0, int(s)) for s in x.shape[1:]))
+        out[where] = x
     return out, torch.tensor([list(x.shape[1:]) for x in xs], dtype=torch.int64)
 
 
@@ -233,7 +237,7 @@ def load_image_folder(
         [f for fs, _ in files for f in fs], image_size, channels, resize=not keep_sizes
     )
     size = None if keep_sizes and not image_size else chosen
-    meta = {"images": notice} if notice else {}
+    meta: dict[str, object] = {"images": notice} if notice else {}
     if _streamed(workers, sum(len(fs) for fs, _ in files), channels, chosen):
         if keep_sizes:
             raise DataError(
@@ -255,6 +259,7 @@ def load_image_folder(
     tr, te = _split_orders(root, [sp.y for sp in splits], len(classes), seed, test_fraction)
     train, test = splits[0].subset(tr), splits[-1].subset(te)
     if varied:
+        assert train.sizes is not None and test.sizes is not None  # varied: every split has its sizes
         kinds = sorted({tuple(s) for s in torch.cat([train.sizes, test.sizes]).tolist()})
         meta["image_sizes"] = len(kinds)
     return Dataset(
