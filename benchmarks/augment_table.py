@@ -343,7 +343,12 @@ def main(argv: list[str] | None = None) -> int:
                 for s in args.seeds
             ]
             run_all(jobs, args.parallel)
-    made = shlex.join(["python", "benchmarks/augment_table.py", *(a for a in argv if a != "--table-only")])
+    kept, skip = [], False  # the command that reruns it all: without --table-only and --notes
+    for a in argv:
+        if not skip and a != "--table-only" and not a.startswith("--notes"):
+            kept.append(a)
+        skip = a == "--notes"
+    made = shlex.join(["python", "benchmarks/augment_table.py", *kept])
     write_markdown(args, out, args.seeds, data, made)
     print(args.out.read_text())
     return 0

@@ -25,7 +25,9 @@ def test_quick_table_on_tiny_data(tmp_path, capsys):
     rows = [line for line in text.splitlines() if line.startswith("| article CNN")]
     assert len(rows) == 2 and "--augment crop=2,flip" in rows[1]
     for row in rows:
-        acc = float(row.split("|")[2])  # seed 0's test accuracy, %: a multiple of 1/20 of the 20 test images
+        cells = row.split("|")
+        acc = float(cells[3])  # seed 0's test accuracy, %: a multiple of 1/20 of the 20 test images
+        assert cells[2].strip() == "1"  # epochs
         assert 0 <= acc <= 100 and abs(acc / 5 - round(acc / 5)) < 1e-6
     best = [line for line in text.splitlines() if line.startswith("| 0 ")]
     assert len(best) == 1 and "not the preset as shipped" in best[0] and "(1 of 1)" in best[0]
