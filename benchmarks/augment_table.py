@@ -8,7 +8,7 @@ same epochs, and the ``fashion_best`` preset, each over several seeds.
     python benchmarks/augment_table.py --quick          # one seed, one epoch: a check of the harness
 
 Every run is ``layerlab train`` in its own process. The article-CNN arms are the preset
-``article_cnn`` (its Keras recipe: Adam 1e-3, batch 32) for ``--epochs`` epochs, one thread each,
+``article_cnn`` (its Keras recipe: Adam 1e-3, batch 32) for each of ``--epochs`` (default 3 and 10), one thread each,
 ``--parallel`` of them side by side; their test accuracy is the last epoch's (nothing is chosen on
 the test set). The ``fashion_best`` runs are the preset as shipped, ``--best-threads`` threads
 each, ``--parallel`` side by side: it holds out a stratified 10% of the training set, which chooses its
@@ -181,24 +181,27 @@ def mean_sd(values: list[float]) -> str:
     return f"**{pct(statistics.mean(values))}** ± {pct(sd)}"
 
 
-def article_table(out: Path, seeds: list[int], data_dir: list[str]) -> tuple[str, dict]:
+def article_dir(out: Path, tag: str, epochs: int, seed: int) -> Path:
+    return out / f"article-{tag}-e{epochs}-s{seed}"
+
+
+def article_table(out: Path, seeds: list[int], epoch_counts: list[int], data_dir: list[str]) -> tuple[str, dict]:
     head = " | ".join(f"seed {s}" for s in seeds)
     lines = [
-        f"| arm | {head} | test accuracy %, mean ± sd | train wall s per run (mean) | CPU s per run (mean) |",
-        "| --- | " + " | ".join("---:" for _ in seeds) + " | ---: | ---: | ---: |",
+        f"| arm | epochs | {head} | test accuracy %, mean ± sd | train wall s per run (mean) | CPU s per run (mean) |",
+        "| --- | ---: | " + " | ".join("---:" for _ in seeds) + " | ---: | ---: | ---: |",
     ]
     facts: dict = {}
-    for tag, label, _ in ARMS:
-        runs = {s: read_run(out / f"article-{tag}-s{s}", data_dir, False) for s in seeds}
+    for epochs, (tag, label, _) in ((e, arm) for e in epoch_counts for arm in ARMS):
+        runs = {s: read_run(article_dir(out, tag, epochs, s), data_dir, False) for s in seeds}
         done = [r for r in runs.values() if r]
         if not done:
-            lines.append(f"| {label} | " + " | ".join("" for _ in seeds) + " | not run | | |")
+            lines.append(f"| {label} | {epochs} | " + " | ".join("" for _ in seeds) + " | not run | | |")
             continue
         cells = " | ".join(pct(r["acc"]) if r else "" for r in runs.values())
         wall = statistics.mean(r["train_wall"] for r in done)
         cpu = statistics.mean(r["cpu"] for r in done)
-        lines.append(f"| {label} | {cells} | {mean_sd([r['acc'] for r in done])} | {wall:.0f} | {cpu:.0f} |")
-        facts.setdefault("epochs", done[0]["epochs"])
+        lines.append(f"| {label} | {epochs} | {cells} | {mean_sd([r['acc'] for r in done])} | {wall:.0f} | {cpu:.0f} |")
         facts.setdefault("parameters", done[0]["parameters"])
         facts.setdefault("torch", done[0]["torch"])
         facts.setdefault("loads", []).extend(x for r in done for x in r["load"])
@@ -238,10 +241,11 @@ def best_table(out: Path, seeds: list[int], data_dir: list[str]) -> tuple[str, d
 
 
 def write_markdown(args, out: Path, seeds: list[int], data: list[str], made: str) -> None:
-    art, afacts = article_table(out, seeds, data)
+    art, afacts = article_table(out, seeds, args.epochs, data)
     best, bfacts = best_table(out, seeds, data)
     article_cmds = "\n".join(
-        "    " + shlex.join(article_command(flags, s, args.epochs, Path(f"runs/article-{tag}-s{s}"), data))
+        "    " + shlex.join(article_command(flags, s, e, Path(f"runs/article-{tag}-e{e}-s{s}"), data))
+        for e in args.epochs
         for tag, _, flags in ARMS
         for s in seeds
     )
@@ -254,6 +258,8 @@ def write_markdown(args, out: Path, seeds: list[int], data: list[str], made: str
     loads = afacts.get("loads", [])
     load_note = f" (1-minute load average {min(loads)} to {max(loads)} at the runs' starts and ends)" if loads else ""
     quick = "\n**A quick check of the harness (`--quick`): one seed, one epoch; not a result.**\n" if args.quick else ""
+    where = f"`{args.data}`" if args.data else "Fashion-MNIST's 60,000 training images"
+    tested = "its test set" if args.data else "the 10,000 test images"
     text = f"""# Augmentation on Fashion-MNIST
 {quick}
 Made by `{made}` on {cpu_model()}, torch {afacts.get("torch") or bfacts.get("torch") or "?"}.
@@ -264,10 +270,10 @@ of a one-thread run are what it takes on an idle core.
 ## The article's CNN with and without augmentation
 
 The preset `article_cnn` (the article's CNN, {afacts.get("parameters", 0):,} parameters, and its
-Keras recipe: Adam 1e-3, batch 32) for {args.epochs} epochs on the 60,000 training images, with and
+Keras recipe: Adam 1e-3, batch 32) for {" and ".join(map(str, args.epochs))} epoch(s) on {where}, with and
 without `--augment {AUGMENT}` (zero-pad 2 pixels and crop back to 28x28 at a random offset, and a
 left-right flip with probability 0.5, drawn per sample from seed, epoch and index). Seeds
-{", ".join(map(str, seeds))}; test accuracy (10,000 images) after the last epoch, nothing chosen on
+{", ".join(map(str, seeds))}; test accuracy ({tested}) after the last epoch, nothing chosen on
 the test set; one thread per run, {args.parallel} runs side by side.
 
 {art}
@@ -298,7 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=10, help="epochs of both article-CNN arms (default 10)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        nargs="+",
+        default=[3, 10],
+        help="epochs of both article-CNN arms, a pair of rows for each (default 3 10)",
+    )
     p.add_argument("--parallel", type=int, default=2, help="article-CNN runs side by side (one thread each)")
     p.add_argument("--best-threads", type=int, default=1, help="threads of each fashion_best run (default 1)")
     p.add_argument("--data-dir", help="where fashion-mnist is looked for first (train --data-dir)")
@@ -312,14 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.best_extra = []
     if args.quick:
-        args.seeds, args.epochs, args.best_extra = args.seeds[:1], 1, ["--epochs", "1"]
+        args.seeds, args.epochs, args.best_extra = args.seeds[:1], [1], ["--epochs", "1"]
     data = (["--data", args.data] if args.data else []) + (["--data-dir", args.data_dir] if args.data_dir else [])
     out = args.runs
     out.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
         if args.only in (None, "article"):
             jobs = [
-                (article_command(flags, s, args.epochs, out / f"article-{tag}-s{s}", data), out / f"article-{tag}-s{s}")
+                (article_command(flags, s, e, article_dir(out, tag, e, s), data), article_dir(out, tag, e, s))
+                for e in args.epochs
                 for s in args.seeds
                 for tag, _, flags in ARMS
             ]
@@ -330,7 +343,12 @@ def main(argv: list[str] | None = None) -> int:
                 for s in args.seeds
             ]
             run_all(jobs, args.parallel)
-    made = shlex.join(["python", "benchmarks/augment_table.py", *(a for a in argv if a != "--table-only")])
+    kept, skip = [], False  # the command that reruns it all: without --table-only and --notes
+    for a in argv:
+        if not skip and a != "--table-only" and not a.startswith("--notes"):
+            kept.append(a)
+        skip = a == "--notes"
+    made = shlex.join(["python", "benchmarks/augment_table.py", *kept])
     write_markdown(args, out, args.seeds, data, made)
     print(args.out.read_text())
     return 0
