@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -359,7 +360,8 @@ class Context:
         b = self.budget
         cfg = TrainConfig(epochs=b.image_epochs, batch_size=b.image_batch, lr=lr, seed=seed, device="cpu")
         seed_everything(seed)
-        net = build(ds) if build is not None else build_model_for(model, ds.spec, ds.num_outputs)
+        assert build is not None or model is not None, label  # a model config, or a function that builds one
+        net = build(ds) if build is not None else build_model_for(cast(ModelConfig, model), ds.spec, ds.num_outputs)
         params = sum(p.numel() for p in net.parameters() if p.requires_grad)
         hist = fit(net, ds, cfg).history
         r = {
@@ -489,7 +491,7 @@ def recurrent_model(cell: str, hidden: int, ds: Dataset, forget_bias: str | None
     step is the convex one."""
     if cell == CONVEX:
         net = build_model_for(ModelConfig(name="residual", hidden=hidden), ds.spec, ds.num_outputs)
-        net.rnn.cell_impl = ConvexCell()
+        net.rnn.cell_impl = ConvexCell()  # type: ignore[union-attr]  # the residual model's recurrent layer
         return net
     return build_model_for(ModelConfig(name=cell, hidden=hidden, forget_bias=forget_bias), ds.spec, ds.num_outputs)
 

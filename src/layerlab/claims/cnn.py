@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -156,15 +157,16 @@ def strided_cnn(ds: Dataset) -> torch.nn.Module:
     then Flatten > Dense. Built from the unpooled CNN (Keras's initialisation), its Dense layer sized
     for the strided maps."""
     net = build_model_for(NO_POOL, ds.spec, ds.num_outputs)
-    for m in net.features:
+    features = cast(torch.nn.Sequential, net.features)
+    for m in features:
         if isinstance(m, torch.nn.Conv2d):
             m.stride = (2, 2)
     with torch.no_grad():
-        flat = int(net.features(torch.zeros(1, *ds.input_shape)).numel())
+        flat = int(features(torch.zeros(1, *ds.input_shape)).numel())
     net.classifier = torch.nn.Linear(flat, ds.num_outputs)
     torch.nn.init.xavier_uniform_(net.classifier.weight)
     torch.nn.init.zeros_(net.classifier.bias)
-    net._plan = list(net.features)
+    net._plan = list(features)  # type: ignore[assignment]  # the CNN's layer plan, a plain list attribute
     return net
 
 

@@ -10,6 +10,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,7 +87,9 @@ def _explained(runs: list[dict]) -> dict:
 
 def run_vanishing(ctx: Context, claim: Claim) -> None:
     b = ctx.budget
-    per_t, rows, sweep = {}, [], {}
+    per_t: dict[int, dict[str, Any]] = {}
+    rows: list[dict] = []
+    sweep: dict[str, dict[str, Any]] = {}
     for T in (b.control_length, *b.lengths):
         for lr in sorted(set(b.stall_lrs) | {b.adding_lr}):
             runs = [ctx.recurrent("adding", "rnn", T, s, lr=lr) for s in ctx.seeds()]
@@ -261,7 +264,12 @@ def run_residual(ctx: Context, claim: Claim) -> None:
     lengths = _long_lengths(ctx)
     control_t = lengths[0]
     rows = []
-    numbers = {"baseline_mse": BASELINE_MSE, "lengths": list(lengths), "control_length": control_t, "cells": {}}
+    numbers: dict[str, Any] = {
+        "baseline_mse": BASELINE_MSE,
+        "lengths": list(lengths),
+        "control_length": control_t,
+        "cells": {},
+    }
     for T in lengths:
         for cell in (*CELLS, CHRONO_LSTM, *((CONVEX,) if T == control_t else ())):
             row, num = _cell_row("adding", T, cell, _runs(ctx, "adding", cell, T))
@@ -362,7 +370,8 @@ RECALL = 0.5  # copy: at least half the symbols recalled (4x chance)
 def run_gated(ctx: Context, claim: Claim) -> None:
     b = ctx.budget
     T = max(b.lengths)
-    rows, numbers = [], {"baseline_mse": BASELINE_MSE, "length": T, "copy_length": b.copy_length, "cells": {}}
+    rows: list[dict] = []
+    numbers: dict[str, Any] = {"baseline_mse": BASELINE_MSE, "length": T, "copy_length": b.copy_length, "cells": {}}
     for task, length, key in (("adding", T, "test MSE"), ("copy", b.copy_length, "recall accuracy")):
         for cell in ("rnn", "lstm", CHRONO_LSTM, "gru"):
             row, num = _cell_row(task, length, cell, _runs(ctx, task, cell, length))
@@ -537,7 +546,8 @@ class _TestCurve(Callback):
     epochs and the learning rate are chosen on the validation split)."""
 
     def __init__(self, split, task: str):
-        self.split, self.task, self.losses = split, task, []
+        self.split, self.task = split, task
+        self.losses: list[float] = []
 
     def on_epoch_end(self, trainer, epoch: int, row: dict) -> None:
         self.losses.append(_test_loss(trainer.model, self.split, self.task))
@@ -555,7 +565,8 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
     vocab = ds.num_outputs
     one = build_model_for(ModelConfig(name="lstm", hidden=b.text_hidden, layers=1), ds.spec, vocab)
     target = sum(p.numel() for p in one.parameters() if p.requires_grad)
-    rows, numbers = [], {"depths": {}, "parameters_target": target, "max_epochs": b.text_epochs}
+    rows: list[dict] = []
+    numbers: dict[str, Any] = {"depths": {}, "parameters_target": target, "max_epochs": b.text_epochs}
     curves = {}
     for layers in b.depths:
         hidden, params = (b.text_hidden, target) if layers == 1 else _matched_hidden(ds.spec, vocab, layers, target)
