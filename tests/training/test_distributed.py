@@ -57,10 +57,11 @@ def _torchrun(launch: list[str], args: list[str], **kw) -> subprocess.Popen:
 
 
 #: What a gloo process prints when the C++ runtime aborts it as its process group is torn down
-#: (std::terminate from a gloo thread). It came from one rank leaving the group while another still
-#: used it: 2 aborts in 30 two-process runs of a loaded 2-core machine before ranks met at a barrier
-#: on the way out (distributed.stop), none in 70 after. The retry stays as a guard. Nothing of
-#: layerlab's prints it.
+#: (std::terminate from a gloo thread). One rank leaving the group while another still used it caused
+#: most of them: 2 aborts in 30 two-process trainings of a loaded 2-core machine before the ranks met
+#: at a barrier on the way out (distributed.stop), none in 70 after; it was still seen once, at the end
+#: of a resume, in a full run of the suite on a heavily loaded machine. So the tests keep tolerating
+#: it, and only it, after the run has completed. Nothing of layerlab's prints it.
 GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
 
 
@@ -73,6 +74,11 @@ def _run(launch: list[str], args: list[str], timeout: float = 120) -> subprocess
         shutil.rmtree(args[args.index("--out") + 1], ignore_errors=True)
         proc = _torchrun(launch, args)
         out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0 and GLOO_TEARDOWN_ABORT in err and "--resume" in args:
+        # a resume cannot be run again from the start; the abort is the teardown's only when rank 0
+        # recorded the run completed, and the caller's checks of its weights then still apply
+        if RunDir(args[args.index("--resume") + 1]).info().get("status") == "completed":
+            return subprocess.CompletedProcess(proc.args, 0, out, err)
     assert proc.returncode == 0, err[-3000:]
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
