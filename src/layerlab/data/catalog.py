@@ -234,33 +234,49 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(name: str, timeout: float = 30.0) -> Path:
-    """Download a named set into the cache, verify each file's SHA-256, and return its directory.
+def offline() -> bool:
+    """True when ``LAYERLAB_OFFLINE`` says never to download."""
+    return os.environ.get("LAYERLAB_OFFLINE", "").lower() in ("1", "true", "yes")
 
-    Files are written to a temporary name and renamed only once verified, so an interrupted or
-    tampered download never looks like a dataset.
+
+def fetch(r: Remote, target: Path, timeout: float = 30.0) -> Path:
+    """Download ``r`` into the folder ``target`` unless a file of its SHA-256 is there, and return its path
+    (with ``LAYERLAB_OFFLINE`` set, DataError instead of a download).
+
+    The file is written to a temporary name and renamed only once verified, so an interrupted or
+    tampered download never looks like the file.
     """
+    target.mkdir(parents=True, exist_ok=True)
+    dest = target / r.filename
+    if dest.is_file() and _sha256(dest) == r.sha256:
+        return dest
+    if offline():
+        state = "does not match its SHA-256" if dest.is_file() else "is not there"
+        raise DataError(f"{dest} {state} and downloading is switched off (LAYERLAB_OFFLINE)")
+    log.info("downloading %s", r.url)
+    fd, tmp = tempfile.mkstemp(dir=target, prefix=".download-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(r.url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out)
+        digest = _sha256(Path(tmp))
+        if digest != r.sha256:
+            raise DataError(f"{r.url}: SHA-256 mismatch (got {digest}, expected {r.sha256}); not using it")
+        os.replace(tmp, dest)
+    except OSError as e:
+        raise DataError(f"could not download {r.url} ({getattr(e, 'reason', None) or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def download(name: str, timeout: float = 30.0) -> Path:
+    """Download a named set into the cache, verify each file's SHA-256 (:func:`fetch`), and return its
+    directory."""
     ns = NAMED[name]
     target = cache_root() / name
-    target.mkdir(parents=True, exist_ok=True)
     for r in ns.files:
-        dest = target / r.filename
-        if dest.is_file() and _sha256(dest) == r.sha256:
-            continue
-        log.info("downloading %s", r.url)
-        fd, tmp = tempfile.mkstemp(dir=target, prefix=".download-")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(r.url, timeout=timeout) as resp:
-                shutil.copyfileobj(resp, out)
-            digest = _sha256(Path(tmp))
-            if digest != r.sha256:
-                raise DataError(f"{r.url}: SHA-256 mismatch (got {digest}, expected {r.sha256}); not using it")
-            os.replace(tmp, dest)
-        except OSError as e:
-            raise DataError(f"could not download {r.url} ({getattr(e, 'reason', None) or e})") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        fetch(r, target, timeout)
     if ns.kind == "cifar10" and not cifar.is_cifar10_dir(target / "cifar-10-batches-py"):
         with tarfile.open(target / ns.files[0].filename) as tar:
             tar.extractall(target, filter="data")
@@ -273,9 +289,9 @@ def load_named(name: str, data_dir: str | Path | None = None, download_ok: bool 
     ns = NAMED[name]
     d = locate(name, data_dir)
     if d is None:
-        offline = os.environ.get("LAYERLAB_OFFLINE", "").lower() in ("1", "true", "yes")
+        never = offline()
         error = None
-        if download_ok and not offline:
+        if download_ok and not never:
             try:
                 d = download(name)
             except DataError as e:
