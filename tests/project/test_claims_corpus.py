@@ -167,7 +167,4 @@ def test_an_error_in_a_process_comes_back_as_its_one_sentence(tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("too short")
     with pytest.raises(DataError, match="too few"):
-        run_claims(
-            quick=True, only="memory,deeper", jobs=2, text=short, out=tmp_path / "c.md", results=tmp_path / "r"
-        )
-
+        run_claims(quick=True, only="memory,deeper", jobs=2, text=short, out=tmp_path / "c.md", results=tmp_path / "r")

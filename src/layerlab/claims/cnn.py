@@ -809,8 +809,8 @@ def decide_efficiency(n: dict) -> tuple[str, str]:
             f"{s['seconds_to_target']['mean']:.1f} s to the target against {a['seconds_to_target']['mean']:.1f} s "
             f"({'clearly sooner' if faster else 'not clearly sooner'}"
             + (
-                f"; {'and' if faster_than_recipe else 'but not'} clearly sooner than the article's layers with its "
-                f"recipe, {recipe['seconds_to_target']['mean']:.1f} s"
+                f"; {'also clearly' if faster_than_recipe else 'not clearly'} sooner than the article's layers "
+                f"with its recipe, {recipe['seconds_to_target']['mean']:.1f} s"
                 if recipe is not None
                 else ""
             )
