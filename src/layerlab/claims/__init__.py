@@ -9,7 +9,7 @@ rule to the raw numbers kept in ``claims.json`` (``numbers``), so anyone can che
 ``supported``, ``supported with a caveat`` or ``not supported``.
 
 - :mod:`.cnn`: 6.1.1 (conv features, spatial information), 2 (pooling), 6.1.2 (input size, 2-D only),
-  5 (fewer parameters);
+  5 (fewer parameters); :mod:`.kernels`: 2 (each kernel learns a particular pattern);
 - :mod:`.rnn`: 3.2.3 and 6.2.1 (vanishing gradient), 6.2.2 (deeper, residual, LSTM and GRU);
 - :mod:`.base`: the budget (:data:`~.base.FULL`, :data:`~.base.QUICK`), the claim record, the shared
   trainings; :mod:`.figures`: the figures.
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, LayerlabError
-from . import cnn, rnn
+from . import cnn, kernels, rnn
 from .base import FULL, QUICK, VERDICTS, Budget, Claim, Context
 
 DEFAULT_OUT = "docs/claims.md"
@@ -88,6 +88,16 @@ CLAIMS: dict[str, ClaimSpec] = {
             cnn.CONV_FEATURES_RULE,
             cnn.run_conv_features,
             cnn.decide_conv_features,
+        ),
+        ClaimSpec(
+            "kernels",
+            "Each kernel learns to recognise a particular pattern",
+            "2",
+            "small learnable kernels (filters) slide over the image and extract features; each kernel learns to "
+            "recognise a particular pattern.",
+            kernels.KERNELS_RULE,
+            kernels.run_kernels,
+            kernels.decide_kernels,
         ),
         ClaimSpec(
             "spatial",
@@ -585,8 +595,7 @@ def _anchor(title: str, section: str) -> str:
 
 #: The article's statements with no experiment of their own on the page, said at its top.
 UNMEASURED = (
-    "not measured: section 2's 'each kernel learns to recognise a particular pattern', shown only as the "
-    "conv-features claim's figure of filters; section 2's 'keeps information from the past' for the tanh RNN is "
+    "not measured: section 2's 'keeps information from the past' for the tanh RNN is "
     "measured only through the vanishing claim's positive control, a short adding task it learns; section 6.2.2's "
     "'deeper (stacked) recurrent networks, for more capacity' is measured on a small corpus and a short budget, "
     "not to convergence"

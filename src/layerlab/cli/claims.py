@@ -6,7 +6,7 @@ from __future__ import annotations
 from .options import NameList, Number, Text
 
 # the claim names, for --help, without importing torch to print it
-CLAIM_NAMES = "conv-features, spatial, pooling, input-size, vanishing, deeper, residual, gated, efficiency"
+CLAIM_NAMES = "conv-features, kernels, spatial, pooling, input-size, vanishing, deeper, residual, gated, efficiency"
 
 
 def cmd_claims(args) -> int:
