@@ -96,7 +96,7 @@ def kernel_patterns(shown: dict, layers: dict, top: int, title: str) -> Figure:
             ax.bar(x + (i - 0.5) * 0.35, m, 0.35, yerr=sd, capsize=3, label=arm, color=("tab:blue", "tab:orange")[i])
         ref = [layers[n][base]["mean"] if base == "random" else layers[n][base] for n in names]
         for j, v in enumerate(ref):
-            ax.hlines(v, j - 0.4, j + 0.4, colors="k", linestyles=":", label=f"{base}" if j == 0 else None)
+            ax.hlines(v, j - 0.4, j + 0.4, colors="k", linestyles=":", label=base if j == 0 else "_nolegend_")
         ax.set_xticks(x, names)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel(measure, fontsize=8)

@@ -14,6 +14,7 @@ control that separates what training did from what the architecture does anyway.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ def responses(model: torch.nn.Module, x: torch.Tensor, layer: str) -> torch.Tens
     """The article CNN's pre-activation responses of ``layer`` to images ``x`` ``(N, 1, 28, 28)``:
     conv1 ``(N, 32, 26, 26)``, each over a 3x3 input patch; conv2 ``(N, 64, 11, 11)``, each over the 8x8
     input patch (stride 2) its 3x3 window of pooled conv1 maps sees."""
-    f = model.features  # Conv > ReLU > Pool > Conv > ReLU > Pool
+    f = cast(torch.nn.Sequential, model.features)  # Conv > ReLU > Pool > Conv > ReLU > Pool
     a1 = f[0](x)
     if layer == "conv1":
         return a1
@@ -113,15 +114,21 @@ def identification(top: torch.Tensor) -> torch.Tensor:
 
 
 def random_consistency(x: torch.Tensor, size: int, stride: int, k: int, sets: int, seed: int) -> float:
-    """:func:`consistency` of ``sets`` sets of ``k`` random input patches with contrast (one per image,
-    at a random position), the mean over sets: what top patches are compared with."""
+    """:func:`consistency` of ``sets`` sets of random patches with contrast, drawn as top patches are
+    (``k`` different images, one patch each, here at a random position among the image's patches with
+    contrast), the mean over sets: what top patches are compared with."""
     tiles = x.unfold(2, size, stride).unfold(3, size, stride)  # (N, C_in, H, W, size, size)
     n, _, h, w = tiles.shape[:4]
-    flat = tiles.permute(0, 2, 3, 1, 4, 5).reshape(n * h * w, -1)
-    ok = torch.nonzero(flat.std(1, unbiased=False) >= MIN_STD).flatten()
+    flat = tiles.permute(0, 2, 3, 1, 4, 5).reshape(n, h * w, -1)  # (N, H*W, D)
+    ok = flat.std(-1, unbiased=False) >= MIN_STD  # (N, H*W)
+    images = torch.nonzero(ok.any(1)).flatten()
     g = torch.Generator().manual_seed(seed)
-    pick = ok[torch.randint(len(ok), (sets, min(k, len(ok))), generator=g)]
-    return float(consistency(flat[pick]).mean())
+    picked = []
+    for _ in range(sets):
+        img = images[torch.randperm(len(images), generator=g)[: min(k, len(images))]]
+        pos = (torch.rand(len(img), h * w, generator=g) * ok[img]).argmax(1)  # a random position with contrast
+        picked.append(flat[img, pos])
+    return float(consistency(torch.stack(picked)).mean())
 
 
 def kernel_cosines(trained: torch.Tensor, initial: torch.Tensor) -> np.ndarray:
@@ -143,7 +150,7 @@ def measure(
 # The claim
 # ----------------------------------------------------------------------------------------------
 def _conv(model: torch.nn.Module, layer: str) -> torch.Tensor:
-    return model.features[0 if layer == "conv1" else 3].weight
+    return cast(torch.nn.Conv2d, cast(torch.nn.Sequential, model.features)[0 if layer == "conv1" else 3]).weight
 
 
 def run_kernels(ctx: Context, claim: Claim) -> None:
@@ -301,17 +308,20 @@ def decide_kernels(n: dict) -> tuple[str, str]:
             not_particular.append(layer)
             continue
         if not _beyond(L["consistency_gain"]):
-            not_learnt.append(f"{layer}'s top patches are not clearly more alike than at initialisation")
+            not_learnt.append(
+                f"{layer}'s top patches are not clearly more alike than at initialisation (that selectivity is a "
+                f"random linear filter's, the architecture's, not learnt)"
+            )
         if _beyond(_negated(L["identification_gain"])):
-            not_learnt.append(f"{layer}'s kernels are told apart clearly less often than at initialisation")
+            not_learnt.append(
+                f"{layer}'s kernels are told apart clearly less often than at initialisation (their distinctness "
+                f"comes from the random initialisation, and training made them more alike)"
+            )
     reason = "; ".join(parts)
     if not_particular:
         return NOT_SUPPORTED, reason + f" ({', '.join(not_particular)}: no clearly particular pattern)"
     if not_learnt:
-        return CAVEAT, reason + (
-            f" (each kernel answers to a particular pattern, but {'; '.join(not_learnt)}: that much selectivity "
-            f"comes from the architecture, a random linear filter's, not from learning)"
-        )
+        return CAVEAT, reason + f". Each kernel answers to a particular pattern, but {'; '.join(not_learnt)}"
     return SUPPORTED, reason
 
 
