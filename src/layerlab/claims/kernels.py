@@ -282,6 +282,11 @@ def run_kernels(ctx: Context, claim: Claim) -> None:
             csv,
         )
     ]
+    claim.notes.append(
+        "conv2's top patches are compared as pixels, though its units see them through conv1 and a max pool, which "
+        "forgives a shift of a pixel: two patches a conv2 kernel treats alike can differ as pixels, so its "
+        "numbers may understate how alike its patterns are, for the trained and the untrained network alike."
+    )
     if ctx.budget.seeds < 2:
         claim.notes.append("one seed: no spread, so every difference with the right sign counts as clear.")
 
