@@ -15,10 +15,13 @@ import torch
 from layerlab.claims import CLAIMS, render_page
 from layerlab.claims import base as claims_base
 from layerlab.claims import cnn as claims_cnn
+from layerlab.claims import kernels as claims_kernels
 from layerlab.claims import rnn as claims_rnn
 from layerlab.claims.base import CAVEAT, NOT_SUPPORTED, QUICK, SUPPORTED, VERDICTS, Context, stats
 from layerlab.cli import main
+from layerlab.config import ModelConfig
 from layerlab.errors import DataError, LayerlabError
+from layerlab.rundir import build_model_for
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,6 +254,124 @@ def test_strided_control_and_permuted_images():
     frames = claims_cnn.first_frames(claims_cnn.clip_dataset(ds, 5))
     assert frames.train.x.shape == (5, 1, 28, 28)
     assert torch.equal(frames.test.x, claims_cnn.shift_images(ds.test.x, 0, -1))  # the clips start one pixel left
+
+
+def _kernels(id_gain=0.0, cons_gain=0.1, ident=0.7, above_random=0.7, sd=0.01):
+    """The kernel claim's numbers for two layers, ``id_gain``/``cons_gain``: trained minus untrained."""
+
+    def layer(chance):
+        return {
+            "chance": chance,
+            "trained": {"identification": _s(ident, sd), "consistency": _s(0.8, sd)},
+            "untrained": {"identification": _s(ident - id_gain, sd), "consistency": _s(0.8 - cons_gain, sd)},
+            "random": _s(0.8 - above_random, sd),
+            "identification_above_chance": _s(ident - chance, sd),
+            "consistency_above_random": _s(above_random, sd),
+            "consistency_gain": _s(cons_gain, sd),
+            "identification_gain": _s(id_gain, sd),
+        }
+
+    return {"layers": {"conv1": layer(1 / 32), "conv2": layer(1 / 64)}}
+
+
+@pytest.mark.parametrize(
+    ("numbers", "verdict"),
+    [
+        (_kernels(), SUPPORTED),
+        (_kernels(id_gain=0.05), SUPPORTED),
+        # as consistent as at initialisation: the architecture's selectivity, not learnt
+        (_kernels(cons_gain=0.005), CAVEAT),
+        # more consistent, but told apart clearly less often than at initialisation
+        (_kernels(id_gain=-0.05), CAVEAT),
+        # a gain within the seeds' spread is not a gain
+        (_kernels(cons_gain=0.02, sd=0.05), CAVEAT),
+        (_kernels(ident=1 / 32), NOT_SUPPORTED),  # conv1 at chance
+        (_kernels(above_random=0.0), NOT_SUPPORTED),  # top patches no more alike than random ones
+    ],
+)
+def test_kernels_rule(numbers, verdict):
+    got, reason = claims_kernels.decide_kernels(numbers)
+    assert got == verdict, reason
+    assert "conv1" in reason and "conv2" in reason
+
+
+def _edge_images(n=60, seed=0):
+    """Half the images a horizontal step edge (bright above), half a vertical one (bright left), at
+    random places, with faint noise: a horizontal-edge kernel's top patches are the first kind."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=g) * 0.02
+    for i in range(n):
+        at = int(torch.randint(4, 24, (1,), generator=g))
+        if i % 2:
+            x[i, 0, :, :at] += 1.0
+        else:
+            x[i, 0, :at, :] += 1.0
+    return x
+
+
+def _edge_layer(kernels):
+    conv = torch.nn.Conv2d(1, len(kernels), 3, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(kernels, dtype=torch.float32)[:, None])
+    return conv
+
+
+HORIZONTAL = [[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0], [0.0, 0.0, 0.0]]  # bright row above a dark one
+VERTICAL = [list(r) for r in zip(*HORIZONTAL, strict=True)]
+
+
+def test_kernel_patterns_measure_a_known_answer():
+    """Two edge kernels on images of such edges each pick out their own edge (identification 1, top
+    patches alike, unlike random patches); two identical kernels cannot be told apart (chance)."""
+    x = _edge_images()
+    top = claims_kernels.top_patches(_edge_layer([HORIZONTAL, VERTICAL]), x, 3, 1, k=20)
+    assert top.shape == (2, 20, 9)
+    rows = top[0].reshape(20, 3, 3)
+    assert torch.all(rows[:, 0].mean(1) > rows[:, 1].mean(1) + 0.9)  # bright above dark: horizontal edges
+    assert claims_kernels.identification(top).tolist() == [1.0, 1.0]
+    cons = claims_kernels.consistency(top)
+    random = claims_kernels.random_consistency(x, 3, 1, 20, 50, seed=0)
+    assert cons.min() > 0.9 and random < 0.5, (cons, random)
+    same = claims_kernels.top_patches(_edge_layer([HORIZONTAL, HORIZONTAL]), x, 3, 1, k=20)
+    assert claims_kernels.identification(same).mean() == pytest.approx(0.5)  # chance, 1 of 2 kernels
+    # one patch per image: an image striped with many strong horizontal edges gives one top patch, not 20
+    striped = x.clone()
+    striped[0, 0] = 0.0
+    striped[0, 0, 0::4] = striped[0, 0, 1::4] = 5.0
+    top = claims_kernels.top_patches(_edge_layer([HORIZONTAL, VERTICAL]), striped, 3, 1, k=20)
+    assert int((top[0].amax(1) > 2).sum()) == 1
+
+
+def test_kernel_patches_are_what_the_units_see():
+    """A conv1 top patch is the input under the unit (its response is the weights times the patch plus
+    the bias), and a conv2 unit sees exactly the 8x8 patch (stride 2) the measure takes."""
+    ds = claims_base.bar_images(4, 40)
+    torch.manual_seed(0)
+    net = build_model_for(ModelConfig(name="article-cnn"), ds.spec, 10).eval()
+    x = ds.test.x
+    resp = claims_kernels.responses(net, x, "conv1")
+    best, _ = claims_kernels.strongest(resp, x, 3, 1)
+    top = claims_kernels.top_patches(lambda xb: claims_kernels.responses(net, xb, "conv1"), x, 3, 1, k=5)
+    conv = net.features[0]
+    expected = top @ conv.weight.detach().flatten(1)[:, :, None] + conv.bias.detach()[:, None, None]
+    assert torch.allclose(expected[:, :, 0], best.topk(5, dim=0).values.T, atol=1e-5)
+    size, stride = claims_kernels.GEOMETRY["conv2"]
+    assert claims_kernels.responses(net, x[:1], "conv2").shape[-2:] == (11, 11)
+    i, j = 4, 7
+    changed = x[:1].clone() + torch.rand(1, 1, 28, 28)
+    rows, cols = slice(stride * i, stride * i + size), slice(stride * j, stride * j + size)
+    changed[..., rows, cols] = x[:1, :, rows, cols]
+    a, b = (claims_kernels.responses(net, v, "conv2")[0, :, i, j] for v in (x[:1], changed))
+    assert torch.allclose(a, b, atol=1e-5)  # everything outside the patch changed, the unit did not
+    inside = x[:1].clone()
+    inside[..., stride * i + 3, stride * j + 3] += 1.0
+    assert not torch.allclose(a, claims_kernels.responses(net, inside, "conv2")[0, :, i, j])
+
+
+def test_kernel_weights_moved():
+    w = torch.randn(4, 1, 3, 3)
+    assert claims_kernels.kernel_cosines(w, w) == pytest.approx([1.0] * 4)
+    assert claims_kernels.kernel_cosines(-w, w) == pytest.approx([-1.0] * 4)
 
 
 def test_stats_mean_and_spread():

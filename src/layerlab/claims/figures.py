@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -62,6 +63,47 @@ def probe_bars(rows: list[dict], title: str) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("test accuracy of a linear classifier (%)")
     ax.set_title(title, fontsize=9)
+    return fig
+
+
+def kernel_patterns(shown: dict, layers: dict, top: int, title: str) -> Figure:
+    """Left: conv1's kernels (weights) beside the mean of each one's top patches, trained and at
+    initialisation (``shown[arm] = (weights (C, 3, 3), mean top patch (C, 9))``; each tile scaled to its
+    own range, the patch mean centred). Right: consistency and identification per layer and network
+    (mean ± sd over seeds), with random patches and chance."""
+    fig = plots.new_figure(11.0, 5.4)
+    grid = fig.add_gridspec(2, 3)
+    for row, arm in enumerate(("trained", "untrained")):
+        w, patch = shown[arm]
+        patch = np.asarray(patch, dtype=np.float64).reshape(w.shape)
+        patch = patch - patch.mean(axis=(1, 2), keepdims=True)
+        for col, (tiles, what) in enumerate(((w, "weights"), (patch, f"mean of its top {top} patches"))):
+            a = np.asarray(tiles, dtype=np.float64)
+            a = a / np.maximum(np.abs(a).max(axis=(1, 2), keepdims=True), 1e-12)
+            ax = fig.add_subplot(grid[row, col])
+            cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.55")  # grey between the tiles
+            ax.imshow(plots._mosaic(a.astype(np.float32), 8), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{arm}: {what}", fontsize=8)
+    names = list(layers)
+    x = np.arange(len(names))
+    for row, (measure, base) in enumerate((("consistency", "random"), ("identification", "chance"))):
+        ax = fig.add_subplot(grid[row, 2])
+        for i, arm in enumerate(("trained", "untrained")):
+            m = [layers[n][arm][measure]["mean"] for n in names]
+            sd = [layers[n][arm][measure]["sd"] or 0.0 for n in names]
+            ax.bar(x + (i - 0.5) * 0.35, m, 0.35, yerr=sd, capsize=3, label=arm, color=("tab:blue", "tab:orange")[i])
+        ref = [layers[n][base]["mean"] if base == "random" else layers[n][base] for n in names]
+        for j, v in enumerate(ref):
+            ax.hlines(v, j - 0.4, j + 0.4, colors="k", linestyles=":", label=base if j == 0 else "_nolegend_")
+        ax.set_xticks(x, names)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel(measure, fontsize=8)
+        ax.set_title(f"{measure} (mean ± sd over seeds)", fontsize=8)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title, fontsize=9)
     return fig
 
 

@@ -709,11 +709,20 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
     claim.rows = rows
     claim.numbers = numbers
     unconverged = [L for L, d in numbers["depths"].items() if d["converged"] < len(curves[L])]
+    half = max(1, b.text_epochs // 2)
+    numbers["half_budget"] = {"epochs": half, "depths": {L: at_budget(runs, half) for L, runs in curves.items()}}
     if unconverged:
         claim.notes.append(
             f"Not converged within {b.text_epochs} epochs (the validation loss still improving) at "
             f"{', '.join(f'{L} layer(s)' for L in unconverged)}: the verdict is about this budget."
         )
+    verdict, at_half = decide_deeper(_jsonable_depths(numbers)), decide_deeper(_at_half(numbers))
+    claim.notes.append(
+        f"Budget sensitivity: with at most {half} epoch{'s' if half != 1 else ''} (each run at its best validation "
+        f"epoch among the first {half}) "
+        f"the rule gives '{at_half[0]}' ({at_half[1].split(' (')[0]}), "
+        + ("the same verdict." if at_half[0] == verdict[0] else f"where the full budget gives '{verdict[0]}'.")
+    )
     claim.figures = [
         figures.save_with_csv(
             figures.depth_curves(curves, "character LSTM at an equal parameter count: training and test loss"),
@@ -792,6 +801,29 @@ def _char_run(ctx: Context, ds, layers: int, hidden: int, lr: float, seed: int) 
         f"nats/char in {seconds:.1f} s"
     )
     return r
+
+
+def at_budget(runs: list[dict], epochs: int) -> dict:
+    """Test and training loss over seeds had each run been capped at ``epochs``: at its best validation
+    epoch among the first ``epochs`` (what early stopping with that cap would have kept)."""
+    test, train = [], []
+    for r in runs:
+        val = r["val_curve"][:epochs]
+        if val:
+            best = min(range(len(val)), key=lambda i: val[i])
+            test.append(r["test_curve"][best])
+            train.append(r["train_curve"][best])
+    return {"test_loss": stats(test), "train_loss": stats(train)}
+
+
+def _jsonable_depths(n: dict) -> dict:
+    return {**n, "depths": {str(k): v for k, v in n["depths"].items()}}
+
+
+def _at_half(n: dict) -> dict:
+    """The deeper claim's numbers with each depth's losses at half the epoch cap."""
+    half = n["half_budget"]["depths"]
+    return {"parameters_target": n["parameters_target"], "depths": {str(L): half[L] for L in n["depths"]}}
 
 
 def decide_deeper(n: dict) -> tuple[str, str]:
