@@ -570,10 +570,15 @@ def test_default_paths_are_the_repositorys_only_in_its_source_tree(tmp_path, mon
     assert command_line(False, None, None, None, None, None, "claims/claims.md", "claims/results", False) == (
         "layerlab claims"
     )
-    (tmp_path / "ARTICLE.md").write_text("the article")
     (tmp_path / "src" / "layerlab").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "another"\n')
+    assert default_paths(False) == (Path("claims/claims.md"), Path("claims/results"))
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "layerlab"\n')
     assert default_paths(False) == (Path("docs/claims.md"), Path("benchmarks/results/claims"))
     assert default_paths(True) == (Path("claims-only/claims.md"), Path("claims-only"))
+    # and layerlab's own checkout is one (it once looked for a file the repository does not hold)
+    root = Path(__file__).resolve().parents[2]
+    assert default_paths(False, root) == (Path("docs/claims.md"), Path("benchmarks/results/claims"))
 
 
 # ----------------------------------------------------------------------------------------------

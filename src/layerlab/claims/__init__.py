@@ -41,9 +41,16 @@ ELSEWHERE_DIR = "claims"  # where a full run writes unless told, outside layerla
 
 
 def source_tree(folder: Path) -> bool:
-    """True when ``folder`` is layerlab's own source tree (it holds ARTICLE.md and src/layerlab): the
-    one place whose docs/ and benchmarks/ hold the committed page and results."""
-    return (folder / "ARTICLE.md").is_file() and (folder / "src" / "layerlab").is_dir()
+    """True when ``folder`` is layerlab's own source tree (a ``pyproject.toml`` of the project named
+    layerlab beside ``src/layerlab``): the one place whose docs/ and benchmarks/ hold the committed page
+    and results."""
+    import tomllib
+
+    try:
+        project = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return project.get("name") == "layerlab" and (folder / "src" / "layerlab").is_dir()
 
 
 def default_paths(partial: bool, folder: Path | None = None) -> tuple[Path, Path]:
