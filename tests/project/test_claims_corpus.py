@@ -168,3 +168,55 @@ def test_an_error_in_a_process_comes_back_as_its_one_sentence(tmp_path):
     short.write_text("too short")
     with pytest.raises(DataError, match="too few"):
         run_claims(quick=True, only="memory,deeper", jobs=2, text=short, out=tmp_path / "c.md", results=tmp_path / "r")
+
+
+# ----------------------------------------------------------------------------------------------
+# The deeper claim at half its epoch cap; a full run keeps the verdicts it replaces
+# ----------------------------------------------------------------------------------------------
+def test_at_budget_takes_each_runs_best_validation_epoch_within_the_cap():
+    runs = [
+        {"val_curve": [3.0, 2.0, 2.5, 1.0], "test_curve": [3.1, 2.1, 2.6, 1.1], "train_curve": [3.2, 2.2, 2.7, 1.2]},
+        {"val_curve": [2.0, 2.5], "test_curve": [2.05, 2.55], "train_curve": [2.3, 2.6]},  # stopped early
+    ]
+    two = claims_rnn.at_budget(runs, 2)
+    assert two["test_loss"]["mean"] == pytest.approx((2.1 + 2.05) / 2)
+    assert two["train_loss"]["mean"] == pytest.approx((2.2 + 2.3) / 2)
+    assert claims_rnn.at_budget(runs, 4)["test_loss"]["mean"] == pytest.approx((1.1 + 2.05) / 2)
+
+
+def _record(name, verdict, revision="", previous=None, date=None):
+    r = {"name": name, "verdict": verdict, "reason": f"{name} was {verdict}", "revision": revision}
+    if previous:
+        r["previous"] = previous
+    if date:
+        r["run"] = {"date": date}
+    return r
+
+
+def test_a_full_run_keeps_the_verdicts_of_the_run_it_replaces():
+    from layerlab.claims import carry_previous
+
+    oldest = {"verdict": NOT_SUPPORTED, "reason": "at first", "date": "2026-11-28"}
+    earlier = {
+        "meta": {"date": "2026-11-28"},
+        "claims": [
+            _record("vanishing", SUPPORTED, "a control joined", oldest, "2026-12-01"),  # revised, revision unchanged
+            _record("deeper", SUPPORTED, "the old change", oldest, "2026-12-01"),  # revised again since
+            _record("pooling", CAVEAT),  # never revised: the whole run's date
+        ],
+    }
+    new = {
+        "meta": {},
+        "claims": [
+            _record("vanishing", SUPPORTED, "a control joined"),
+            _record("deeper", CAVEAT, "a bigger corpus"),
+            _record("pooling", SUPPORTED),
+            _record("memory", SUPPORTED),  # a new claim
+        ],
+    }
+    by = {c["name"]: c for c in carry_previous(new, earlier)["claims"]}
+    assert by["vanishing"]["previous"] == oldest  # its revision still explains the change from the first verdict
+    assert by["deeper"]["previous"] == {"verdict": SUPPORTED, "reason": "deeper was supported", "date": "2026-12-01"}
+    assert by["pooling"]["previous"]["date"] == "2026-11-28" and by["pooling"]["previous"]["verdict"] == CAVEAT
+    assert "previous" not in by["memory"]
+    assert carry_previous(new, None) is new
