@@ -18,9 +18,9 @@ is evaluated once, after its last epoch, on the test set: nothing is chosen on i
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,22 +32,14 @@ import torch
 import layerlab
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from peer_tools import cpu_model  # noqa: E402
+
 CONDITIONS = [
     ("scratch", "from scratch", {}),
     ("finetune", "fine-tuned from the MNIST run, new head, all layers trained", {"head": "new"}),
     ("frozen", "fine-tuned from the MNIST run, new head, body frozen", {"head": "new", "freeze": "body"}),
 ]
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU (no lscpu)"
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    name = fields.get("Model name", "unknown").strip()
-    cpus = fields.get("CPU(s)", "?").strip()
-    return f"{name}, {cpus} CPUs"
 
 
 def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +134,7 @@ copied by name; the classifier new, for the new classes); `freeze="body"` trains
 | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
-Made by `{made}` on {cpu_model()}, torch {torch.__version__} with
+Made by `{made}` on {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__} with
 {args.threads} thread(s); the machine was shared with other work while this ran, so the seconds are
 only comparable within this table. The source run took {source_seconds:.0f} s.
 """
