@@ -141,3 +141,34 @@ def _ask_at_once(v, keys, expected, runs):
         for t in threads:
             t.join()
         assert not errors and got == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_time_series_cnns_get_the_convolutional_views(tmp_path):
+    """``fcn`` and ``resnet1d`` are convolutional: the explorer lists them so and their maps, filters and
+    multiply-adds are the cnn view's (they once got only the 'other' views)."""
+    from datagen import ts_text
+    from layerlab import api
+    from layerlab.config import RunConfig
+    from layerlab.explore.listing import family
+    from layerlab.record import list_runs
+
+    rng = np.random.default_rng(0)
+    for split, n in (("TRAIN", 24), ("TEST", 8)):
+        labels = [str(i % 2) for i in range(n)]
+        series = [
+            np.sin(np.linspace(0, 3 + 3 * int(c), 40))[:, None] + 0.1 * rng.standard_normal((40, 1)) for c in labels
+        ]
+        (tmp_path / f"Toy_{split}.ts").write_text(ts_text(series, labels, problem="Toy"))
+    for name in ("fcn", "resnet1d"):
+        cfg = RunConfig()
+        cfg.data.name, cfg.model.name = str(tmp_path / "Toy_TRAIN.ts"), name
+        cfg.train.epochs, cfg.train.threads, cfg.train.batch_size = 1, 1, 8
+        api.train(cfg, tmp_path / "runs" / name)
+        (rec,) = list_runs(tmp_path / "runs" / name)
+        assert family(rec) == "cnn"
+        v = RunViews(rec.path, "cnn")
+        layers = v.cnn("test:0")["layers"]
+        assert [la["conv"] is not None for la in layers][:3] == [True, True, True] and v.filters()
+        d = v.conv_detail("test:0", 0, 0, [3])
+        assert d["sum"] == pytest.approx(d["torch"], abs=1e-5)

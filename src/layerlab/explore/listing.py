@@ -21,7 +21,7 @@ from ..record import RunRecord, list_runs
 #: Models whose views are the recurrent ones (hidden states, gates, gradient through time).
 RECURRENT = ("rnn", "lstm", "gru", "residual", "article-lstm")
 #: Models whose views are the convolutional ones (feature maps, kernels, filters).
-CONVOLUTIONAL = ("cnn", "article-cnn")
+CONVOLUTIONAL = ("cnn", "article-cnn", "fcn", "resnet1d")
 METRICS = ("loss", "accuracy")
 
 
