@@ -22,6 +22,7 @@ import layerlab
 from layerlab import models
 from layerlab.errors import ConfigError
 from layerlab.modelargs import format_model_args, parse_model_args, parse_value
+from user_modules import user_module as write_user_module
 
 MODULE = textwrap.dedent(
     '''
@@ -69,18 +70,9 @@ MODULE = textwrap.dedent(
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
     """A module of the user's on sys.path (and on the subprocesses' PYTHONPATH), a unique name per test."""
-    name = f"mynets_{abs(hash(str(tmp_path))) % 10**8}"
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / f"{name}.py").write_text(MODULE)
-    monkeypatch.syspath_prepend(str(src))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.delenv("LAYERLAB_PLUGINS", raising=False)
-    yield name
-    sys.modules.pop(name, None)
-    models._TRUSTED.discard(name)
-    for key in [k for k in models._REGISTRY if k.startswith(name)]:
-        models._REGISTRY.pop(key)
+    with write_user_module(tmp_path, monkeypatch, "mynets", MODULE) as name:
+        yield name
 
 
 def data(n=60, seed=0):

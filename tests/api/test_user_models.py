@@ -6,7 +6,6 @@ run of ``mymod:fn`` import ``mymod`` only when the user names it (``LAYERLAB_PLU
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ import pytest
 from datagen import make_idx_dir
 from layerlab import models
 from layerlab.errors import ConfigError
+from user_modules import user_module as write_user_module
 
 MODULE = textwrap.dedent(
     '''
@@ -50,17 +50,8 @@ MODULE = textwrap.dedent(
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
     """``mymodels`` (a unique module name per test, so imports do not leak between tests) on sys.path."""
-    name = f"mymodels_{abs(hash(str(tmp_path))) % 10**8}"
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / f"{name}.py").write_text(MODULE)
-    monkeypatch.syspath_prepend(str(src))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]))
-    yield name
-    sys.modules.pop(name, None)
-    models._TRUSTED.discard(name)
-    for key in [k for k in models._REGISTRY if k.startswith(name) or k == "plugin-mlp"]:
-        models._REGISTRY.pop(key)
+    with write_user_module(tmp_path, monkeypatch, "mymodels", MODULE, also=("plugin-mlp",)) as name:
+        yield name
 
 
 def cli(*argv) -> subprocess.CompletedProcess:
