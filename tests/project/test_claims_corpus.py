@@ -220,3 +220,25 @@ def test_a_full_run_keeps_the_verdicts_of_the_run_it_replaces():
     assert by["pooling"]["previous"]["date"] == "2026-11-28" and by["pooling"]["previous"]["verdict"] == CAVEAT
     assert "previous" not in by["memory"]
     assert carry_previous(new, None) is new
+
+
+def test_the_character_models_rate_decays_by_the_budget(tmp_path, monkeypatch):
+    import dataclasses
+
+    from layerlab.claims.base import QUICK
+
+    b = dataclasses.replace(QUICK, text_decay_every=1, text_decay=0.5, text_epochs=3, text_patience=5)
+    ctx = Context(b)
+    path, _ = claims_rnn.corpus(ctx, tmp_path)
+    ds = load_dataset(str(path), length=b.text_length)
+    seen = []
+    fit = claims_rnn.fit
+
+    def spy(*args, **kwargs):
+        result = fit(*args, **kwargs)
+        seen.append([h["lr"] for h in result.history])
+        return result
+
+    monkeypatch.setattr(claims_rnn, "fit", spy)
+    claims_rnn._char_run(ctx, ds, 1, 8, 0.01, 0)
+    assert seen == [pytest.approx([0.01, 0.005, 0.0025])]

@@ -6,6 +6,7 @@ fills the claim's table and raw numbers, ``decide(numbers)`` gives the verdict b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import time
@@ -702,8 +703,15 @@ def run_deeper(ctx: Context, claim: Claim) -> None:
         f"layers whose hidden size is chosen so the parameter count matches ({target:,}), so any gain comes from "
         f"depth and not from size. Each depth trains at {sweep_text}; {b.seeds} seed(s) in all. Every run trains until "
         f"the validation loss has not improved for {b.text_patience} epoch(s), at most {b.text_epochs}, keeping "
-        f"the best epoch's weights. 'Training loss' is the mean loss over the best epoch's steps (capacity is "
-        f"about fitting); test loss is the held-out text's."
+        f"the best epoch's weights"
+        + (
+            f", the learning rate multiplied by {b.text_decay:g} every {b.text_decay_every} epochs so that it "
+            f"anneals and the validation loss levels off within the cap"
+            if b.text_decay_every
+            else ""
+        )
+        + ". 'Training loss' is the mean loss over the best epoch's steps (capacity is "
+        "about fitting); test loss is the held-out text's."
     )
     claim.columns = list(rows[0])
     claim.rows = rows
@@ -754,6 +762,8 @@ def _char_run(ctx: Context, ds, layers: int, hidden: int, lr: float, seed: int) 
         device="cpu",
         channels_last=False,
     )
+    if b.text_decay_every:  # a step schedule: the rate times text_decay every text_decay_every epochs
+        cfg = dataclasses.replace(cfg, schedule="step", step_size=b.text_decay_every, gamma=b.text_decay)
     held = split_validation(ds, b.text_validation, seed)
     seed_everything(seed)
     net = build_model_for(ModelConfig(name="lstm", hidden=hidden, layers=layers), ds.spec, ds.num_outputs)
