@@ -66,6 +66,26 @@ def probe_bars(rows: list[dict], title: str) -> Figure:
     return fig
 
 
+def memory_bars(rows: list[dict], title: str) -> Figure:
+    """Bars of the variance each model explains (mean, the sd over seeds as error bars), one per row
+    (``label``, ``mean``, ``sd`` as fractions); the recurrent rows blue, their controls grey."""
+    fig = plots.new_figure(7.5, 3.0)
+    ax = fig.subplots()
+    names = [r["label"] for r in rows]
+    means = [r["mean"] * 100 for r in rows]
+    sds = [(r["sd"] or 0.0) * 100 for r in rows]
+    colors = ["tab:gray" if r.get("control") else "tab:blue" for r in rows]
+    ax.barh(names, means, xerr=sds, color=colors, capsize=4)
+    for i, (m, sd) in enumerate(zip(means, sds, strict=True)):
+        ax.text(max(m, 0.0) + sd + 1, i, f"{m:.0f}%", va="center", fontsize=8)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_xlim(min(-20.0, min(means) - 10), 115.0)
+    ax.invert_yaxis()
+    ax.set_xlabel("variance of the answer explained on test sequences (%)")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
 def kernel_patterns(shown: dict, layers: dict, top: int, title: str) -> Figure:
     """Left: conv1's kernels (weights) beside the mean of each one's top patches, trained and at
     initialisation (``shown[arm] = (weights (C, 3, 3), mean top patch (C, 9))``; each tile scaled to its

@@ -248,6 +248,20 @@ def run_memory(ctx: Context, claim: Claim) -> None:
     claim.columns = list(rows[0])
     claim.rows = rows
     claim.numbers = {"baseline_mse": BASELINE_MSE, "lengths": list(lengths), "arms": arms}
+    share = [(T, cell, arms[f"{cell}:{T}"]["explained"]) for T in lengths for cell in ("rnn", MEMORYLESS)]
+    bars = [
+        {"label": f"{'U = 0' if cell == MEMORYLESS else 'tanh RNN'}, T = {T}", "control": cell == MEMORYLESS}
+        | {"mean": e["mean"], "sd": e["sd"]}
+        for T, cell, e in share
+    ]
+    claim.figures = [
+        figures.save_with_csv(
+            figures.memory_bars(bars, "adding problem: the tanh RNN and the same network with U = 0"),
+            ctx.results,
+            "memory",
+            [{"T": T, "model": cell, "explained": e["mean"], "sd": e["sd"]} for T, cell, e in share],
+        )
+    ]
 
 
 def decide_memory(n: dict) -> tuple[str, str]:
