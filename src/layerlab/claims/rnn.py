@@ -30,6 +30,7 @@ from .base import (
     MEMORYLESS,
     NOT_SUPPORTED,
     SUPPORTED,
+    Budget,
     Claim,
     Context,
     clearly_above_value,
@@ -77,6 +78,12 @@ def _budget_text(ctx: Context, task: str = "adding") -> str:
     )
 
 
+def stall_lrs(b: Budget) -> list[float]:
+    """The tanh RNN's learning rates on the adding task: the stall sweep's and the budget's, ascending
+    (the vanishing claim trains at each; the memory claim reuses those runs for both its arms)."""
+    return sorted(set(b.stall_lrs) | {b.adding_lr})
+
+
 def _mse_stats(runs: list[dict]) -> dict:
     return stats([r["final"] for r in runs])
 
@@ -95,7 +102,7 @@ def run_vanishing(ctx: Context, claim: Claim) -> None:
     rows: list[dict] = []
     sweep: dict[str, dict[str, Any]] = {}
     for T in (b.control_length, *b.lengths):
-        for lr in sorted(set(b.stall_lrs) | {b.adding_lr}):
+        for lr in stall_lrs(b):
             runs = [ctx.recurrent("adding", "rnn", T, s, lr=lr) for s in ctx.seeds()]
             d_init, d_tr = stats([r["decay_init"] for r in runs]), stats([r["decay_trained"] for r in runs])
             reach_i, reach_t = geomean([r["reach_init"] for r in runs]), geomean([r["reach_trained"] for r in runs])
@@ -122,7 +129,7 @@ def run_vanishing(ctx: Context, claim: Claim) -> None:
                     "variance explained": pm(explained, 0, 100.0) + "%" if explained["mean"] is not None else "n/a",
                 }
             )
-    lrs = ", ".join(f"{lr:g}" for lr in sorted(set(b.stall_lrs) | {b.adding_lr}))
+    lrs = ", ".join(f"{lr:g}" for lr in stall_lrs(b))
     claim.experiment = (
         f"The article's tanh RNN (`--model rnn`) on the adding problem at T = {', '.join(map(str, b.lengths))} "
         f"({_budget_text(ctx)}), each T at every learning rate of {lrs}, and, as a positive control, at "
@@ -141,7 +148,7 @@ def run_vanishing(ctx: Context, claim: Claim) -> None:
         "lengths": list(b.lengths),
         "per_length": per_t,
         "control_length": b.control_length,
-        "lrs": sorted(set(b.stall_lrs) | {b.adding_lr}),
+        "lrs": stall_lrs(b),
         "sweep": sweep,
     }
     first = {T: ctx.recurrent("adding", "rnn", T, 0) for T in b.lengths}
@@ -209,11 +216,12 @@ def _memory_arm(ctx: Context, cell: str, T: int) -> dict:
     """One arm of the memory claim at T: every learning rate of the stall sweep, 3 seeds each; the arm's
     number is its best learning rate's (by mean test MSE, the same choice for both arms)."""
     b = ctx.budget
-    lrs = sorted(set(b.stall_lrs) | {b.adding_lr})
+    lrs = stall_lrs(b)
     by_lr = {lr: [ctx.recurrent("adding", cell, T, s, lr=lr) for s in ctx.seeds()] for lr in lrs}
-    best = min(lrs, key=lambda lr: _mse_stats(by_lr[lr])["mean"] if _mse_stats(by_lr[lr])["mean"] is not None else 9)
+    mse = {lr: _mse_stats(runs) for lr, runs in by_lr.items()}
+    best = min(lrs, key=lambda lr: mse[lr]["mean"] if mse[lr]["mean"] is not None else math.inf)
     runs = by_lr[best]
-    return {"lr": best, "mse": _mse_stats(runs), "explained": _explained(runs), "parameters": runs[0]["parameters"]}
+    return {"lr": best, "mse": mse[best], "explained": _explained(runs), "parameters": runs[0]["parameters"]}
 
 
 def run_memory(ctx: Context, claim: Claim) -> None:
@@ -235,7 +243,7 @@ def run_memory(ctx: Context, claim: Claim) -> None:
                     "variance explained": _pm_share(a["explained"]),
                 }
             )
-    lrs = ", ".join(f"{lr:g}" for lr in sorted(set(b.stall_lrs) | {b.adding_lr}))
+    lrs = ", ".join(f"{lr:g}" for lr in stall_lrs(b))
     claim.experiment = (
         f"The article's tanh RNN (`--model rnn`, h_t = tanh(W x_t + U h_{{t-1}} + b)) on the adding problem at "
         f"T = {', '.join(map(str, lengths))} ({_budget_text(ctx)}; each arm at every learning rate of {lrs}, its "
